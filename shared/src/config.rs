@@ -1,0 +1,174 @@
+//! Every setting hookrun reads from its environment, read in one place.
+//!
+//! The Lambda functions call [`Settings::from_env`]; `hookrun serve` does
+//! too and then lets its command-line flags override a few.
+
+use std::time::Duration;
+
+/// Service settings. Field docs name the environment variable.
+#[derive(Clone)]
+pub struct Settings {
+    /// `HOOKRUN_MAX_BODY_BYTES`: largest trigger body (default 256 KiB).
+    pub max_body_bytes: usize,
+    /// `HOOKRUN_INTERNAL_TOKEN`: token for the internal routes; when unset
+    /// those routes answer 404, as if not registered (seed 000).
+    pub internal_token: Option<String>,
+    /// `HOOKRUN_PUBLIC_URL`: base URL clients reach hookrun at, used to show
+    /// webhook URLs (default: none, paths only).
+    pub public_url: Option<String>,
+    /// `HOOKRUN_RUN_RETENTION_DAYS`: how long runs and their logs are kept (default 30).
+    pub run_retention_days: i64,
+    /// `HOOKRUN_SECRET_GRACE_SECONDS`: how long a rotated agent secret stays
+    /// valid when the rotation does not say (default 86400).
+    pub default_secret_grace_seconds: i64,
+    /// `HOOKRUN_EXECUTOR_CONCURRENCY`: runs executed at once by one process (default 4).
+    pub executor_concurrency: usize,
+    /// `HOOKRUN_MAX_OUTPUT_BYTES`: largest agent answer kept (default 1 MiB).
+    pub max_output_bytes: usize,
+    /// `HOOKRUN_LEASE_GRACE_SECONDS`: a running run's lease outlasts its
+    /// timeout by this much before another executor may take it over (default 30).
+    pub lease_grace_seconds: u64,
+    /// `HOOKRUN_MAX_RUN_ATTEMPTS`: executor starts of one run before it is
+    /// failed as abandoned (default 3).
+    pub max_run_attempts: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            max_body_bytes: 256 * 1024,
+            internal_token: None,
+            public_url: None,
+            run_retention_days: 30,
+            default_secret_grace_seconds: 24 * 3600,
+            executor_concurrency: 4,
+            max_output_bytes: 1024 * 1024,
+            lease_grace_seconds: 30,
+            max_run_attempts: 3,
+        }
+    }
+}
+
+/// A setting that is present but unusable stops start-up with this.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid value for {name}: {reason}")]
+pub struct ConfigError {
+    pub name: &'static str,
+    pub reason: String,
+}
+
+impl Settings {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Builds settings from any key lookup (the environment, or a map in tests).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let d = Settings::default();
+        let non_empty = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+        Ok(Settings {
+            max_body_bytes: number(&get, "HOOKRUN_MAX_BODY_BYTES", d.max_body_bytes, 1)?,
+            internal_token: non_empty("HOOKRUN_INTERNAL_TOKEN"),
+            public_url: non_empty("HOOKRUN_PUBLIC_URL").map(|u| u.trim_end_matches('/').to_owned()),
+            run_retention_days: number(
+                &get,
+                "HOOKRUN_RUN_RETENTION_DAYS",
+                d.run_retention_days,
+                1,
+            )?,
+            default_secret_grace_seconds: number(
+                &get,
+                "HOOKRUN_SECRET_GRACE_SECONDS",
+                d.default_secret_grace_seconds,
+                0,
+            )?,
+            executor_concurrency: number(
+                &get,
+                "HOOKRUN_EXECUTOR_CONCURRENCY",
+                d.executor_concurrency,
+                1,
+            )?,
+            max_output_bytes: number(&get, "HOOKRUN_MAX_OUTPUT_BYTES", d.max_output_bytes, 1)?,
+            lease_grace_seconds: number(
+                &get,
+                "HOOKRUN_LEASE_GRACE_SECONDS",
+                d.lease_grace_seconds,
+                0,
+            )?,
+            max_run_attempts: number(&get, "HOOKRUN_MAX_RUN_ATTEMPTS", d.max_run_attempts, 1)?,
+        })
+    }
+
+    pub fn lease_grace(&self) -> Duration {
+        Duration::from_secs(self.lease_grace_seconds)
+    }
+}
+
+fn number<T>(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: T,
+    min: T,
+) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
+{
+    match get(name).filter(|v| !v.trim().is_empty()) {
+        None => Ok(default),
+        Some(raw) => {
+            let v: T = raw.trim().parse().map_err(|_| ConfigError {
+                name,
+                reason: format!("{raw:?} is not a number"),
+            })?;
+            if v < min {
+                return Err(ConfigError {
+                    name,
+                    reason: format!("must be at least {min}"),
+                });
+            }
+            Ok(v)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| m.get(k).cloned()
+    }
+
+    #[test]
+    fn defaults_and_overrides() {
+        let s = Settings::from_lookup(lookup(&[])).unwrap();
+        assert_eq!(s.max_body_bytes, 262_144);
+        assert!(s.internal_token.is_none());
+        let s = Settings::from_lookup(lookup(&[
+            ("HOOKRUN_MAX_BODY_BYTES", "1024"),
+            ("HOOKRUN_INTERNAL_TOKEN", "tok"),
+            ("HOOKRUN_PUBLIC_URL", "https://hooks.example.com/"),
+        ]))
+        .unwrap();
+        assert_eq!(s.max_body_bytes, 1024);
+        assert_eq!(s.internal_token.as_deref(), Some("tok"));
+        assert_eq!(s.public_url.as_deref(), Some("https://hooks.example.com"));
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let e = Settings::from_lookup(lookup(&[("HOOKRUN_MAX_BODY_BYTES", "lots")]))
+            .err()
+            .unwrap();
+        assert_eq!(e.name, "HOOKRUN_MAX_BODY_BYTES");
+        let e = Settings::from_lookup(lookup(&[("HOOKRUN_EXECUTOR_CONCURRENCY", "0")]))
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("at least 1"), "{e}");
+    }
+}

@@ -1,0 +1,109 @@
+//! Request extractors whose rejections are our JSON errors.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Query};
+use axum::http::request::Parts;
+use serde::Deserialize;
+
+use crate::app::App;
+use crate::error::ApiError;
+use crate::services::admin;
+
+/// `axum::Json` with JSON-error rejections.
+#[derive(FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct ApiJson<T>(pub T);
+
+/// `axum::extract::Query` with JSON-error rejections.
+#[derive(FromRequestParts)]
+#[from_request(via(Query), rejection(ApiError))]
+pub struct ApiQuery<T>(pub T);
+
+/// `axum::extract::Path` with JSON-error rejections.
+#[derive(FromRequestParts)]
+#[from_request(via(Path), rejection(ApiError))]
+pub struct ApiPath<T>(pub T);
+
+/// The caller's address as the transport saw it. `hookrun serve` has it
+/// from the socket; the Lambda functions insert it from the API Gateway
+/// request context as this extension.
+#[derive(Debug, Clone, Copy)]
+pub struct SourceIp(pub IpAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for SourceIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(source_ip(parts).unwrap_or(SourceIp(IpAddr::from([0, 0, 0, 0]))))
+    }
+}
+
+fn source_ip(parts: &Parts) -> Option<SourceIp> {
+    if let Some(ip) = parts.extensions.get::<SourceIp>() {
+        return Some(*ip);
+    }
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| SourceIp(addr.ip().to_canonical()))
+}
+
+/// A caller holding a valid admin key: the workspace it acts in.
+pub struct Admin {
+    pub workspace_id: String,
+}
+
+impl FromRequestParts<App> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
+        let header =
+            parts
+                .headers
+                .get(axum::http::header::AUTHORIZATION)
+                .ok_or(ApiError::Unauthorized(
+                    "missing Authorization: Bearer <admin key>",
+                ))?;
+        let key = header
+            .to_str()
+            .ok()
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .ok_or(ApiError::Unauthorized(
+                "Authorization must be: Bearer <admin key>",
+            ))?;
+        let workspace_id = admin::authenticate(app, key).await?;
+        Ok(Admin { workspace_id })
+    }
+}
+
+/// `?limit=&cursor=` of every listing.
+#[derive(Debug, Deserialize)]
+pub struct Paging {
+    pub limit: Option<usize>,
+    pub cursor: Option<String>,
+}
+
+pub const DEFAULT_PAGE: usize = 20;
+pub const MAX_PAGE: usize = 100;
+
+impl Paging {
+    pub fn limit(&self) -> Result<usize, ApiError> {
+        match self.limit {
+            None => Ok(DEFAULT_PAGE),
+            Some(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
+            Some(_) => Err(ApiError::BadRequest(format!(
+                "limit must be between 1 and {MAX_PAGE}"
+            ))),
+        }
+    }
+
+    pub fn cursor(&self) -> Option<String> {
+        self.cursor.clone().filter(|c| !c.is_empty())
+    }
+}

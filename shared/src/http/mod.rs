@@ -1,0 +1,112 @@
+//! The one axum router of every HTTP route (DESIGN §2): `hookrun serve`
+//! hands it to `axum::serve`, the Lambda functions to `lambda_http::run`.
+
+mod agents;
+mod error;
+pub mod extract;
+mod ingress;
+mod internal;
+mod runs;
+
+use std::time::Instant;
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+
+use crate::app::App;
+use crate::error::ApiError;
+
+pub use extract::SourceIp;
+pub use ingress::SECRET_HEADER_SUNSET;
+pub use internal::INTERNAL_TOKEN_HEADER;
+
+/// Largest management API request body.
+pub const MAX_MANAGEMENT_BODY_BYTES: usize = 64 * 1024;
+
+/// Public trigger routes only (the ingress function). Trigger bodies are
+/// read by the pipeline itself, which enforces its own limit after
+/// resolving the target (404 before 413).
+pub fn ingress_router(app: App) -> Router {
+    finish(
+        Router::new().route(
+            "/api/v1/webhooks/{crew_id}/{agent_id}/trigger",
+            post(ingress::agent_trigger),
+        ),
+        app,
+    )
+}
+
+/// Management and internal routes only (the api function).
+pub fn api_router(app: App) -> Router {
+    finish(management_routes(), app)
+}
+
+/// Every route (`hookrun serve`).
+pub fn router(app: App) -> Router {
+    finish(
+        management_routes().route(
+            "/api/v1/webhooks/{crew_id}/{agent_id}/trigger",
+            post(ingress::agent_trigger),
+        ),
+        app,
+    )
+}
+
+fn management_routes() -> Router<App> {
+    Router::new()
+        .route("/api/v1/agents", post(agents::create).get(agents::list))
+        .route(
+            "/api/v1/agents/{agent_id}",
+            get(agents::get)
+                .patch(agents::update)
+                .delete(agents::delete),
+        )
+        .route(
+            "/api/v1/agents/{agent_id}/rotate-secret",
+            post(agents::rotate_secret),
+        )
+        .route("/api/v1/agents/{agent_id}/runs", get(runs::list_for_agent))
+        .route("/api/v1/agents/{agent_id}/logs", get(runs::logs))
+        .route("/api/v1/runs/{run_id}", get(runs::get))
+        .route(
+            "/api/v1/internal/agents/{agent_id}/webhook-secret",
+            get(internal::agent_webhook_secret),
+        )
+        .route(
+            "/healthz",
+            get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }),
+        )
+        .layer(DefaultBodyLimit::max(MAX_MANAGEMENT_BODY_BYTES))
+}
+
+fn finish(routes: Router<App>, app: App) -> Router {
+    routes
+        .fallback(|| async { ApiError::NotFound("route") })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(middleware::from_fn(log_request))
+        .with_state(app)
+}
+
+/// One log line per request. It names the route template, never the URI:
+/// some URIs carry credentials (token URLs), and none of them is logged.
+async fn log_request(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "<unmatched>".into());
+    let started = Instant::now();
+    let resp = next.run(req).await;
+    tracing::info!(
+        %method,
+        route,
+        status = resp.status().as_u16(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "request"
+    );
+    resp
+}

@@ -1,0 +1,72 @@
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::ports::Item;
+
+/// Default run timeout (seed 000: "started asynchronously with a 10-minute timeout").
+pub const DEFAULT_TIMEOUT_SECONDS: u64 = 600;
+/// Longest run timeout: a Lambda function's own limit is 15 minutes.
+pub const MAX_TIMEOUT_SECONDS: u64 = 900;
+
+/// How an agent is run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum RunnerConfig {
+    /// Answers with the message it was given; for demos and tests.
+    Echo,
+    /// POSTs the run as JSON to `url`; the 2xx answer is the output.
+    Http { url: String },
+}
+
+impl RunnerConfig {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RunnerConfig::Echo => "echo",
+            RunnerConfig::Http { .. } => "http",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Agent {
+    pub id: String,
+    pub workspace_id: String,
+    pub name: String,
+    pub runner: RunnerConfig,
+    /// Bumped by every update; runs record the version they were made for.
+    pub version: u64,
+    pub timeout_seconds: u64,
+    pub enabled: bool,
+    #[serde(with = "crate::clock::ts")]
+    pub created_at: DateTime<Utc>,
+    #[serde(with = "crate::clock::ts")]
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Agent {
+    pub fn key(id: &str) -> (String, String) {
+        (format!("AGENT#{id}"), "AGENT".to_owned())
+    }
+
+    pub fn list_partition(workspace_id: &str) -> String {
+        format!("WS#{workspace_id}#AGENTS")
+    }
+
+    /// Where the agent's webhook secret lives (DESIGN §7).
+    pub fn secret_name(workspace_id: &str, agent_id: &str) -> String {
+        format!("hookrun/{workspace_id}/agents/{agent_id}")
+    }
+
+    /// The session every webhook-triggered run of this agent shares (seed 000).
+    pub fn webhook_session_id(&self) -> String {
+        format!("webhook-{}", self.id)
+    }
+
+    pub fn to_item(&self) -> Item {
+        let (pk, sk) = Self::key(&self.id);
+        let mut item = Item::new(pk, sk, super::to_doc(self))
+            .with_gsi1(Self::list_partition(&self.workspace_id), self.id.clone());
+        item.version = self.version;
+        item
+    }
+}

@@ -1,0 +1,40 @@
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::ports::Item;
+
+/// One line of a run's log: lifecycle events from the executor and the
+/// runner's output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogLine {
+    pub run_id: String,
+    pub agent_id: String,
+    pub seq: u32,
+    #[serde(with = "crate::clock::ts")]
+    pub timestamp: DateTime<Utc>,
+    /// `system` for lifecycle lines, `output` for the runner's output.
+    pub stream: String,
+    pub level: String,
+    pub message: String,
+    pub expires_at: Option<i64>,
+}
+
+impl LogLine {
+    pub fn partition(agent_id: &str) -> String {
+        format!("LOGS#{agent_id}")
+    }
+
+    /// Lines of one run sort together and in order; runs sort by id (time).
+    pub fn sort_key(run_id: &str, seq: u32) -> String {
+        format!("{run_id}#{seq:08}")
+    }
+
+    pub fn to_item(&self) -> Item {
+        Item::new(
+            Self::partition(&self.agent_id),
+            Self::sort_key(&self.run_id, self.seq),
+            super::to_doc(self),
+        )
+        .with_expiry(self.expires_at)
+    }
+}

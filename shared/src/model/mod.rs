@@ -1,0 +1,39 @@
+//! The domain records and how each is laid out as items (DESIGN §3, §5).
+//!
+//! Key layout (one table, one GSI):
+//!
+//! | record     | pk                  | sk            | gsi1pk                | gsi1sk  |
+//! |------------|---------------------|---------------|-----------------------|---------|
+//! | workspace  | `WS#{ws}`           | `WS`          |                       |         |
+//! | admin key  | `ADMINKEY#{sha256}` | `KEY`         | `WS#{ws}#ADMINKEYS`   | key id  |
+//! | agent      | `AGENT#{agent}`     | `AGENT`       | `WS#{ws}#AGENTS`      | agent id|
+//! | run        | `RUN#{run}`         | `RUN`         | `AGENT#{agent}#RUNS`  | run id  |
+//! | log line   | `LOGS#{agent}`      | `{run}#{seq}` |                       |         |
+//! | bootstrap  | `META`              | `BOOTSTRAP`   |                       |         |
+//!
+//! Ids are ULID-based, so a reverse query on a GSI lists newest first.
+
+pub mod admin;
+pub mod agent;
+pub mod logs;
+pub mod run;
+pub mod workspace;
+
+pub use admin::AdminKey;
+pub use agent::{Agent, RunnerConfig};
+pub use logs::LogLine;
+pub use run::{Run, RunStatus, TriggerType};
+pub use workspace::Workspace;
+
+use serde::{de::DeserializeOwned, Serialize};
+
+use crate::error::{StoreError, StoreResult};
+use crate::ports::Item;
+
+pub(crate) fn to_doc<T: Serialize>(value: &T) -> serde_json::Value {
+    serde_json::to_value(value).expect("domain records serialise")
+}
+
+pub(crate) fn from_item<T: DeserializeOwned>(item: &Item) -> StoreResult<T> {
+    serde_json::from_value(item.data.clone()).map_err(StoreError::from)
+}

@@ -1,0 +1,104 @@
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::ports::Item;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+}
+
+impl RunStatus {
+    pub fn is_terminal(self) -> bool {
+        matches!(self, RunStatus::Succeeded | RunStatus::Failed)
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        serde_json::from_value(Value::String(s.to_owned())).ok()
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Queued => "queued",
+            RunStatus::Running => "running",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+        }
+    }
+}
+
+/// What started a run (DESIGN §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TriggerType {
+    Webhook,
+    Token,
+    Schedule,
+    Api,
+    Test,
+}
+
+impl TriggerType {
+    pub fn parse(s: &str) -> Option<Self> {
+        serde_json::from_value(Value::String(s.to_ascii_uppercase())).ok()
+    }
+}
+
+/// One run of an agent. Written `queued` before the trigger's 202; every
+/// later change is a conditional write on the item's version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Run {
+    pub id: String,
+    pub workspace_id: String,
+    pub agent_id: String,
+    pub agent_version: u64,
+    pub trigger_id: Option<String>,
+    pub trigger_type: TriggerType,
+    pub status: RunStatus,
+    pub input: Value,
+    pub message: String,
+    pub output: Option<Value>,
+    pub error: Option<String>,
+    pub exit_code: Option<i32>,
+    /// How many times an executor has started this run.
+    pub attempt: u32,
+    pub session_id: String,
+    pub source_ip: Option<String>,
+    #[serde(with = "crate::clock::ts")]
+    pub created_at: DateTime<Utc>,
+    #[serde(with = "crate::clock::ts::option", default)]
+    pub started_at: Option<DateTime<Utc>>,
+    #[serde(with = "crate::clock::ts::option", default)]
+    pub completed_at: Option<DateTime<Utc>>,
+    pub duration_ms: Option<u64>,
+    /// While `running`: until when the executor that started it owns it.
+    #[serde(with = "crate::clock::ts::option", default)]
+    pub lease_expires_at: Option<DateTime<Utc>>,
+    pub timeout_seconds: u64,
+    /// Unix seconds; the item's TTL.
+    pub expires_at: Option<i64>,
+}
+
+impl Run {
+    pub fn key(id: &str) -> (String, String) {
+        (format!("RUN#{id}"), "RUN".to_owned())
+    }
+
+    pub fn agent_partition(agent_id: &str) -> String {
+        format!("AGENT#{agent_id}#RUNS")
+    }
+
+    pub fn to_item(&self, version: u64) -> Item {
+        let (pk, sk) = Self::key(&self.id);
+        let mut item = Item::new(pk, sk, super::to_doc(self))
+            .with_gsi1(Self::agent_partition(&self.agent_id), self.id.clone())
+            .with_expiry(self.expires_at);
+        item.version = version;
+        item
+    }
+}

@@ -1,0 +1,13 @@
+//! The ports through which the domain talks to the world (DESIGN §3).
+//!
+//! Each port is a small object-safe trait with one adapter per backend: the
+//! embedded SQLite adapters in [`crate::sqlite`] and the AWS adapters. Every
+//! port has a contract suite in [`crate::contract`] that each adapter must pass.
+
+pub mod items;
+pub mod queue;
+pub mod secrets;
+
+pub use items::{Condition, Index, Item, ItemTable, Page, Query, TxOp};
+pub use queue::{Queue, QueueId, QueueMessage};
+pub use secrets::{SecretStore, SecretVersions};

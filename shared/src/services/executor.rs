@@ -1,0 +1,304 @@
+//! Run execution: consumes one runs-queue message (DESIGN §5).
+//!
+//! Every state change is a conditional write on the run item's version, so
+//! a redelivered message never runs a finished run again, two executors
+//! never both start one, and a run whose executor died is taken over once
+//! its lease has expired.
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use crate::app::App;
+use crate::error::{ApiError, StoreError};
+use crate::message::truncate_utf8;
+use crate::model::{Agent, LogLine, Run, RunStatus};
+use crate::runners::{RunRequest, RunnerError, TriggerInfo};
+use crate::services::{agents, runs};
+
+/// What to do with the message after processing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Finished with it (ran, or nothing left to do): delete it.
+    Done,
+    /// Not now: make it visible again after this long.
+    RetryAfter(Duration),
+    /// It can never be processed (malformed): send it to the dead-letter queue.
+    Poison(String),
+}
+
+/// Exit code of a run that hit its timeout (as `timeout(1)` reports it).
+pub const EXIT_TIMEOUT: i32 = 124;
+
+/// How long to wait before looking at a message again after a transient
+/// store error.
+const BACKEND_RETRY: Duration = Duration::from_secs(5);
+
+pub async fn process_message(app: &App, body: &str) -> Outcome {
+    let msg: runs::RunMessage = match serde_json::from_str(body) {
+        Ok(m) => m,
+        Err(e) => return Outcome::Poison(format!("malformed runs-queue message: {e}")),
+    };
+    match process_run(app, &msg.run_id).await {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            tracing::warn!(run_id = %msg.run_id, error = %e, detail = ?e, "run processing failed; will retry");
+            Outcome::RetryAfter(BACKEND_RETRY)
+        }
+    }
+}
+
+async fn process_run(app: &App, run_id: &str) -> Result<Outcome, ApiError> {
+    let Some((mut run, version)) = runs::load(app, run_id).await? else {
+        return Ok(Outcome::Poison(format!("run {run_id} does not exist")));
+    };
+    let now = app.clock.now();
+    match run.status {
+        RunStatus::Succeeded | RunStatus::Failed => return Ok(Outcome::Done),
+        RunStatus::Running => {
+            if let Some(lease) = run.lease_expires_at.filter(|l| *l > now) {
+                // Another executor owns it; look again once the lease ends.
+                let wait = (lease - now).to_std().unwrap_or_default() + Duration::from_secs(1);
+                return Ok(Outcome::RetryAfter(wait));
+            }
+        }
+        RunStatus::Queued => {}
+    }
+
+    if run.attempt >= app.settings.max_run_attempts {
+        let error = format!(
+            "abandoned: the executor stopped {} times while running it",
+            run.attempt
+        );
+        finish(
+            app,
+            &mut run,
+            version,
+            now,
+            Err(RunnerError {
+                message: error,
+                exit_code: -1,
+            }),
+            Instant::now(),
+        )
+        .await?;
+        return Ok(Outcome::Done);
+    }
+
+    let agent = agents::find_any(app, &run.agent_id).await?;
+    let agent = match agent {
+        Some(a) if a.enabled => a,
+        other => {
+            let message = if other.is_some() {
+                "agent was disabled before the run started"
+            } else {
+                "agent was deleted before the run started"
+            };
+            let err = RunnerError {
+                message: message.into(),
+                exit_code: -1,
+            };
+            finish(app, &mut run, version, now, Err(err), Instant::now()).await?;
+            return Ok(Outcome::Done);
+        }
+    };
+
+    // queued (or running with an expired lease) → running, conditionally.
+    let timeout = Duration::from_secs(run.timeout_seconds);
+    run.status = RunStatus::Running;
+    run.attempt += 1;
+    run.started_at = Some(now);
+    run.lease_expires_at = Some(
+        now + chrono::Duration::from_std(timeout + app.settings.lease_grace()).unwrap_or_default(),
+    );
+    match app
+        .items
+        .put(
+            run.to_item(version + 1),
+            crate::ports::Condition::Version(version),
+        )
+        .await
+    {
+        Ok(()) => {}
+        // Someone else changed it first: look at it again shortly.
+        Err(StoreError::ConditionFailed) => return Ok(Outcome::RetryAfter(Duration::from_secs(1))),
+        Err(e) => return Err(e.into()),
+    }
+    let version = version + 1;
+    let mut log = RunLog::new(app, &run, Phase::Start);
+    log.system(
+        "info",
+        format!(
+            "run started (attempt {}, agent {} v{}, runner {})",
+            run.attempt,
+            agent.id,
+            agent.version,
+            agent.runner.kind()
+        ),
+    );
+    log.flush().await;
+
+    let started = Instant::now();
+    let result = execute(app, &agent, &run, timeout).await;
+    finish(app, &mut run, version, app.clock.now(), result, started).await?;
+    Ok(Outcome::Done)
+}
+
+async fn execute(
+    app: &App,
+    agent: &Agent,
+    run: &Run,
+    timeout: Duration,
+) -> Result<Value, RunnerError> {
+    let req = RunRequest {
+        run_id: run.id.clone(),
+        agent_id: run.agent_id.clone(),
+        message: run.message.clone(),
+        input: run.input.clone(),
+        trigger: TriggerInfo {
+            kind: run.trigger_type,
+            id: run.trigger_id.clone(),
+        },
+    };
+    match tokio::time::timeout(timeout, app.runners.run(&agent.runner, &req)).await {
+        Ok(result) => result,
+        Err(_) => Err(RunnerError {
+            message: "timeout".into(),
+            exit_code: EXIT_TIMEOUT,
+        }),
+    }
+}
+
+/// running → succeeded | failed, conditionally; logs the outcome. A lost
+/// condition means another executor took the run over: its result wins.
+async fn finish(
+    app: &App,
+    run: &mut Run,
+    version: u64,
+    now: DateTime<Utc>,
+    result: Result<Value, RunnerError>,
+    started: Instant,
+) -> Result<(), ApiError> {
+    let elapsed = started.elapsed();
+    let mut log = RunLog::new(app, run, Phase::Outcome);
+    run.completed_at = Some(now);
+    run.lease_expires_at = None;
+    if run.started_at.is_some() {
+        run.duration_ms = Some(elapsed.as_millis() as u64);
+    }
+    match result {
+        Ok(output) => {
+            log.output(&output);
+            log.system(
+                "info",
+                format!("run succeeded in {} ms", elapsed.as_millis()),
+            );
+            run.status = RunStatus::Succeeded;
+            run.output = Some(output);
+            run.exit_code = Some(0);
+            run.error = None;
+        }
+        Err(e) => {
+            let detail = if e.message == "timeout" {
+                format!("run timed out after {} s", run.timeout_seconds)
+            } else {
+                e.message.clone()
+            };
+            log.system("error", format!("run failed: {detail}"));
+            run.status = RunStatus::Failed;
+            run.error = Some(e.message);
+            run.exit_code = Some(e.exit_code);
+        }
+    }
+    match app
+        .items
+        .put(
+            run.to_item(version + 1),
+            crate::ports::Condition::Version(version),
+        )
+        .await
+    {
+        Ok(()) => {
+            log.flush().await;
+            Ok(())
+        }
+        Err(StoreError::ConditionFailed) => {
+            tracing::warn!(run_id = %run.id, "run was taken over by another executor; dropping this result");
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(PartialEq, Eq)]
+enum Phase {
+    Start,
+    Outcome,
+}
+
+/// Collects a run's log lines and writes them in one go.
+struct RunLog<'a> {
+    app: &'a App,
+    run_id: String,
+    agent_id: String,
+    base: u32,
+    lines: Vec<LogLine>,
+}
+
+/// Output lines kept per run in the log (the full output is on the run).
+const MAX_OUTPUT_LINES: usize = 500;
+const MAX_LINE_BYTES: usize = 8 * 1024;
+
+impl<'a> RunLog<'a> {
+    /// Each attempt numbers its lines in its own range (start lines from
+    /// `attempt * 10000`, outcome lines from `+ 1000`), so lines of an attempt
+    /// that was taken over never collide with the next one's.
+    fn new(app: &'a App, run: &Run, phase: Phase) -> Self {
+        let base = run.attempt * 10_000 + if phase == Phase::Outcome { 1_000 } else { 0 };
+        RunLog {
+            app,
+            run_id: run.id.clone(),
+            agent_id: run.agent_id.clone(),
+            base,
+            lines: vec![],
+        }
+    }
+
+    fn push(&mut self, stream: &str, level: &str, mut message: String) {
+        truncate_utf8(&mut message, MAX_LINE_BYTES);
+        let seq = self.base + self.lines.len() as u32;
+        self.lines.push(LogLine {
+            run_id: self.run_id.clone(),
+            agent_id: self.agent_id.clone(),
+            seq,
+            timestamp: self.app.clock.now(),
+            stream: stream.into(),
+            level: level.into(),
+            message,
+            expires_at: Some(self.app.retention_expiry()),
+        });
+    }
+
+    fn system(&mut self, level: &str, message: String) {
+        self.push("system", level, message);
+    }
+
+    fn output(&mut self, output: &Value) {
+        let text = match output {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        for line in text.lines().take(MAX_OUTPUT_LINES) {
+            self.push("output", "info", line.to_owned());
+        }
+    }
+
+    /// Logs are best effort: a failed log write never fails the run.
+    async fn flush(&mut self) {
+        let lines = std::mem::take(&mut self.lines);
+        if let Err(e) = runs::append_logs(self.app, lines).await {
+            tracing::warn!(run_id = %self.run_id, error = %e, "could not write run log lines");
+        }
+    }
+}

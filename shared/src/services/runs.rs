@@ -1,0 +1,150 @@
+//! Runs: recording and queueing them, reading them back, and their logs.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::app::App;
+use crate::error::ApiError;
+use crate::ids;
+use crate::model::{from_item, LogLine, Run, RunStatus, TriggerType};
+use crate::ports::{Condition, Index, Query, QueueId, TxOp};
+
+/// The runs-queue message: just the run's id; the run item holds the rest.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RunMessage {
+    pub run_id: String,
+}
+
+/// Writes the run as `queued` and queues it. When this returns Ok both are
+/// durable; when it fails neither is left behind (the run is removed again
+/// if the queue refuses the message).
+pub async fn enqueue(app: &App, run: &Run) -> Result<(), ApiError> {
+    app.items.put(run.to_item(1), Condition::NotExists).await?;
+    let body = serde_json::to_string(&RunMessage {
+        run_id: run.id.clone(),
+    })
+    .expect("serialises");
+    if let Err(e) = app.queue.send(QueueId::Runs, &body, Duration::ZERO).await {
+        let (pk, sk) = Run::key(&run.id);
+        if let Err(cleanup) = app.items.delete(&pk, &sk, Condition::None).await {
+            tracing::error!(run_id = %run.id, error = %cleanup, "could not remove a run whose message was not queued");
+        }
+        return Err(e.into());
+    }
+    Ok(())
+}
+
+/// A run and its item version, if it exists at all.
+pub async fn load(app: &App, run_id: &str) -> Result<Option<(Run, u64)>, ApiError> {
+    if !ids::is_plausible_id(run_id) {
+        return Ok(None);
+    }
+    let (pk, sk) = Run::key(run_id);
+    Ok(match app.items.get(&pk, &sk).await? {
+        Some(item) => Some((from_item(&item)?, item.version)),
+        None => None,
+    })
+}
+
+/// A run of the workspace; other workspaces' runs are "not found".
+pub async fn get(app: &App, workspace_id: &str, run_id: &str) -> Result<Run, ApiError> {
+    match load(app, run_id).await? {
+        Some((run, _)) if run.workspace_id == workspace_id => Ok(run),
+        _ => Err(ApiError::NotFound("run")),
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct RunFilter {
+    pub trigger_type: Option<TriggerType>,
+    pub status: Option<RunStatus>,
+}
+
+impl RunFilter {
+    fn matches(&self, run: &Run) -> bool {
+        self.trigger_type.is_none_or(|t| t == run.trigger_type)
+            && self.status.is_none_or(|s| s == run.status)
+    }
+}
+
+/// Pages of the underlying query read for one filtered listing before it
+/// returns what it has (with a cursor to go on), so a rare filter value
+/// cannot make one request read a whole history.
+const MAX_PAGES_PER_LISTING: usize = 20;
+
+/// An agent's runs, newest first, filtered, with cursor paging.
+pub async fn list_for_agent(
+    app: &App,
+    agent_id: &str,
+    filter: &RunFilter,
+    limit: usize,
+    mut cursor: Option<String>,
+) -> Result<(Vec<Run>, Option<String>), ApiError> {
+    let mut out = Vec::with_capacity(limit);
+    for _ in 0..MAX_PAGES_PER_LISTING {
+        // Ask only for what is still missing: every item of a page is then
+        // either returned or filtered out, so the page's cursor is exact.
+        let page = app
+            .items
+            .query(
+                Query::partition(Index::Gsi1, Run::agent_partition(agent_id))
+                    .backward()
+                    .limit(limit - out.len())
+                    .after(cursor.take()),
+            )
+            .await?;
+        for item in &page.items {
+            let run: Run = from_item(item)?;
+            if filter.matches(&run) {
+                out.push(run);
+            }
+        }
+        cursor = page.next_cursor;
+        if out.len() >= limit || cursor.is_none() {
+            break;
+        }
+    }
+    Ok((out, cursor))
+}
+
+/// Appends log lines (each is its own item; at most 100 per transaction).
+pub async fn append_logs(app: &App, lines: Vec<LogLine>) -> Result<(), ApiError> {
+    let ops: Vec<TxOp> = lines
+        .iter()
+        .map(|l| TxOp::Put(l.to_item(), Condition::None))
+        .collect();
+    for chunk in ops.chunks(crate::ports::items::MAX_TX_OPS) {
+        app.items.transact(chunk.to_vec()).await?;
+    }
+    Ok(())
+}
+
+/// An agent's log lines: one run's in order, or all runs' newest first.
+pub async fn logs(
+    app: &App,
+    agent_id: &str,
+    run_id: Option<&str>,
+    limit: usize,
+    cursor: Option<String>,
+) -> Result<(Vec<LogLine>, Option<String>), ApiError> {
+    let mut q = Query::partition(Index::Primary, LogLine::partition(agent_id))
+        .limit(limit)
+        .after(cursor);
+    q = match run_id {
+        Some(r) => {
+            if !ids::is_plausible_id(r) {
+                return Ok((vec![], None));
+            }
+            q.prefix(format!("{r}#"))
+        }
+        None => q.backward(),
+    };
+    let page = app.items.query(q).await?;
+    let lines = page
+        .items
+        .iter()
+        .map(from_item)
+        .collect::<Result<Vec<LogLine>, _>>()?;
+    Ok((lines, page.next_cursor))
+}

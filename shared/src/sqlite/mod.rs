@@ -1,0 +1,135 @@
+//! The embedded adapters: item table, queue and secrets in one SQLite file.
+//!
+//! One connection behind a mutex, used from blocking threads: SQLite
+//! serialises writers anyway, and `synchronous=FULL` in WAL mode makes a
+//! committed write durable before the caller (e.g. the 202) goes on.
+
+mod items;
+mod queue;
+mod secrets;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use rusqlite::Connection;
+use tokio::sync::Notify;
+
+use crate::error::{StoreError, StoreResult};
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS items (
+    pk TEXT NOT NULL,
+    sk TEXT NOT NULL,
+    gsi1pk TEXT,
+    gsi1sk TEXT,
+    expires_at INTEGER,
+    version INTEGER NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (pk, sk)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS items_gsi1 ON items (gsi1pk, gsi1sk, pk, sk) WHERE gsi1pk IS NOT NULL;
+CREATE INDEX IF NOT EXISTS items_expiry ON items (expires_at) WHERE expires_at IS NOT NULL;
+
+CREATE TABLE IF NOT EXISTS queue_messages (
+    id TEXT PRIMARY KEY,
+    queue TEXT NOT NULL,
+    body TEXT NOT NULL,
+    visible_at INTEGER NOT NULL,
+    receive_count INTEGER NOT NULL DEFAULT 0,
+    receipt TEXT,
+    seq INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS queue_visible ON queue_messages (queue, visible_at, seq);
+CREATE UNIQUE INDEX IF NOT EXISTS queue_receipt ON queue_messages (receipt) WHERE receipt IS NOT NULL;
+
+CREATE TABLE IF NOT EXISTS secrets (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"#;
+
+/// How many receives a message gets before it is moved to its dead-letter
+/// queue (SQS `maxReceiveCount`).
+pub const DEFAULT_MAX_RECEIVES: u32 = 5;
+
+/// The SQLite database behind all three embedded adapters.
+#[derive(Clone)]
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+    /// Woken on every send so in-process consumers need not poll tightly.
+    queue_signal: Arc<Notify>,
+    max_receives: u32,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `dir/hookrun.sqlite3`.
+    pub fn open_dir(dir: &Path) -> StoreResult<Self> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Backend(format!("cannot create {}: {e}", dir.display())))?;
+        Self::open(&dir.join("hookrun.sqlite3"))
+    }
+
+    pub fn open(path: &Path) -> StoreResult<Self> {
+        let conn = Connection::open(path)?;
+        Self::init(conn)
+    }
+
+    /// A private in-memory database, for tests and benchmarks.
+    pub fn in_memory() -> StoreResult<Self> {
+        Self::init(Connection::open_in_memory()?)
+    }
+
+    fn init(conn: Connection) -> StoreResult<Self> {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(SqliteStore {
+            conn: Arc::new(Mutex::new(conn)),
+            queue_signal: Arc::new(Notify::new()),
+            max_receives: DEFAULT_MAX_RECEIVES,
+        })
+    }
+
+    pub fn with_max_receives(mut self, n: u32) -> Self {
+        self.max_receives = n.max(1);
+        self
+    }
+
+    /// Resolves when a message may have been sent since the last call.
+    pub fn queue_signal(&self) -> Arc<Notify> {
+        self.queue_signal.clone()
+    }
+
+    /// Deletes items whose TTL passed (readers already ignore them); the
+    /// embedded counterpart of DynamoDB's TTL sweeper.
+    pub async fn purge_expired(&self) -> StoreResult<usize> {
+        let now = now_secs();
+        self.run(move |c| Ok(c.execute("DELETE FROM items WHERE expires_at <= ?1", [now])?))
+            .await
+    }
+
+    /// Runs `f` on the connection on a blocking thread.
+    async fn run<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut guard)
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("sqlite task failed: {e}")))?
+    }
+}
+
+fn now_secs() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+fn now_millis() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}

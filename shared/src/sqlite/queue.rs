@@ -1,0 +1,136 @@
+//! The queue port on SQLite: SQS semantics in one table.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::params;
+
+use super::{now_millis, SqliteStore};
+use crate::error::{StoreError, StoreResult};
+use crate::ports::queue::{Queue, QueueId, QueueMessage, MAX_DELAY};
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+#[async_trait]
+impl Queue for SqliteStore {
+    async fn send(&self, queue: QueueId, body: &str, delay: Duration) -> StoreResult<String> {
+        if delay > MAX_DELAY {
+            return Err(StoreError::Invalid(format!(
+                "delay {delay:?} exceeds the queue maximum of {MAX_DELAY:?}"
+            )));
+        }
+        let id = ulid::Ulid::new().to_string();
+        let (body, id2) = (body.to_owned(), id.clone());
+        self.run(move |c| {
+            let now = now_millis();
+            c.execute(
+                "INSERT INTO queue_messages (id, queue, body, visible_at, receive_count, seq)
+                 VALUES (?1, ?2, ?3, ?4, 0, COALESCE((SELECT MAX(seq) FROM queue_messages), 0) + 1)",
+                params![id2, queue.name(), body, now + millis(delay)],
+            )?;
+            Ok(())
+        })
+        .await?;
+        self.queue_signal.notify_waiters();
+        Ok(id)
+    }
+
+    async fn receive(
+        &self,
+        queue: QueueId,
+        max: usize,
+        visibility: Duration,
+    ) -> StoreResult<Vec<QueueMessage>> {
+        let max_receives = self.max_receives;
+        let moved = self
+            .run(move |c| {
+                let now = now_millis();
+                let tx = c.transaction()?;
+                let candidates: Vec<(String, String, u32)> = {
+                    let mut stmt = tx.prepare_cached(
+                        "SELECT id, body, receive_count FROM queue_messages
+                         WHERE queue = ?1 AND visible_at <= ?2 ORDER BY visible_at, seq LIMIT ?3",
+                    )?;
+                    let rows = stmt
+                        .query_map(params![queue.name(), now, max as i64], |r| {
+                            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                        })?
+                        .collect::<Result<Vec<_>, _>>()?;
+                    rows
+                };
+                let mut out = Vec::new();
+                let mut moved = false;
+                for (id, body, count) in candidates {
+                    match queue.dead_letter() {
+                        Some(dlq) if count >= max_receives => {
+                            // Redrive: the message keeps its id and body, its
+                            // receive count starts again in the DLQ.
+                            tx.execute(
+                                "UPDATE queue_messages SET queue = ?2, visible_at = ?3, receive_count = 0, receipt = NULL WHERE id = ?1",
+                                params![id, dlq.name(), now],
+                            )?;
+                            moved = true;
+                        }
+                        _ => {
+                            let receipt = ulid::Ulid::new().to_string();
+                            tx.execute(
+                                "UPDATE queue_messages SET visible_at = ?2, receive_count = receive_count + 1, receipt = ?3 WHERE id = ?1",
+                                params![id, now + millis(visibility), receipt],
+                            )?;
+                            out.push(QueueMessage {
+                                id,
+                                receipt,
+                                body,
+                                receive_count: count + 1,
+                            });
+                        }
+                    }
+                }
+                tx.commit()?;
+                Ok((out, moved))
+            })
+            .await?;
+        if moved.1 {
+            self.queue_signal.notify_waiters();
+        }
+        Ok(moved.0)
+    }
+
+    async fn delete(&self, queue: QueueId, receipt: &str) -> StoreResult<()> {
+        let receipt = receipt.to_owned();
+        self.run(move |c| {
+            c.execute(
+                "DELETE FROM queue_messages WHERE queue = ?1 AND receipt = ?2",
+                params![queue.name(), receipt],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn change_visibility(
+        &self,
+        queue: QueueId,
+        receipt: &str,
+        visibility: Duration,
+    ) -> StoreResult<()> {
+        let receipt = receipt.to_owned();
+        self.run(move |c| {
+            let n = c.execute(
+                "UPDATE queue_messages SET visible_at = ?3 WHERE queue = ?1 AND receipt = ?2",
+                params![queue.name(), receipt, now_millis() + millis(visibility)],
+            )?;
+            if n == 0 {
+                return Err(StoreError::Invalid("unknown or stale receipt".into()));
+            }
+            Ok(())
+        })
+        .await?;
+        if visibility.is_zero() {
+            self.queue_signal.notify_waiters();
+        }
+        Ok(())
+    }
+}

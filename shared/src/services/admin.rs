@@ -118,3 +118,24 @@ pub async fn bootstrap(app: &App, given_key: Option<&str>) -> Result<Bootstrap, 
         fresh: true,
     })
 }
+
+/// A new workspace with its first admin key (shown once).
+pub async fn create_workspace(app: &App, name: &str) -> Result<(Workspace, String), ApiError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(ApiError::BadRequest("workspace name must be 1 to 200 characters".into()));
+    }
+    let workspace = Workspace {
+        id: ids::workspace_id(),
+        name: name.to_owned(),
+        created_at: app.clock.now(),
+    };
+    let key = ids::admin_key();
+    app.items
+        .transact(vec![
+            TxOp::Put(workspace.to_item(), Condition::NotExists),
+            TxOp::Put(admin_key_record(app, &workspace.id, &key).to_item(), Condition::NotExists),
+        ])
+        .await?;
+    Ok((workspace, key))
+}

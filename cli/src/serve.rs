@@ -1,0 +1,141 @@
+//! `hookrun serve`: everything in one process on SQLite.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use hookrun_core::model::RunnerConfig;
+use hookrun_core::services::{admin, agents};
+use hookrun_core::sqlite::SqliteStore;
+use hookrun_core::{App, Settings};
+use tokio::sync::watch;
+
+use crate::{LogFormat, ServeArgs};
+
+/// How often expired items are swept from the database.
+const PURGE_EVERY: Duration = Duration::from_secs(3600);
+
+pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    init_logging(args.log_format);
+    let mut settings = Settings::from_env()?;
+    let store = SqliteStore::open_dir(&args.data_dir)
+        .with_context(|| format!("cannot open the data directory {}", args.data_dir.display()))?;
+    let listener = tokio::net::TcpListener::bind(&args.addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.addr))?;
+    let local = listener.local_addr()?;
+    if settings.public_url.is_none() {
+        settings.public_url = Some(format!("http://{local}"));
+    }
+    let wake = store.queue_signal();
+    let app = App::embedded(store.clone(), settings);
+
+    let bootstrap_key = std::env::var("HOOKRUN_BOOTSTRAP_ADMIN_KEY").ok().filter(|k| !k.is_empty());
+    let boot = admin::bootstrap(&app, bootstrap_key.as_deref())
+        .await
+        .map_err(|e| anyhow::anyhow!("bootstrap failed: {e}"))?;
+    println!("hookrun {} on {}", env!("CARGO_PKG_VERSION"), args.data_dir.display());
+    println!("workspace: {}", boot.workspace.id);
+    if let Some(key) = &boot.generated_key {
+        println!("admin API key (shown once, keep it): {key}");
+    } else if boot.fresh {
+        println!("admin API key: the one in HOOKRUN_BOOTSTRAP_ADMIN_KEY");
+    }
+    if args.demo {
+        print_demo(&app, &boot.workspace.id, local).await?;
+    }
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let worker = tokio::spawn(hookrun_core::worker::run_worker(
+        app.clone(),
+        wake,
+        stop_rx.clone(),
+        Duration::from_secs(args.drain_seconds),
+    ));
+    let purger = tokio::spawn(purge_loop(store, stop_rx));
+
+    let router = hookrun_core::http::router(app);
+    println!("listening on http://{local}");
+    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    tracing::info!("stopping: no new runs are started");
+    let _ = stop_tx.send(true);
+    let _ = worker.await;
+    purger.abort();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn purge_loop(store: SqliteStore, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(PURGE_EVERY) => {}
+            _ = stop.changed() => return,
+        }
+        match store.purge_expired().await {
+            Ok(n) if n > 0 => tracing::info!(removed = n, "expired items removed"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "expiry sweep failed"),
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("HOOKRUN_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+/// Creates (or reuses) the `demo` echo agent and prints a signed curl call.
+async fn print_demo(app: &App, workspace_id: &str, local: SocketAddr) -> anyhow::Result<()> {
+    let err = |e: hookrun_core::ApiError| anyhow::anyhow!("demo agent: {e}");
+    let (existing, _) = agents::list(app, workspace_id, 100, None).await.map_err(err)?;
+    let agent = match existing.into_iter().find(|a| a.name == "demo" && a.runner == RunnerConfig::Echo) {
+        Some(a) => a,
+        None => {
+            let req = agents::CreateAgent {
+                name: "demo".into(),
+                runner: RunnerConfig::Echo,
+                timeout_seconds: None,
+                enabled: None,
+            };
+            agents::create(app, workspace_id, req).await.map_err(err)?.0
+        }
+    };
+    let secret = agents::secret(app, &agent).await.map_err(err)?;
+    let body = r#"{"event":"demo.ping","source":"curl","data":{"hello":"world"}}"#;
+    let signature = hookrun_core::signature::sign_hex(&secret.current, body.as_bytes());
+    println!("demo agent: {} (echo runner)", agent.id);
+    println!("try it:");
+    println!(
+        "  curl -sS -X POST 'http://{local}/api/v1/webhooks/{workspace_id}/{}/trigger' \\\n    -H 'Content-Type: application/json' \\\n    -H 'X-Signature: {signature}' \\\n    -d '{body}'",
+        agent.id
+    );
+    Ok(())
+}

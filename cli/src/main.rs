@@ -99,7 +99,12 @@ fn main() -> std::process::ExitCode {
             let app = hookrun_core::App::embedded(store, hookrun_core::Settings::from_env()?);
             let (ws, key) = hookrun_core::services::admin::create_workspace(&app, &name)
                 .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+                .map_err(|e| match e {
+                    hookrun_core::ApiError::Unavailable(detail) => {
+                        anyhow::anyhow!("store unavailable: {detail}")
+                    }
+                    other => anyhow::anyhow!("{other}"),
+                })?;
             println!("workspace: {}", ws.id);
             println!("admin API key (shown once, keep it): {key}");
             Ok(())

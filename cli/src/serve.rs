@@ -30,11 +30,17 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let wake = store.queue_signal();
     let app = App::embedded(store.clone(), settings);
 
-    let bootstrap_key = std::env::var("HOOKRUN_BOOTSTRAP_ADMIN_KEY").ok().filter(|k| !k.is_empty());
+    let bootstrap_key = std::env::var("HOOKRUN_BOOTSTRAP_ADMIN_KEY")
+        .ok()
+        .filter(|k| !k.is_empty());
     let boot = admin::bootstrap(&app, bootstrap_key.as_deref())
         .await
         .map_err(|e| anyhow::anyhow!("bootstrap failed: {e}"))?;
-    println!("hookrun {} on {}", env!("CARGO_PKG_VERSION"), args.data_dir.display());
+    println!(
+        "hookrun {} on {}",
+        env!("CARGO_PKG_VERSION"),
+        args.data_dir.display()
+    );
     println!("workspace: {}", boot.workspace.id);
     if let Some(key) = &boot.generated_key {
         println!("admin API key (shown once, keep it): {key}");
@@ -56,9 +62,12 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     let router = hookrun_core::http::router(app);
     println!("listening on http://{local}");
-    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
     tracing::info!("stopping: no new runs are started");
     let _ = stop_tx.send(true);
     let _ = worker.await;
@@ -105,7 +114,9 @@ async fn shutdown_signal() {
 fn init_logging(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("HOOKRUN_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
@@ -115,8 +126,13 @@ fn init_logging(format: LogFormat) {
 /// Creates (or reuses) the `demo` echo agent and prints a signed curl call.
 async fn print_demo(app: &App, workspace_id: &str, local: SocketAddr) -> anyhow::Result<()> {
     let err = |e: hookrun_core::ApiError| anyhow::anyhow!("demo agent: {e}");
-    let (existing, _) = agents::list(app, workspace_id, 100, None).await.map_err(err)?;
-    let agent = match existing.into_iter().find(|a| a.name == "demo" && a.runner == RunnerConfig::Echo) {
+    let (existing, _) = agents::list(app, workspace_id, 100, None)
+        .await
+        .map_err(err)?;
+    let agent = match existing
+        .into_iter()
+        .find(|a| a.name == "demo" && a.runner == RunnerConfig::Echo)
+    {
         Some(a) => a,
         None => {
             let req = agents::CreateAgent {

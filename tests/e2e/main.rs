@@ -1,2 +1,10 @@
-#[test]
-fn t() {}
+//! End-to-end suites: each test starts the real `hookrun serve` binary on a
+//! free port with a temporary data directory and drives it over HTTP like a
+//! real client would, with a fake http agent beside it.
+
+mod harness;
+
+mod agent_webhook;
+mod execution;
+mod management;
+mod restart;

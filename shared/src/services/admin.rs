@@ -123,7 +123,9 @@ pub async fn bootstrap(app: &App, given_key: Option<&str>) -> Result<Bootstrap, 
 pub async fn create_workspace(app: &App, name: &str) -> Result<(Workspace, String), ApiError> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 200 {
-        return Err(ApiError::BadRequest("workspace name must be 1 to 200 characters".into()));
+        return Err(ApiError::BadRequest(
+            "workspace name must be 1 to 200 characters".into(),
+        ));
     }
     let workspace = Workspace {
         id: ids::workspace_id(),
@@ -134,7 +136,10 @@ pub async fn create_workspace(app: &App, name: &str) -> Result<(Workspace, Strin
     app.items
         .transact(vec![
             TxOp::Put(workspace.to_item(), Condition::NotExists),
-            TxOp::Put(admin_key_record(app, &workspace.id, &key).to_item(), Condition::NotExists),
+            TxOp::Put(
+                admin_key_record(app, &workspace.id, &key).to_item(),
+                Condition::NotExists,
+            ),
         ])
         .await?;
     Ok((workspace, key))

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use rusqlite::{params, OptionalExtension, Transaction};
+use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 
 use super::{now_secs, SqliteStore};
@@ -176,7 +176,7 @@ impl ItemTable for SqliteStore {
         }
         self.run(move |c| {
             let now = now_secs();
-            let tx = c.transaction()?;
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             for op in &ops {
                 apply(&tx, op, now)?;
             }
@@ -263,7 +263,7 @@ impl ItemTable for SqliteStore {
         let (pk, sk) = (pk.to_owned(), sk.to_owned());
         self.run(move |c| {
             let now = now_secs();
-            let tx = c.transaction()?;
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let current: Option<(i64, String)> = tx
                 .query_row(
                     "SELECT version, data FROM items WHERE pk = ?1 AND sk = ?2 AND (expires_at IS NULL OR expires_at > ?3)",

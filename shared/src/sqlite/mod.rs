@@ -3,6 +3,9 @@
 //! One connection behind a mutex, used from blocking threads: SQLite
 //! serialises writers anyway, and `synchronous=FULL` in WAL mode makes a
 //! committed write durable before the caller (e.g. the 202) goes on.
+//! Transactions that write start IMMEDIATE, so a second process on the same
+//! file (`hookrun workspace create`) waits for the lock instead of failing
+//! on a stale snapshot.
 
 mod items;
 mod queue;

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use rusqlite::params;
+use rusqlite::{params, TransactionBehavior};
 
 use super::{now_millis, SqliteStore};
 use crate::error::{StoreError, StoreResult};
@@ -47,7 +47,7 @@ impl Queue for SqliteStore {
         let moved = self
             .run(move |c| {
                 let now = now_millis();
-                let tx = c.transaction()?;
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 let candidates: Vec<(String, String, u32)> = {
                     let mut stmt = tx.prepare_cached(
                         "SELECT id, body, receive_count FROM queue_messages

@@ -1,0 +1,335 @@
+//! Starting hookrun and a fake agent, and a few client helpers.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::routing::post;
+use axum::{Json, Router};
+use hmac::{Hmac, Mac};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use sha2::Sha256;
+
+pub const ADMIN_KEY: &str = "e2e-admin-key-0123456789";
+pub const INTERNAL_TOKEN: &str = "e2e-internal-token-abcdef";
+
+pub fn sign(secret: &str, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// A running `hookrun serve`.
+pub struct Hookrun {
+    child: Option<Child>,
+    pub base: String,
+    pub workspace: String,
+    pub data_dir: PathBuf,
+    pub http: reqwest::Client,
+    env: Vec<(String, String)>,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl Hookrun {
+    pub fn start() -> Hookrun {
+        Self::start_with(&[])
+    }
+
+    pub fn start_with(env: &[(&str, &str)]) -> Hookrun {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let mut h = Self::spawn(&dir, &env);
+        h._tmp = Some(tmp);
+        h
+    }
+
+    fn spawn(data_dir: &Path, env: &[(String, String)]) -> Hookrun {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(data_dir.join("hookrun.log"))
+            .unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookrun"));
+        cmd.args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .env("HOOKRUN_BOOTSTRAP_ADMIN_KEY", ADMIN_KEY)
+            .env("HOOKRUN_INTERNAL_TOKEN", INTERNAL_TOKEN)
+            .env_remove("HOOKRUN_PUBLIC_URL")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log));
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("hookrun starts");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut workspace = None;
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(ws) = line.strip_prefix("workspace: ") {
+                    workspace = Some(ws.to_owned());
+                }
+                if let Some(url) = line.strip_prefix("listening on ") {
+                    let _ = tx.send((url.to_owned(), workspace.clone().unwrap_or_default()));
+                }
+            }
+        });
+        let (base, workspace) = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("hookrun did not start; log: {}", read_log(data_dir)));
+        Hookrun {
+            child: Some(child),
+            base,
+            workspace,
+            data_dir: data_dir.to_path_buf(),
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            env: env.to_vec(),
+            _tmp: None,
+        }
+    }
+
+    /// Stops with SIGTERM (a graceful stop) and waits for the exit.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                if let Some(status) = child.try_wait().unwrap() {
+                    assert!(
+                        status.success(),
+                        "hookrun exited with {status}; log: {}",
+                        read_log(&self.data_dir)
+                    );
+                    break;
+                }
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    panic!("hookrun did not stop within 30 s");
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+
+    /// Starts again on the same data directory (and a new port).
+    pub fn restart(&mut self) {
+        self.stop();
+        let tmp = self._tmp.take();
+        let mut fresh = Self::spawn(&self.data_dir, &self.env);
+        fresh._tmp = tmp;
+        *self = fresh;
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub fn log(&self) -> String {
+        read_log(&self.data_dir)
+    }
+
+    pub async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .http
+            .request(method, self.url(path))
+            .bearer_auth(ADMIN_KEY);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.admin(reqwest::Method::GET, path, None).await
+    }
+
+    /// Creates an agent; returns its id and webhook secret.
+    pub async fn create_agent(&self, body: Value) -> (String, String) {
+        let (status, agent) = self
+            .admin(reqwest::Method::POST, "/api/v1/agents", Some(body))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{agent}");
+        (
+            agent["id"].as_str().unwrap().to_owned(),
+            agent["webhook_secret"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    pub fn trigger_path(&self, agent: &str) -> String {
+        format!("/api/v1/webhooks/{}/{agent}/trigger", self.workspace)
+    }
+
+    /// Posts raw bytes to the agent's trigger URL with these headers.
+    pub async fn trigger_raw(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut req = self
+            .http
+            .post(self.url(path))
+            .header("content-type", "application/json")
+            .body(body);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        req.send().await.unwrap()
+    }
+
+    /// Triggers with a valid X-Signature; returns the run id.
+    pub async fn trigger(&self, agent: &str, secret: &str, payload: Value) -> String {
+        let body = serde_json::to_vec(&payload).unwrap();
+        let sig = sign(secret, &body);
+        let resp = self
+            .trigger_raw(&self.trigger_path(agent), body, &[("x-signature", &sig)])
+            .await;
+        assert_eq!(resp.status(), StatusCode::ACCEPTED);
+        let v: Value = resp.json().await.unwrap();
+        assert_eq!(v["status"], "accepted");
+        v["run_id"].as_str().unwrap().to_owned()
+    }
+
+    /// Waits until the run is finished (succeeded or failed).
+    pub async fn wait_finished(&self, run_id: &str, within: Duration) -> Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let (status, run) = self.get(&format!("/api/v1/runs/{run_id}")).await;
+            assert_eq!(status, StatusCode::OK, "{run}");
+            if run["status"] == "succeeded" || run["status"] == "failed" {
+                return run;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "run {run_id} not finished in time: {run}; log: {}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Hookrun {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn read_log(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("hookrun.log")).unwrap_or_default()
+}
+
+/// A fake http agent: `/ok` answers with the message it got, `/fail` with
+/// 500, `/hang` never in time, `/slow` after 300 ms. It records every run id
+/// it was called with, per path.
+#[derive(Clone, Default)]
+pub struct FakeAgent {
+    pub addr: Option<SocketAddr>,
+    pub calls: Arc<Mutex<HashMap<String, Vec<Value>>>>,
+}
+
+impl FakeAgent {
+    /// Serves on its own thread and runtime, so a test that blocks its own
+    /// runtime (waiting for hookrun to stop) does not stall the agent.
+    pub async fn start() -> FakeAgent {
+        let mut agent = FakeAgent::default();
+        let state = agent.calls.clone();
+        let app = Router::new()
+            .route("/ok", post(ok))
+            .route("/fail", post(fail))
+            .route("/hang", post(hang))
+            .route("/slow", post(slow))
+            .with_state(state);
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        agent.addr = Some(listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                axum::serve(listener, app).await.unwrap()
+            })
+        });
+        agent
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr.unwrap())
+    }
+
+    pub fn calls(&self, path: &str) -> Vec<Value> {
+        self.calls
+            .lock()
+            .unwrap()
+            .get(path)
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+type Calls = State<Arc<Mutex<HashMap<String, Vec<Value>>>>>;
+
+fn record(calls: &Calls, path: &str, body: &Value) {
+    calls
+        .0
+        .lock()
+        .unwrap()
+        .entry(path.into())
+        .or_default()
+        .push(body.clone());
+}
+
+async fn ok(calls: Calls, Json(body): Json<Value>) -> Json<Value> {
+    record(&calls, "/ok", &body);
+    Json(json!({ "result": format!("done: {}", body["message"].as_str().unwrap_or("")) }))
+}
+
+async fn fail(calls: Calls, Json(body): Json<Value>) -> (StatusCode, &'static str) {
+    record(&calls, "/fail", &body);
+    (StatusCode::INTERNAL_SERVER_ERROR, "agent exploded")
+}
+
+async fn hang(calls: Calls, Json(body): Json<Value>) -> &'static str {
+    record(&calls, "/hang", &body);
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    "too late"
+}
+
+async fn slow(calls: Calls, Json(body): Json<Value>) -> Json<Value> {
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    record(&calls, "/slow", &body);
+    Json(json!({ "slow": true }))
+}

@@ -1,0 +1,410 @@
+//! The management API: admin keys, workspaces, agents, runs, logs and the
+//! internal secret route, with their bad inputs.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::harness::{Hookrun, ADMIN_KEY, INTERNAL_TOKEN};
+
+fn code(v: &Value) -> &str {
+    v["error"]["code"].as_str().unwrap_or("<none>")
+}
+
+#[tokio::test]
+async fn admin_key_is_required() {
+    let h = Hookrun::start();
+    for auth in [
+        None,
+        Some("Bearer wrong-key"),
+        Some("Basic abc"),
+        Some("Bearer "),
+        Some(ADMIN_KEY),
+    ] {
+        let mut req = h.http.get(h.url("/api/v1/agents"));
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "{auth:?}");
+        let v: Value = resp.json().await.unwrap();
+        assert_eq!(code(&v), "unauthorized");
+    }
+}
+
+#[tokio::test]
+async fn agent_crud_and_versioning() {
+    let h = Hookrun::start();
+    let (s, created) = h
+        .admin(
+            Method::POST,
+            "/api/v1/agents",
+            Some(json!({"name": " triage ", "timeout_seconds": 30})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().unwrap();
+    assert!(id.starts_with("agt_"));
+    assert_eq!(created["name"], "triage");
+    assert_eq!(created["version"], 1);
+    assert_eq!(created["enabled"], true);
+    assert_eq!(created["timeout_seconds"], 30);
+    assert_eq!(created["runner"], json!({"type": "echo"}));
+    assert_eq!(created["workspace_id"], h.workspace.as_str());
+    assert_eq!(created["webhook_url"], h.url(&h.trigger_path(id)));
+    assert!(created["webhook_secret"].as_str().unwrap().len() >= 64);
+
+    let (s, got) = h.get(&format!("/api/v1/agents/{id}")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        got.get("webhook_secret").is_none(),
+        "the secret is shown once only"
+    );
+    assert_eq!(got["created_at"], created["created_at"]);
+
+    let (s, updated) = h
+        .admin(
+            Method::PATCH,
+            &format!("/api/v1/agents/{id}"),
+            Some(json!({"name": "triage-2", "enabled": false})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{updated}");
+    assert_eq!(updated["version"], 2);
+    assert_eq!(updated["name"], "triage-2");
+    assert_eq!(updated["enabled"], false);
+    assert_eq!(updated["timeout_seconds"], 30, "fields not sent are kept");
+    let (_, updated) = h
+        .admin(
+            Method::PATCH,
+            &format!("/api/v1/agents/{id}"),
+            Some(json!({"runner": {"type": "http", "url": "https://agent.example.com/run"}})),
+        )
+        .await;
+    assert_eq!(updated["version"], 3);
+    assert_eq!(updated["runner"]["url"], "https://agent.example.com/run");
+
+    let (s, list) = h.get("/api/v1/agents").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(list["data"].as_array().unwrap().len(), 1);
+    assert!(list["next_cursor"].is_null());
+
+    let (s, _) = h
+        .admin(Method::DELETE, &format!("/api/v1/agents/{id}"), None)
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, v) = h.get(&format!("/api/v1/agents/{id}")).await;
+    assert_eq!((s, code(&v)), (StatusCode::NOT_FOUND, "not_found"));
+    let (s, _) = h
+        .admin(Method::DELETE, &format!("/api/v1/agents/{id}"), None)
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _) = h
+        .admin(
+            Method::PATCH,
+            &format!("/api/v1/agents/{id}"),
+            Some(json!({"name": "x"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn agent_bad_input_is_400_and_creates_nothing() {
+    let h = Hookrun::start();
+    let bad = [
+        json!({}),
+        json!({"name": ""}),
+        json!({"name": "x".repeat(201)}),
+        json!({"name": "a", "timeout_seconds": 0}),
+        json!({"name": "a", "timeout_seconds": 901}),
+        json!({"name": "a", "runner": {"type": "http"}}),
+        json!({"name": "a", "runner": {"type": "http", "url": "not a url"}}),
+        json!({"name": "a", "runner": {"type": "http", "url": "ftp://host/x"}}),
+        json!({"name": "a", "runner": {"type": "shell"}}),
+        json!({"name": "a", "colour": "blue"}),
+        json!({"name": 5}),
+        json!([1, 2]),
+    ];
+    for body in bad {
+        let (s, v) = h
+            .admin(Method::POST, "/api/v1/agents", Some(body.clone()))
+            .await;
+        assert_eq!(
+            (s, code(&v)),
+            (StatusCode::BAD_REQUEST, "invalid_request"),
+            "{body} -> {v}"
+        );
+        assert!(!v["error"]["message"].as_str().unwrap().is_empty());
+    }
+    let resp = h
+        .http
+        .post(h.url("/api/v1/agents"))
+        .bearer_auth(ADMIN_KEY)
+        .header("content-type", "application/json")
+        .body("{broken")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let resp = h
+        .http
+        .post(h.url("/api/v1/agents"))
+        .bearer_auth(ADMIN_KEY)
+        .body(r#"{"name":"a"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let huge = json!({"name": "a", "pad": "x".repeat(70_000)});
+    let (s, v) = h.admin(Method::POST, "/api/v1/agents", Some(huge)).await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
+    );
+
+    let (_, list) = h.get("/api/v1/agents").await;
+    assert_eq!(
+        list["data"].as_array().unwrap().len(),
+        0,
+        "no bad request created an agent"
+    );
+
+    let (s, v) = h.get("/api/v1/agents?limit=0").await;
+    assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "invalid_request"));
+    let (s, _) = h.get("/api/v1/agents?limit=abc").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, v) = h.get("/api/v1/agents?cursor=garbage").await;
+    assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "invalid_request"));
+}
+
+#[tokio::test]
+async fn another_workspaces_key_sees_nothing() {
+    let h = Hookrun::start();
+    let (agent, secret) = h.create_agent(json!({"name": "mine"})).await;
+    let run = h.trigger(&agent, &secret, json!({"event": "x"})).await;
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hookrun"))
+        .args(["workspace", "create", "--name", "other", "--data-dir"])
+        .arg(&h.data_dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let key = stdout
+        .lines()
+        .find_map(|l| l.split("keep it): ").nth(1))
+        .unwrap()
+        .to_owned();
+
+    let other = |method: Method, path: String| {
+        let req = h.http.request(method, h.url(&path)).bearer_auth(&key);
+        async move {
+            let resp = req
+                .header("content-type", "application/json")
+                .body("{}")
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status();
+            (status, resp.json::<Value>().await.unwrap())
+        }
+    };
+    for (m, p) in [
+        (Method::GET, format!("/api/v1/agents/{agent}")),
+        (Method::PATCH, format!("/api/v1/agents/{agent}")),
+        (Method::DELETE, format!("/api/v1/agents/{agent}")),
+        (
+            Method::POST,
+            format!("/api/v1/agents/{agent}/rotate-secret"),
+        ),
+        (Method::GET, format!("/api/v1/agents/{agent}/runs")),
+        (Method::GET, format!("/api/v1/agents/{agent}/logs")),
+        (Method::GET, format!("/api/v1/runs/{run}")),
+    ] {
+        let (s, v) = other(m.clone(), p.clone()).await;
+        assert_eq!(
+            (s, code(&v)),
+            (StatusCode::NOT_FOUND, "not_found"),
+            "{m} {p}"
+        );
+    }
+    let (s, v) = other(Method::GET, "/api/v1/agents".into()).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["data"], json!([]));
+    // And the agent is untouched.
+    let (s, _) = h.get(&format!("/api/v1/agents/{agent}")).await;
+    assert_eq!(s, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn runs_are_listed_newest_first_filtered_and_paged() {
+    let h = Hookrun::start();
+    let (agent, secret) = h.create_agent(json!({"name": "echo"})).await;
+    let mut ids = vec![];
+    for i in 0..5 {
+        ids.push(
+            h.trigger(&agent, &secret, json!({"event": "n", "data": i}))
+                .await,
+        );
+    }
+    for id in &ids {
+        h.wait_finished(id, Duration::from_secs(20)).await;
+    }
+    let mut seen = vec![];
+    let mut cursor: Option<String> = None;
+    loop {
+        let q = match &cursor {
+            Some(c) => format!("?limit=2&cursor={c}"),
+            None => "?limit=2".into(),
+        };
+        let (s, page) = h.get(&format!("/api/v1/agents/{agent}/runs{q}")).await;
+        assert_eq!(s, StatusCode::OK, "{page}");
+        let data = page["data"].as_array().unwrap();
+        assert!(data.len() <= 2);
+        seen.extend(data.iter().map(|r| r["id"].as_str().unwrap().to_owned()));
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    let mut newest_first = ids.clone();
+    newest_first.reverse();
+    assert_eq!(seen, newest_first);
+
+    let count = |q: &'static str| {
+        let h = &h;
+        let agent = agent.clone();
+        async move {
+            let (s, v) = h.get(&format!("/api/v1/agents/{agent}/runs?{q}")).await;
+            assert_eq!(s, StatusCode::OK, "{q}: {v}");
+            v["data"].as_array().unwrap().len()
+        }
+    };
+    assert_eq!(count("trigger_type=WEBHOOK").await, 5);
+    assert_eq!(count("trigger_type=webhook&status=succeeded").await, 5);
+    assert_eq!(count("trigger_type=TOKEN").await, 0);
+    assert_eq!(count("status=failed").await, 0);
+    assert_eq!(count("status=succeeded&limit=3").await, 3);
+
+    for q in [
+        "trigger_type=NOPE",
+        "status=done",
+        "limit=101",
+        "cursor=%%%",
+    ] {
+        let (s, v) = h.get(&format!("/api/v1/agents/{agent}/runs?{q}")).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{q}: {v}");
+    }
+    let (s, _) = h.get("/api/v1/agents/agt_nope/runs").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _) = h.get("/api/v1/runs/run_nope").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn the_internal_secret_route_takes_the_internal_token_only() {
+    let h = Hookrun::start();
+    let (agent, secret) = h.create_agent(json!({"name": "a"})).await;
+    let path = format!("/api/v1/internal/agents/{agent}/webhook-secret");
+
+    let resp = h
+        .http
+        .get(h.url(&path))
+        .header("x-internal-token", INTERNAL_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["webhook_secret"], secret.as_str());
+    assert_eq!(v["agent_id"], agent.as_str());
+
+    let resp = h
+        .http
+        .get(h.url(&path))
+        .bearer_auth(ADMIN_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        StatusCode::UNAUTHORIZED,
+        "an admin key is not the internal token"
+    );
+    let resp = h
+        .http
+        .get(h.url(&path))
+        .header("x-internal-token", "wrong")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    let resp = h
+        .http
+        .get(h.url("/api/v1/internal/agents/agt_nope/webhook-secret"))
+        .header("x-internal-token", INTERNAL_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn without_an_internal_token_the_internal_route_does_not_exist() {
+    let h = Hookrun::start_with(&[("HOOKRUN_INTERNAL_TOKEN", "")]);
+    let (agent, _) = h.create_agent(json!({"name": "a"})).await;
+    let resp = h
+        .http
+        .get(h.url(&format!("/api/v1/internal/agents/{agent}/webhook-secret")))
+        .header("x-internal-token", "")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_fresh_store_without_a_bootstrap_key_prints_one_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = || {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hookrun"))
+            .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path())
+            .env_remove("HOOKRUN_BOOTSTRAP_ADMIN_KEY")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut out = String::new();
+        let mut reader = std::io::BufReader::new(child.stdout.take().unwrap());
+        loop {
+            let mut line = String::new();
+            if std::io::BufRead::read_line(&mut reader, &mut line).unwrap() == 0 {
+                break;
+            }
+            out.push_str(&line);
+            if line.starts_with("listening on") {
+                break;
+            }
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        out
+    };
+    let first = run();
+    let key = first
+        .lines()
+        .find_map(|l| l.split("keep it): ").nth(1))
+        .expect("a key is printed")
+        .to_owned();
+    assert!(key.starts_with("hka_"));
+    let second = run();
+    assert!(!second.contains(&key), "the key is shown once");
+    assert!(!second.contains("keep it"));
+}

@@ -37,9 +37,15 @@ fn verify(c: &mut Criterion) {
 }
 
 fn pipeline(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let app = App::embedded(SqliteStore::open_dir(dir.path()).unwrap(), Settings::default());
+    let app = App::embedded(
+        SqliteStore::open_dir(dir.path()).unwrap(),
+        Settings::default(),
+    );
     let (ws, agent, secret) = rt.block_on(async {
         let ws = admin::bootstrap(&app, None).await.unwrap().workspace.id;
         let req = agents::CreateAgent {

@@ -172,3 +172,51 @@ mod tests {
         assert!(e.to_string().contains("at least 1"), "{e}");
     }
 }
+
+/// Where the AWS backend's resources are (set by the SAM template on every
+/// function, or by `hookrun serve --backend aws`).
+#[derive(Clone, Debug, Default)]
+pub struct AwsSettings {
+    /// `HOOKRUN_TABLE_NAME`: the DynamoDB table.
+    pub table_name: String,
+    pub queue_urls: QueueUrls,
+    /// `HOOKRUN_SECRET_CACHE_SECONDS`: how long a secret read is cached in
+    /// process (default 30).
+    pub secret_cache_seconds: u64,
+}
+
+/// Queue URLs; a function only needs the queues it uses.
+#[derive(Clone, Debug, Default)]
+pub struct QueueUrls {
+    /// `HOOKRUN_RUNS_QUEUE_URL`
+    pub runs: Option<String>,
+    /// `HOOKRUN_RUNS_DLQ_URL`
+    pub runs_dlq: Option<String>,
+    /// `HOOKRUN_DELIVERIES_QUEUE_URL`
+    pub deliveries: Option<String>,
+    /// `HOOKRUN_DELIVERIES_DLQ_URL`
+    pub deliveries_dlq: Option<String>,
+}
+
+impl AwsSettings {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let non_empty = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+        Ok(AwsSettings {
+            table_name: non_empty("HOOKRUN_TABLE_NAME").ok_or(ConfigError {
+                name: "HOOKRUN_TABLE_NAME",
+                reason: "required for the AWS backend".into(),
+            })?,
+            queue_urls: QueueUrls {
+                runs: non_empty("HOOKRUN_RUNS_QUEUE_URL"),
+                runs_dlq: non_empty("HOOKRUN_RUNS_DLQ_URL"),
+                deliveries: non_empty("HOOKRUN_DELIVERIES_QUEUE_URL"),
+                deliveries_dlq: non_empty("HOOKRUN_DELIVERIES_DLQ_URL"),
+            },
+            secret_cache_seconds: number(&get, "HOOKRUN_SECRET_CACHE_SECONDS", 30, 0)?,
+        })
+    }
+}

@@ -3,12 +3,16 @@
 //! functions. See DESIGN.md for the architecture.
 
 pub mod app;
+#[cfg(feature = "aws")]
+pub mod aws;
 pub mod clock;
 pub mod config;
 pub mod contract;
 pub mod error;
 pub mod http;
 pub mod ids;
+#[cfg(feature = "lambda")]
+pub mod lambda;
 pub mod message;
 pub mod model;
 pub mod ports;

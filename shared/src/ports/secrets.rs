@@ -53,6 +53,12 @@ impl std::fmt::Debug for SecretVersions {
 #[async_trait]
 pub trait SecretStore: Send + Sync + 'static {
     async fn get(&self, name: &str) -> StoreResult<Option<SecretVersions>>;
+    /// Like `get`, but past any cache (an adapter may still rate-limit it).
+    /// Called when a verification failed against a cached value, which may
+    /// be stale after a rotation made by another process.
+    async fn get_fresh(&self, name: &str) -> StoreResult<Option<SecretVersions>> {
+        self.get(name).await
+    }
     /// Creates or replaces the secret.
     async fn put(&self, name: &str, value: &SecretVersions) -> StoreResult<()>;
     /// Removes the secret; removing a missing secret succeeds.

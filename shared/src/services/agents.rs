@@ -258,10 +258,19 @@ pub async fn rotate_secret(
     })
 }
 
-/// The agent's secret values, for the internal route and for ingress.
+/// The agent's secret values, for the internal route and for ingress
+/// (possibly from a short-lived cache).
 pub async fn secret(app: &App, agent: &Agent) -> Result<SecretVersions, ApiError> {
     app.secrets
         .get(&Agent::secret_name(&agent.workspace_id, &agent.id))
+        .await?
+        .ok_or_else(|| ApiError::Internal(format!("agent {} has no secret", agent.id)))
+}
+
+/// The agent's secret values read past any cache.
+pub async fn fresh_secret(app: &App, agent: &Agent) -> Result<SecretVersions, ApiError> {
+    app.secrets
+        .get_fresh(&Agent::secret_name(&agent.workspace_id, &agent.id))
         .await?
         .ok_or_else(|| ApiError::Internal(format!("agent {} has no secret", agent.id)))
 }

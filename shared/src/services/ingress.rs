@@ -12,6 +12,7 @@ use crate::error::ApiError;
 use crate::ids;
 use crate::message::webhook_message;
 use crate::model::{Agent, Run, RunStatus, TriggerType};
+use crate::ports::SecretVersions;
 use crate::services::{agents, runs};
 use crate::signature;
 
@@ -108,27 +109,44 @@ pub async fn authenticate(
     }
     let secret = agents::secret(app, agent).await?;
     let now = app.clock.now();
+    if let Some(method) = check(&secret, now, signature, plaintext, body) {
+        return Ok(method);
+    }
+    // The cached secret may predate a rotation made by another process.
+    let fresh = agents::fresh_secret(app, agent).await?;
+    if fresh != secret {
+        if let Some(method) = check(&fresh, now, signature, plaintext, body) {
+            return Ok(method);
+        }
+    }
+    Err(ApiError::Unauthorized(if signature.is_some() {
+        "invalid signature"
+    } else {
+        "invalid webhook secret"
+    }))
+}
+
+/// Which scheme authenticates the request against these secret values.
+/// Every valid value is checked, without stopping early, so timing does not
+/// tell which one matched.
+fn check(
+    secret: &SecretVersions,
+    now: chrono::DateTime<chrono::Utc>,
+    signature: Option<&str>,
+    plaintext: Option<&str>,
+    body: &[u8],
+) -> Option<AuthMethod> {
     if let Some(sig) = signature {
-        // Check every valid value, without stopping early, so timing does
-        // not tell which one matched.
         let ok = secret
             .valid_at(now)
             .fold(false, |ok, s| signature::verify_hex(s, body, sig) | ok);
-        return if ok {
-            Ok(AuthMethod::Signature)
-        } else {
-            Err(ApiError::Unauthorized("invalid signature"))
-        };
+        return ok.then_some(AuthMethod::Signature);
     }
     let presented = plaintext.unwrap_or_default();
     let ok = secret
         .valid_at(now)
         .fold(false, |ok, s| signature::secrets_equal(s, presented) | ok);
-    if ok {
-        Ok(AuthMethod::PlaintextSecret)
-    } else {
-        Err(ApiError::Unauthorized("invalid webhook secret"))
-    }
+    ok.then_some(AuthMethod::PlaintextSecret)
 }
 
 pub fn parse_json(body: &[u8]) -> Result<Value, ApiError> {

@@ -1,0 +1,145 @@
+//! Creates the table and queues the AWS backend needs, for local emulators
+//! and tests (`hookrun serve --backend aws --provision`). Deployed stacks get
+//! theirs from template.yaml, which this mirrors: same keys, GSI, TTL
+//! attribute and redrive policy.
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+};
+use aws_sdk_sqs::types::QueueAttributeName;
+
+use super::backend;
+use crate::config::{AwsSettings, QueueUrls};
+use crate::error::{StoreError, StoreResult};
+
+/// Receives before a message moves to its dead-letter queue (as in template.yaml).
+pub const MAX_RECEIVE_COUNT: u32 = 5;
+
+fn invalid(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Invalid(e.to_string())
+}
+
+/// Creates `{prefix}` (table) and `{prefix}-runs`, `{prefix}-runs-dlq`,
+/// `{prefix}-deliveries`, `{prefix}-deliveries-dlq` (queues) when missing,
+/// and returns settings pointing at them.
+pub async fn provision(sdk: &aws_config::SdkConfig, prefix: &str) -> StoreResult<AwsSettings> {
+    create_table(&aws_sdk_dynamodb::Client::new(sdk), prefix).await?;
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let (runs, runs_dlq) = queue_pair(&sqs, &format!("{prefix}-runs")).await?;
+    let (deliveries, deliveries_dlq) = queue_pair(&sqs, &format!("{prefix}-deliveries")).await?;
+    Ok(AwsSettings {
+        table_name: prefix.to_owned(),
+        queue_urls: QueueUrls {
+            runs: Some(runs),
+            runs_dlq: Some(runs_dlq),
+            deliveries: Some(deliveries),
+            deliveries_dlq: Some(deliveries_dlq),
+        },
+        secret_cache_seconds: 30,
+    })
+}
+
+fn key(name: &str, kind: KeyType) -> StoreResult<KeySchemaElement> {
+    KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(kind)
+        .build()
+        .map_err(invalid)
+}
+
+fn attr(name: &str) -> StoreResult<AttributeDefinition> {
+    AttributeDefinition::builder()
+        .attribute_name(name)
+        .attribute_type(ScalarAttributeType::S)
+        .build()
+        .map_err(invalid)
+}
+
+async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str) -> StoreResult<()> {
+    if client
+        .describe_table()
+        .table_name(name)
+        .send()
+        .await
+        .is_ok()
+    {
+        return Ok(());
+    }
+    let gsi = GlobalSecondaryIndex::builder()
+        .index_name(super::dynamo::GSI1)
+        .key_schema(key("gsi1pk", KeyType::Hash)?)
+        .key_schema(key("gsi1sk", KeyType::Range)?)
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::All)
+                .build(),
+        )
+        .build()
+        .map_err(invalid)?;
+    client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attr("pk")?)
+        .attribute_definitions(attr("sk")?)
+        .attribute_definitions(attr("gsi1pk")?)
+        .attribute_definitions(attr("gsi1sk")?)
+        .key_schema(key("pk", KeyType::Hash)?)
+        .key_schema(key("sk", KeyType::Range)?)
+        .global_secondary_indexes(gsi)
+        .send()
+        .await
+        .map_err(backend)?;
+    client
+        .update_time_to_live()
+        .table_name(name)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .attribute_name("expires_at")
+                .enabled(true)
+                .build()
+                .map_err(invalid)?,
+        )
+        .send()
+        .await
+        .map_err(backend)?;
+    Ok(())
+}
+
+/// A work queue and its dead-letter queue; returns both URLs.
+async fn queue_pair(client: &aws_sdk_sqs::Client, name: &str) -> StoreResult<(String, String)> {
+    let dlq_url = client
+        .create_queue()
+        .queue_name(format!("{name}-dlq"))
+        .attributes(QueueAttributeName::MessageRetentionPeriod, "1209600")
+        .send()
+        .await
+        .map_err(backend)?
+        .queue_url()
+        .unwrap_or_default()
+        .to_owned();
+    let dlq_arn = client
+        .get_queue_attributes()
+        .queue_url(&dlq_url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(backend)?
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+        .ok_or_else(|| StoreError::Backend("dead-letter queue has no ARN".into()))?;
+    let redrive = serde_json::json!({ "deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVE_COUNT.to_string() });
+    let url = client
+        .create_queue()
+        .queue_name(name)
+        .attributes(QueueAttributeName::RedrivePolicy, redrive.to_string())
+        .attributes(QueueAttributeName::VisibilityTimeout, "960")
+        .send()
+        .await
+        .map_err(backend)?
+        .queue_url()
+        .unwrap_or_default()
+        .to_owned();
+    Ok((url, dlq_url))
+}

@@ -50,9 +50,34 @@ enum WorkspaceCommand {
     Create {
         #[arg(long, default_value = "workspace")]
         name: String,
-        #[arg(long, env = "HOOKRUN_DATA_DIR", default_value = "./hookrun-data")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        backend: BackendArgs,
     },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Backend {
+    /// Embedded SQLite store in --data-dir.
+    Sqlite,
+    /// DynamoDB, SQS and Secrets Manager, from the standard AWS environment
+    /// (AWS_REGION, credentials, AWS_ENDPOINT_URL for an emulator) and
+    /// HOOKRUN_TABLE_NAME / HOOKRUN_*_QUEUE_URL.
+    Aws,
+}
+
+/// Which store to use; shared by every command that opens one.
+#[derive(clap::Args, Debug, Clone)]
+pub struct BackendArgs {
+    #[arg(long, env = "HOOKRUN_BACKEND", value_enum, default_value = "sqlite")]
+    pub backend: Backend,
+    /// Where the SQLite database lives (sqlite backend).
+    #[arg(long, env = "HOOKRUN_DATA_DIR", default_value = "./hookrun-data")]
+    pub data_dir: PathBuf,
+    /// aws backend: create (if missing) a table named PREFIX and queues
+    /// PREFIX-runs, PREFIX-deliveries and their DLQs, and use them. For
+    /// local emulators and tests; deployed stacks get theirs from template.yaml.
+    #[arg(long, env = "HOOKRUN_AWS_PROVISION", value_name = "PREFIX")]
+    pub provision: Option<String>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -60,9 +85,8 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "HOOKRUN_ADDR", default_value = "127.0.0.1:8080")]
     pub addr: String,
-    /// Where the SQLite database lives.
-    #[arg(long, env = "HOOKRUN_DATA_DIR", default_value = "./hookrun-data")]
-    pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub backend: BackendArgs,
     /// Log format on standard error.
     #[arg(long, env = "HOOKRUN_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -93,10 +117,11 @@ fn main() -> std::process::ExitCode {
     match cli.command {
         Command::Serve(args) => block_on(serve::serve(args)),
         Command::Workspace {
-            command: WorkspaceCommand::Create { name, data_dir },
+            command: WorkspaceCommand::Create { name, backend },
         } => block_on(async move {
-            let store = hookrun_core::sqlite::SqliteStore::open_dir(&data_dir)?;
-            let app = hookrun_core::App::embedded(store, hookrun_core::Settings::from_env()?);
+            let app = serve::open(&backend, hookrun_core::Settings::from_env()?)
+                .await?
+                .app;
             let (ws, key) = hookrun_core::services::admin::create_workspace(&app, &name)
                 .await
                 .map_err(|e| match e {

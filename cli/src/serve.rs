@@ -1,25 +1,67 @@
 //! `hookrun serve`: everything in one process on SQLite.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use hookrun_core::config::AwsSettings;
 use hookrun_core::model::RunnerConfig;
 use hookrun_core::services::{admin, agents};
 use hookrun_core::sqlite::SqliteStore;
 use hookrun_core::{App, Settings};
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 
-use crate::{LogFormat, ServeArgs};
+use crate::{Backend, BackendArgs, LogFormat, ServeArgs};
 
 /// How often expired items are swept from the database.
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
 
+/// An opened backend: the app, and what the embedded store adds.
+pub struct Opened {
+    pub app: App,
+    /// Wakes the worker when a run is queued (embedded queue only).
+    wake: Arc<Notify>,
+    /// The SQLite store, which needs its TTL sweep (DynamoDB sweeps itself).
+    sqlite: Option<SqliteStore>,
+    description: String,
+}
+
+/// Opens the chosen backend with these settings.
+pub async fn open(args: &BackendArgs, settings: Settings) -> anyhow::Result<Opened> {
+    match args.backend {
+        Backend::Sqlite => {
+            let store = SqliteStore::open_dir(&args.data_dir).with_context(|| {
+                format!("cannot open the data directory {}", args.data_dir.display())
+            })?;
+            Ok(Opened {
+                wake: store.queue_signal(),
+                app: App::embedded(store.clone(), settings),
+                sqlite: Some(store),
+                description: format!("sqlite store in {}", args.data_dir.display()),
+            })
+        }
+        Backend::Aws => {
+            let sdk = hookrun_core::aws::sdk_config().await;
+            let aws = match &args.provision {
+                Some(prefix) => hookrun_core::aws::provision::provision(&sdk, prefix)
+                    .await
+                    .with_context(|| format!("cannot provision AWS resources {prefix}"))?,
+                None => AwsSettings::from_env()?,
+            };
+            Ok(Opened {
+                description: format!("aws backend, table {}", aws.table_name),
+                app: hookrun_core::aws::app(&sdk, &aws, settings),
+                wake: Arc::new(Notify::new()),
+                sqlite: None,
+            })
+        }
+    }
+}
+
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     init_logging(args.log_format);
     let mut settings = Settings::from_env()?;
-    let store = SqliteStore::open_dir(&args.data_dir)
-        .with_context(|| format!("cannot open the data directory {}", args.data_dir.display()))?;
     let listener = tokio::net::TcpListener::bind(&args.addr)
         .await
         .with_context(|| format!("cannot listen on {}", args.addr))?;
@@ -27,8 +69,12 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if settings.public_url.is_none() {
         settings.public_url = Some(format!("http://{local}"));
     }
-    let wake = store.queue_signal();
-    let app = App::embedded(store.clone(), settings);
+    let Opened {
+        app,
+        wake,
+        sqlite,
+        description,
+    } = open(&args.backend, settings).await?;
 
     let bootstrap_key = std::env::var("HOOKRUN_BOOTSTRAP_ADMIN_KEY")
         .ok()
@@ -36,11 +82,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let boot = admin::bootstrap(&app, bootstrap_key.as_deref())
         .await
         .map_err(|e| anyhow::anyhow!("bootstrap failed: {e}"))?;
-    println!(
-        "hookrun {} on {}",
-        env!("CARGO_PKG_VERSION"),
-        args.data_dir.display()
-    );
+    println!("hookrun {} on {description}", env!("CARGO_PKG_VERSION"));
     println!("workspace: {}", boot.workspace.id);
     if let Some(key) = &boot.generated_key {
         println!("admin API key (shown once, keep it): {key}");
@@ -58,7 +100,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         stop_rx.clone(),
         Duration::from_secs(args.drain_seconds),
     ));
-    let purger = tokio::spawn(purge_loop(store, stop_rx));
+    let purger = sqlite.map(|store| tokio::spawn(purge_loop(store, stop_rx)));
 
     let router = hookrun_core::http::router(app);
     println!("listening on http://{local}");
@@ -71,7 +113,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!("stopping: no new runs are started");
     let _ = stop_tx.send(true);
     let _ = worker.await;
-    purger.abort();
+    if let Some(p) = purger {
+        p.abort();
+    }
     tracing::info!("stopped");
     Ok(())
 }

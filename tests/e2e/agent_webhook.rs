@@ -197,21 +197,7 @@ async fn unknown_workspace_or_agent_is_the_same_404() {
     );
 
     // Another workspace's agent is not found through this workspace's URL.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hookrun"))
-        .args(["workspace", "create", "--name", "other", "--data-dir"])
-        .arg(&h.data_dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    let other_ws = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("workspace: "))
-        .unwrap();
+    let (other_ws, _) = h.create_workspace("other");
     let resp = h
         .trigger_raw(
             &format!("/api/v1/webhooks/{other_ws}/{agent}/trigger"),

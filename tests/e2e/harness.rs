@@ -25,6 +25,43 @@ pub fn sign(secret: &str, body: &[u8]) -> String {
     hex::encode(mac.finalize().into_bytes())
 }
 
+/// Arguments that choose the store: the embedded one in `data_dir`, or,
+/// when `HOOKRUN_E2E_BACKEND=aws` (set by infra/test.sh for the second run
+/// of this suite), the AWS adapters on the local emulator with resources of
+/// their own, named after the data directory.
+pub fn backend_args(data_dir: &Path) -> Vec<String> {
+    match std::env::var("HOOKRUN_E2E_BACKEND").as_deref() {
+        Ok("aws") => {
+            let name = data_dir
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .to_lowercase();
+            let prefix: String = name.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
+            vec![
+                "--backend".into(),
+                "aws".into(),
+                "--provision".into(),
+                format!("e2e-{prefix}"),
+            ]
+        }
+        Ok("sqlite") | Err(_) => vec![
+            "--backend".into(),
+            "sqlite".into(),
+            "--data-dir".into(),
+            data_dir.display().to_string(),
+        ],
+        Ok(other) => panic!("unknown HOOKRUN_E2E_BACKEND {other:?}"),
+    }
+}
+
+/// `hookrun ARGS` on the store of `data_dir`.
+pub fn hookrun_command(data_dir: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookrun"));
+    cmd.args(args).args(backend_args(data_dir));
+    cmd
+}
+
 /// A running `hookrun serve`.
 pub struct Hookrun {
     child: Option<Child>,
@@ -59,10 +96,8 @@ impl Hookrun {
             .append(true)
             .open(data_dir.join("hookrun.log"))
             .unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookrun"));
-        cmd.args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir)
-            .env("HOOKRUN_BOOTSTRAP_ADMIN_KEY", ADMIN_KEY)
+        let mut cmd = hookrun_command(data_dir, &["serve", "--addr", "127.0.0.1:0"]);
+        cmd.env("HOOKRUN_BOOTSTRAP_ADMIN_KEY", ADMIN_KEY)
             .env("HOOKRUN_INTERNAL_TOKEN", INTERNAL_TOKEN)
             .env_remove("HOOKRUN_PUBLIC_URL")
             .stdout(Stdio::piped())
@@ -75,19 +110,34 @@ impl Hookrun {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let mut workspace = None;
+            let mut banner = String::new();
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
+                if line.starts_with("hookrun ") {
+                    banner = line.clone();
+                }
                 if let Some(ws) = line.strip_prefix("workspace: ") {
                     workspace = Some(ws.to_owned());
                 }
                 if let Some(url) = line.strip_prefix("listening on ") {
-                    let _ = tx.send((url.to_owned(), workspace.clone().unwrap_or_default()));
+                    let _ = tx.send((
+                        url.to_owned(),
+                        workspace.clone().unwrap_or_default(),
+                        banner.clone(),
+                    ));
                 }
             }
         });
-        let (base, workspace) = rx
+        let (base, workspace, banner) = rx
             .recv_timeout(Duration::from_secs(30))
             .unwrap_or_else(|_| panic!("hookrun did not start; log: {}", read_log(data_dir)));
+        // The suite runs on the backend it was asked to run on.
+        let want = if backend_args(data_dir).contains(&"aws".to_string()) {
+            "aws backend"
+        } else {
+            "sqlite store"
+        };
+        assert!(banner.contains(want), "expected the {want}, got {banner:?}");
         Hookrun {
             child: Some(child),
             base,
@@ -134,6 +184,36 @@ impl Hookrun {
         let mut fresh = Self::spawn(&self.data_dir, &self.env);
         fresh._tmp = tmp;
         *self = fresh;
+    }
+
+    /// `hookrun ARGS` on this instance's store.
+    pub fn command(&self, args: &[&str]) -> Command {
+        hookrun_command(&self.data_dir, args)
+    }
+
+    /// Creates another workspace; returns its id and admin key.
+    pub fn create_workspace(&self, name: &str) -> (String, String) {
+        let out = self
+            .command(&["workspace", "create", "--name", name])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        let ws = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("workspace: "))
+            .unwrap()
+            .to_owned();
+        let key = stdout
+            .lines()
+            .find_map(|l| l.split("keep it): ").nth(1))
+            .unwrap()
+            .to_owned();
+        (ws, key)
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -185,22 +185,7 @@ async fn another_workspaces_key_sees_nothing() {
     let (agent, secret) = h.create_agent(json!({"name": "mine"})).await;
     let run = h.trigger(&agent, &secret, json!({"event": "x"})).await;
 
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hookrun"))
-        .args(["workspace", "create", "--name", "other", "--data-dir"])
-        .arg(&h.data_dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    let key = stdout
-        .lines()
-        .find_map(|l| l.split("keep it): ").nth(1))
-        .unwrap()
-        .to_owned();
+    let (_, key) = h.create_workspace("other");
 
     let other = |method: Method, path: String| {
         let req = h.http.request(method, h.url(&path)).bearer_auth(&key);
@@ -373,14 +358,13 @@ async fn without_an_internal_token_the_internal_route_does_not_exist() {
 async fn a_fresh_store_without_a_bootstrap_key_prints_one_once() {
     let dir = tempfile::tempdir().unwrap();
     let run = || {
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hookrun"))
-            .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
-            .arg(dir.path())
-            .env_remove("HOOKRUN_BOOTSTRAP_ADMIN_KEY")
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child =
+            crate::harness::hookrun_command(dir.path(), &["serve", "--addr", "127.0.0.1:0"])
+                .env_remove("HOOKRUN_BOOTSTRAP_ADMIN_KEY")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
         let mut out = String::new();
         let mut reader = std::io::BufReader::new(child.stdout.take().unwrap());
         loop {

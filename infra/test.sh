@@ -1,8 +1,24 @@
 #!/usr/bin/env bash
-# The whole test suite: formatting, lints, unit, contract and end-to-end tests.
-# Usage: ./infra/test.sh
+# The whole test suite, local AWS emulator included:
+#   template checks, formatting, lints, unit tests, port contract suites on
+#   SQLite and on the emulator, Lambda event tests, and the end-to-end suite
+#   twice (embedded store, then AWS adapters on the emulator).
+# Usage: ./infra/test.sh   (needs cargo and python3; installs the Python
+# tools it uses into .venv from infra/requirements-test.txt)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export SAM_CLI_TELEMETRY=0
+
+echo "== tools (.venv: moto server, cfn-lint, aws-sam-cli)"
+if [ ! -x .venv/bin/moto_server ] || ! cmp -s infra/requirements-test.txt .venv/.requirements; then
+  python3 -m venv .venv
+  .venv/bin/pip install --quiet --disable-pip-version-check -r infra/requirements-test.txt
+  cp infra/requirements-test.txt .venv/.requirements
+fi
+
+echo "== template checks"
+.venv/bin/cfn-lint template.yaml
+.venv/bin/sam validate --lint --template template.yaml --region us-east-1
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
@@ -10,5 +26,13 @@ cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-echo "== cargo test (unit, contract on SQLite, end-to-end on SQLite)"
-cargo test --workspace --locked
+echo "== local AWS emulator"
+# shellcheck source=infra/moto.sh
+. infra/moto.sh
+trap 'kill "$MOTO_PID" 2>/dev/null || true' EXIT
+
+echo "== cargo test: unit, contracts (SQLite and emulator), Lambda events, end-to-end on SQLite"
+cargo test --workspace --locked -- --include-ignored
+
+echo "== end-to-end suite on the AWS adapters against the emulator"
+HOOKRUN_E2E_BACKEND=aws cargo test -p hookrun --test e2e --locked -- --test-threads=1

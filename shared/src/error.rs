@@ -35,6 +35,19 @@ impl From<serde_json::Error> for StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// An error and all its sources, ": "-separated: many client errors only
+/// say what failed at the top ("error sending request") and why below.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        s.push_str(": ");
+        s.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    s
+}
+
 /// Every error an API route can answer with: a status and a stable code,
 /// rendered as `{"error":{"code":…,"message":…}}` (DESIGN §8).
 #[derive(Debug, Error)]

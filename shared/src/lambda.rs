@@ -16,7 +16,9 @@ use crate::services::executor::{self, Outcome};
 
 /// The router as a Lambda handler: API Gateway HTTP API (payload 2.0) and
 /// REST API (1.0) requests both work; the caller's IP comes from the request
-/// context, never from a client-set header.
+/// context, never from a client-set header. For a REST API with a named
+/// stage, set `AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH=true` (template.yaml
+/// does) so routes match without the stage prefix.
 pub fn http_handler(router: Router) -> Router {
     router.layer(axum::middleware::map_request(copy_source_ip))
 }

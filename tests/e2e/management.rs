@@ -118,7 +118,7 @@ async fn agent_bad_input_is_400_and_creates_nothing() {
         json!({"name": ""}),
         json!({"name": "x".repeat(201)}),
         json!({"name": "a", "timeout_seconds": 0}),
-        json!({"name": "a", "timeout_seconds": 901}),
+        json!({"name": "a", "timeout_seconds": 841}),
         json!({"name": "a", "runner": {"type": "http"}}),
         json!({"name": "a", "runner": {"type": "http", "url": "not a url"}}),
         json!({"name": "a", "runner": {"type": "http", "url": "ftp://host/x"}}),

@@ -40,18 +40,8 @@ pub fn app(sdk: &aws_config::SdkConfig, aws: &AwsSettings, settings: Settings) -
     )
 }
 
-/// The whole error chain of an SDK error (its Display is only "service error").
+/// A backend error with the SDK error's whole chain (its Display alone is
+/// only "service error").
 pub(crate) fn backend<E: std::error::Error + 'static>(e: E) -> StoreError {
-    StoreError::Backend(format!("{}", aws_smithy_types_display(&e)))
-}
-
-fn aws_smithy_types_display(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        s.push_str(": ");
-        s.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    s
+    StoreError::Backend(crate::error::error_chain(&e))
 }

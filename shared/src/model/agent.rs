@@ -5,8 +5,9 @@ use crate::ports::Item;
 
 /// Default run timeout (seed 000: "started asynchronously with a 10-minute timeout").
 pub const DEFAULT_TIMEOUT_SECONDS: u64 = 600;
-/// Longest run timeout: a Lambda function's own limit is 15 minutes.
-pub const MAX_TIMEOUT_SECONDS: u64 = 900;
+/// Longest run timeout: the executor function's own limit is 15 minutes
+/// (Lambda's maximum), and it needs a minute to record the outcome.
+pub const MAX_TIMEOUT_SECONDS: u64 = 840;
 
 /// How an agent is run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -31,8 +31,12 @@ impl HttpRunner {
     }
 
     pub async fn run(&self, url: &str, req: &RunRequest) -> Result<Value, RunnerError> {
+        // The URL is left out: it may carry a credential.
         let transport = |e: reqwest::Error| RunnerError {
-            message: format!("agent request failed: {}", describe(&e.without_url())),
+            message: format!(
+                "agent request failed: {}",
+                crate::error::error_chain(&e.without_url())
+            ),
             exit_code: EXIT_TRANSPORT,
         };
         let mut resp = self
@@ -67,17 +71,4 @@ impl HttpRunner {
         Ok(serde_json::from_slice(&body)
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned())))
     }
-}
-
-/// The URL is left out (it may carry a credential); reqwest's Display hides the cause ("error sending request"); the chain
-/// says what actually happened (refused, DNS, TLS).
-fn describe(e: &reqwest::Error) -> String {
-    let mut s = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(cause) = source {
-        s.push_str(": ");
-        s.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    s
 }

@@ -9,6 +9,7 @@ use hookrun_core::config::AwsSettings;
 use hookrun_core::model::RunnerConfig;
 use hookrun_core::services::{admin, agents};
 use hookrun_core::sqlite::SqliteStore;
+use hookrun_core::worker::{run_worker, Work};
 use hookrun_core::{App, Settings};
 use tokio::sync::{watch, Notify};
 
@@ -94,11 +95,20 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let worker = tokio::spawn(hookrun_core::worker::run_worker(
+    let drain = Duration::from_secs(args.drain_seconds);
+    let worker = tokio::spawn(run_worker(
         app.clone(),
+        Work::Runs,
+        wake.clone(),
+        stop_rx.clone(),
+        drain,
+    ));
+    let deliverer = tokio::spawn(run_worker(
+        app.clone(),
+        Work::Deliveries,
         wake,
         stop_rx.clone(),
-        Duration::from_secs(args.drain_seconds),
+        drain,
     ));
     let purger = sqlite.map(|store| tokio::spawn(purge_loop(store, stop_rx)));
 
@@ -112,7 +122,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     .await?;
     tracing::info!("stopping: no new runs are started");
     let _ = stop_tx.send(true);
-    let _ = worker.await;
+    let _ = tokio::join!(worker, deliverer);
     if let Some(p) = purger {
         p.abort();
     }

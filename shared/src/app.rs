@@ -17,6 +17,11 @@ pub struct App {
     pub clock: Arc<dyn Clock>,
     pub settings: Arc<Settings>,
     pub runners: Runners,
+    /// The client for subscriber calls, with the SSRF guard built in.
+    pub outbound: reqwest::Client,
+    /// A factor in [-1, 1] that scales retry jitter; random in service,
+    /// fixed in tests.
+    pub jitter: Arc<dyn Fn() -> f64 + Send + Sync>,
 }
 
 impl App {
@@ -27,6 +32,9 @@ impl App {
         settings: Settings,
     ) -> Self {
         let runners = Runners::new(&settings);
+        let outbound = settings.outbound.client(std::time::Duration::from_secs(
+            settings.delivery_timeout_seconds,
+        ));
         App {
             items,
             queue,
@@ -34,6 +42,8 @@ impl App {
             clock: Arc::new(SystemClock),
             settings: Arc::new(settings),
             runners,
+            outbound,
+            jitter: Arc::new(|| rand::Rng::gen_range(&mut rand::thread_rng(), -1.0..=1.0)),
         }
     }
 
@@ -45,6 +55,11 @@ impl App {
 
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
+        self
+    }
+
+    pub fn with_jitter(mut self, jitter: Arc<dyn Fn() -> f64 + Send + Sync>) -> Self {
+        self.jitter = jitter;
         self
     }
 

@@ -31,6 +31,16 @@ pub struct Settings {
     /// `HOOKRUN_MAX_RUN_ATTEMPTS`: executor starts of one run before it is
     /// failed as abandoned (default 3).
     pub max_run_attempts: u32,
+    /// `HOOKRUN_OUTBOUND_ALLOW_HTTP` (true/false, default false) and
+    /// `HOOKRUN_OUTBOUND_ALLOW_CIDRS` (comma-separated ranges that subscriber
+    /// URLs may reach although private or loopback; default none).
+    pub outbound: crate::outbound::OutboundPolicy,
+    /// `HOOKRUN_DELIVERY_TIMEOUT_SECONDS`: how long a subscriber has to answer (default 30).
+    pub delivery_timeout_seconds: u64,
+    /// `HOOKRUN_DELIVERY_RETRY_SCHEDULE`: comma-separated waits in seconds
+    /// after each failed delivery attempt (default Svix's
+    /// `5,300,1800,7200,18000,36000,36000`).
+    pub delivery_schedule: Vec<u64>,
 }
 
 impl Default for Settings {
@@ -45,6 +55,9 @@ impl Default for Settings {
             max_output_bytes: 1024 * 1024,
             lease_grace_seconds: 30,
             max_run_attempts: 3,
+            outbound: crate::outbound::OutboundPolicy::default(),
+            delivery_timeout_seconds: 30,
+            delivery_schedule: crate::services::delivery::SCHEDULE_SECS.to_vec(),
         }
     }
 }
@@ -96,11 +109,56 @@ impl Settings {
                 0,
             )?,
             max_run_attempts: number(&get, "HOOKRUN_MAX_RUN_ATTEMPTS", d.max_run_attempts, 1)?,
+            outbound: crate::outbound::OutboundPolicy {
+                allow_http: boolean(&get, "HOOKRUN_OUTBOUND_ALLOW_HTTP", false)?,
+                allow: crate::outbound::parse_allowlist(
+                    &get("HOOKRUN_OUTBOUND_ALLOW_CIDRS").unwrap_or_default(),
+                )
+                .map_err(|reason| ConfigError {
+                    name: "HOOKRUN_OUTBOUND_ALLOW_CIDRS",
+                    reason,
+                })?,
+            },
+            delivery_timeout_seconds: number(
+                &get,
+                "HOOKRUN_DELIVERY_TIMEOUT_SECONDS",
+                d.delivery_timeout_seconds,
+                1,
+            )?,
+            delivery_schedule: match get("HOOKRUN_DELIVERY_RETRY_SCHEDULE")
+                .filter(|v| !v.trim().is_empty())
+            {
+                None => d.delivery_schedule,
+                Some(raw) => raw
+                    .split(',')
+                    .map(|p| p.trim().parse::<u64>())
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|_| ConfigError {
+                        name: "HOOKRUN_DELIVERY_RETRY_SCHEDULE",
+                        reason: format!("{raw:?} is not a comma-separated list of seconds"),
+                    })?,
+            },
         })
     }
 
     pub fn lease_grace(&self) -> Duration {
         Duration::from_secs(self.lease_grace_seconds)
+    }
+}
+
+fn boolean(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: bool,
+) -> Result<bool, ConfigError> {
+    match get(name).map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+        None | Some("") => Ok(default),
+        Some("1" | "true" | "yes" | "on") => Ok(true),
+        Some("0" | "false" | "no" | "off") => Ok(false),
+        Some(other) => Err(ConfigError {
+            name,
+            reason: format!("{other:?} is not true or false"),
+        }),
     }
 }
 
@@ -161,6 +219,25 @@ mod tests {
     }
 
     #[test]
+    fn outbound_settings() {
+        let s = Settings::from_lookup(lookup(&[
+            ("HOOKRUN_OUTBOUND_ALLOW_HTTP", "true"),
+            ("HOOKRUN_OUTBOUND_ALLOW_CIDRS", "127.0.0.0/8,::1"),
+        ]))
+        .unwrap();
+        assert!(s.outbound.allow_http);
+        assert_eq!(s.outbound.allow.len(), 2);
+        let e = Settings::from_lookup(lookup(&[("HOOKRUN_OUTBOUND_ALLOW_HTTP", "maybe")]))
+            .err()
+            .unwrap();
+        assert_eq!(e.name, "HOOKRUN_OUTBOUND_ALLOW_HTTP");
+        let e = Settings::from_lookup(lookup(&[("HOOKRUN_OUTBOUND_ALLOW_CIDRS", "10.0.0.0/33")]))
+            .err()
+            .unwrap();
+        assert_eq!(e.name, "HOOKRUN_OUTBOUND_ALLOW_CIDRS");
+    }
+
+    #[test]
     fn bad_values_name_the_variable() {
         let e = Settings::from_lookup(lookup(&[("HOOKRUN_MAX_BODY_BYTES", "lots")]))
             .err()
@@ -183,6 +260,10 @@ pub struct AwsSettings {
     /// `HOOKRUN_SECRET_CACHE_SECONDS`: how long a secret read is cached in
     /// process (default 30).
     pub secret_cache_seconds: u64,
+    /// `HOOKRUN_MASTER_KEY_SECRET`: name or ARN of the master-key secret
+    /// (needed by the functions that seal or open trigger and subscription
+    /// secrets).
+    pub master_key_secret: Option<String>,
 }
 
 /// Queue URLs; a function only needs the queues it uses.
@@ -217,6 +298,7 @@ impl AwsSettings {
                 deliveries_dlq: non_empty("HOOKRUN_DELIVERIES_DLQ_URL"),
             },
             secret_cache_seconds: number(&get, "HOOKRUN_SECRET_CACHE_SECONDS", 30, 0)?,
+            master_key_secret: non_empty("HOOKRUN_MASTER_KEY_SECRET"),
         })
     }
 }

@@ -12,6 +12,7 @@ use lambda_http::request::RequestContext;
 use crate::app::App;
 use crate::http::SourceIp;
 use crate::ports::QueueId;
+use crate::services::delivery;
 use crate::services::executor::{self, Outcome};
 
 /// The router as a Lambda handler: API Gateway HTTP API (payload 2.0) and
@@ -40,13 +41,25 @@ async fn copy_source_ip(mut req: Request) -> Request {
 /// never be processed goes straight to the dead-letter queue and counts as
 /// handled, so it is not retried.
 pub async fn handle_runs_batch(app: &App, event: SqsEvent) -> SqsBatchResponse {
+    handle_batch(app, QueueId::Runs, event).await
+}
+
+/// The same for the deliveries queue (outgoing webhooks).
+pub async fn handle_deliveries_batch(app: &App, event: SqsEvent) -> SqsBatchResponse {
+    handle_batch(app, QueueId::Deliveries, event).await
+}
+
+async fn handle_batch(app: &App, queue: QueueId, event: SqsEvent) -> SqsBatchResponse {
     let mut tasks = tokio::task::JoinSet::new();
     for record in event.records {
         let app = app.clone();
         tasks.spawn(async move {
-            let outcome =
-                executor::process_message(&app, record.body.as_deref().unwrap_or("")).await;
-            settle(&app, QueueId::Runs, &record, outcome).await
+            let body = record.body.as_deref().unwrap_or("");
+            let outcome = match queue {
+                QueueId::Deliveries => delivery::process_message(&app, body).await,
+                _ => executor::process_message(&app, body).await,
+            };
+            settle(&app, queue, &record, outcome).await
         });
     }
     let mut failures = Vec::new();
@@ -54,7 +67,7 @@ pub async fn handle_runs_batch(app: &App, event: SqsEvent) -> SqsBatchResponse {
         match joined {
             Ok(Some(id)) => failures.push(id),
             Ok(None) => {}
-            Err(e) => tracing::error!(error = %e, "runs batch task failed"),
+            Err(e) => tracing::error!(error = %e, "batch task failed"),
         }
     }
     let mut resp = SqsBatchResponse::default();

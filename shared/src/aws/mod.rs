@@ -31,7 +31,8 @@ pub fn app(sdk: &aws_config::SdkConfig, aws: &AwsSettings, settings: Settings) -
     let secrets = SecretsManagerStore::new(
         aws_sdk_secretsmanager::Client::new(sdk),
         Duration::from_secs(aws.secret_cache_seconds),
-    );
+    )
+    .with_master_key(aws.master_key_secret.clone());
     App::new(
         Arc::new(items),
         Arc::new(queue),

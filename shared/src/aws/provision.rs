@@ -28,6 +28,8 @@ pub async fn provision(sdk: &aws_config::SdkConfig, prefix: &str) -> StoreResult
     let sqs = aws_sdk_sqs::Client::new(sdk);
     let (runs, runs_dlq) = queue_pair(&sqs, &format!("{prefix}-runs")).await?;
     let (deliveries, deliveries_dlq) = queue_pair(&sqs, &format!("{prefix}-deliveries")).await?;
+    let master_key = format!("{prefix}/master-key");
+    create_master_key(&aws_sdk_secretsmanager::Client::new(sdk), &master_key).await?;
     Ok(AwsSettings {
         table_name: prefix.to_owned(),
         queue_urls: QueueUrls {
@@ -37,7 +39,29 @@ pub async fn provision(sdk: &aws_config::SdkConfig, prefix: &str) -> StoreResult
             deliveries_dlq: Some(deliveries_dlq),
         },
         secret_cache_seconds: 30,
+        master_key_secret: Some(master_key),
     })
+}
+
+async fn create_master_key(client: &aws_sdk_secretsmanager::Client, name: &str) -> StoreResult<()> {
+    if client
+        .describe_secret()
+        .secret_id(name)
+        .send()
+        .await
+        .is_ok()
+    {
+        return Ok(());
+    }
+    client
+        .create_secret()
+        .name(name)
+        .description("hookrun master key (provisioned)")
+        .secret_string(crate::ids::random_hex(32))
+        .send()
+        .await
+        .map_err(backend)?;
+    Ok(())
 }
 
 fn key(name: &str, kind: KeyType) -> StoreResult<KeySchemaElement> {

@@ -21,7 +21,12 @@ pub struct SecretsManagerStore {
     client: Client,
     ttl: Duration,
     cache: Mutex<HashMap<String, (Instant, Option<SecretVersions>)>>,
+    master_key: Option<String>,
+    master_cache: Mutex<Option<(Instant, Vec<String>)>>,
 }
+
+/// How long master-key versions are cached (they change only on rotation).
+const MASTER_KEY_TTL: Duration = Duration::from_secs(300);
 
 impl SecretsManagerStore {
     pub fn new(client: Client, ttl: Duration) -> Self {
@@ -29,6 +34,32 @@ impl SecretsManagerStore {
             client,
             ttl,
             cache: Mutex::new(HashMap::new()),
+            master_key: None,
+            master_cache: Mutex::new(None),
+        }
+    }
+
+    /// The name or ARN of the master-key secret.
+    pub fn with_master_key(mut self, name: Option<String>) -> Self {
+        self.master_key = name;
+        self
+    }
+
+    /// One version stage of a plain-string secret, if it exists.
+    async fn raw_stage(&self, name: &str, stage: &str) -> StoreResult<Option<String>> {
+        let result = self
+            .client
+            .get_secret_value()
+            .secret_id(name)
+            .version_stage(stage)
+            .send()
+            .await;
+        match result {
+            Ok(out) => Ok(out.secret_string().map(str::to_owned)),
+            Err(err) => match err.into_service_error() {
+                e if e.is_resource_not_found_exception() => Ok(None),
+                e => Err(backend(e)),
+            },
         }
     }
 
@@ -98,6 +129,38 @@ impl SecretStore for SecretsManagerStore {
             Some(v) => Ok(v),
             None => self.fetch(name).await,
         }
+    }
+
+    /// `AWSCURRENT` and, when present, `AWSPREVIOUS` of the master-key secret:
+    /// Secrets Manager's own rotation keeps the previous version, so values
+    /// sealed before a rotation still open.
+    async fn master_keys(&self) -> StoreResult<Vec<String>> {
+        let name = self
+            .master_key
+            .as_deref()
+            .ok_or_else(|| StoreError::Invalid("HOOKRUN_MASTER_KEY_SECRET is not set".into()))?;
+        if let Some((at, keys)) = self
+            .master_cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            if at.elapsed() < MASTER_KEY_TTL {
+                return Ok(keys.clone());
+            }
+        }
+        let current = self.raw_stage(name, "AWSCURRENT").await?.ok_or_else(|| {
+            StoreError::Backend(format!("master-key secret {name} has no current value"))
+        })?;
+        let mut keys = vec![current];
+        if let Some(previous) = self.raw_stage(name, "AWSPREVIOUS").await? {
+            if previous != keys[0] {
+                keys.push(previous);
+            }
+        }
+        *self.master_cache.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((Instant::now(), keys.clone()));
+        Ok(keys)
     }
 
     async fn put(&self, name: &str, value: &SecretVersions) -> StoreResult<()> {

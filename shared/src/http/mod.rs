@@ -7,6 +7,7 @@ pub mod extract;
 mod ingress;
 mod internal;
 mod runs;
+mod subscriptions;
 
 use std::time::Instant;
 
@@ -71,6 +72,29 @@ fn management_routes() -> Router<App> {
         .route("/api/v1/agents/{agent_id}/runs", get(runs::list_for_agent))
         .route("/api/v1/agents/{agent_id}/logs", get(runs::logs))
         .route("/api/v1/runs/{run_id}", get(runs::get))
+        .route(
+            "/api/v1/subscriptions",
+            post(subscriptions::create).get(subscriptions::list),
+        )
+        .route(
+            "/api/v1/subscriptions/{id}",
+            get(subscriptions::get)
+                .patch(subscriptions::update)
+                .delete(subscriptions::delete),
+        )
+        .route(
+            "/api/v1/subscriptions/{id}/rotate-secret",
+            post(subscriptions::rotate_secret),
+        )
+        .route(
+            "/api/v1/subscriptions/{id}/deliveries",
+            get(subscriptions::deliveries),
+        )
+        .route("/api/v1/deliveries/{id}", get(subscriptions::delivery))
+        .route(
+            "/api/v1/deliveries/{id}/redeliver",
+            post(subscriptions::redeliver),
+        )
         .route(
             "/api/v1/internal/agents/{agent_id}/webhook-secret",
             get(internal::agent_webhook_secret),

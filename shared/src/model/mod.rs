@@ -9,20 +9,27 @@
 //! | agent      | `AGENT#{agent}`     | `AGENT`       | `WS#{ws}#AGENTS`      | agent id|
 //! | run        | `RUN#{run}`         | `RUN`         | `AGENT#{agent}#RUNS`  | run id  |
 //! | log line   | `LOGS#{agent}`      | `{run}#{seq}` |                       |         |
+//! | subscription | `SUB#{sub}`       | `SUB`         | `WS#{ws}#SUBS`        | sub id  |
+//! | delivery   | `DLV#{dlv}`         | `DLV`         | `SUB#{sub}#DLVS`      | dlv id  |
+//! | attempt    | `DLV#{dlv}`         | `ATT#{n}`     |                       |         |
 //! | bootstrap  | `META`              | `BOOTSTRAP`   |                       |         |
 //!
 //! Ids are ULID-based, so a reverse query on a GSI lists newest first.
 
 pub mod admin;
 pub mod agent;
+pub mod delivery;
 pub mod logs;
 pub mod run;
+pub mod subscription;
 pub mod workspace;
 
 pub use admin::AdminKey;
 pub use agent::{Agent, RunnerConfig};
+pub use delivery::{Delivery, DeliveryAttempt, DeliveryStatus};
 pub use logs::LogLine;
 pub use run::{Run, RunStatus, TriggerType};
+pub use subscription::Subscription;
 pub use workspace::Workspace;
 
 use serde::{de::DeserializeOwned, Serialize};

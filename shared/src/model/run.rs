@@ -80,8 +80,18 @@ pub struct Run {
     #[serde(with = "crate::clock::ts::option", default)]
     pub lease_expires_at: Option<DateTime<Utc>>,
     pub timeout_seconds: u64,
+    /// `production` or `staging`: which subscriptions hear of it.
+    #[serde(default = "production")]
+    pub environment: String,
+    /// Whether the run's terminal event was handed to the subscriptions.
+    #[serde(default)]
+    pub events_emitted: bool,
     /// Unix seconds; the item's TTL.
     pub expires_at: Option<i64>,
+}
+
+fn production() -> String {
+    "production".into()
 }
 
 impl Run {

@@ -59,6 +59,10 @@ pub trait SecretStore: Send + Sync + 'static {
     async fn get_fresh(&self, name: &str) -> StoreResult<Option<SecretVersions>> {
         self.get(name).await
     }
+    /// The master key's values, current first, then any previous version
+    /// still kept: what seals and opens stored trigger and subscription
+    /// secrets. Created on first use where the backend allows it.
+    async fn master_keys(&self) -> StoreResult<Vec<String>>;
     /// Creates or replaces the secret.
     async fn put(&self, name: &str, value: &SecretVersions) -> StoreResult<()>;
     /// Removes the secret; removing a missing secret succeeds.

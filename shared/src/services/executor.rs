@@ -15,7 +15,7 @@ use crate::error::{ApiError, StoreError};
 use crate::message::truncate_utf8;
 use crate::model::{Agent, LogLine, Run, RunStatus};
 use crate::runners::{RunRequest, RunnerError, TriggerInfo};
-use crate::services::{agents, runs};
+use crate::services::{agents, events, runs};
 
 /// What to do with the message after processing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,7 +55,12 @@ async fn process_run(app: &App, run_id: &str) -> Result<Outcome, ApiError> {
     };
     let now = app.clock.now();
     match run.status {
-        RunStatus::Succeeded | RunStatus::Failed => return Ok(Outcome::Done),
+        RunStatus::Succeeded | RunStatus::Failed => {
+            // Finished, but perhaps not yet announced (the process stopped
+            // between the two): announce it now.
+            emit_terminal(app, &run.id).await?;
+            return Ok(Outcome::Done);
+        }
         RunStatus::Running => {
             if let Some(lease) = run.lease_expires_at.filter(|l| *l > now) {
                 // Another executor owns it; look again once the lease ends.
@@ -100,6 +105,7 @@ async fn process_run(app: &App, run_id: &str) -> Result<Outcome, ApiError> {
                 exit_code: -1,
             };
             finish(app, &mut run, version, now, Err(err), Instant::now()).await?;
+            emit_terminal(app, &run.id).await?;
             return Ok(Outcome::Done);
         }
     };
@@ -138,11 +144,47 @@ async fn process_run(app: &App, run_id: &str) -> Result<Outcome, ApiError> {
         ),
     );
     log.flush().await;
+    // Best effort: a lost run.started is not worth delaying the run for.
+    if let Err(e) = events::emit(app, "run.started", &run).await {
+        tracing::warn!(run_id = %run.id, error = %e, "could not emit run.started");
+    }
 
     let started = Instant::now();
     let result = execute(app, &agent, &run, timeout).await;
     finish(app, &mut run, version, app.clock.now(), result, started).await?;
+    emit_terminal(app, &run.id).await?;
     Ok(Outcome::Done)
+}
+
+/// Hands `run.succeeded` / `run.failed` to the subscriptions once the run
+/// is finished, then marks it announced. Emitting twice creates nothing twice
+/// (delivery ids are derived from the run), so a retry after a failure here
+/// is safe.
+async fn emit_terminal(app: &App, run_id: &str) -> Result<(), ApiError> {
+    let Some((mut run, version)) = runs::load(app, run_id).await? else {
+        return Ok(());
+    };
+    if run.events_emitted || !run.status.is_terminal() {
+        return Ok(());
+    }
+    let event = if run.status == RunStatus::Succeeded {
+        "run.succeeded"
+    } else {
+        "run.failed"
+    };
+    events::emit(app, event, &run).await?;
+    run.events_emitted = true;
+    match app
+        .items
+        .put(
+            run.to_item(version + 1),
+            crate::ports::Condition::Version(version),
+        )
+        .await
+    {
+        Ok(()) | Err(StoreError::ConditionFailed) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 async fn execute(

@@ -190,6 +190,8 @@ pub fn new_run(
         duration_ms: None,
         lease_expires_at: None,
         timeout_seconds: agent.timeout_seconds,
+        environment: "production".into(),
+        events_emitted: false,
         expires_at: Some(app.retention_expiry()),
     }
 }

@@ -2,6 +2,9 @@
 
 pub mod admin;
 pub mod agents;
+pub mod delivery;
+pub mod events;
 pub mod executor;
 pub mod ingress;
 pub mod runs;
+pub mod subscriptions;

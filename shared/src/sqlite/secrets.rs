@@ -9,6 +9,9 @@ use super::SqliteStore;
 use crate::error::StoreResult;
 use crate::ports::secrets::{SecretStore, SecretVersions};
 
+/// Where the embedded store keeps its master key.
+const MASTER_KEY_NAME: &str = "hookrun/master-key";
+
 #[async_trait]
 impl SecretStore for SqliteStore {
     async fn get(&self, name: &str) -> StoreResult<Option<SecretVersions>> {
@@ -20,6 +23,28 @@ impl SecretStore for SqliteStore {
                 })
                 .optional()?;
             Ok(raw.map(|r| serde_json::from_str(&r)).transpose()?)
+        })
+        .await
+    }
+
+    async fn master_keys(&self) -> StoreResult<Vec<String>> {
+        let candidate = crate::ids::random_hex(32);
+        self.run(move |c| {
+            // First use creates it; a concurrent first use keeps the winner's.
+            c.execute(
+                "INSERT OR IGNORE INTO secrets (name, value) VALUES (?1, ?2)",
+                params![
+                    MASTER_KEY_NAME,
+                    serde_json::to_string(&SecretVersions::new(candidate))?
+                ],
+            )?;
+            let raw: String = c.query_row(
+                "SELECT value FROM secrets WHERE name = ?1",
+                [MASTER_KEY_NAME],
+                |r| r.get(0),
+            )?;
+            let v: SecretVersions = serde_json::from_str(&raw)?;
+            Ok(std::iter::once(v.current).chain(v.previous).collect())
         })
         .await
     }

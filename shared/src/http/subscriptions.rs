@@ -1,0 +1,122 @@
+//! Management routes for subscriptions (outgoing webhooks) and deliveries.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::Json;
+use serde_json::json;
+
+use super::extract::{Admin, ApiJson, ApiPath, ApiQuery, Paging};
+use crate::app::App;
+use crate::error::ApiError;
+use crate::services::subscriptions::{
+    self, CreateSubscription, RotateSubscriptionSecret, SubscriptionView, UpdateSubscription,
+};
+
+pub async fn create(
+    State(app): State<App>,
+    admin: Admin,
+    ApiJson(req): ApiJson<CreateSubscription>,
+) -> Result<impl IntoResponse, ApiError> {
+    let (sub, secret) = subscriptions::create(&app, &admin.workspace_id, req).await?;
+    let mut body = serde_json::to_value(SubscriptionView::from(&sub)).expect("serialises");
+    body["secret"] = json!(secret);
+    Ok((StatusCode::CREATED, Json(body)))
+}
+
+pub async fn list(
+    State(app): State<App>,
+    admin: Admin,
+    ApiQuery(paging): ApiQuery<Paging>,
+) -> Result<impl IntoResponse, ApiError> {
+    let (subs, next) =
+        subscriptions::list(&app, &admin.workspace_id, paging.limit()?, paging.cursor()).await?;
+    let data: Vec<SubscriptionView> = subs.iter().map(SubscriptionView::from).collect();
+    Ok(Json(json!({ "data": data, "next_cursor": next })))
+}
+
+pub async fn get(
+    State(app): State<App>,
+    admin: Admin,
+    ApiPath(id): ApiPath<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let sub = subscriptions::get(&app, &admin.workspace_id, &id).await?;
+    Ok(Json(SubscriptionView::from(&sub)))
+}
+
+pub async fn update(
+    State(app): State<App>,
+    admin: Admin,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(req): ApiJson<UpdateSubscription>,
+) -> Result<impl IntoResponse, ApiError> {
+    let sub = subscriptions::update(&app, &admin.workspace_id, &id, req).await?;
+    Ok(Json(SubscriptionView::from(&sub)))
+}
+
+pub async fn delete(
+    State(app): State<App>,
+    admin: Admin,
+    ApiPath(id): ApiPath<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    subscriptions::delete(&app, &admin.workspace_id, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn rotate_secret(
+    State(app): State<App>,
+    admin: Admin,
+    ApiPath(id): ApiPath<String>,
+    body: axum::body::Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let req: RotateSubscriptionSecret = if body.iter().all(u8::is_ascii_whitespace) {
+        RotateSubscriptionSecret::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?
+    };
+    let (sub, secret) = subscriptions::rotate_secret(&app, &admin.workspace_id, &id, req).await?;
+    let mut body = serde_json::to_value(SubscriptionView::from(&sub)).expect("serialises");
+    body["secret"] = json!(secret);
+    Ok(Json(body))
+}
+
+pub async fn deliveries(
+    State(app): State<App>,
+    admin: Admin,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(paging): ApiQuery<Paging>,
+) -> Result<impl IntoResponse, ApiError> {
+    let (list, next) = subscriptions::deliveries(
+        &app,
+        &admin.workspace_id,
+        &id,
+        paging.limit()?,
+        paging.cursor(),
+    )
+    .await?;
+    Ok(Json(json!({ "data": list, "next_cursor": next })))
+}
+
+pub async fn delivery(
+    State(app): State<App>,
+    admin: Admin,
+    ApiPath(id): ApiPath<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let (d, attempts) = subscriptions::delivery(&app, &admin.workspace_id, &id).await?;
+    let mut body = serde_json::to_value(&d).expect("serialises");
+    body["attempt_log"] = serde_json::to_value(&attempts).expect("serialises");
+    Ok(Json(body))
+}
+
+pub async fn redeliver(
+    State(app): State<App>,
+    admin: Admin,
+    ApiPath(id): ApiPath<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let d = subscriptions::redeliver(&app, &admin.workspace_id, &id).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "delivery_id": d.id, "status": "queued" })),
+    ))
+}

@@ -1,0 +1,81 @@
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::ports::Item;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    Pending,
+    Succeeded,
+    Failed,
+}
+
+/// One event for one subscription. The body is fixed when the event is
+/// emitted, so every attempt sends the same bytes under the same id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Delivery {
+    pub id: String,
+    pub workspace_id: String,
+    pub subscription_id: String,
+    pub run_id: String,
+    pub event: String,
+    pub body: String,
+    pub status: DeliveryStatus,
+    pub attempts: u32,
+    #[serde(with = "crate::clock::ts::option", default)]
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub last_status_code: Option<u16>,
+    pub last_error: Option<String>,
+    #[serde(with = "crate::clock::ts")]
+    pub created_at: DateTime<Utc>,
+    #[serde(with = "crate::clock::ts")]
+    pub updated_at: DateTime<Utc>,
+    #[serde(with = "crate::clock::ts::option", default)]
+    pub completed_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<i64>,
+}
+
+impl Delivery {
+    pub fn key(id: &str) -> (String, String) {
+        (format!("DLV#{id}"), "DLV".to_owned())
+    }
+
+    pub fn list_partition(subscription_id: &str) -> String {
+        format!("SUB#{subscription_id}#DLVS")
+    }
+
+    pub fn to_item(&self, version: u64) -> Item {
+        let (pk, sk) = Self::key(&self.id);
+        let mut item = Item::new(pk, sk, super::to_doc(self))
+            .with_gsi1(Self::list_partition(&self.subscription_id), self.id.clone())
+            .with_expiry(self.expires_at);
+        item.version = version;
+        item
+    }
+}
+
+/// One HTTP attempt of a delivery.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeliveryAttempt {
+    pub delivery_id: String,
+    pub attempt: u32,
+    #[serde(with = "crate::clock::ts")]
+    pub timestamp: DateTime<Utc>,
+    pub status_code: Option<u16>,
+    pub error: Option<String>,
+    pub duration_ms: u64,
+    /// The first 4 KiB of the answer.
+    pub response_excerpt: Option<String>,
+    /// Made by `POST /api/v1/deliveries/{id}/redeliver`.
+    pub manual: bool,
+    pub expires_at: Option<i64>,
+}
+
+impl DeliveryAttempt {
+    pub fn to_item(&self) -> Item {
+        let (pk, _) = Delivery::key(&self.delivery_id);
+        Item::new(pk, format!("ATT#{:04}", self.attempt), super::to_doc(self))
+            .with_expiry(self.expires_at)
+    }
+}

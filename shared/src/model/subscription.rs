@@ -1,0 +1,62 @@
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::ports::Item;
+
+/// Events a subscription can ask for.
+pub const EVENTS: [&str; 3] = ["run.succeeded", "run.failed", "run.started"];
+/// Environments runs and subscriptions belong to (seed 001).
+pub const ENVIRONMENTS: [&str; 2] = ["production", "staging"];
+
+/// An outgoing webhook: where to send which run events. Its signing secret
+/// is stored sealed under the master key and shown only at creation and
+/// rotation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Subscription {
+    pub id: String,
+    pub workspace_id: String,
+    pub name: String,
+    pub url: String,
+    pub events: Vec<String>,
+    pub environment: String,
+    pub agent_id: Option<String>,
+    pub enabled: bool,
+    /// Why hookrun disabled it (410 Gone, five days of failures), if it did.
+    pub disabled_reason: Option<String>,
+    /// Since when every attempt has failed (cleared by a success).
+    #[serde(with = "crate::clock::ts::option", default)]
+    pub failing_since: Option<DateTime<Utc>>,
+    pub secret_sealed: String,
+    pub previous_secret_sealed: Option<String>,
+    #[serde(with = "crate::clock::ts::option", default)]
+    pub previous_secret_valid_until: Option<DateTime<Utc>>,
+    #[serde(with = "crate::clock::ts")]
+    pub created_at: DateTime<Utc>,
+    #[serde(with = "crate::clock::ts")]
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Subscription {
+    pub fn key(id: &str) -> (String, String) {
+        (format!("SUB#{id}"), "SUB".to_owned())
+    }
+
+    pub fn list_partition(workspace_id: &str) -> String {
+        format!("WS#{workspace_id}#SUBS")
+    }
+
+    pub fn to_item(&self, version: u64) -> Item {
+        let (pk, sk) = Self::key(&self.id);
+        let mut item = Item::new(pk, sk, super::to_doc(self))
+            .with_gsi1(Self::list_partition(&self.workspace_id), self.id.clone());
+        item.version = version;
+        item
+    }
+
+    pub fn wants(&self, event: &str, environment: &str, agent_id: &str) -> bool {
+        self.enabled
+            && self.events.iter().any(|e| e == event)
+            && self.environment == environment
+            && self.agent_id.as_deref().is_none_or(|a| a == agent_id)
+    }
+}

@@ -442,3 +442,11 @@ pub async fn secrets_roundtrip(s: &dyn SecretStore, prefix: &str) {
     assert!(s.get(&name).await.unwrap().is_none());
     s.delete(&name).await.unwrap();
 }
+
+/// The master key exists, has a current value, and is stable across reads.
+pub async fn secrets_master_keys(s: &dyn SecretStore) {
+    let first = s.master_keys().await.unwrap();
+    assert!(!first.is_empty(), "a current master key");
+    assert!(first[0].len() >= 32, "a strong master key");
+    assert_eq!(s.master_keys().await.unwrap(), first, "stable across reads");
+}

@@ -116,7 +116,10 @@ mod tests {
         let mut bytes = sealed.into_bytes();
         let last = bytes.len() - 3;
         bytes[last] = if bytes[last] == b'A' { b'B' } else { b'A' };
-        assert_eq!(open(std::slice::from_ref(&k), &String::from_utf8(bytes).unwrap()), None);
+        assert_eq!(
+            open(std::slice::from_ref(&k), &String::from_utf8(bytes).unwrap()),
+            None
+        );
         assert_eq!(open(&[k], "garbage"), None);
     }
 }

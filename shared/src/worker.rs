@@ -88,11 +88,7 @@ pub async fn run_worker(
             continue;
         }
         let notified = wake.notified();
-        let messages = match app
-            .queue
-            .receive(QueueId::Runs, free.min(10), visibility)
-            .await
-        {
+        let messages = match app.queue.receive(queue, free.min(10), visibility).await {
             Ok(m) => m,
             Err(e) => {
                 tracing::warn!(error = %e, "runs queue receive failed");

@@ -117,3 +117,12 @@ async fn moto_secrets_cache() {
     );
     assert_eq!(cached.get(&name).await.unwrap().unwrap().current, "two");
 }
+
+#[tokio::test]
+#[ignore = "needs the local AWS emulator: run ./infra/test.sh"]
+async fn moto_secrets_master_keys() {
+    let (sdk, s) = setup().await;
+    let store = SecretsManagerStore::new(aws_sdk_secretsmanager::Client::new(&sdk), Duration::ZERO)
+        .with_master_key(s.master_key_secret.clone());
+    contract::secrets_master_keys(&store).await;
+}

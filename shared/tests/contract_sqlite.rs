@@ -77,3 +77,9 @@ async fn queue_is_durable_across_reopen() {
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].body, "kept");
 }
+
+#[tokio::test]
+async fn secrets_master_keys() {
+    let (s, _d) = store();
+    contract::secrets_master_keys(&s).await;
+}

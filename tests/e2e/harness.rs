@@ -413,3 +413,107 @@ async fn slow(calls: Calls, Json(body): Json<Value>) -> Json<Value> {
     record(&calls, "/slow", &body);
     Json(json!({ "slow": true }))
 }
+
+/// One request a [`Receiver`] got.
+#[derive(Clone, Debug)]
+pub struct Received {
+    pub headers: HashMap<String, String>,
+    pub body: String,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> &str {
+        self.headers.get(name).map(String::as_str).unwrap_or("")
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap()
+    }
+}
+
+/// A subscriber endpoint: records every request and answers with the next
+/// scripted status (200 once the script is used up).
+#[derive(Clone, Default)]
+pub struct Receiver {
+    pub addr: Option<SocketAddr>,
+    pub got: Arc<Mutex<Vec<Received>>>,
+    script: Arc<Mutex<std::collections::VecDeque<u16>>>,
+}
+
+impl Receiver {
+    pub fn start() -> Receiver {
+        let mut r = Receiver::default();
+        let (got, script) = (r.got.clone(), r.script.clone());
+        let app = Router::new().fallback(move |headers: axum::http::HeaderMap, body: String| {
+            let (got, script) = (got.clone(), script.clone());
+            async move {
+                let headers = headers
+                    .iter()
+                    .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
+                    .collect();
+                got.lock().unwrap().push(Received { headers, body });
+                let status = script.lock().unwrap().pop_front().unwrap_or(200);
+                let mut resp = axum::response::Response::new(axum::body::Body::from(format!(
+                    "answer {status}"
+                )));
+                *resp.status_mut() = StatusCode::from_u16(status).unwrap();
+                if (300..400).contains(&status) {
+                    resp.headers_mut()
+                        .insert("location", "http://127.0.0.1:9/elsewhere".parse().unwrap());
+                }
+                resp
+            }
+        });
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        r.addr = Some(listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                axum::serve(listener, app).await.unwrap()
+            })
+        });
+        r
+    }
+
+    /// The next answers, in order.
+    pub fn answer(&self, statuses: &[u16]) {
+        self.script.lock().unwrap().extend(statuses.iter().copied());
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}/hook", self.addr.unwrap())
+    }
+
+    pub fn got(&self) -> Vec<Received> {
+        self.got.lock().unwrap().clone()
+    }
+
+    /// Waits until at least `n` requests arrived.
+    pub async fn wait_for(&self, n: usize, within: Duration) -> Vec<Received> {
+        let deadline = Instant::now() + within;
+        loop {
+            let got = self.got();
+            if got.len() >= n {
+                return got;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "receiver got {} of {n} requests",
+                got.len()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// Settings that let hookrun deliver to a receiver on loopback quickly.
+pub const LOOPBACK_DELIVERIES: &[(&str, &str)] = &[
+    ("HOOKRUN_OUTBOUND_ALLOW_HTTP", "true"),
+    ("HOOKRUN_OUTBOUND_ALLOW_CIDRS", "127.0.0.1/32"),
+    ("HOOKRUN_DELIVERY_RETRY_SCHEDULE", "1,1,1,1,1,1,1"),
+];

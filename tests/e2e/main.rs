@@ -7,4 +7,5 @@ mod harness;
 mod agent_webhook;
 mod execution;
 mod management;
+mod outgoing;
 mod restart;

@@ -15,7 +15,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::app::App;
 use crate::error::{ApiError, StoreError};
-use crate::message::truncate_utf8;
 use crate::model::{Delivery, DeliveryAttempt, DeliveryStatus, Subscription};
 use crate::ports::{Condition, QueueId, MAX_DELAY_FOR_QUEUE};
 use crate::seal;
@@ -203,9 +202,7 @@ async fn attempt(
                     }
                 }
             }
-            let mut excerpt = String::from_utf8_lossy(&body).into_owned();
-            truncate_utf8(&mut excerpt, RESPONSE_EXCERPT_BYTES);
-            r.excerpt = Some(excerpt);
+            r.excerpt = Some(excerpt(&body));
             if !r.success() && r.error.is_none() {
                 r.error = Some(format!("HTTP {}", resp.status().as_u16()));
             }
@@ -213,6 +210,18 @@ async fn attempt(
     }
     r.duration = started.elapsed();
     r
+}
+
+/// The first 4 KiB of an answer as text (a character cut at the end is
+/// dropped, invalid bytes are replaced).
+fn excerpt(body: &[u8]) -> String {
+    let mut cut = &body[..body.len().min(RESPONSE_EXCERPT_BYTES)];
+    if let Err(e) = std::str::from_utf8(cut) {
+        if e.error_len().is_none() {
+            cut = &cut[..e.valid_up_to()];
+        }
+    }
+    String::from_utf8_lossy(cut).into_owned()
 }
 
 /// The subscription's signing secrets valid now, current first.

@@ -41,6 +41,16 @@ pub struct Settings {
     /// after each failed delivery attempt (default Svix's
     /// `5,300,1800,7200,18000,36000,36000`).
     pub delivery_schedule: Vec<u64>,
+    /// `HOOKRUN_RATE_LIMIT_PER_IP`: calls per minute from one source IP to
+    /// one target, counted before authentication (default 30; 0 = no limit).
+    pub rate_limit_per_ip: u32,
+    /// `HOOKRUN_RATE_LIMIT_PER_TRIGGER`: calls per minute to one trigger or
+    /// agent unless the trigger sets its own (default 100; 0 = no limit).
+    pub rate_limit_per_trigger: u32,
+    /// `HOOKRUN_RATE_LIMIT_PER_WORKSPACE`: calls per minute to one workspace (default 1000; 0 = no limit).
+    pub rate_limit_per_workspace: u32,
+    /// `HOOKRUN_INVOCATION_RETENTION_DAYS`: how long trigger invocation logs are kept (default 14).
+    pub invocation_retention_days: i64,
 }
 
 impl Default for Settings {
@@ -58,6 +68,10 @@ impl Default for Settings {
             outbound: crate::outbound::OutboundPolicy::default(),
             delivery_timeout_seconds: 30,
             delivery_schedule: crate::services::delivery::SCHEDULE_SECS.to_vec(),
+            rate_limit_per_ip: 30,
+            rate_limit_per_trigger: 100,
+            rate_limit_per_workspace: 1000,
+            invocation_retention_days: 14,
         }
     }
 }
@@ -138,6 +152,25 @@ impl Settings {
                         reason: format!("{raw:?} is not a comma-separated list of seconds"),
                     })?,
             },
+            rate_limit_per_ip: number(&get, "HOOKRUN_RATE_LIMIT_PER_IP", d.rate_limit_per_ip, 0)?,
+            rate_limit_per_trigger: number(
+                &get,
+                "HOOKRUN_RATE_LIMIT_PER_TRIGGER",
+                d.rate_limit_per_trigger,
+                0,
+            )?,
+            rate_limit_per_workspace: number(
+                &get,
+                "HOOKRUN_RATE_LIMIT_PER_WORKSPACE",
+                d.rate_limit_per_workspace,
+                0,
+            )?,
+            invocation_retention_days: number(
+                &get,
+                "HOOKRUN_INVOCATION_RETENTION_DAYS",
+                d.invocation_retention_days,
+                1,
+            )?,
         })
     }
 

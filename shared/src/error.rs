@@ -69,6 +69,13 @@ pub enum ApiError {
     PayloadTooLarge(usize),
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// A rate limit was reached; `reset_secs` until the window ends.
+    #[error("rate limit of {limit} requests per minute{scope} reached; retry in {reset_secs} s")]
+    RateLimited {
+        limit: u32,
+        reset_secs: u64,
+        scope: &'static str,
+    },
     /// A backend (store, queue, secrets) failed: the client may retry.
     #[error("service temporarily unavailable, retry later")]
     Unavailable(String),
@@ -88,6 +95,7 @@ impl ApiError {
             ApiError::Conflict(_) => 409,
             ApiError::PayloadTooLarge(_) => 413,
             ApiError::UnsupportedMediaType(_) => 415,
+            ApiError::RateLimited { .. } => 429,
             ApiError::Unavailable(_) => 503,
             ApiError::Internal(_) => 500,
         }
@@ -103,6 +111,7 @@ impl ApiError {
             ApiError::Conflict(_) => "conflict",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
+            ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
         }

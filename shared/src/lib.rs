@@ -17,6 +17,7 @@ pub mod message;
 pub mod model;
 pub mod outbound;
 pub mod ports;
+pub mod providers;
 pub mod runners;
 pub mod seal;
 pub mod services;

@@ -19,6 +19,16 @@ impl IntoResponse for ApiError {
         }
         let body = json!({ "error": { "code": self.code(), "message": self.to_string() } });
         let mut resp = (status, Json(body)).into_response();
+        if let ApiError::RateLimited {
+            limit, reset_secs, ..
+        } = &self
+        {
+            super::ratelimit_headers(resp.headers_mut(), *limit, 0, *reset_secs);
+            resp.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(reset_secs.max(&1).to_owned()),
+            );
+        }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             resp.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,

@@ -52,6 +52,8 @@ fn source_ip(parts: &Parts) -> Option<SourceIp> {
 /// A caller holding a valid admin key: the workspace it acts in.
 pub struct Admin {
     pub workspace_id: String,
+    /// The admin key's id (recorded as `created_by_id`).
+    pub key_id: String,
 }
 
 impl FromRequestParts<App> for Admin {
@@ -77,8 +79,11 @@ impl FromRequestParts<App> for Admin {
             .ok_or(ApiError::Unauthorized(
                 "Authorization must be: Bearer <admin key>",
             ))?;
-        let workspace_id = admin::authenticate(app, key).await?;
-        Ok(Admin { workspace_id })
+        let key = admin::authenticate(app, key).await?;
+        Ok(Admin {
+            workspace_id: key.workspace_id,
+            key_id: key.id,
+        })
     }
 }
 

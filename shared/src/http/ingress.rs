@@ -1,19 +1,45 @@
-//! Public trigger routes (the ingress function's routes).
+//! Public trigger routes (the ingress function's routes). Each is a thin
+//! adapter: name the target, run the one pipeline, shape the answer.
 
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::extract::{ApiPath, SourceIp};
 use crate::app::App;
 use crate::error::ApiError;
-use crate::services::ingress::{self, AuthMethod, Inbound};
+use crate::services::ingress::{self, Accepted, AuthMethod, Disposition, Inbound, Route};
 
 /// When the plaintext `X-Webhook-Secret` scheme stops working (seed 000).
 pub const SECRET_HEADER_SUNSET: &str = "Thu, 31 Dec 2026 23:59:59 GMT";
+
+fn inbound(ip: SourceIp, req: Request<Body>) -> Inbound {
+    let (parts, body) = req.into_parts();
+    Inbound {
+        headers: parts.headers,
+        body,
+        source_ip: Some(ip.0),
+    }
+}
+
+fn answer(accepted: &Accepted, body: Value) -> Response {
+    let mut resp = (StatusCode::ACCEPTED, Json(body)).into_response();
+    if let Some(r) = accepted.rate {
+        super::ratelimit_headers(resp.headers_mut(), r.limit, r.remaining, r.reset_secs);
+    }
+    resp
+}
+
+/// `{"status":"accepted","run_id":…}`, or `{"status":"ignored"}`.
+fn accepted_body(a: &Accepted) -> Value {
+    match a.disposition {
+        Disposition::Ignored => json!({ "status": "ignored" }),
+        _ => json!({ "status": "accepted", "run_id": a.run_id }),
+    }
+}
 
 /// `POST /api/v1/webhooks/{crewId}/{agentId}/trigger` (seed 000).
 pub async fn agent_trigger(
@@ -22,22 +48,84 @@ pub async fn agent_trigger(
     ip: SourceIp,
     req: Request<Body>,
 ) -> Result<Response, ApiError> {
-    let (parts, body) = req.into_parts();
-    let inbound = Inbound {
-        headers: parts.headers,
-        body,
-        source_ip: Some(ip.0.to_string()),
+    let route = Route::AgentSigned {
+        workspace_id: &workspace_id,
+        agent_id: &agent_id,
     };
-    let accepted = ingress::agent_webhook(&app, &workspace_id, &agent_id, inbound).await?;
-    let mut resp = (
-        StatusCode::ACCEPTED,
-        Json(json!({ "status": "accepted", "run_id": accepted.run_id })),
-    )
-        .into_response();
+    let accepted = ingress::handle(&app, route, inbound(ip, req)).await?;
+    let mut resp = answer(&accepted, accepted_body(&accepted));
     if accepted.auth == AuthMethod::PlaintextSecret {
         let h = resp.headers_mut();
         h.insert("deprecation", HeaderValue::from_static("true"));
         h.insert("sunset", HeaderValue::from_static(SECRET_HEADER_SUNSET));
     }
     Ok(resp)
+}
+
+/// `POST /webhooks/runs/{token}` (seed 001): answers with the agent version
+/// the run was made for.
+pub async fn token_url(
+    State(app): State<App>,
+    ApiPath(token): ApiPath<String>,
+    ip: SourceIp,
+    req: Request<Body>,
+) -> Result<Response, ApiError> {
+    let accepted =
+        ingress::handle(&app, Route::TokenUrl { token: &token }, inbound(ip, req)).await?;
+    let body = match accepted.disposition {
+        Disposition::Ignored => json!({ "status": "ignored" }),
+        _ => json!({
+            "run_id": accepted.run_id,
+            "version_id": format!("ver_{}_{}", accepted.agent_id.trim_start_matches("agt_"), accepted.agent_version),
+            "version_number": accepted.agent_version,
+            "status": "queued",
+        }),
+    };
+    Ok(answer(&accepted, body))
+}
+
+/// `POST /api/webhooks/{triggerId}` (seed 002).
+pub async fn by_trigger_id(
+    State(app): State<App>,
+    ApiPath(trigger_id): ApiPath<String>,
+    ip: SourceIp,
+    req: Request<Body>,
+) -> Result<Response, ApiError> {
+    let accepted = ingress::handle(
+        &app,
+        Route::TriggerId {
+            trigger_id: &trigger_id,
+        },
+        inbound(ip, req),
+    )
+    .await?;
+    Ok(answer(&accepted, accepted_body(&accepted)))
+}
+
+/// `POST /api/v1/webhook/trigger` with `Authorization: Bearer wht_…` (seed 004).
+pub async fn bearer(
+    State(app): State<App>,
+    ip: SourceIp,
+    req: Request<Body>,
+) -> Result<Response, ApiError> {
+    let accepted = ingress::handle(&app, Route::Bearer, inbound(ip, req)).await?;
+    Ok(answer(&accepted, accepted_body(&accepted)))
+}
+
+/// `POST /api/v1/agents/{agentId}/webhook` (seed 003).
+pub async fn agent_source(
+    State(app): State<App>,
+    ApiPath(agent_id): ApiPath<String>,
+    ip: SourceIp,
+    req: Request<Body>,
+) -> Result<Response, ApiError> {
+    let accepted = ingress::handle(
+        &app,
+        Route::AgentSource {
+            agent_id: &agent_id,
+        },
+        inbound(ip, req),
+    )
+    .await?;
+    Ok(answer(&accepted, accepted_body(&accepted)))
 }

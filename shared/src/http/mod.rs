@@ -8,6 +8,7 @@ mod ingress;
 mod internal;
 mod runs;
 mod subscriptions;
+mod triggers;
 
 use std::time::Instant;
 
@@ -31,13 +32,7 @@ pub const MAX_MANAGEMENT_BODY_BYTES: usize = 64 * 1024;
 /// read by the pipeline itself, which enforces its own limit after
 /// resolving the target (404 before 413).
 pub fn ingress_router(app: App) -> Router {
-    finish(
-        Router::new().route(
-            "/api/v1/webhooks/{crew_id}/{agent_id}/trigger",
-            post(ingress::agent_trigger),
-        ),
-        app,
-    )
+    finish(trigger_routes(), app)
 }
 
 /// Management and internal routes only (the api function).
@@ -47,13 +42,23 @@ pub fn api_router(app: App) -> Router {
 
 /// Every route (`hookrun serve`).
 pub fn router(app: App) -> Router {
-    finish(
-        management_routes().route(
+    finish(management_routes().merge(trigger_routes()), app)
+}
+
+/// The public trigger routes (DESIGN §4).
+fn trigger_routes() -> Router<App> {
+    Router::new()
+        .route(
             "/api/v1/webhooks/{crew_id}/{agent_id}/trigger",
             post(ingress::agent_trigger),
-        ),
-        app,
-    )
+        )
+        .route("/webhooks/runs/{token}", post(ingress::token_url))
+        .route("/api/webhooks/{trigger_id}", post(ingress::by_trigger_id))
+        .route("/api/v1/webhook/trigger", post(ingress::bearer))
+        .route(
+            "/api/v1/agents/{agent_id}/webhook",
+            post(ingress::agent_source),
+        )
 }
 
 fn management_routes() -> Router<App> {
@@ -96,6 +101,33 @@ fn management_routes() -> Router<App> {
             post(subscriptions::redeliver),
         )
         .route(
+            "/api/v1/webhook-triggers",
+            post(triggers::create).get(triggers::list),
+        )
+        .route(
+            "/api/v1/webhook-triggers/{id}",
+            get(triggers::get)
+                .patch(triggers::update)
+                .delete(triggers::delete),
+        )
+        .route(
+            "/api/v1/webhook-triggers/{id}/regenerate-token",
+            post(triggers::regenerate_token),
+        )
+        .route(
+            "/api/v1/webhook-triggers/{id}/regenerate-secret",
+            post(triggers::regenerate_secret),
+        )
+        .route("/api/v1/webhook-triggers/{id}/test", post(triggers::test))
+        .route(
+            "/api/v1/webhook-triggers/{id}/invocations",
+            get(triggers::invocations),
+        )
+        .route(
+            "/api/v1/agents/{agent_id}/webhook",
+            get(triggers::agent_webhook_info),
+        )
+        .route(
             "/api/v1/internal/agents/{agent_id}/webhook-secret",
             get(internal::agent_webhook_secret),
         )
@@ -112,6 +144,21 @@ fn finish(routes: Router<App>, app: App) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::from_fn(log_request))
         .with_state(app)
+}
+
+/// `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` (seconds).
+pub fn ratelimit_headers(
+    h: &mut axum::http::HeaderMap,
+    limit: u32,
+    remaining: u32,
+    reset_secs: u64,
+) {
+    h.insert("ratelimit-limit", axum::http::HeaderValue::from(limit));
+    h.insert(
+        "ratelimit-remaining",
+        axum::http::HeaderValue::from(remaining),
+    );
+    h.insert("ratelimit-reset", axum::http::HeaderValue::from(reset_secs));
 }
 
 /// One log line per request. It names the route template, never the URI:

@@ -12,6 +12,12 @@
 //! | subscription | `SUB#{sub}`       | `SUB`         | `WS#{ws}#SUBS`        | sub id  |
 //! | delivery   | `DLV#{dlv}`         | `DLV`         | `SUB#{sub}#DLVS`      | dlv id  |
 //! | attempt    | `DLV#{dlv}`         | `ATT#{n}`     |                       |         |
+//! | trigger    | `TRG#{trg}`         | `TRG`         | `WS#{ws}#TRIGGERS`    | trg id  |
+//! | token      | `TOKEN#{sha256}`    | `TOKEN`       | (copy of the trigger) |         |
+//! | agent route| `AGENTROUTE#{agent}`| `ROUTE`       |                       |         |
+//! | invocation | `INVOC#{trg}`       | inv id        |                       |         |
+//! | dedup key  | `DEDUP#{target}#{sha256}` | `DEDUP` |                       |         |
+//! | rate count | `RL#{scope}#{id}#{minute}` | `RL`   |                       |         |
 //! | bootstrap  | `META`              | `BOOTSTRAP`   |                       |         |
 //!
 //! Ids are ULID-based, so a reverse query on a GSI lists newest first.
@@ -22,6 +28,7 @@ pub mod delivery;
 pub mod logs;
 pub mod run;
 pub mod subscription;
+pub mod trigger;
 pub mod workspace;
 
 pub use admin::AdminKey;
@@ -30,6 +37,7 @@ pub use delivery::{Delivery, DeliveryAttempt, DeliveryStatus};
 pub use logs::LogLine;
 pub use run::{Run, RunStatus, TriggerType};
 pub use subscription::Subscription;
+pub use trigger::{AllowedSources, Invocation, SignatureConfig, Trigger};
 pub use workspace::Workspace;
 
 use serde::{de::DeserializeOwned, Serialize};

@@ -6,13 +6,13 @@ use crate::ids;
 use crate::model::{from_item, AdminKey, Workspace};
 use crate::ports::{Condition, Item, TxOp};
 
-/// The workspace a valid admin key belongs to.
-pub async fn authenticate(app: &App, presented: &str) -> Result<String, ApiError> {
+/// The record of a valid admin key (its workspace, its id).
+pub async fn authenticate(app: &App, presented: &str) -> Result<AdminKey, ApiError> {
     // Lookup by the key's hash: the comparison is an exact key match in the
     // store, so there is no secret-dependent comparison in our code at all.
     let (pk, sk) = AdminKey::key(&ids::sha256_hex(presented));
     match app.items.get(&pk, &sk).await? {
-        Some(item) => Ok(from_item::<AdminKey>(&item)?.workspace_id),
+        Some(item) => Ok(from_item::<AdminKey>(&item)?),
         None => Err(ApiError::Unauthorized("invalid admin key")),
     }
 }

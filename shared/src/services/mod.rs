@@ -6,5 +6,7 @@ pub mod delivery;
 pub mod events;
 pub mod executor;
 pub mod ingress;
+pub mod ratelimit;
 pub mod runs;
 pub mod subscriptions;
+pub mod triggers;

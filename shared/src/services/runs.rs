@@ -5,10 +5,10 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::app::App;
-use crate::error::ApiError;
+use crate::error::{ApiError, StoreError};
 use crate::ids;
 use crate::model::{from_item, LogLine, Run, RunStatus, TriggerType};
-use crate::ports::{Condition, Index, Query, QueueId, TxOp};
+use crate::ports::{Condition, Index, Item, Query, QueueId, TxOp};
 
 /// The runs-queue message: just the run's id; the run item holds the rest.
 #[derive(Debug, Serialize, Deserialize)]
@@ -20,20 +20,66 @@ pub struct RunMessage {
 /// durable; when it fails neither is left behind (the run is removed again
 /// if the queue refuses the message).
 pub async fn enqueue(app: &App, run: &Run) -> Result<(), ApiError> {
-    app.items.put(run.to_item(1), Condition::NotExists).await?;
+    enqueue_once(app, run, None).await.map(|_| ())
+}
+
+/// [`enqueue`], made idempotent by a dedup key (partition key, expiry):
+/// the run and the key are written in one transaction, so of any number of
+/// concurrent calls with the same key exactly one creates a run; the others
+/// get that run's id. Returns the id of the run the call belongs to.
+pub async fn enqueue_once(
+    app: &App,
+    run: &Run,
+    dedup: Option<(String, i64)>,
+) -> Result<String, ApiError> {
+    let mut ops = vec![TxOp::Put(run.to_item(1), Condition::NotExists)];
+    if let Some((pk, expires_at)) = &dedup {
+        let item = Item::new(pk, DEDUP_SK, serde_json::json!({ "run_id": run.id }))
+            .with_expiry(Some(*expires_at));
+        ops.push(TxOp::Put(item, Condition::NotExists));
+    }
+    match app.items.transact(ops).await {
+        Ok(()) => {}
+        Err(StoreError::ConditionFailed) if dedup.is_some() => {
+            let pk = &dedup.as_ref().expect("checked").0;
+            let original = app.items.get(pk, DEDUP_SK).await?;
+            return original
+                .and_then(|i| i.data["run_id"].as_str().map(str::to_owned))
+                .ok_or_else(|| {
+                    ApiError::Conflict(
+                        "a call with this idempotency key is being processed; retry".into(),
+                    )
+                });
+        }
+        Err(e) => return Err(e.into()),
+    }
     let body = serde_json::to_string(&RunMessage {
         run_id: run.id.clone(),
     })
     .expect("serialises");
     if let Err(e) = app.queue.send(QueueId::Runs, &body, Duration::ZERO).await {
         let (pk, sk) = Run::key(&run.id);
-        if let Err(cleanup) = app.items.delete(&pk, &sk, Condition::None).await {
+        let mut undo = vec![TxOp::Delete {
+            pk,
+            sk,
+            condition: Condition::None,
+        }];
+        if let Some((dpk, _)) = dedup {
+            undo.push(TxOp::Delete {
+                pk: dpk,
+                sk: DEDUP_SK.into(),
+                condition: Condition::None,
+            });
+        }
+        if let Err(cleanup) = app.items.transact(undo).await {
             tracing::error!(run_id = %run.id, error = %cleanup, "could not remove a run whose message was not queued");
         }
         return Err(e.into());
     }
-    Ok(())
+    Ok(run.id.clone())
 }
+
+const DEDUP_SK: &str = "DEDUP";
 
 /// A run and its item version, if it exists at all.
 pub async fn load(app: &App, run_id: &str) -> Result<Option<(Run, u64)>, ApiError> {

@@ -1,0 +1,163 @@
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::ports::Item;
+
+/// How a trigger's callers prove they hold its secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignatureConfig {
+    /// `hmac` (default), `github`, `stripe`, `slack` or `standard-webhooks`.
+    #[serde(default = "default_scheme")]
+    pub scheme: String,
+    /// `hmac` only: the header carrying the signature (default `X-Webhook-Signature`).
+    #[serde(default)]
+    pub header: Option<String>,
+    /// `hmac` only: `hex` (default) or `base64`.
+    #[serde(default)]
+    pub encoding: Option<String>,
+    /// `hmac` only: text before the signature (default `sha256=` for the
+    /// default header, none otherwise).
+    #[serde(default)]
+    pub prefix: Option<String>,
+    /// Timestamped schemes: largest clock difference accepted, in seconds (default 300).
+    #[serde(default)]
+    pub tolerance: Option<u64>,
+}
+
+fn default_scheme() -> String {
+    "hmac".into()
+}
+
+impl Default for SignatureConfig {
+    fn default() -> Self {
+        SignatureConfig {
+            scheme: default_scheme(),
+            header: None,
+            encoding: None,
+            prefix: None,
+            tolerance: None,
+        }
+    }
+}
+
+/// Who may call a trigger: an empty list allows everyone.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AllowedSources {
+    /// Hosts (or origins such as `https://hooks.example.com`) the `Origin`
+    /// header may name.
+    #[serde(default)]
+    pub origins: Vec<String>,
+    /// Addresses or CIDR ranges the caller's IP may be in.
+    #[serde(default)]
+    pub ips: Vec<String>,
+}
+
+impl AllowedSources {
+    pub fn is_empty(&self) -> bool {
+        self.origins.is_empty() && self.ips.is_empty()
+    }
+}
+
+/// A named way in to an agent: a token URL, an id URL, a bearer token, and
+/// optionally the agent's own source-validated route.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Trigger {
+    pub id: String,
+    pub workspace_id: String,
+    pub agent_id: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub token_hash: String,
+    pub token_prefix: String,
+    pub is_active: bool,
+    pub secret_sealed: Option<String>,
+    pub signature: SignatureConfig,
+    pub allowed_sources: AllowedSources,
+    /// Input name → JSON pointer (or `{pointer, default, required}`).
+    pub input_mapping: Option<serde_json::Map<String, Value>>,
+    pub event_types: Vec<String>,
+    pub environment: String,
+    pub rate_limit_per_minute: Option<u32>,
+    pub metadata: Value,
+    /// Whether `POST /api/v1/agents/{agentId}/webhook` reaches the agent
+    /// through this trigger (at most one per agent).
+    pub agent_route: bool,
+    #[serde(with = "crate::clock::ts::option", default)]
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub created_by_id: String,
+    #[serde(with = "crate::clock::ts")]
+    pub created_at: DateTime<Utc>,
+    #[serde(with = "crate::clock::ts")]
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Trigger {
+    pub fn key(id: &str) -> (String, String) {
+        (format!("TRG#{id}"), "TRG".to_owned())
+    }
+
+    /// Where a token leads: the token item holds a copy of the trigger, so
+    /// a token call is resolved with one GetItem.
+    pub fn token_key(token_hash: &str) -> (String, String) {
+        (format!("TOKEN#{token_hash}"), "TOKEN".to_owned())
+    }
+
+    /// Which trigger answers the agent's source-validated route.
+    pub fn agent_route_key(agent_id: &str) -> (String, String) {
+        (format!("AGENTROUTE#{agent_id}"), "ROUTE".to_owned())
+    }
+
+    pub fn list_partition(workspace_id: &str) -> String {
+        format!("WS#{workspace_id}#TRIGGERS")
+    }
+
+    pub fn to_item(&self, version: u64) -> Item {
+        let (pk, sk) = Self::key(&self.id);
+        let mut item = Item::new(pk, sk, super::to_doc(self))
+            .with_gsi1(Self::list_partition(&self.workspace_id), self.id.clone());
+        item.version = version;
+        item
+    }
+
+    pub fn token_item(&self) -> Item {
+        let (pk, sk) = Self::token_key(&self.token_hash);
+        Item::new(pk, sk, super::to_doc(self))
+    }
+}
+
+/// One call of a trigger, kept for its retention period. Never holds a
+/// secret, a token or a signature.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Invocation {
+    pub id: String,
+    pub trigger_id: String,
+    #[serde(with = "crate::clock::ts")]
+    pub timestamp: DateTime<Utc>,
+    pub source_ip: Option<String>,
+    /// `accepted`, `duplicate`, `ignored` or `rejected`.
+    pub result: String,
+    pub status: u16,
+    pub run_id: Option<String>,
+    pub error: Option<String>,
+    /// The first 2 KiB of the body.
+    pub payload_excerpt: Option<String>,
+    pub expires_at: Option<i64>,
+}
+
+impl Invocation {
+    pub fn partition(trigger_id: &str) -> String {
+        format!("INVOC#{trigger_id}")
+    }
+
+    pub fn to_item(&self) -> Item {
+        Item::new(
+            Self::partition(&self.trigger_id),
+            self.id.clone(),
+            super::to_doc(self),
+        )
+        .with_expiry(self.expires_at)
+    }
+}

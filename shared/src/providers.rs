@@ -1,0 +1,406 @@
+//! Provider signature schemes for triggers (DESIGN §4), each checked on the
+//! raw body bytes in constant time: a plain HMAC header (configurable, e.g.
+//! Grafana, Shopify), GitHub, Stripe, Slack and Standard Webhooks.
+
+use axum::http::HeaderMap;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use crate::model::SignatureConfig;
+
+pub const SCHEMES: [&str; 5] = ["hmac", "github", "stripe", "slack", "standard-webhooks"];
+pub const DEFAULT_HEADER: &str = "x-webhook-signature";
+pub const DEFAULT_TOLERANCE: u64 = 300;
+
+fn mac(key: &[u8], parts: &[&[u8]]) -> Hmac<Sha256> {
+    let mut m = Hmac::<Sha256>::new_from_slice(key).expect("any key length");
+    for p in parts {
+        m.update(p);
+    }
+    m
+}
+
+/// Constant-time check of `presented` against the MAC of `parts`.
+fn matches(key: &[u8], parts: &[&[u8]], presented: &[u8]) -> bool {
+    mac(key, parts).verify_slice(presented).is_ok()
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+}
+
+fn fresh(ts: &str, now: i64, tolerance: u64) -> Result<i64, &'static str> {
+    let t: i64 = ts
+        .trim()
+        .parse()
+        .map_err(|_| "malformed signature timestamp")?;
+    if (now - t).unsigned_abs() > tolerance {
+        return Err("signature timestamp outside the tolerance");
+    }
+    Ok(t)
+}
+
+/// Checks a request against the trigger's scheme and one secret value.
+/// Err is a short reason, safe to show (it never echoes a signature).
+pub fn verify(
+    cfg: &SignatureConfig,
+    secret: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+    now: i64,
+) -> Result<(), &'static str> {
+    let tolerance = cfg.tolerance.unwrap_or(DEFAULT_TOLERANCE);
+    let key = secret.as_bytes();
+    match cfg.scheme.as_str() {
+        "github" => {
+            let sig =
+                header(headers, "x-hub-signature-256").ok_or("missing X-Hub-Signature-256")?;
+            let hex_sig = sig
+                .strip_prefix("sha256=")
+                .ok_or("malformed X-Hub-Signature-256")?;
+            let bytes = hex::decode(hex_sig).map_err(|_| "malformed X-Hub-Signature-256")?;
+            matches(key, &[body], &bytes)
+                .then_some(())
+                .ok_or("invalid signature")
+        }
+        "stripe" => {
+            let sig = header(headers, "stripe-signature").ok_or("missing Stripe-Signature")?;
+            let mut t = None;
+            let mut v1 = Vec::new();
+            for part in sig.split(',') {
+                match part.trim().split_once('=') {
+                    Some(("t", v)) => t = Some(v),
+                    Some(("v1", v)) => v1.push(v),
+                    _ => {}
+                }
+            }
+            let t = t.ok_or("malformed Stripe-Signature")?;
+            fresh(t, now, tolerance)?;
+            // Any v1 may match (Stripe sends one per active secret); every
+            // one is checked so timing does not tell which.
+            let ok = v1.iter().fold(false, |ok, v| {
+                let m = hex::decode(v)
+                    .map(|b| matches(key, &[t.as_bytes(), b".", body], &b))
+                    .unwrap_or(false);
+                ok | m
+            });
+            ok.then_some(()).ok_or("invalid signature")
+        }
+        "slack" => {
+            let ts = header(headers, "x-slack-request-timestamp")
+                .ok_or("missing X-Slack-Request-Timestamp")?;
+            fresh(ts, now, tolerance)?;
+            let sig = header(headers, "x-slack-signature").ok_or("missing X-Slack-Signature")?;
+            let bytes = sig
+                .strip_prefix("v0=")
+                .and_then(|h| hex::decode(h).ok())
+                .ok_or("malformed X-Slack-Signature")?;
+            matches(key, &[b"v0:", ts.as_bytes(), b":", body], &bytes)
+                .then_some(())
+                .ok_or("invalid signature")
+        }
+        "standard-webhooks" => {
+            let id = header(headers, "webhook-id").ok_or("missing webhook-id")?;
+            let ts = header(headers, "webhook-timestamp").ok_or("missing webhook-timestamp")?;
+            fresh(ts, now, tolerance)?;
+            let sigs = header(headers, "webhook-signature").ok_or("missing webhook-signature")?;
+            let key = STANDARD
+                .decode(secret.strip_prefix("whsec_").unwrap_or(secret))
+                .map_err(|_| "the trigger secret is not a whsec_ key")?;
+            let ok = sigs.split(' ').fold(false, |ok, s| {
+                let m = s
+                    .strip_prefix("v1,")
+                    .and_then(|b| STANDARD.decode(b).ok())
+                    .map(|b| matches(&key, &[id.as_bytes(), b".", ts.as_bytes(), b".", body], &b))
+                    .unwrap_or(false);
+                ok | m
+            });
+            ok.then_some(()).ok_or("invalid signature")
+        }
+        _ => {
+            let name = cfg
+                .header
+                .as_deref()
+                .unwrap_or(DEFAULT_HEADER)
+                .to_ascii_lowercase();
+            let default_prefix = if name == DEFAULT_HEADER {
+                "sha256="
+            } else {
+                ""
+            };
+            let prefix = cfg.prefix.as_deref().unwrap_or(default_prefix);
+            let sig = header(headers, &name).ok_or("missing signature header")?;
+            let raw = sig.strip_prefix(prefix).ok_or("malformed signature")?;
+            let bytes = match cfg.encoding.as_deref().unwrap_or("hex") {
+                "base64" => STANDARD.decode(raw).map_err(|_| "malformed signature")?,
+                _ => hex::decode(raw).map_err(|_| "malformed signature")?,
+            };
+            matches(key, &[body], &bytes)
+                .then_some(())
+                .ok_or("invalid signature")
+        }
+    }
+}
+
+/// Checks a signature configuration when a trigger is saved.
+pub fn validate(cfg: &SignatureConfig) -> Result<(), String> {
+    if !SCHEMES.contains(&cfg.scheme.as_str()) {
+        return Err(format!(
+            "signature.scheme must be one of {}",
+            SCHEMES.join(", ")
+        ));
+    }
+    if let Some(h) = &cfg.header {
+        if axum::http::HeaderName::from_bytes(h.as_bytes()).is_err() {
+            return Err("signature.header is not a valid header name".into());
+        }
+    }
+    if let Some(e) = &cfg.encoding {
+        if e != "hex" && e != "base64" {
+            return Err("signature.encoding must be hex or base64".into());
+        }
+    }
+    if let Some(t) = cfg.tolerance {
+        if !(1..=3600).contains(&t) {
+            return Err("signature.tolerance must be between 1 and 3600 seconds".into());
+        }
+    }
+    if cfg.scheme != "hmac"
+        && (cfg.header.is_some() || cfg.encoding.is_some() || cfg.prefix.is_some())
+    {
+        return Err("signature.header, encoding and prefix apply to the hmac scheme only".into());
+    }
+    Ok(())
+}
+
+/// The event a provider names in its headers, if any.
+pub fn event_header(headers: &HeaderMap) -> Option<String> {
+    ["x-github-event", "x-gitlab-event", "x-event-type"]
+        .iter()
+        .find_map(|h| header(headers, h))
+        .map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(pairs: &[(&str, String)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(
+                axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    fn cfg(scheme: &str) -> SignatureConfig {
+        SignatureConfig {
+            scheme: scheme.into(),
+            ..Default::default()
+        }
+    }
+
+    fn hex_mac(key: &[u8], parts: &[&[u8]]) -> String {
+        hex::encode(mac(key, parts).finalize().into_bytes())
+    }
+
+    #[test]
+    fn github_published_test_vector() {
+        // docs.github.com, "Validating webhook deliveries": secret
+        // "It's a Secret to Everybody", payload "Hello, World!".
+        let h = headers(&[(
+            "x-hub-signature-256",
+            "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17".into(),
+        )]);
+        assert_eq!(
+            verify(
+                &cfg("github"),
+                "It's a Secret to Everybody",
+                &h,
+                b"Hello, World!",
+                0
+            ),
+            Ok(())
+        );
+        assert!(verify(
+            &cfg("github"),
+            "It's a Secret to Everybody",
+            &h,
+            b"Hello, World?",
+            0
+        )
+        .is_err());
+        assert!(verify(&cfg("github"), "another secret", &h, b"Hello, World!", 0).is_err());
+        assert_eq!(
+            verify(&cfg("github"), "s", &HeaderMap::new(), b"x", 0),
+            Err("missing X-Hub-Signature-256")
+        );
+    }
+
+    #[test]
+    fn stripe_any_v1_may_match_within_tolerance() {
+        let body = br#"{"id":"evt_1","type":"charge.succeeded"}"#;
+        let (secret, old) = ("whsec_current", "whsec_rolled");
+        let t = 1_700_000_000i64;
+        let good = hex_mac(secret.as_bytes(), &[t.to_string().as_bytes(), b".", body]);
+        let stale = hex_mac(old.as_bytes(), &[t.to_string().as_bytes(), b".", body]);
+        let h = headers(&[(
+            "stripe-signature",
+            format!("t={t},v1={stale},v1={good},v0=ignored"),
+        )]);
+        assert_eq!(verify(&cfg("stripe"), secret, &h, body, t + 10), Ok(()));
+        assert_eq!(
+            verify(&cfg("stripe"), old, &h, body, t),
+            Ok(()),
+            "either secret's v1 works"
+        );
+        assert!(verify(&cfg("stripe"), "whsec_other", &h, body, t).is_err());
+        assert_eq!(
+            verify(&cfg("stripe"), secret, &h, body, t + 301),
+            Err("signature timestamp outside the tolerance")
+        );
+        assert!(
+            verify(&cfg("stripe"), secret, &h, body, t - 301).is_err(),
+            "too far in the future"
+        );
+        let only_stale = headers(&[("stripe-signature", format!("t={t},v1={stale}"))]);
+        assert!(verify(&cfg("stripe"), secret, &only_stale, body, t).is_err());
+    }
+
+    #[test]
+    fn slack_v0() {
+        let body = b"token=x&team_id=T1&command=%2Fdeploy";
+        let ts = "1531420618";
+        let sig = format!(
+            "v0={}",
+            hex_mac(
+                b"8f742231b10e8888abcd99yyyzzz85a5",
+                &[b"v0:", ts.as_bytes(), b":", body]
+            )
+        );
+        let h = headers(&[
+            ("x-slack-request-timestamp", ts.into()),
+            ("x-slack-signature", sig),
+        ]);
+        assert_eq!(
+            verify(
+                &cfg("slack"),
+                "8f742231b10e8888abcd99yyyzzz85a5",
+                &h,
+                body,
+                1531420618
+            ),
+            Ok(())
+        );
+        assert!(verify(
+            &cfg("slack"),
+            "8f742231b10e8888abcd99yyyzzz85a5",
+            &h,
+            body,
+            1531420618 + 600
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn standard_webhooks_published_example() {
+        let h = headers(&[
+            ("webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek".into()),
+            ("webhook-timestamp", "1614265330".into()),
+            (
+                "webhook-signature",
+                "v1,bm9ldmFsaWQ= v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=".into(),
+            ),
+        ]);
+        let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        let body = br#"{"test": 2432232314}"#;
+        assert_eq!(
+            verify(&cfg("standard-webhooks"), secret, &h, body, 1614265330),
+            Ok(())
+        );
+        assert!(verify(
+            &cfg("standard-webhooks"),
+            secret,
+            &h,
+            body,
+            1614265330 + 301
+        )
+        .is_err());
+        assert!(verify(&cfg("standard-webhooks"), secret, &h, b"{}", 1614265330).is_err());
+    }
+
+    #[test]
+    fn configurable_hmac_headers() {
+        let body = br#"{"alerts":[]}"#;
+        // Grafana: hex in X-Grafana-Alerting-Signature, no prefix.
+        let grafana = SignatureConfig {
+            header: Some("X-Grafana-Alerting-Signature".into()),
+            ..cfg("hmac")
+        };
+        let h = headers(&[("x-grafana-alerting-signature", hex_mac(b"g", &[body]))]);
+        assert_eq!(verify(&grafana, "g", &h, body, 0), Ok(()));
+        // Shopify: base64 in X-Shopify-Hmac-Sha256.
+        let shopify = SignatureConfig {
+            header: Some("X-Shopify-Hmac-Sha256".into()),
+            encoding: Some("base64".into()),
+            ..cfg("hmac")
+        };
+        let b64 = STANDARD.encode(mac(b"s", &[body]).finalize().into_bytes());
+        assert_eq!(
+            verify(
+                &shopify,
+                "s",
+                &headers(&[("x-shopify-hmac-sha256", b64)]),
+                body,
+                0
+            ),
+            Ok(())
+        );
+        // The default: X-Webhook-Signature: sha256=<hex> (seed 004).
+        let h = headers(&[(
+            "x-webhook-signature",
+            format!("sha256={}", hex_mac(b"k", &[body])),
+        )]);
+        assert_eq!(verify(&cfg("hmac"), "k", &h, body, 0), Ok(()));
+        let bare = headers(&[("x-webhook-signature", hex_mac(b"k", &[body]))]);
+        assert!(
+            verify(&cfg("hmac"), "k", &bare, body, 0).is_err(),
+            "the prefix is required"
+        );
+    }
+
+    #[test]
+    fn validation() {
+        assert!(validate(&cfg("hmac")).is_ok());
+        assert!(validate(&cfg("md5")).is_err());
+        assert!(validate(&SignatureConfig {
+            encoding: Some("b32".into()),
+            ..cfg("hmac")
+        })
+        .is_err());
+        assert!(validate(&SignatureConfig {
+            header: Some("bad header".into()),
+            ..cfg("hmac")
+        })
+        .is_err());
+        assert!(validate(&SignatureConfig {
+            tolerance: Some(0),
+            ..cfg("stripe")
+        })
+        .is_err());
+        assert!(validate(&SignatureConfig {
+            header: Some("X-A".into()),
+            ..cfg("github")
+        })
+        .is_err());
+    }
+}

@@ -9,3 +9,4 @@ mod execution;
 mod management;
 mod outgoing;
 mod restart;
+mod triggers;

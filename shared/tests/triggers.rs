@@ -1,0 +1,196 @@
+//! Trigger rules that need an injected clock or real concurrency, on the
+//! embedded store: rate-limit windows, and 50 concurrent repeats of one
+//! Idempotency-Key creating exactly one run (the conditional put that makes
+//! this hold is the same one the DynamoDB adapter issues as a
+//! TransactWriteItems condition).
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::Request;
+use chrono::Utc;
+use hookrun_core::clock::ManualClock;
+use hookrun_core::model::RunnerConfig;
+use hookrun_core::services::triggers::{self, CreateTrigger};
+use hookrun_core::services::{admin, agents, runs};
+use hookrun_core::sqlite::SqliteStore;
+use hookrun_core::{http, App, Settings};
+use serde_json::Value;
+use tower::ServiceExt;
+
+struct Fixture {
+    app: App,
+    clock: Arc<ManualClock>,
+    agent: String,
+    token: String,
+    _dir: tempfile::TempDir,
+}
+
+async fn fixture(settings: Settings, rate: Option<u32>) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    // The start of a minute, so a window is a whole minute of the test clock.
+    let start =
+        chrono::DateTime::from_timestamp((Utc::now().timestamp() / 60 + 1) * 60, 0).unwrap();
+    let clock = Arc::new(ManualClock::new(start));
+    let app = App::embedded(SqliteStore::open_dir(dir.path()).unwrap(), settings)
+        .with_clock(clock.clone());
+    let ws = admin::bootstrap(&app, None).await.unwrap().workspace.id;
+    let req = agents::CreateAgent {
+        name: "a".into(),
+        runner: RunnerConfig::Echo,
+        timeout_seconds: None,
+        enabled: None,
+    };
+    let (agent, _) = agents::create(&app, &ws, req).await.unwrap();
+    let t = CreateTrigger {
+        agent_id: agent.id.clone(),
+        name: "t".into(),
+        description: None,
+        generate_secret: false,
+        secret: None,
+        signature: None,
+        allowed_sources: None,
+        input_mapping: None,
+        event_types: None,
+        environment: None,
+        rate_limit_per_minute: rate,
+        metadata: None,
+        agent_route: false,
+        is_active: None,
+    };
+    let (_, token, _) = triggers::create(&app, &ws, "key_test", t).await.unwrap();
+    Fixture {
+        app,
+        clock,
+        agent: agent.id,
+        token,
+        _dir: dir,
+    }
+}
+
+async fn call(f: &Fixture, idempotency_key: Option<&str>) -> (u16, Value, axum::http::HeaderMap) {
+    let mut req = Request::post(format!("/webhooks/runs/{}", f.token))
+        .header("content-type", "application/json");
+    if let Some(k) = idempotency_key {
+        req = req.header("idempotency-key", k);
+    }
+    let resp = http::router(f.app.clone())
+        .oneshot(req.body(Body::from(r#"{"a":1}"#)).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        headers,
+    )
+}
+
+#[tokio::test]
+async fn a_trigger_limit_holds_exactly_and_resets_with_the_window() {
+    let f = fixture(
+        Settings {
+            rate_limit_per_ip: 0,
+            ..Settings::default()
+        },
+        Some(3),
+    )
+    .await;
+    for i in 1..=3 {
+        let (s, _, h) = call(&f, None).await;
+        assert_eq!(s, 202, "call {i} is within the limit");
+        assert_eq!(h["ratelimit-limit"], "3");
+        assert_eq!(h["ratelimit-remaining"], (3 - i).to_string().as_str());
+    }
+    f.clock.advance(chrono::Duration::seconds(20));
+    let (s, v, h) = call(&f, None).await;
+    assert_eq!(s, 429, "{v}");
+    assert_eq!(v["error"]["code"], "rate_limited");
+    assert_eq!(h["retry-after"], "40", "the rest of the minute");
+    assert_eq!(h["ratelimit-reset"], "40");
+    assert_eq!(h["ratelimit-remaining"], "0");
+    f.clock.advance(chrono::Duration::seconds(40));
+    let (s, _, _) = call(&f, None).await;
+    assert_eq!(s, 202, "a new window, a new budget");
+    let (list, _) = runs::list_for_agent(&f.app, &f.agent, &Default::default(), 100, None)
+        .await
+        .unwrap();
+    assert_eq!(list.len(), 4, "refused calls made no run");
+}
+
+#[tokio::test]
+async fn workspace_and_ip_limits_apply_too() {
+    let f = fixture(
+        Settings {
+            rate_limit_per_ip: 2,
+            ..Settings::default()
+        },
+        None,
+    )
+    .await;
+    assert_eq!(call(&f, None).await.0, 202);
+    assert_eq!(call(&f, None).await.0, 202);
+    let (s, v, _) = call(&f, None).await;
+    assert_eq!(s, 429);
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("per source IP"));
+
+    let f = fixture(
+        Settings {
+            rate_limit_per_ip: 0,
+            rate_limit_per_workspace: 1,
+            ..Settings::default()
+        },
+        None,
+    )
+    .await;
+    assert_eq!(call(&f, None).await.0, 202);
+    let (s, v, _) = call(&f, None).await;
+    assert_eq!(s, 429);
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("workspace"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_concurrent_repeats_create_one_run() {
+    let f = Arc::new(
+        fixture(
+            Settings {
+                rate_limit_per_ip: 0,
+                rate_limit_per_trigger: 0,
+                ..Settings::default()
+            },
+            None,
+        )
+        .await,
+    );
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let f = f.clone();
+            tokio::spawn(async move { call(&f, Some("delivery-42")).await })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for t in tasks {
+        let (s, v, _) = t.await.unwrap();
+        assert_eq!(s, 202, "{v}");
+        ids.push(v["run_id"].as_str().unwrap().to_owned());
+    }
+    ids.dedup();
+    assert_eq!(ids.len(), 1, "every repeat answers with the one run");
+    let (list, _) = runs::list_for_agent(&f.app, &f.agent, &Default::default(), 100, None)
+        .await
+        .unwrap();
+    assert_eq!(list.len(), 1, "exactly one run was created");
+    // Another key is another run.
+    let (_, v, _) = call(&f, Some("delivery-43")).await;
+    assert_ne!(v["run_id"].as_str().unwrap(), ids[0]);
+}

@@ -434,10 +434,11 @@ pub async fn by_agent_route(app: &App, agent_id: &str) -> Result<Option<Trigger>
 }
 
 pub async fn find(app: &App, workspace_id: &str, id: &str) -> Result<(Trigger, u64), ApiError> {
-    load(app, id)
+    let (t, v) = load(app, id)
         .await?
         .filter(|(t, _)| t.workspace_id == workspace_id)
-        .ok_or(ApiError::NotFound("trigger"))
+        .ok_or(ApiError::NotFound("trigger"))?;
+    Ok((with_last_used(app, t).await?, v))
 }
 
 pub async fn list(
@@ -460,7 +461,7 @@ pub async fn list(
         for item in &page.items {
             let t: Trigger = from_item(item)?;
             if agent_id.is_none_or(|a| a == t.agent_id) {
-                out.push(t);
+                out.push(with_last_used(app, t).await?);
             }
         }
         cursor = page.next_cursor;
@@ -644,26 +645,52 @@ pub async fn record_invocation(app: &App, inv: Invocation) {
     }
 }
 
-/// Marks the trigger used, at most once a minute per trigger (a write per
-/// call would double the hot path's writes for a display field).
+/// When this process last recorded a trigger's use.
+static TOUCHED: std::sync::LazyLock<
+    std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+> = std::sync::LazyLock::new(Default::default);
+
+fn used_key(id: &str) -> (String, String) {
+    (format!("TRGUSED#{id}"), "USED".to_owned())
+}
+
+/// Records that the trigger was used, at most once a minute per trigger and
+/// process. It is an item of its own, so the ingress function never
+/// rewrites a trigger's configuration.
 pub async fn touch(app: &App, t: &Trigger) {
-    let now = app.clock.now();
-    if t.last_used_at
-        .is_some_and(|at| now - at < chrono::Duration::seconds(60))
     {
-        return;
+        let mut seen = TOUCHED.lock().unwrap_or_else(|p| p.into_inner());
+        if seen
+            .get(&t.id)
+            .is_some_and(|at| at.elapsed() < std::time::Duration::from_secs(60))
+        {
+            return;
+        }
+        if seen.len() > 10_000 {
+            seen.clear();
+        }
+        seen.insert(t.id.clone(), std::time::Instant::now());
     }
-    let Ok(Some((mut fresh, version))) = load(app, &t.id).await else {
-        return;
-    };
-    fresh.last_used_at = Some(now);
-    if let Err(e) = app
-        .items
-        .transact(save_ops(&fresh, version + 1, Condition::Version(version)))
-        .await
-    {
-        tracing::debug!(trigger_id = %t.id, error = %e, "last_used_at not updated");
+    let (pk, sk) = used_key(&t.id);
+    let item = Item::new(
+        pk,
+        sk,
+        json!({ "last_used_at": crate::clock::rfc3339(app.clock.now()) }),
+    );
+    if let Err(e) = app.items.put(item, Condition::None).await {
+        tracing::debug!(trigger_id = %t.id, error = %e, "last_used_at not recorded");
     }
+}
+
+/// Fills in `last_used_at` from its own item.
+pub async fn with_last_used(app: &App, mut t: Trigger) -> Result<Trigger, ApiError> {
+    let (pk, sk) = used_key(&t.id);
+    if let Some(item) = app.items.get(&pk, &sk).await? {
+        t.last_used_at = item.data["last_used_at"]
+            .as_str()
+            .and_then(|s| s.parse().ok());
+    }
+    Ok(t)
 }
 
 /// What an external system needs to register an agent's webhooks: every

@@ -7,7 +7,7 @@ use axum::Json;
 use serde::Serialize;
 use serde_json::json;
 
-use super::extract::{Admin, ApiJson, ApiPath, ApiQuery, Paging};
+use super::extract::{Admin, ApiJson, ApiPath, ApiQuery, OptionalJson, Paging};
 use crate::app::App;
 use crate::error::ApiError;
 use crate::model::Agent;
@@ -90,15 +90,8 @@ pub async fn rotate_secret(
     State(app): State<App>,
     admin: Admin,
     ApiPath(agent_id): ApiPath<String>,
-    body: axum::body::Bytes,
+    OptionalJson(req): OptionalJson<RotateSecret>,
 ) -> Result<impl IntoResponse, ApiError> {
-    // The body is optional here: no body means the default grace window.
-    let req: RotateSecret = if body.iter().all(u8::is_ascii_whitespace) {
-        RotateSecret::default()
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?
-    };
     let rotated = agents::rotate_secret(&app, &admin.workspace_id, &agent_id, req).await?;
     Ok(Json(rotated))
 }

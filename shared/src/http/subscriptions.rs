@@ -6,7 +6,7 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::json;
 
-use super::extract::{Admin, ApiJson, ApiPath, ApiQuery, Paging};
+use super::extract::{Admin, ApiJson, ApiPath, ApiQuery, OptionalJson, Paging};
 use crate::app::App;
 use crate::error::ApiError;
 use crate::services::subscriptions::{
@@ -67,14 +67,8 @@ pub async fn rotate_secret(
     State(app): State<App>,
     admin: Admin,
     ApiPath(id): ApiPath<String>,
-    body: axum::body::Bytes,
+    OptionalJson(req): OptionalJson<RotateSubscriptionSecret>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let req: RotateSubscriptionSecret = if body.iter().all(u8::is_ascii_whitespace) {
-        RotateSubscriptionSecret::default()
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?
-    };
     let (sub, secret) = subscriptions::rotate_secret(&app, &admin.workspace_id, &id, req).await?;
     let mut body = serde_json::to_value(SubscriptionView::from(&sub)).expect("serialises");
     body["secret"] = json!(secret);

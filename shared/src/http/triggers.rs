@@ -7,20 +7,11 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::extract::{Admin, ApiJson, ApiPath, ApiQuery, Paging};
+use super::extract::{Admin, ApiJson, ApiPath, ApiQuery, OptionalJson, Paging};
 use crate::app::App;
 use crate::error::ApiError;
 use crate::services::ingress;
 use crate::services::triggers::{self, CreateTrigger, RegenerateSecret, UpdateTrigger};
-
-fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        Ok(T::default())
-    } else {
-        serde_json::from_slice(body)
-            .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
-    }
-}
 
 fn with_secrets(
     app: &App,
@@ -122,9 +113,8 @@ pub async fn regenerate_secret(
     State(app): State<App>,
     admin: Admin,
     ApiPath(id): ApiPath<String>,
-    body: axum::body::Bytes,
+    OptionalJson(req): OptionalJson<RegenerateSecret>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let req: RegenerateSecret = optional_json(&body)?;
     let (t, secret) = triggers::regenerate_secret(&app, &admin.workspace_id, &id, req).await?;
     Ok(Json(with_secrets(&app, &t, None, Some(&secret))))
 }

@@ -52,3 +52,20 @@ pub(crate) fn to_doc<T: Serialize>(value: &T) -> serde_json::Value {
 pub(crate) fn from_item<T: DeserializeOwned>(item: &Item) -> StoreResult<T> {
     serde_json::from_value(item.data.clone()).map_err(StoreError::from)
 }
+
+/// A record by its id, with its item version: `None` for ids that cannot
+/// be ours (checked before they shape a key) and for missing items.
+pub(crate) async fn load<T: DeserializeOwned>(
+    app: &crate::app::App,
+    id: &str,
+    key: fn(&str) -> (String, String),
+) -> StoreResult<Option<(T, u64)>> {
+    if !crate::ids::is_plausible_id(id) {
+        return Ok(None);
+    }
+    let (pk, sk) = key(id);
+    match app.items.get(&pk, &sk).await? {
+        Some(item) => Ok(Some((from_item(&item)?, item.version))),
+        None => Ok(None),
+    }
+}

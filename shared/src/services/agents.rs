@@ -128,15 +128,8 @@ pub async fn find(
     workspace_id: &str,
     agent_id: &str,
 ) -> Result<Option<(Agent, u64)>, ApiError> {
-    if !ids::is_plausible_id(agent_id) {
-        return Ok(None);
-    }
-    let (pk, sk) = Agent::key(agent_id);
-    let Some(item) = app.items.get(&pk, &sk).await? else {
-        return Ok(None);
-    };
-    let agent: Agent = from_item(&item)?;
-    Ok((agent.workspace_id == workspace_id).then_some((agent, item.version)))
+    let found: Option<(Agent, u64)> = crate::model::load(app, agent_id, Agent::key).await?;
+    Ok(found.filter(|(a, _)| a.workspace_id == workspace_id))
 }
 
 pub async fn get(app: &App, workspace_id: &str, agent_id: &str) -> Result<Agent, ApiError> {
@@ -277,12 +270,7 @@ pub async fn fresh_secret(app: &App, agent: &Agent) -> Result<SecretVersions, Ap
 
 /// An agent by id alone, for the internal route (no workspace context).
 pub async fn find_any(app: &App, agent_id: &str) -> Result<Option<Agent>, ApiError> {
-    if !ids::is_plausible_id(agent_id) {
-        return Ok(None);
-    }
-    let (pk, sk) = Agent::key(agent_id);
-    Ok(match app.items.get(&pk, &sk).await? {
-        Some(item) => Some(from_item(&item)?),
-        None => None,
-    })
+    Ok(crate::model::load(app, agent_id, Agent::key)
+        .await?
+        .map(|(a, _)| a))
 }

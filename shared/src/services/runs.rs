@@ -83,14 +83,7 @@ const DEDUP_SK: &str = "DEDUP";
 
 /// A run and its item version, if it exists at all.
 pub async fn load(app: &App, run_id: &str) -> Result<Option<(Run, u64)>, ApiError> {
-    if !ids::is_plausible_id(run_id) {
-        return Ok(None);
-    }
-    let (pk, sk) = Run::key(run_id);
-    Ok(match app.items.get(&pk, &sk).await? {
-        Some(item) => Some((from_item(&item)?, item.version)),
-        None => None,
-    })
+    Ok(crate::model::load(app, run_id, Run::key).await?)
 }
 
 /// A run of the workspace; other workspaces' runs are "not found".

@@ -223,14 +223,7 @@ pub async fn find(
 
 /// A subscription by id alone (the delivery worker's view).
 pub async fn load(app: &App, id: &str) -> Result<Option<(Subscription, u64)>, ApiError> {
-    if !ids::is_plausible_id(id) {
-        return Ok(None);
-    }
-    let (pk, sk) = Subscription::key(id);
-    Ok(match app.items.get(&pk, &sk).await? {
-        Some(item) => Some((from_item(&item)?, item.version)),
-        None => None,
-    })
+    Ok(crate::model::load(app, id, Subscription::key).await?)
 }
 
 pub async fn get(app: &App, workspace_id: &str, id: &str) -> Result<Subscription, ApiError> {
@@ -380,14 +373,7 @@ pub async fn deliveries(
 
 /// A delivery by id alone, with its item version.
 pub async fn load_delivery(app: &App, id: &str) -> Result<Option<(Delivery, u64)>, ApiError> {
-    if !ids::is_plausible_id(id) {
-        return Ok(None);
-    }
-    let (pk, sk) = Delivery::key(id);
-    Ok(match app.items.get(&pk, &sk).await? {
-        Some(item) => Some((from_item(&item)?, item.version)),
-        None => None,
-    })
+    Ok(crate::model::load(app, id, Delivery::key).await?)
 }
 
 /// A delivery of the workspace and its attempts, oldest first.

@@ -395,14 +395,7 @@ pub async fn create(
 
 /// A trigger by id alone, with its version.
 pub async fn load(app: &App, id: &str) -> Result<Option<(Trigger, u64)>, ApiError> {
-    if !ids::is_plausible_id(id) {
-        return Ok(None);
-    }
-    let (pk, sk) = Trigger::key(id);
-    Ok(match app.items.get(&pk, &sk).await? {
-        Some(item) => Some((from_item(&item)?, item.version)),
-        None => None,
-    })
+    Ok(crate::model::load(app, id, Trigger::key).await?)
 }
 
 /// The trigger a token belongs to (one GetItem on the token's hash).

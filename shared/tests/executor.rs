@@ -71,6 +71,7 @@ async fn runs_once_and_redelivery_is_a_no_op() {
     assert_eq!(done.status, RunStatus::Succeeded);
     assert_eq!(done.attempt, 1);
     assert_eq!(done.exit_code, Some(0));
+    assert!(done.events_emitted);
     assert!(done.output.unwrap()["message"]
         .as_str()
         .unwrap()
@@ -132,6 +133,7 @@ async fn too_many_attempts_fail_the_run() {
     assert_eq!(process_message(&f.app, &message(&run)).await, Outcome::Done);
     let failed = status(&f, &run).await;
     assert_eq!(failed.status, RunStatus::Failed);
+    assert!(failed.events_emitted, "run.failed is announced");
     assert!(failed.error.unwrap().contains("abandoned"));
 }
 
@@ -195,6 +197,7 @@ async fn deleted_or_disabled_agent_fails_the_run() {
     assert_eq!(process_message(&f.app, &message(&run)).await, Outcome::Done);
     let r = status(&f, &run).await;
     assert_eq!(r.status, RunStatus::Failed);
+    assert!(r.events_emitted);
     assert!(r.error.unwrap().contains("disabled"));
 
     let run2 = queued_run(&f, &agent).await;
@@ -204,4 +207,25 @@ async fn deleted_or_disabled_agent_fails_the_run() {
         Outcome::Done
     );
     assert!(status(&f, &run2).await.error.unwrap().contains("deleted"));
+}
+
+#[tokio::test]
+async fn a_finished_run_not_yet_announced_is_announced_on_redelivery() {
+    let f = fixture().await;
+    let agent = echo_agent(&f).await;
+    let run = queued_run(&f, &agent).await;
+    // As if the process stopped between finishing the run and emitting.
+    let (mut r, v) = runs::load(&f.app, &run.id).await.unwrap().unwrap();
+    r.status = RunStatus::Succeeded;
+    r.attempt = 1;
+    f.app
+        .items
+        .put(r.to_item(v + 1), hookrun_core::ports::Condition::Version(v))
+        .await
+        .unwrap();
+    assert!(!status(&f, &run).await.events_emitted);
+    assert_eq!(process_message(&f.app, &message(&run)).await, Outcome::Done);
+    let after = status(&f, &run).await;
+    assert!(after.events_emitted);
+    assert_eq!(after.attempt, 1, "announcing does not run it again");
 }

@@ -88,6 +88,7 @@ async fn process_run(app: &App, run_id: &str) -> Result<Outcome, ApiError> {
             Instant::now(),
         )
         .await?;
+        emit_terminal(app, &run.id).await?;
         return Ok(Outcome::Done);
     }
 

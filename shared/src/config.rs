@@ -23,7 +23,7 @@ pub struct Settings {
     pub default_secret_grace_seconds: i64,
     /// `HOOKRUN_EXECUTOR_CONCURRENCY`: runs executed at once by one process (default 4).
     pub executor_concurrency: usize,
-    /// `HOOKRUN_MAX_OUTPUT_BYTES`: largest agent answer kept (default 1 MiB).
+    /// `HOOKRUN_MAX_OUTPUT_BYTES`: largest agent answer read (default 256 KiB).
     pub max_output_bytes: usize,
     /// `HOOKRUN_LEASE_GRACE_SECONDS`: a running run's lease outlasts its
     /// timeout by this much before another executor may take it over (default 30).
@@ -51,6 +51,10 @@ pub struct Settings {
     pub rate_limit_per_workspace: u32,
     /// `HOOKRUN_INVOCATION_RETENTION_DAYS`: how long trigger invocation logs are kept (default 14).
     pub invocation_retention_days: i64,
+    /// `HOOKRUN_SECRET_PREFIX`: first part of agent secret names,
+    /// `{prefix}/{workspace}/agents/{agent}` (default `hookrun`; the SAM
+    /// template sets `hookrun-{Stage}`).
+    pub secret_prefix: String,
 }
 
 impl Default for Settings {
@@ -62,7 +66,7 @@ impl Default for Settings {
             run_retention_days: 30,
             default_secret_grace_seconds: 24 * 3600,
             executor_concurrency: 4,
-            max_output_bytes: 1024 * 1024,
+            max_output_bytes: 256 * 1024,
             lease_grace_seconds: 30,
             max_run_attempts: 3,
             outbound: crate::outbound::OutboundPolicy::default(),
@@ -72,6 +76,7 @@ impl Default for Settings {
             rate_limit_per_trigger: 100,
             rate_limit_per_workspace: 1000,
             invocation_retention_days: 14,
+            secret_prefix: "hookrun".into(),
         }
     }
 }
@@ -171,6 +176,7 @@ impl Settings {
                 d.invocation_retention_days,
                 1,
             )?,
+            secret_prefix: non_empty("HOOKRUN_SECRET_PREFIX").unwrap_or(d.secret_prefix),
         })
     }
 

@@ -39,7 +39,7 @@ fn fresh(ts: &str, now: i64, tolerance: u64) -> Result<i64, &'static str> {
         .trim()
         .parse()
         .map_err(|_| "malformed signature timestamp")?;
-    if (now - t).unsigned_abs() > tolerance {
+    if now.abs_diff(t) > tolerance {
         return Err("signature timestamp outside the tolerance");
     }
     Ok(t)

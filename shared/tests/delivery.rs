@@ -324,3 +324,23 @@ async fn deleted_or_disabled_subscriptions_end_pending_deliveries() {
         Outcome::Poison(_)
     ));
 }
+
+#[tokio::test]
+async fn two_messages_for_one_delivery_make_one_call() {
+    let f = fixture(loopback()).await;
+    let (rx, url) = receiver(&[(200, None), (200, None)]).await;
+    let (id, _) = emit(&f, &url).await;
+    let m = msg(&id);
+    let (a, b) = tokio::join!(
+        delivery::process_message(&f.app, &m),
+        delivery::process_message(&f.app, &m)
+    );
+    assert_eq!((a, b), (Outcome::Done, Outcome::Done));
+    assert_eq!(
+        rx.hits.lock().unwrap().len(),
+        1,
+        "the claim lets one of them call"
+    );
+    let d = state(&f, &id).await;
+    assert_eq!((d.attempts, d.status), (1, DeliveryStatus::Succeeded));
+}

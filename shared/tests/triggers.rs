@@ -194,3 +194,44 @@ async fn fifty_concurrent_repeats_create_one_run() {
     let (_, v, _) = call(&f, Some("delivery-43")).await;
     assert_ne!(v["run_id"].as_str().unwrap(), ids[0]);
 }
+
+#[tokio::test]
+async fn a_repeat_requeues_a_run_whose_message_was_lost() {
+    use hookrun_core::ports::{Queue, QueueId};
+    let f = fixture(
+        Settings {
+            rate_limit_per_ip: 0,
+            ..Settings::default()
+        },
+        None,
+    )
+    .await;
+    let store = SqliteStore::open_dir(f._dir.path()).unwrap();
+    let (_, first, _) = call(&f, Some("order-7")).await;
+    let run_id = first["run_id"].as_str().unwrap().to_owned();
+    // The message is lost (as if the process died before sending it).
+    let got = store
+        .receive(QueueId::Runs, 10, std::time::Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 1);
+    store.delete(QueueId::Runs, &got[0].receipt).await.unwrap();
+    // A quick repeat does not requeue (the message may still be on its way)...
+    let (_, again, _) = call(&f, Some("order-7")).await;
+    assert_eq!(again["run_id"], run_id.as_str());
+    assert!(store
+        .receive(QueueId::Runs, 10, std::time::Duration::from_secs(60))
+        .await
+        .unwrap()
+        .is_empty());
+    // ...a later one finds the run still queued and queues it again.
+    f.clock.advance(chrono::Duration::seconds(31));
+    let (_, later, _) = call(&f, Some("order-7")).await;
+    assert_eq!(later["run_id"], run_id.as_str());
+    let got = store
+        .receive(QueueId::Runs, 10, std::time::Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 1);
+    assert!(got[0].body.contains(&run_id));
+}

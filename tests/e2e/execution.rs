@@ -160,3 +160,52 @@ async fn the_echo_runner_answers_with_the_message() {
         "Webhook event received:\nEvent: e\nSource: s\nData: 1"
     );
 }
+
+#[tokio::test]
+async fn output_too_large_to_keep_fails_the_run_saying_so() {
+    let fake = FakeAgent::start().await;
+    let h = Hookrun::start_with(&[("HOOKRUN_MAX_OUTPUT_BYTES", "1048576")]);
+    let (agent, secret) = h
+        .create_agent(json!({"name": "big", "runner": {"type": "http", "url": fake.url("/big")}}))
+        .await;
+    let run_id = h.trigger(&agent, &secret, json!({})).await;
+    let run = h.wait_finished(&run_id, Duration::from_secs(30)).await;
+    assert_eq!(run["status"], "failed", "{}", run["error"]);
+    assert!(
+        run["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("agent output too large to keep"),
+        "{}",
+        run["error"]
+    );
+    assert!(run["output"].is_null());
+    assert_eq!(fake.calls("/big").len(), 1, "the agent ran once");
+}
+
+#[tokio::test]
+async fn a_body_too_large_once_stored_is_413() {
+    let h = Hookrun::start();
+    let (agent, _) = h.create_agent(json!({"name": "a"})).await;
+    let (s, t) = h
+        .admin(
+            reqwest::Method::POST,
+            "/api/v1/webhook-triggers",
+            Some(json!({"agent_id": agent, "name": "form"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    // 200 KB of quotes: under the 256 KiB body limit, twice that once escaped.
+    let body = "\"".repeat(200_000);
+    let resp = h
+        .http
+        .post(h.url(&format!("/webhooks/runs/{}", t["token"].as_str().unwrap())))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let (_, runs) = h.get(&format!("/api/v1/agents/{agent}/runs")).await;
+    assert_eq!(runs["data"], json!([]));
+}

@@ -100,6 +100,10 @@ impl Hookrun {
         cmd.env("HOOKRUN_BOOTSTRAP_ADMIN_KEY", ADMIN_KEY)
             .env("HOOKRUN_INTERNAL_TOKEN", INTERNAL_TOKEN)
             .env_remove("HOOKRUN_PUBLIC_URL")
+            // The fake agents and receivers listen on loopback; tests that
+            // check the SSRF guard turn these off again.
+            .env("HOOKRUN_OUTBOUND_ALLOW_HTTP", "true")
+            .env("HOOKRUN_OUTBOUND_ALLOW_CIDRS", "127.0.0.1/32")
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log));
         for (k, v) in env {
@@ -349,6 +353,7 @@ impl FakeAgent {
             .route("/fail", post(fail))
             .route("/hang", post(hang))
             .route("/slow", post(slow))
+            .route("/big", post(big))
             .with_state(state);
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
@@ -406,6 +411,11 @@ async fn hang(calls: Calls, Json(body): Json<Value>) -> &'static str {
     record(&calls, "/hang", &body);
     tokio::time::sleep(Duration::from_secs(120)).await;
     "too late"
+}
+
+async fn big(calls: Calls, Json(body): Json<Value>) -> Json<Value> {
+    record(&calls, "/big", &body);
+    Json(json!({ "blob": "x".repeat(400_000) }))
 }
 
 async fn slow(calls: Calls, Json(body): Json<Value>) -> Json<Value> {

@@ -313,7 +313,10 @@ async fn gone_disables_the_subscription() {
 
 #[tokio::test]
 async fn private_and_metadata_destinations_are_refused() {
-    let h = Hookrun::start_with(&[("HOOKRUN_OUTBOUND_ALLOW_HTTP", "true")]);
+    let h = Hookrun::start_with(&[
+        ("HOOKRUN_OUTBOUND_ALLOW_HTTP", "true"),
+        ("HOOKRUN_OUTBOUND_ALLOW_CIDRS", ""),
+    ]);
     let rx = Receiver::start();
     for url in [
         rx.url(),
@@ -336,7 +339,10 @@ async fn private_and_metadata_destinations_are_refused() {
             "{v}"
         );
     }
-    let strict = Hookrun::start();
+    let strict = Hookrun::start_with(&[
+        ("HOOKRUN_OUTBOUND_ALLOW_HTTP", "false"),
+        ("HOOKRUN_OUTBOUND_ALLOW_CIDRS", ""),
+    ]);
     let (s, v) = strict
         .admin(
             Method::POST,
@@ -351,6 +357,38 @@ async fn private_and_metadata_destinations_are_refused() {
     );
     let (_, list) = h.get("/api/v1/subscriptions").await;
     assert_eq!(list["data"], json!([]));
+
+    // Agents' http runners follow the same rules.
+    for url in [
+        rx.url(),
+        "https://169.254.169.254/latest".to_string(),
+        "https://[fd00:ec2::254]/".to_string(),
+    ] {
+        let (s, v) = h
+            .admin(
+                Method::POST,
+                "/api/v1/agents",
+                Some(json!({"name": "a", "runner": {"type": "http", "url": url}})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{url}: {v}");
+    }
+    // A name that resolves to loopback is refused when the run calls it.
+    let (agent, secret) = h
+        .create_agent(
+            json!({"name": "a", "runner": {"type": "http", "url": "http://localhost:9/x"}}),
+        )
+        .await;
+    let run = h.trigger(&agent, &secret, json!({})).await;
+    let run = h.wait_finished(&run, Duration::from_secs(20)).await;
+    assert_eq!(run["status"], "failed");
+    assert!(
+        run["error"]
+            .as_str()
+            .unwrap()
+            .contains("destination refused"),
+        "{run}"
+    );
 }
 
 #[tokio::test]

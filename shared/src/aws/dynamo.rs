@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, ReturnValue, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -325,22 +326,42 @@ impl ItemTable for DynamoItemTable {
                 TxOp::Delete { pk, sk, condition } => self.delete_op(pk, sk, *condition, t),
             })
             .collect::<StoreResult<Vec<_>>>()?;
-        let result = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err) => match err.into_service_error() {
-                aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(e)
-                    if e.cancellation_reasons().iter().any(|r| r.code() == Some("ConditionalCheckFailed")) =>
-                {
-                    Err(StoreError::ConditionFailed)
+        // A TransactionConflict means another transaction held one of the
+        // items for a moment (e.g. two calls with the same dedup key): try
+        // again shortly, so the loser sees the winner's condition instead
+        // of a 503.
+        let mut attempt = 0u32;
+        loop {
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .send()
+                .await;
+            let err = match result {
+                Ok(_) => return Ok(()),
+                Err(err) => err.into_service_error(),
+            };
+            let retry = match &err {
+                TransactWriteItemsError::TransactionCanceledException(e) => {
+                    let codes: Vec<&str> = e
+                        .cancellation_reasons()
+                        .iter()
+                        .filter_map(|r| r.code())
+                        .collect();
+                    if codes.contains(&"ConditionalCheckFailed") {
+                        return Err(StoreError::ConditionFailed);
+                    }
+                    codes.contains(&"TransactionConflict")
                 }
-                e => Err(backend(e)),
-            },
+                TransactWriteItemsError::TransactionInProgressException(_) => true,
+                _ => false,
+            };
+            if !retry || attempt == 3 {
+                return Err(backend(err));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20 << attempt)).await;
+            attempt += 1;
         }
     }
 

@@ -115,6 +115,10 @@ impl SecretStore for SecretsManagerStore {
         self.fetch(name).await
     }
 
+    async fn get_uncached(&self, name: &str) -> StoreResult<Option<SecretVersions>> {
+        self.fetch(name).await
+    }
+
     async fn get_fresh(&self, name: &str) -> StoreResult<Option<SecretVersions>> {
         // At most one refresh per secret every few seconds, so a stream of
         // bad signatures cannot turn into a stream of Secrets Manager calls.

@@ -53,9 +53,10 @@ impl Agent {
         format!("WS#{workspace_id}#AGENTS")
     }
 
-    /// Where the agent's webhook secret lives (DESIGN §7).
-    pub fn secret_name(workspace_id: &str, agent_id: &str) -> String {
-        format!("hookrun/{workspace_id}/agents/{agent_id}")
+    /// Where the agent's webhook secret lives (DESIGN §7): under the
+    /// deployment's prefix, so stacks sharing an account never share secrets.
+    pub fn secret_name(prefix: &str, workspace_id: &str, agent_id: &str) -> String {
+        format!("{prefix}/{workspace_id}/agents/{agent_id}")
     }
 
     /// The session every webhook-triggered run of this agent shares (seed 000).

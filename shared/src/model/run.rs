@@ -94,7 +94,18 @@ fn production() -> String {
     "production".into()
 }
 
+/// Largest run document stored: DynamoDB items hold 400 KB, keys and the
+/// other attributes included.
+pub const MAX_STORED_RUN_BYTES: usize = 350 * 1024;
+
 impl Run {
+    /// The size of the stored document.
+    pub fn stored_size(&self) -> usize {
+        serde_json::to_vec(self)
+            .map(|v| v.len())
+            .unwrap_or(usize::MAX)
+    }
+
     pub fn key(id: &str) -> (String, String) {
         (format!("RUN#{id}"), "RUN".to_owned())
     }

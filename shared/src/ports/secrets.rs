@@ -59,6 +59,10 @@ pub trait SecretStore: Send + Sync + 'static {
     async fn get_fresh(&self, name: &str) -> StoreResult<Option<SecretVersions>> {
         self.get(name).await
     }
+    /// The stored value now, never from a cache (for read-modify-write).
+    async fn get_uncached(&self, name: &str) -> StoreResult<Option<SecretVersions>> {
+        self.get(name).await
+    }
     /// The master key's values, current first, then any previous version
     /// still kept: what seals and opens stored trigger and subscription
     /// secrets. Created on first use where the backend allows it.

@@ -3,10 +3,12 @@
 use serde_json::Value;
 
 use super::{RunRequest, RunnerError};
+use crate::outbound::OutboundPolicy;
 
 #[derive(Clone)]
 pub struct HttpRunner {
     client: reqwest::Client,
+    policy: OutboundPolicy,
     max_response_bytes: usize,
 }
 
@@ -16,21 +18,29 @@ const EXIT_HTTP_STATUS: i32 = 1;
 const EXIT_TRANSPORT: i32 = 2;
 
 impl HttpRunner {
-    pub fn new(max_response_bytes: usize) -> Self {
-        let client = reqwest::Client::builder()
-            // A redirect could lead the run (and its input) somewhere the
-            // operator did not configure.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("hookrun/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .expect("http client builds");
+    /// Agent URLs follow the same outbound policy as subscriber URLs: in a
+    /// shared deployment a workspace admin must not reach internal or
+    /// metadata addresses through an agent (the answer would come back in
+    /// the run's output). No redirects: they could lead the run elsewhere.
+    pub fn new(max_response_bytes: usize, policy: OutboundPolicy) -> Self {
+        // The executor bounds every run by its own timeout.
+        let client = policy.client(std::time::Duration::from_secs(
+            crate::model::agent::MAX_TIMEOUT_SECONDS + 60,
+        ));
         HttpRunner {
             client,
+            policy,
             max_response_bytes,
         }
     }
 
     pub async fn run(&self, url: &str, req: &RunRequest) -> Result<Value, RunnerError> {
+        if let Err(e) = self.policy.check_url(url) {
+            return Err(RunnerError {
+                message: format!("destination refused: agent url {e}"),
+                exit_code: EXIT_TRANSPORT,
+            });
+        }
         // The URL is left out: it may carry a credential.
         let transport = |e: reqwest::Error| RunnerError {
             message: format!(

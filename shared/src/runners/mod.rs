@@ -43,7 +43,7 @@ pub struct Runners {
 impl Runners {
     pub fn new(settings: &Settings) -> Self {
         Runners {
-            http: http::HttpRunner::new(settings.max_output_bytes),
+            http: http::HttpRunner::new(settings.max_output_bytes, settings.outbound.clone()),
         }
     }
 

@@ -62,15 +62,14 @@ fn validate_name(name: &str) -> Result<String, ApiError> {
     Ok(name.to_owned())
 }
 
-fn validate_runner(runner: &RunnerConfig) -> Result<(), ApiError> {
+/// The URL's form, and an IP-literal host against the outbound policy; a
+/// name is checked when it is resolved at run time.
+fn validate_runner(app: &App, runner: &RunnerConfig) -> Result<(), ApiError> {
     if let RunnerConfig::Http { url } = runner {
-        let parsed = reqwest::Url::parse(url)
-            .map_err(|e| ApiError::BadRequest(format!("runner.url is not a valid URL: {e}")))?;
-        if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
-            return Err(ApiError::BadRequest(
-                "runner.url must be an http or https URL with a host".into(),
-            ));
-        }
+        app.settings
+            .outbound
+            .check_url(url)
+            .map_err(|e| ApiError::BadRequest(format!("runner.url {e}")))?;
     }
     Ok(())
 }
@@ -92,7 +91,7 @@ pub async fn create(
     req: CreateAgent,
 ) -> Result<(Agent, String), ApiError> {
     let name = validate_name(&req.name)?;
-    validate_runner(&req.runner)?;
+    validate_runner(app, &req.runner)?;
     let timeout_seconds = validate_timeout(req.timeout_seconds)?;
     let now = app.clock.now();
     let agent = Agent {
@@ -107,7 +106,7 @@ pub async fn create(
         updated_at: now,
     };
     let secret = ids::agent_secret();
-    let secret_name = Agent::secret_name(workspace_id, &agent.id);
+    let secret_name = Agent::secret_name(&app.settings.secret_prefix, workspace_id, &agent.id);
     // Secret first: an agent item never exists without its secret.
     app.secrets
         .put(&secret_name, &SecretVersions::new(secret.clone()))
@@ -174,7 +173,7 @@ pub async fn update(
         agent.name = validate_name(name)?;
     }
     if let Some(runner) = req.runner {
-        validate_runner(&runner)?;
+        validate_runner(app, &runner)?;
         agent.runner = runner;
     }
     if req.timeout_seconds.is_some() {
@@ -207,7 +206,11 @@ pub async fn delete(app: &App, workspace_id: &str, agent_id: &str) -> Result<(),
     }
     // The agent is gone for every route already; the secret goes next.
     app.secrets
-        .delete(&Agent::secret_name(workspace_id, &agent.id))
+        .delete(&Agent::secret_name(
+            &app.settings.secret_prefix,
+            workspace_id,
+            &agent.id,
+        ))
         .await?;
     Ok(())
 }
@@ -229,10 +232,12 @@ pub async fn rotate_secret(
             "grace_seconds must be between 0 and {MAX_GRACE_SECONDS}"
         )));
     }
-    let name = Agent::secret_name(workspace_id, &agent.id);
+    let name = Agent::secret_name(&app.settings.secret_prefix, workspace_id, &agent.id);
+    // Past any cache: a rotation must build on the value stored now, or a
+    // second rotation elsewhere would keep a stale "previous".
     let old = app
         .secrets
-        .get(&name)
+        .get_uncached(&name)
         .await?
         .ok_or_else(|| ApiError::Internal(format!("agent {} has no secret", agent.id)))?;
     let now = app.clock.now();
@@ -255,7 +260,11 @@ pub async fn rotate_secret(
 /// (possibly from a short-lived cache).
 pub async fn secret(app: &App, agent: &Agent) -> Result<SecretVersions, ApiError> {
     app.secrets
-        .get(&Agent::secret_name(&agent.workspace_id, &agent.id))
+        .get(&Agent::secret_name(
+            &app.settings.secret_prefix,
+            &agent.workspace_id,
+            &agent.id,
+        ))
         .await?
         .ok_or_else(|| ApiError::Internal(format!("agent {} has no secret", agent.id)))
 }
@@ -263,7 +272,11 @@ pub async fn secret(app: &App, agent: &Agent) -> Result<SecretVersions, ApiError
 /// The agent's secret values read past any cache.
 pub async fn fresh_secret(app: &App, agent: &Agent) -> Result<SecretVersions, ApiError> {
     app.secrets
-        .get_fresh(&Agent::secret_name(&agent.workspace_id, &agent.id))
+        .get_fresh(&Agent::secret_name(
+            &app.settings.secret_prefix,
+            &agent.workspace_id,
+            &agent.id,
+        ))
         .await?
         .ok_or_else(|| ApiError::Internal(format!("agent {} has no secret", agent.id)))
 }

@@ -212,6 +212,9 @@ async fn attempt(
     r
 }
 
+/// How much longer than the subscriber's timeout a claimed attempt may take.
+const CLAIM_MARGIN: Duration = Duration::from_secs(60);
+
 /// The first 4 KiB of an answer as text (a character cut at the end is
 /// dropped, invalid bytes are replaced).
 fn excerpt(body: &[u8]) -> String {
@@ -293,9 +296,29 @@ async fn process(app: &App, msg: &DeliveryMessage) -> Result<Outcome, ApiError> 
         }
     };
     let keys = secrets(app, &sub).await?;
-    let r = attempt(app, &sub, &d, &keys).await;
 
+    // Claim the attempt with a conditional write: of two messages for one
+    // delivery (a redelivery, a re-emit) only one makes the call; the other
+    // stops here. The claim also pushes `next_attempt_at` past the call's
+    // longest duration, so a message arriving meanwhile waits instead.
     d.attempts += 1;
+    d.updated_at = now;
+    if !msg.manual {
+        let lease = Duration::from_secs(app.settings.delivery_timeout_seconds) + CLAIM_MARGIN;
+        d.next_attempt_at = Some(now + chrono::Duration::from_std(lease).unwrap_or_default());
+    }
+    match app
+        .items
+        .put(d.to_item(version + 1), Condition::Version(version))
+        .await
+    {
+        Ok(()) => {}
+        Err(StoreError::ConditionFailed) => return Ok(Outcome::Done),
+        Err(e) => return Err(e.into()),
+    }
+    let version = version + 1;
+
+    let r = attempt(app, &sub, &d, &keys).await;
     let log = DeliveryAttempt {
         delivery_id: d.id.clone(),
         attempt: d.attempts,
@@ -345,7 +368,11 @@ async fn process(app: &App, msg: &DeliveryMessage) -> Result<Outcome, ApiError> 
             }
         }
     }
-    save(app, &d, version).await?;
+    if !save(app, &d, version).await? {
+        // Someone changed the delivery meanwhile (a manual redelivery):
+        // their outcome stands, and no second retry chain is started.
+        return Ok(Outcome::Done);
+    }
     if let Some(w) = retry_in {
         requeue(app, &d.id, w).await?;
     }
@@ -353,15 +380,15 @@ async fn process(app: &App, msg: &DeliveryMessage) -> Result<Outcome, ApiError> 
     Ok(Outcome::Done)
 }
 
-async fn save(app: &App, d: &Delivery, version: u64) -> Result<(), ApiError> {
+/// Writes the delivery if nobody changed it since `version`; false if they did.
+async fn save(app: &App, d: &Delivery, version: u64) -> Result<bool, ApiError> {
     match app
         .items
         .put(d.to_item(version + 1), Condition::Version(version))
         .await
     {
-        // A concurrent attempt of the same delivery (a redelivered message)
-        // already recorded its outcome; its attempt log line is kept too.
-        Ok(()) | Err(StoreError::ConditionFailed) => Ok(()),
+        Ok(()) => Ok(true),
+        Err(StoreError::ConditionFailed) => Ok(false),
         Err(e) => Err(e.into()),
     }
 }

@@ -16,6 +16,10 @@ use crate::model::{from_item, Delivery, DeliveryStatus, Run, Subscription};
 use crate::ports::{Condition, Index, Query, QueueId};
 use crate::services::delivery::DeliveryMessage;
 
+/// How long a never-attempted delivery may wait before a re-emit sends its
+/// message again (a fresh one's message is still in the queue).
+const STRANDED_AFTER_SECS: i64 = 60;
+
 /// Subscriptions of one workspace read per event at most (pages of 100).
 const MAX_SUBSCRIPTIONS: usize = 1000;
 
@@ -114,8 +118,10 @@ async fn deliver(
                 .await?
                 .map(|i| from_item(&i))
                 .transpose()?;
-            if !matches!(existing, Some(d) if d.status == DeliveryStatus::Pending && d.attempts == 0)
-            {
+            let stranded = matches!(&existing, Some(d) if d.status == DeliveryStatus::Pending
+                && d.attempts == 0
+                && now - d.updated_at >= chrono::Duration::seconds(STRANDED_AFTER_SECS));
+            if !stranded {
                 return Ok(());
             }
         }

@@ -13,6 +13,7 @@ use serde_json::Value;
 use crate::app::App;
 use crate::error::{ApiError, StoreError};
 use crate::message::truncate_utf8;
+use crate::model::run::MAX_STORED_RUN_BYTES;
 use crate::model::{Agent, LogLine, Run, RunStatus};
 use crate::runners::{RunRequest, RunnerError, TriggerInfo};
 use crate::services::{agents, events, runs};
@@ -232,15 +233,28 @@ async fn finish(
     }
     match result {
         Ok(output) => {
-            log.output(&output);
-            log.system(
-                "info",
-                format!("run succeeded in {} ms", elapsed.as_millis()),
-            );
-            run.status = RunStatus::Succeeded;
             run.output = Some(output);
-            run.exit_code = Some(0);
-            run.error = None;
+            if run.stored_size() > MAX_STORED_RUN_BYTES {
+                // The run could not be stored with this output (DynamoDB
+                // items hold 400 KB): keep the run, fail it, say why.
+                let size = run.output.take().map(|o| o.to_string().len()).unwrap_or(0);
+                let message = format!(
+                    "agent output too large to keep ({size} bytes; a run holds at most {MAX_STORED_RUN_BYTES} bytes)"
+                );
+                log.system("error", format!("run failed: {message}"));
+                run.status = RunStatus::Failed;
+                run.error = Some(message);
+                run.exit_code = Some(1);
+            } else {
+                log.output(run.output.as_ref().expect("just set"));
+                log.system(
+                    "info",
+                    format!("run succeeded in {} ms", elapsed.as_millis()),
+                );
+                run.status = RunStatus::Succeeded;
+                run.exit_code = Some(0);
+                run.error = None;
+            }
         }
         Err(e) => {
             let detail = if e.message == "timeout" {
@@ -254,23 +268,33 @@ async fn finish(
             run.exit_code = Some(e.exit_code);
         }
     }
-    match app
-        .items
-        .put(
-            run.to_item(version + 1),
-            crate::ports::Condition::Version(version),
-        )
-        .await
-    {
-        Ok(()) => {
-            log.flush().await;
-            Ok(())
+    // A transient store error here would re-run the agent once the lease
+    // expires; try a few times before giving up on recording the outcome.
+    let mut tries = 0;
+    loop {
+        match app
+            .items
+            .put(
+                run.to_item(version + 1),
+                crate::ports::Condition::Version(version),
+            )
+            .await
+        {
+            Ok(()) => {
+                log.flush().await;
+                return Ok(());
+            }
+            Err(StoreError::ConditionFailed) => {
+                tracing::warn!(run_id = %run.id, "run was taken over by another executor; dropping this result");
+                return Ok(());
+            }
+            Err(StoreError::Backend(e)) if tries < 3 => {
+                tries += 1;
+                tracing::warn!(run_id = %run.id, error = %e, tries, "recording the run's outcome failed; retrying");
+                tokio::time::sleep(Duration::from_millis(200 * tries)).await;
+            }
+            Err(e) => return Err(e.into()),
         }
-        Err(StoreError::ConditionFailed) => {
-            tracing::warn!(run_id = %run.id, "run was taken over by another executor; dropping this result");
-            Ok(())
-        }
-        Err(e) => Err(e.into()),
     }
 }
 

@@ -355,6 +355,7 @@ async fn accept(
         run.trigger_id = Some(t.id.clone());
         run.environment = t.environment.clone();
     }
+    check_stored_size(&run)?;
     // 9. dedup, write, queue.
     let dedup = DEDUP_HEADERS
         .iter()
@@ -649,7 +650,19 @@ pub async fn test_trigger(app: &App, t: &Trigger, payload: Value) -> Result<Stri
     run.message = message;
     run.trigger_id = Some(t.id.clone());
     run.environment = t.environment.clone();
+    check_stored_size(&run)?;
     runs::enqueue_once(app, &run, None).await
+}
+
+/// A body under the limit can still grow past what one run item holds once
+/// stored (escaping, number formats, a mapped input beside the message).
+fn check_stored_size(run: &Run) -> Result<(), ApiError> {
+    if run.stored_size() > crate::model::run::MAX_STORED_RUN_BYTES {
+        return Err(ApiError::PayloadTooLarge(
+            crate::model::run::MAX_STORED_RUN_BYTES,
+        ));
+    }
+    Ok(())
 }
 
 /// A queued run of `agent` for this payload.

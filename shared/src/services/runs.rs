@@ -42,14 +42,18 @@ pub async fn enqueue_once(
         Ok(()) => {}
         Err(StoreError::ConditionFailed) if dedup.is_some() => {
             let pk = &dedup.as_ref().expect("checked").0;
-            let original = app.items.get(pk, DEDUP_SK).await?;
-            return original
+            let original = app
+                .items
+                .get(pk, DEDUP_SK)
+                .await?
                 .and_then(|i| i.data["run_id"].as_str().map(str::to_owned))
                 .ok_or_else(|| {
                     ApiError::Conflict(
                         "a call with this idempotency key is being processed; retry".into(),
                     )
-                });
+                })?;
+            requeue_if_stranded(app, &original).await?;
+            return Ok(original);
         }
         Err(e) => return Err(e.into()),
     }
@@ -80,6 +84,28 @@ pub async fn enqueue_once(
 }
 
 const DEDUP_SK: &str = "DEDUP";
+
+/// How long a queued run may wait before a repeat of its call sends its
+/// queue message again.
+const STRANDED_AFTER_SECS: i64 = 30;
+
+/// The call that made this run may have stopped between writing it and
+/// queueing it (a process killed in between). A repeat of that call gives
+/// it its message again: the executor runs a run once however many
+/// messages it gets.
+async fn requeue_if_stranded(app: &App, run_id: &str) -> Result<(), ApiError> {
+    if let Some((run, _)) = load(app, run_id).await? {
+        let age = app.clock.now() - run.created_at;
+        if run.status == RunStatus::Queued && age.num_seconds() >= STRANDED_AFTER_SECS {
+            let body = serde_json::to_string(&RunMessage {
+                run_id: run.id.clone(),
+            })
+            .expect("serialises");
+            app.queue.send(QueueId::Runs, &body, Duration::ZERO).await?;
+        }
+    }
+    Ok(())
+}
 
 /// A run and its item version, if it exists at all.
 pub async fn load(app: &App, run_id: &str) -> Result<Option<(Run, u64)>, ApiError> {

@@ -50,9 +50,13 @@ async fn receiver(script: &[Answer]) -> (Receiver, String) {
                 .unwrap()
                 .pop_front()
                 .unwrap_or((500, None));
+            if status == 0 {
+                // 0 in a script: answer too late.
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
             let mut resp =
                 axum::response::Response::new(axum::body::Body::from("x".repeat(10_000)));
-            *resp.status_mut() = axum::http::StatusCode::from_u16(status).unwrap();
+            *resp.status_mut() = axum::http::StatusCode::from_u16(status.max(200)).unwrap();
             if let Some(ra) = retry_after {
                 resp.headers_mut()
                     .insert("retry-after", ra.parse().unwrap());
@@ -343,4 +347,28 @@ async fn two_messages_for_one_delivery_make_one_call() {
     );
     let d = state(&f, &id).await;
     assert_eq!((d.attempts, d.status), (1, DeliveryStatus::Succeeded));
+}
+
+#[tokio::test]
+async fn a_timed_out_attempt_waits_at_least_a_minute() {
+    let settings = Settings {
+        delivery_timeout_seconds: 1,
+        ..loopback()
+    };
+    let f = fixture(settings).await;
+    let (_rx, url) = receiver(&[(0, None)]).await;
+    let (id, _) = emit(&f, &url).await;
+    let before = f.clock.now();
+    delivery::process_message(&f.app, &msg(&id)).await;
+    let d = state(&f, &id).await;
+    assert!(
+        d.last_error.as_deref().unwrap().starts_with("timeout"),
+        "{:?}",
+        d.last_error
+    );
+    assert_eq!(
+        (d.next_attempt_at.unwrap() - before).num_seconds(),
+        60,
+        "not the 5.5 s of the schedule"
+    );
 }

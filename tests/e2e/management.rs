@@ -392,3 +392,102 @@ async fn a_fresh_store_without_a_bootstrap_key_prints_one_once() {
     assert!(!second.contains(&key), "the key is shown once");
     assert!(!second.contains("keep it"));
 }
+
+#[tokio::test]
+async fn the_demo_prints_a_working_signed_curl_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child =
+        crate::harness::hookrun_command(dir.path(), &["serve", "--addr", "127.0.0.1:0", "--demo"])
+            .env("HOOKRUN_BOOTSTRAP_ADMIN_KEY", ADMIN_KEY)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+    let mut out = String::new();
+    let mut reader = std::io::BufReader::new(child.stdout.take().unwrap());
+    loop {
+        let mut line = String::new();
+        if std::io::BufRead::read_line(&mut reader, &mut line).unwrap() == 0 {
+            break;
+        }
+        out.push_str(&line);
+        if line.starts_with("listening on") {
+            break;
+        }
+    }
+    let curl = out
+        .split("try it:")
+        .nth(1)
+        .expect("a curl command is printed");
+    let quoted: Vec<&str> = curl.split('\'').skip(1).step_by(2).collect();
+    let (url, sig, body) = (
+        quoted[0],
+        quoted[2].trim_start_matches("X-Signature: "),
+        quoted[3],
+    );
+    let resp = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .header("x-signature", sig)
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(status, StatusCode::ACCEPTED, "{out}");
+}
+
+#[tokio::test]
+async fn json_logs_hold_no_secret_key_or_token() {
+    let h = Hookrun::start_with(&[("HOOKRUN_LOG_FORMAT", "json"), ("HOOKRUN_LOG", "debug")]);
+    let (agent, secret) = h.create_agent(json!({"name": "a"})).await;
+    let run = h.trigger(&agent, &secret, json!({"event": "x"})).await;
+    h.wait_finished(&run, Duration::from_secs(20)).await;
+    let (_, t) = h
+        .admin(
+            Method::POST,
+            "/api/v1/webhook-triggers",
+            Some(json!({"agent_id": agent, "name": "t", "generate_secret": true})),
+        )
+        .await;
+    let token = t["token"].as_str().unwrap();
+    let resp = h
+        .http
+        .post(h.url(&format!("/webhooks/runs/{token}")))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "no signature");
+    let (_, rotated) = h
+        .admin(
+            Method::POST,
+            &format!("/api/v1/agents/{agent}/rotate-secret"),
+            None,
+        )
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let log = h.log();
+    let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(lines.len() > 5, "requests are logged");
+    for line in &lines {
+        let v: Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
+        assert!(v.get("level").is_some(), "{line}");
+    }
+    for secret_thing in [
+        ADMIN_KEY,
+        secret.as_str(),
+        token,
+        t["secret"].as_str().unwrap(),
+        rotated["webhook_secret"].as_str().unwrap(),
+    ] {
+        assert!(!log.contains(secret_thing), "a secret reached the log");
+    }
+    assert!(
+        log.contains("/webhooks/runs/{token}"),
+        "routes are logged by template"
+    );
+}

@@ -591,39 +591,48 @@ async fn input_mapping_builds_the_input() {
 
 #[tokio::test]
 async fn limits_answer_429_with_headers() {
-    let h = Hookrun::start_with(&[("HOOKRUN_RATE_LIMIT_PER_IP", "4")]);
+    let h = Hookrun::start_with(&[("HOOKRUN_RATE_LIMIT_PER_IP", "3")]);
     let (agent, _) = h.create_agent(json!({"name": "a"})).await;
-    let t = trigger(
-        &h,
-        json!({"agent_id": agent, "name": "t", "rate_limit_per_minute": 2}),
-    )
-    .await;
+    let t = trigger(&h, json!({"agent_id": agent, "name": "t", "rate_limit_per_minute": 2, "generate_secret": true})).await;
     let path = format!("/webhooks/runs/{}", t["token"].as_str().unwrap());
-    // Two calls straddling a minute boundary would see two windows: wait
-    // until a fresh minute has room for the whole test.
+    let secret = t["secret"].as_str().unwrap();
+    let sig = format!("sha256={}", hmac_hex(secret.as_bytes(), &[b"{}"]));
+    // Calls straddling a minute boundary would see two windows: wait until
+    // a fresh minute has room for the whole test.
     while chrono::Utc::now().timestamp() % 60 > 50 {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     for _ in 0..2 {
-        let (s, _, hs) = post(&h, &path, b"{}", &[]).await;
+        let (s, _, hs) = post(&h, &path, b"{}", &[("x-webhook-signature", &sig)]).await;
         assert_eq!(s, StatusCode::ACCEPTED);
         assert_eq!(hs["ratelimit-limit"], "2");
     }
-    let (s, v, hs) = post(&h, &path, b"{}", &[]).await;
+    let (s, v, hs) = post(&h, &path, b"{}", &[("x-webhook-signature", &sig)]).await;
     assert_eq!(s, StatusCode::TOO_MANY_REQUESTS, "{v}");
     assert_eq!(v["error"]["code"], "rate_limited");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("for this trigger"),
+        "{v}"
+    );
     let retry: u64 = hs["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=60).contains(&retry));
     assert_eq!(hs["ratelimit-remaining"], "0");
     assert!(hs.contains_key("ratelimit-reset"));
 
-    // The per-IP limit counts before authentication: bad tokens spend it too.
+    // The per-IP limit counts before authentication: a wrong secret gets a
+    // 429, not a 401, once this IP spent its three calls.
     let id_path = format!("/api/webhooks/{}", t["id"].as_str().unwrap());
-    let (s, _, _) = post(&h, &id_path, b"{}", &[]).await;
-    assert_eq!(
-        s,
-        StatusCode::TOO_MANY_REQUESTS,
-        "the fourth call from this IP to this trigger"
+    let (s, v, _) = post(&h, &id_path, b"{}", &[("x-webhook-secret", "wrong-secret")]).await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("per source IP"),
+        "{v}"
     );
     assert_eq!(runs_of(&h, &agent).await.len(), 2);
 }

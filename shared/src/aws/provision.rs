@@ -26,8 +26,9 @@ fn invalid(e: impl std::fmt::Display) -> StoreError {
 pub async fn provision(sdk: &aws_config::SdkConfig, prefix: &str) -> StoreResult<AwsSettings> {
     create_table(&aws_sdk_dynamodb::Client::new(sdk), prefix).await?;
     let sqs = aws_sdk_sqs::Client::new(sdk);
-    let (runs, runs_dlq) = queue_pair(&sqs, &format!("{prefix}-runs")).await?;
-    let (deliveries, deliveries_dlq) = queue_pair(&sqs, &format!("{prefix}-deliveries")).await?;
+    let (runs, runs_dlq) = queue_pair(&sqs, &format!("{prefix}-runs"), 960).await?;
+    let (deliveries, deliveries_dlq) =
+        queue_pair(&sqs, &format!("{prefix}-deliveries"), 90).await?;
     let master_key = format!("{prefix}/master-key");
     create_master_key(&aws_sdk_secretsmanager::Client::new(sdk), &master_key).await?;
     Ok(AwsSettings {
@@ -131,8 +132,13 @@ async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str) -> StoreRes
     Ok(())
 }
 
-/// A work queue and its dead-letter queue; returns both URLs.
-async fn queue_pair(client: &aws_sdk_sqs::Client, name: &str) -> StoreResult<(String, String)> {
+/// A work queue (visibility as in template.yaml: above its consumer's
+/// timeout) and its dead-letter queue; returns both URLs.
+async fn queue_pair(
+    client: &aws_sdk_sqs::Client,
+    name: &str,
+    visibility_secs: u32,
+) -> StoreResult<(String, String)> {
     let dlq_url = client
         .create_queue()
         .queue_name(format!("{name}-dlq"))
@@ -158,7 +164,10 @@ async fn queue_pair(client: &aws_sdk_sqs::Client, name: &str) -> StoreResult<(St
         .create_queue()
         .queue_name(name)
         .attributes(QueueAttributeName::RedrivePolicy, redrive.to_string())
-        .attributes(QueueAttributeName::VisibilityTimeout, "960")
+        .attributes(
+            QueueAttributeName::VisibilityTimeout,
+            visibility_secs.to_string(),
+        )
         .send()
         .await
         .map_err(backend)?

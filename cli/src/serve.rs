@@ -195,7 +195,11 @@ async fn print_demo(app: &App, workspace_id: &str, local: SocketAddr) -> anyhow:
                 timeout_seconds: None,
                 enabled: None,
             };
-            agents::create(app, workspace_id, req).await.map_err(err)?.0
+            let (agent, secret) = agents::create(app, workspace_id, req).await.map_err(err)?;
+            // Shown once, like any new agent's secret, so other bodies can
+            // be signed for the demo agent too.
+            println!("demo agent webhook secret (shown once): {secret}");
+            agent
         }
     };
     let secret = agents::secret(app, &agent).await.map_err(err)?;

@@ -15,14 +15,21 @@ use serde_json::Value;
 /// `Data` is its `data` field when present, else the whole payload. Long data
 /// is cut so one message stays a reasonable prompt.
 pub fn webhook_message(payload: &Value) -> String {
-    let text = |keys: &[&str]| {
+    webhook_message_with(payload, None, None)
+}
+
+/// [`webhook_message`], with the event and source a provider named outside
+/// the payload (e.g. `X-GitHub-Event`) used when the payload names none.
+pub fn webhook_message_with(payload: &Value, event: Option<&str>, source: Option<&str>) -> String {
+    let text = |keys: &[&str], fallback: Option<&str>| {
         keys.iter()
             .find_map(|k| payload.get(*k).and_then(Value::as_str))
+            .or(fallback)
             .unwrap_or("unknown")
             .to_owned()
     };
-    let event = text(&["event", "type"]);
-    let source = text(&["source"]);
+    let event = text(&["event", "type"], event);
+    let source = text(&["source"], source);
     let data = payload.get("data").unwrap_or(payload);
     let mut data = serde_json::to_string(data).unwrap_or_default();
     truncate_utf8(&mut data, MAX_DATA_CHARS);
@@ -69,6 +76,25 @@ mod tests {
         assert!(m.contains("Event: alert\nSource: unknown\n"), "{m}");
         assert!(m.ends_with("Data: {\"type\":\"alert\",\"value\":3}"), "{m}");
         assert!(webhook_message(&json!([1, 2])).contains("Event: unknown"));
+    }
+
+    #[test]
+    fn provider_names_fill_in_what_the_payload_lacks() {
+        let m = webhook_message_with(
+            &json!({"action": "opened"}),
+            Some("pull_request.opened"),
+            Some("github"),
+        );
+        assert!(
+            m.contains("Event: pull_request.opened\nSource: github\n"),
+            "{m}"
+        );
+        let m = webhook_message_with(
+            &json!({"event": "own", "source": "mine"}),
+            Some("x"),
+            Some("y"),
+        );
+        assert!(m.contains("Event: own\nSource: mine\n"), "{m}");
     }
 
     #[test]

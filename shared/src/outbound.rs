@@ -77,7 +77,11 @@ impl OutboundPolicy {
         match url.scheme() {
             "https" => {}
             "http" if self.allow_http => {}
-            "http" => return Err("must use https (plain http is not allowed here)".into()),
+            "http" => {
+                return Err(
+                    "must use https (plain http needs HOOKRUN_OUTBOUND_ALLOW_HTTP=true)".into(),
+                )
+            }
             other => return Err(format!("scheme {other:?} is not allowed")),
         }
         if !url.username().is_empty() || url.password().is_some() {
@@ -96,7 +100,8 @@ impl OutboundPolicy {
             Ok(())
         } else {
             Err(format!(
-                "address {ip} is private, loopback, link-local or reserved"
+                "address {ip} is private, loopback, link-local or reserved \
+                 (ranges listed in HOOKRUN_OUTBOUND_ALLOW_CIDRS may be reached)"
             ))
         }
     }

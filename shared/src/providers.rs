@@ -178,6 +178,21 @@ pub fn validate(cfg: &SignatureConfig) -> Result<(), String> {
     Ok(())
 }
 
+/// The provider a request's headers say it comes from, if any.
+pub fn source_header(headers: &HeaderMap) -> Option<&'static str> {
+    [
+        ("x-github-event", "github"),
+        ("x-gitlab-event", "gitlab"),
+        ("stripe-signature", "stripe"),
+        ("x-slack-signature", "slack"),
+        ("x-grafana-alerting-signature", "grafana"),
+        ("x-shopify-hmac-sha256", "shopify"),
+    ]
+    .iter()
+    .find(|(h, _)| headers.contains_key(*h))
+    .map(|(_, s)| *s)
+}
+
 /// The event a provider names in its headers, if any.
 pub fn event_header(headers: &HeaderMap) -> Option<String> {
     ["x-github-event", "x-gitlab-event", "x-event-type"]

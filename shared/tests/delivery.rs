@@ -372,3 +372,37 @@ async fn a_timed_out_attempt_waits_at_least_a_minute() {
         "not the 5.5 s of the schedule"
     );
 }
+
+#[tokio::test]
+async fn deliveries_are_listed_newest_first() {
+    let f = fixture(loopback()).await;
+    let (_rx, url) = receiver(&[]).await;
+    let (first, sub) = emit(&f, &url).await;
+    let req = agents::CreateAgent {
+        name: "b".into(),
+        runner: RunnerConfig::Echo,
+        timeout_seconds: None,
+        enabled: None,
+    };
+    let (agent, _) = agents::create(&f.app, &f.ws, req).await.unwrap();
+    let mut ids = vec![first];
+    for _ in 0..3 {
+        f.clock.advance(chrono::Duration::seconds(1));
+        let mut run = ingress::new_run(&f.app, &agent, TriggerType::Webhook, json!({}), None);
+        run.status = RunStatus::Failed;
+        events::emit(&f.app, "run.failed", &run).await.unwrap();
+        let (list, _) = subscriptions::deliveries(&f.app, &f.ws, &sub, 1, None)
+            .await
+            .unwrap();
+        ids.push(list[0].id.clone());
+    }
+    let (list, _) = subscriptions::deliveries(&f.app, &f.ws, &sub, 10, None)
+        .await
+        .unwrap();
+    let listed: Vec<String> = list.iter().map(|d| d.id.clone()).collect();
+    ids.reverse();
+    assert_eq!(
+        listed, ids,
+        "by creation time, newest first, whatever the ids"
+    );
+}

@@ -142,6 +142,7 @@ async fn bad_trigger_input_is_400_and_creates_nothing() {
         json!({"agent_id": agent, "name": "x", "rate_limit_per_minute": 0}),
         json!({"agent_id": agent, "name": "x", "metadata": [1]}),
         json!({"agent_id": agent, "name": "x", "colour": "red"}),
+        json!({"agent_id": agent, "name": "x", "signature": {"scheme": "github"}}),
     ] {
         let (s, v) = h
             .admin(Method::POST, "/api/v1/webhook-triggers", Some(bad.clone()))
@@ -413,6 +414,15 @@ async fn github_stripe_slack_and_standard_webhooks_signatures() {
     let (s, v, _) = post(&h, &path, body, &hdrs).await;
     assert_eq!(s, StatusCode::ACCEPTED, "{v}");
     let first = v["run_id"].as_str().unwrap().to_owned();
+    let run = h.wait_finished(&first, Duration::from_secs(20)).await;
+    assert!(
+        run["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Webhook event received:\nEvent: pull_request.opened\nSource: github\n"),
+        "the provider's event and source name the message: {}",
+        run["message"]
+    );
     let (s, v, _) = post(&h, &path, body, &hdrs).await;
     assert_eq!(
         (s, v["run_id"].as_str().unwrap()),

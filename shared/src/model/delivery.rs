@@ -48,7 +48,12 @@ impl Delivery {
     pub fn to_item(&self, version: u64) -> Item {
         let (pk, sk) = Self::key(&self.id);
         let mut item = Item::new(pk, sk, super::to_doc(self))
-            .with_gsi1(Self::list_partition(&self.subscription_id), self.id.clone())
+            // Delivery ids are derived from the event, not from time: the
+            // listing sorts by creation time, then id.
+            .with_gsi1(
+                Self::list_partition(&self.subscription_id),
+                format!("{}#{}", crate::clock::rfc3339(self.created_at), self.id),
+            )
             .with_expiry(self.expires_at);
         item.version = version;
         item

@@ -445,6 +445,9 @@ async fn note_outcome(app: &App, sub_id: &str, success: bool, gone: bool) -> Res
         if !changed {
             return Ok(());
         }
+        if let Some(reason) = sub.disabled_reason.as_deref().filter(|_| !sub.enabled) {
+            tracing::warn!(subscription_id = %sub.id, %reason, "subscription disabled");
+        }
         sub.updated_at = now;
         match app
             .items

@@ -263,6 +263,7 @@ async fn finish(
                 e.message.clone()
             };
             log.system("error", format!("run failed: {detail}"));
+            tracing::warn!(run_id = %run.id, agent_id = %run.agent_id, error = %detail, "run failed");
             run.status = RunStatus::Failed;
             run.error = Some(e.message);
             run.exit_code = Some(e.exit_code);

@@ -26,7 +26,7 @@ use serde_json::{json, Value};
 use crate::app::App;
 use crate::error::ApiError;
 use crate::ids;
-use crate::message::{truncate_utf8, webhook_message};
+use crate::message::{truncate_utf8, webhook_message, webhook_message_with};
 use crate::model::{Agent, Invocation, Run, RunStatus, Trigger, TriggerType};
 use crate::ports::SecretVersions;
 use crate::providers;
@@ -305,14 +305,18 @@ async fn accept(
         None => ("agent", app.settings.rate_limit_per_trigger),
     };
     let target_rate = ratelimit::hit(app, scope, target.id(), per_target).await?;
-    ratelimit::hit(
+    let workspace_rate = ratelimit::hit(
         app,
         "workspace",
         &target.agent.workspace_id,
         app.settings.rate_limit_per_workspace,
     )
     .await?;
-    let rate = target_rate.or(ip_rate);
+    // The headers describe the limit closest to refusing this caller.
+    let rate = [ip_rate, target_rate, workspace_rate]
+        .into_iter()
+        .flatten()
+        .min_by_key(|r| r.remaining);
     // 7. parse; the event filter.
     let payload = match &target.trigger {
         None => parse_json(body)?,
@@ -336,7 +340,15 @@ async fn accept(
             let message = webhook_message(&payload);
             (payload, message)
         }
-        Some(t) => map_input(t, payload)?,
+        Some(t) => {
+            let event = event_names(headers, &payload).into_iter().next();
+            map_input(
+                t,
+                payload,
+                event.as_deref(),
+                providers::source_header(headers),
+            )?
+        }
     };
     let trigger_type = match auth {
         AuthMethod::Token => TriggerType::Token,
@@ -578,7 +590,12 @@ fn wanted(t: &Trigger, headers: &HeaderMap, payload: &Value) -> bool {
 /// input; with one, each field is read by its JSON pointer (or takes its
 /// default). The message is the input's (or payload's) `message` string,
 /// else the formatted webhook message.
-fn map_input(t: &Trigger, payload: Value) -> Result<(Value, String), ApiError> {
+fn map_input(
+    t: &Trigger,
+    payload: Value,
+    event: Option<&str>,
+    source: Option<&str>,
+) -> Result<(Value, String), ApiError> {
     let input = match &t.input_mapping {
         None => payload.clone(),
         Some(mapping) => {
@@ -613,7 +630,7 @@ fn map_input(t: &Trigger, payload: Value) -> Result<(Value, String), ApiError> {
         .and_then(Value::as_str)
         .or_else(|| payload.get("message").and_then(Value::as_str))
         .map(str::to_owned)
-        .unwrap_or_else(|| webhook_message(&payload));
+        .unwrap_or_else(|| webhook_message_with(&payload, event, source));
     Ok((input, message))
 }
 
@@ -645,7 +662,7 @@ pub async fn test_trigger(app: &App, t: &Trigger, payload: Value) -> Result<Stri
         app.settings.rate_limit_per_workspace,
     )
     .await?;
-    let (input, message) = map_input(t, payload)?;
+    let (input, message) = map_input(t, payload, None, Some("hookrun"))?;
     let mut run = new_run(app, &agent, TriggerType::Test, input, None);
     run.message = message;
     run.trigger_id = Some(t.id.clone());

@@ -340,6 +340,7 @@ pub async fn create(
                 req.agent_id
             ))
         })?;
+    let asked_signature = req.signature.is_some();
     let signature = req.signature.unwrap_or_default();
     providers::validate(&signature).map_err(bad)?;
     let secret = match (req.generate_secret, req.secret) {
@@ -348,6 +349,11 @@ pub async fn create(
         (false, Some(s)) => {
             validate_secret(&s, &signature.scheme)?;
             Some(s)
+        }
+        (false, None) if asked_signature => {
+            return Err(bad(
+                "a signature scheme needs a secret: add generate_secret: true or secret",
+            ));
         }
         (false, None) => None,
     };
@@ -499,6 +505,11 @@ pub async fn update(
     }
     if let Some(s) = req.signature {
         providers::validate(&s).map_err(bad)?;
+        if t.secret_sealed.is_none() {
+            return Err(bad(
+                "a signature scheme needs a secret: set one with regenerate-secret first",
+            ));
+        }
         if s.scheme == "standard-webhooks" && t.secret_sealed.is_some() {
             let secret =
                 seal::open_sealed(app, t.secret_sealed.as_deref().unwrap_or_default()).await?;

@@ -317,3 +317,33 @@ async fn runs_batch_reports_only_what_must_be_retried() {
         json!({"batchItemFailures": [{"itemIdentifier": "m-held"}]})
     );
 }
+
+#[tokio::test]
+async fn deliveries_batch_dead_letters_what_it_cannot_process() {
+    let f = fixture().await;
+    let event = sqs_event(&[
+        ("d-garbage", "{not json"),
+        ("d-unknown", r#"{"delivery_id":"dlv_doesnotexist"}"#),
+    ]);
+    let resp = lambda::handle_deliveries_batch(&f.app, event).await;
+    assert!(
+        resp.batch_item_failures.is_empty(),
+        "poison is handled, not retried"
+    );
+    let dead = f
+        .store
+        .receive(
+            QueueId::DeliveriesDlq,
+            10,
+            std::time::Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+    assert_eq!(dead.len(), 2, "both reached the deliveries DLQ");
+    assert!(f
+        .store
+        .receive(QueueId::RunsDlq, 10, std::time::Duration::from_secs(30))
+        .await
+        .unwrap()
+        .is_empty());
+}

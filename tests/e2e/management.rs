@@ -28,6 +28,10 @@ async fn admin_key_is_required() {
         }
         let resp = req.send().await.unwrap();
         assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "{auth:?}");
+        assert!(resp.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Bearer"));
         let v: Value = resp.json().await.unwrap();
         assert_eq!(code(&v), "unauthorized");
     }
@@ -490,4 +494,40 @@ async fn json_logs_hold_no_secret_key_or_token() {
         log.contains("/webhooks/runs/{token}"),
         "routes are logged by template"
     );
+}
+
+#[tokio::test]
+async fn created_resources_carry_their_location() {
+    let h = Hookrun::start();
+    let resp = h
+        .http
+        .post(h.url("/api/v1/agents"))
+        .bearer_auth(ADMIN_KEY)
+        .json(&json!({"name": "a"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let location = resp.headers()["location"].to_str().unwrap().to_owned();
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(
+        location,
+        format!("/api/v1/agents/{}", body["id"].as_str().unwrap())
+    );
+    let (s, got) = h.get(&location).await;
+    assert_eq!((s, got["id"].clone()), (StatusCode::OK, body["id"].clone()));
+    let resp = h
+        .http
+        .post(h.url("/api/v1/webhook-triggers"))
+        .bearer_auth(ADMIN_KEY)
+        .json(&json!({"agent_id": body["id"], "name": "t"}))
+        .send()
+        .await
+        .unwrap();
+    let location = resp.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        location.starts_with("/api/v1/webhook-triggers/trg_"),
+        "{location}"
+    );
+    assert_eq!(h.get(&location).await.0, StatusCode::OK);
 }

@@ -40,7 +40,7 @@ pub async fn create(
     let (agent, secret) = agents::create(&app, &admin.workspace_id, req).await?;
     let mut body = serde_json::to_value(view(&app, &agent)).expect("serialises");
     body["webhook_secret"] = json!(secret);
-    Ok((StatusCode::CREATED, Json(body)))
+    Ok(super::created(format!("/api/v1/agents/{}", agent.id), body))
 }
 
 pub async fn list(

@@ -146,6 +146,16 @@ fn finish(routes: Router<App>, app: App) -> Router {
         .with_state(app)
 }
 
+/// A `201 Created` answer with the new resource's `Location`.
+pub fn created(location: String, body: serde_json::Value) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let mut resp = (axum::http::StatusCode::CREATED, axum::Json(body)).into_response();
+    if let Ok(v) = axum::http::HeaderValue::from_str(&location) {
+        resp.headers_mut().insert(axum::http::header::LOCATION, v);
+    }
+    resp
+}
+
 /// `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` (seconds).
 pub fn ratelimit_headers(
     h: &mut axum::http::HeaderMap,

@@ -21,7 +21,10 @@ pub async fn create(
     let (sub, secret) = subscriptions::create(&app, &admin.workspace_id, req).await?;
     let mut body = serde_json::to_value(SubscriptionView::from(&sub)).expect("serialises");
     body["secret"] = json!(secret);
-    Ok((StatusCode::CREATED, Json(body)))
+    Ok(super::created(
+        format!("/api/v1/subscriptions/{}", sub.id),
+        body,
+    ))
 }
 
 pub async fn list(

@@ -38,9 +38,9 @@ pub async fn create(
 ) -> Result<impl IntoResponse, ApiError> {
     let (t, token, secret) =
         triggers::create(&app, &admin.workspace_id, &admin.key_id, req).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(with_secrets(&app, &t, Some(&token), secret.as_deref())),
+    Ok(super::created(
+        format!("/api/v1/webhook-triggers/{}", t.id),
+        with_secrets(&app, &t, Some(&token), secret.as_deref()),
     ))
 }
 

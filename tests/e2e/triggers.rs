@@ -752,6 +752,10 @@ async fn invocations_log_every_outcome_without_secrets() {
         std::str::from_utf8(ok_body).unwrap()
     );
     assert!(entries[0]["timestamp"].is_string());
+    // Kept for the retention period (14 days by default), then expired.
+    let expires = entries[0]["expires_at"].as_i64().unwrap();
+    let in_days = (expires - chrono::Utc::now().timestamp()) as f64 / 86_400.0;
+    assert!((13.9..=14.1).contains(&in_days), "{in_days} days");
     let text = log.to_string();
     for secret_thing in [token, secret, &ok_sig[7..]] {
         assert!(
@@ -950,4 +954,66 @@ async fn inactive_deleted_regenerated_and_tested() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn patch_updates_name_limits_mapping_and_event_types() {
+    let h = Hookrun::start();
+    let (agent, _) = h.create_agent(json!({"name": "a"})).await;
+    let t = trigger(&h, json!({"agent_id": agent, "name": "old", "event_types": ["deploy"], "input_mapping": {"x": "/x"}})).await;
+    let id = t["id"].as_str().unwrap();
+    let path = format!("/api/v1/webhook-triggers/{id}");
+    let (s, v) = h
+        .admin(Method::PATCH, &path, Some(json!({"name": "new", "rate_limit_per_minute": 2, "event_types": ["build"], "input_mapping": null})))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        (v["name"].as_str(), v["rate_limit_per_minute"].as_u64()),
+        (Some("new"), Some(2))
+    );
+    assert_eq!(v["event_types"], json!(["build"]));
+    assert!(v["input_mapping"].is_null(), "null clears the mapping");
+    assert_ne!(v["updated_at"], t["updated_at"]);
+
+    // The new settings apply to calls at once (within one minute's window).
+    while chrono::Utc::now().timestamp() % 60 > 50 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let token_path = format!("/webhooks/runs/{}", t["token"].as_str().unwrap());
+    let (_, v, _) = post(&h, &token_path, br#"{"event":"deploy"}"#, &[]).await;
+    assert_eq!(v["status"], "ignored", "deploy is no longer wanted");
+    let (s, v, _) = post(&h, &token_path, br#"{"event":"build","y":2}"#, &[]).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    let run = h
+        .wait_finished(v["run_id"].as_str().unwrap(), Duration::from_secs(20))
+        .await;
+    assert_eq!(
+        run["input"],
+        json!({"event": "build", "y": 2}),
+        "no mapping: the payload is the input"
+    );
+    let (s, _, _) = post(&h, &token_path, br#"{"event":"build"}"#, &[]).await;
+    assert_eq!(
+        s,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the new limit of 2 a minute (the ignored call counted too)"
+    );
+
+    for bad in [
+        json!({"rate_limit_per_minute": 0}),
+        json!({"name": ""}),
+        json!({"event_types": [""]}),
+        json!({"token": "x"}),
+    ] {
+        let (s, v) = h.admin(Method::PATCH, &path, Some(bad.clone())).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}: {v}");
+    }
+    let (s, _) = h
+        .admin(
+            Method::PATCH,
+            "/api/v1/webhook-triggers/trg_nope",
+            Some(json!({"name": "x"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
 }

@@ -53,6 +53,20 @@ pub(crate) fn from_item<T: DeserializeOwned>(item: &Item) -> StoreResult<T> {
     serde_json::from_value(item.data.clone()).map_err(StoreError::from)
 }
 
+/// One page of a query, as records, with the cursor to the next page.
+pub(crate) async fn page_of<T: DeserializeOwned>(
+    app: &crate::app::App,
+    query: crate::ports::Query,
+) -> StoreResult<(Vec<T>, Option<String>)> {
+    let page = app.items.query(query).await?;
+    let records = page
+        .items
+        .iter()
+        .map(from_item)
+        .collect::<StoreResult<Vec<T>>>()?;
+    Ok((records, page.next_cursor))
+}
+
 /// A record by its id, with its item version: `None` for ids that cannot
 /// be ours (checked before they shape a key) and for missing items.
 pub(crate) async fn load<T: DeserializeOwned>(

@@ -7,7 +7,7 @@ use crate::app::App;
 use crate::error::{ApiError, StoreError};
 use crate::ids;
 use crate::model::agent::{DEFAULT_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS};
-use crate::model::{from_item, Agent, RunnerConfig};
+use crate::model::{Agent, RunnerConfig};
 use crate::ports::{Condition, Index, Query, SecretVersions};
 
 #[derive(Debug, Deserialize)]
@@ -144,20 +144,10 @@ pub async fn list(
     limit: usize,
     cursor: Option<String>,
 ) -> Result<(Vec<Agent>, Option<String>), ApiError> {
-    let page = app
-        .items
-        .query(
-            Query::partition(Index::Gsi1, Agent::list_partition(workspace_id))
-                .limit(limit)
-                .after(cursor),
-        )
-        .await?;
-    let agents = page
-        .items
-        .iter()
-        .map(from_item)
-        .collect::<Result<Vec<Agent>, _>>()?;
-    Ok((agents, page.next_cursor))
+    let query = Query::partition(Index::Gsi1, Agent::list_partition(workspace_id))
+        .limit(limit)
+        .after(cursor);
+    Ok(crate::model::page_of(app, query).await?)
 }
 
 pub async fn update(

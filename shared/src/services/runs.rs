@@ -205,11 +205,5 @@ pub async fn logs(
         }
         None => q.backward(),
     };
-    let page = app.items.query(q).await?;
-    let lines = page
-        .items
-        .iter()
-        .map(from_item)
-        .collect::<Result<Vec<LogLine>, _>>()?;
-    Ok((lines, page.next_cursor))
+    Ok(crate::model::page_of(app, q).await?)
 }

@@ -239,18 +239,13 @@ pub async fn list(
     limit: usize,
     cursor: Option<String>,
 ) -> Result<(Vec<Subscription>, Option<String>), ApiError> {
-    let page = app
-        .items
-        .query(
-            Query::partition(Index::Gsi1, Subscription::list_partition(workspace_id))
-                .limit(limit)
-                .after(cursor),
-        )
-        .await?;
-    Ok((
-        page.items.iter().map(from_item).collect::<Result<_, _>>()?,
-        page.next_cursor,
-    ))
+    Ok(crate::model::page_of(
+        app,
+        Query::partition(Index::Gsi1, Subscription::list_partition(workspace_id))
+            .limit(limit)
+            .after(cursor),
+    )
+    .await?)
 }
 
 pub async fn update(
@@ -356,19 +351,14 @@ pub async fn deliveries(
     cursor: Option<String>,
 ) -> Result<(Vec<Delivery>, Option<String>), ApiError> {
     let sub = get(app, workspace_id, subscription_id).await?;
-    let page = app
-        .items
-        .query(
-            Query::partition(Index::Gsi1, Delivery::list_partition(&sub.id))
-                .backward()
-                .limit(limit)
-                .after(cursor),
-        )
-        .await?;
-    Ok((
-        page.items.iter().map(from_item).collect::<Result<_, _>>()?,
-        page.next_cursor,
-    ))
+    Ok(crate::model::page_of(
+        app,
+        Query::partition(Index::Gsi1, Delivery::list_partition(&sub.id))
+            .backward()
+            .limit(limit)
+            .after(cursor),
+    )
+    .await?)
 }
 
 /// A delivery by id alone, with its item version.

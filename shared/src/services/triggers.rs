@@ -626,19 +626,14 @@ pub async fn invocations(
     cursor: Option<String>,
 ) -> Result<(Vec<Invocation>, Option<String>), ApiError> {
     let (t, _) = find(app, workspace_id, id).await?;
-    let page = app
-        .items
-        .query(
-            Query::partition(Index::Primary, Invocation::partition(&t.id))
-                .backward()
-                .limit(limit)
-                .after(cursor),
-        )
-        .await?;
-    Ok((
-        page.items.iter().map(from_item).collect::<Result<_, _>>()?,
-        page.next_cursor,
-    ))
+    Ok(crate::model::page_of(
+        app,
+        Query::partition(Index::Primary, Invocation::partition(&t.id))
+            .backward()
+            .limit(limit)
+            .after(cursor),
+    )
+    .await?)
 }
 
 /// Records a call of a trigger (best effort: a lost log line never fails

@@ -61,6 +61,9 @@ pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
     /// Woken on every send so in-process consumers need not poll tightly.
     queue_signal: Arc<Notify>,
+    /// The master key, read (or created) once: it never changes while the
+    /// process runs, and trigger calls need it on the hot path.
+    master_keys: Arc<std::sync::OnceLock<Vec<String>>>,
     max_receives: u32,
 }
 
@@ -91,6 +94,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
             queue_signal: Arc::new(Notify::new()),
+            master_keys: Arc::new(std::sync::OnceLock::new()),
             max_receives: DEFAULT_MAX_RECEIVES,
         })
     }

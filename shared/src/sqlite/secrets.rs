@@ -28,25 +28,30 @@ impl SecretStore for SqliteStore {
     }
 
     async fn master_keys(&self) -> StoreResult<Vec<String>> {
+        if let Some(keys) = self.master_keys.get() {
+            return Ok(keys.clone());
+        }
         let candidate = crate::ids::random_hex(32);
-        self.run(move |c| {
-            // First use creates it; a concurrent first use keeps the winner's.
-            c.execute(
-                "INSERT OR IGNORE INTO secrets (name, value) VALUES (?1, ?2)",
-                params![
-                    MASTER_KEY_NAME,
-                    serde_json::to_string(&SecretVersions::new(candidate))?
-                ],
-            )?;
-            let raw: String = c.query_row(
-                "SELECT value FROM secrets WHERE name = ?1",
-                [MASTER_KEY_NAME],
-                |r| r.get(0),
-            )?;
-            let v: SecretVersions = serde_json::from_str(&raw)?;
-            Ok(std::iter::once(v.current).chain(v.previous).collect())
-        })
-        .await
+        let keys: Vec<String> = self
+            .run(move |c| {
+                // First use creates it; a concurrent first use keeps the winner's.
+                c.execute(
+                    "INSERT OR IGNORE INTO secrets (name, value) VALUES (?1, ?2)",
+                    params![
+                        MASTER_KEY_NAME,
+                        serde_json::to_string(&SecretVersions::new(candidate))?
+                    ],
+                )?;
+                let raw: String = c.query_row(
+                    "SELECT value FROM secrets WHERE name = ?1",
+                    [MASTER_KEY_NAME],
+                    |r| r.get(0),
+                )?;
+                let v: SecretVersions = serde_json::from_str(&raw)?;
+                Ok(std::iter::once(v.current).chain(v.previous).collect())
+            })
+            .await?;
+        Ok(self.master_keys.get_or_init(|| keys).clone())
     }
 
     async fn put(&self, name: &str, value: &SecretVersions) -> StoreResult<()> {

@@ -1,12 +1,16 @@
-//! `hookrun`: run the whole service on the embedded store (`hookrun serve`),
-//! and small helpers for operators.
+//! `hookrun`: run the whole service (`hookrun serve`), and small helpers
+//! for operators. Flags override the environment; the environment is read
+//! by `hookrun_core::config` alone (each command's `--help` lists what it
+//! reads).
 
 mod serve;
 
 use std::io::Read;
 use std::path::PathBuf;
+use std::sync::LazyLock;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use hookrun_core::config::{self, vars, ServeSettings};
 
 #[derive(Parser)]
 #[command(name = "hookrun", version, about = "Webhook-to-agent trigger service")]
@@ -15,29 +19,30 @@ struct Cli {
     command: Command,
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
-}
+static SERVE_ENV: LazyLock<String> = LazyLock::new(|| vars::help_text(&["serve", "all", "aws"]));
+static STORE_ENV: LazyLock<String> = LazyLock::new(|| vars::help_text(&["serve", "aws"]));
+static SIGN_ENV: LazyLock<String> = LazyLock::new(|| vars::help_text(&["cli"]));
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the API, the trigger routes and the executor in one process on
-    /// the embedded SQLite store.
+    /// Run the API, the trigger routes, the executor and the delivery worker
+    /// in one process, on the embedded SQLite store (default) or on AWS
+    /// (--backend aws).
+    #[command(after_long_help = SERVE_ENV.as_str())]
     Serve(ServeArgs),
-    /// Manage workspaces of the embedded store directly (works while
-    /// `hookrun serve` runs on the same data directory).
+    /// Manage workspaces directly in the store (works while `hookrun serve`
+    /// runs on the same data directory).
     Workspace {
         #[command(subcommand)]
         command: WorkspaceCommand,
     },
     /// Print the X-Signature of a body: hex HMAC-SHA256 keyed by an agent's
     /// webhook secret.
+    #[command(after_long_help = SIGN_ENV.as_str())]
     Sign {
-        /// The agent's webhook secret.
-        #[arg(long, env = "HOOKRUN_WEBHOOK_SECRET", hide_env_values = true)]
-        secret: String,
+        /// The agent's webhook secret (default: HOOKRUN_WEBHOOK_SECRET).
+        #[arg(long, hide_env_values = true)]
+        secret: Option<String>,
         /// The body to sign; read from standard input when absent.
         #[arg(long)]
         data: Option<String>,
@@ -47,6 +52,7 @@ enum Command {
 #[derive(Subcommand)]
 enum WorkspaceCommand {
     /// Create a workspace and print its id and first admin key (shown once).
+    #[command(after_long_help = STORE_ENV.as_str())]
     Create {
         #[arg(long, default_value = "workspace")]
         name: String,
@@ -65,37 +71,88 @@ pub enum Backend {
     Aws,
 }
 
-/// Which store to use; shared by every command that opens one.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Which store to use; shared by every command that opens one. Each flag
+/// overrides its environment variable (HOOKRUN_BACKEND, HOOKRUN_DATA_DIR,
+/// HOOKRUN_AWS_PROVISION).
 #[derive(clap::Args, Debug, Clone)]
 pub struct BackendArgs {
-    #[arg(long, env = "HOOKRUN_BACKEND", value_enum, default_value = "sqlite")]
-    pub backend: Backend,
-    /// Where the SQLite database lives (sqlite backend).
-    #[arg(long, env = "HOOKRUN_DATA_DIR", default_value = "./hookrun-data")]
-    pub data_dir: PathBuf,
+    #[arg(long, value_enum)]
+    pub backend: Option<Backend>,
+    /// Where the SQLite database lives (sqlite backend; default ./hookrun-data).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
     /// aws backend: create (if missing) a table named PREFIX and queues
     /// PREFIX-runs, PREFIX-deliveries and their DLQs, and use them. For
     /// local emulators and tests; deployed stacks get theirs from template.yaml.
-    #[arg(long, env = "HOOKRUN_AWS_PROVISION", value_name = "PREFIX")]
+    #[arg(long, value_name = "PREFIX")]
     pub provision: Option<String>,
 }
 
 #[derive(clap::Args, Debug)]
 pub struct ServeArgs {
-    /// Address to listen on.
-    #[arg(long, env = "HOOKRUN_ADDR", default_value = "127.0.0.1:8080")]
-    pub addr: String,
+    /// Address to listen on (default 127.0.0.1:8080).
+    #[arg(long)]
+    pub addr: Option<String>,
     #[command(flatten)]
     pub backend: BackendArgs,
-    /// Log format on standard error.
-    #[arg(long, env = "HOOKRUN_LOG_FORMAT", value_enum, default_value = "text")]
-    pub log_format: LogFormat,
+    /// Log format on standard error (default text).
+    #[arg(long, value_enum)]
+    pub log_format: Option<LogFormat>,
     /// Also create an echo agent and print a ready-to-paste curl command.
     #[arg(long)]
     pub demo: bool,
-    /// How long a stop waits for runs in progress before exiting.
-    #[arg(long, env = "HOOKRUN_DRAIN_SECONDS", default_value_t = 30)]
-    pub drain_seconds: u64,
+    /// How long a stop waits for runs in progress before exiting (default 30).
+    #[arg(long)]
+    pub drain_seconds: Option<u64>,
+}
+
+impl BackendArgs {
+    /// The environment's settings with these flags applied.
+    pub fn apply(&self, s: &mut ServeSettings) {
+        if let Some(b) = self.backend {
+            s.backend = match b {
+                Backend::Sqlite => config::Backend::Sqlite,
+                Backend::Aws => config::Backend::Aws,
+            };
+        }
+        if let Some(d) = &self.data_dir {
+            s.data_dir = d.clone();
+        }
+        if let Some(p) = &self.provision {
+            s.provision = Some(p.clone());
+        }
+    }
+}
+
+impl ServeArgs {
+    /// The environment's settings with these flags applied; a flag's value
+    /// is held to the same bounds as its variable.
+    pub fn settings(&self) -> anyhow::Result<ServeSettings> {
+        let mut s = ServeSettings::from_env()?;
+        self.backend.apply(&mut s);
+        if let Some(a) = &self.addr {
+            s.addr = a.clone();
+        }
+        if let Some(f) = self.log_format {
+            s.log_format = match f {
+                LogFormat::Text => config::LogFormat::Text,
+                LogFormat::Json => config::LogFormat::Json,
+            };
+        }
+        if let Some(d) = self.drain_seconds {
+            let d = vars::DRAIN_SECONDS
+                .check(d)
+                .map_err(|e| anyhow::anyhow!("--drain-seconds: {}", e.reason))?;
+            s.drain = std::time::Duration::from_secs(d);
+        }
+        Ok(s)
+    }
 }
 
 fn block_on(f: impl std::future::Future<Output = anyhow::Result<()>>) -> std::process::ExitCode {
@@ -119,13 +176,15 @@ fn main() -> std::process::ExitCode {
         Command::Workspace {
             command: WorkspaceCommand::Create { name, backend },
         } => block_on(async move {
-            let app = serve::open(&backend, hookrun_core::Settings::from_env()?)
+            let mut store = ServeSettings::from_env()?;
+            backend.apply(&mut store);
+            let app = serve::open(&store, hookrun_core::Settings::from_env()?)
                 .await?
                 .app;
             let (ws, key) = hookrun_core::services::admin::create_workspace(&app, &name)
                 .await
                 .map_err(|e| match e {
-                    hookrun_core::ApiError::Unavailable(detail) => {
+                    hookrun_core::Error::Store(detail) => {
                         anyhow::anyhow!("store unavailable: {detail}")
                     }
                     other => anyhow::anyhow!("{other}"),
@@ -135,6 +194,10 @@ fn main() -> std::process::ExitCode {
             Ok(())
         }),
         Command::Sign { secret, data } => {
+            let Some(secret) = secret.or_else(config::webhook_secret_from_env) else {
+                eprintln!("hookrun: give --secret or set HOOKRUN_WEBHOOK_SECRET");
+                return std::process::ExitCode::from(2);
+            };
             let body = match data {
                 Some(d) => d.into_bytes(),
                 None => {

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use hookrun_core::config::AwsSettings;
+use hookrun_core::config::{AwsSettings, Backend, LogFormat, ServeSettings};
+use hookrun_core::ids::WorkspaceId;
 use hookrun_core::model::RunnerConfig;
 use hookrun_core::services::{admin, agents};
 use hookrun_core::sqlite::SqliteStore;
@@ -13,7 +14,7 @@ use hookrun_core::worker::{run_worker, Work};
 use hookrun_core::{App, Settings};
 use tokio::sync::{watch, Notify};
 
-use crate::{Backend, BackendArgs, LogFormat, ServeArgs};
+use crate::ServeArgs;
 
 /// How often expired items are swept from the database.
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
@@ -29,7 +30,7 @@ pub struct Opened {
 }
 
 /// Opens the chosen backend with these settings.
-pub async fn open(args: &BackendArgs, settings: Settings) -> anyhow::Result<Opened> {
+pub async fn open(args: &ServeSettings, settings: Settings) -> anyhow::Result<Opened> {
     match args.backend {
         Backend::Sqlite => {
             let store = SqliteStore::open_dir(&args.data_dir).with_context(|| {
@@ -61,11 +62,12 @@ pub async fn open(args: &BackendArgs, settings: Settings) -> anyhow::Result<Open
 }
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    init_logging(args.log_format);
+    let serve = args.settings()?;
     let mut settings = Settings::from_env()?;
-    let listener = tokio::net::TcpListener::bind(&args.addr)
+    init_logging(serve.log_format, &serve.log_filter)?;
+    let listener = tokio::net::TcpListener::bind(&serve.addr)
         .await
-        .with_context(|| format!("cannot listen on {}", args.addr))?;
+        .with_context(|| format!("cannot listen on {}", serve.addr))?;
     let local = listener.local_addr()?;
     if settings.public_url.is_none() {
         settings.public_url = Some(format!("http://{local}"));
@@ -75,12 +77,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         wake,
         sqlite,
         description,
-    } = open(&args.backend, settings).await?;
+    } = open(&serve, settings).await?;
 
-    let bootstrap_key = std::env::var("HOOKRUN_BOOTSTRAP_ADMIN_KEY")
-        .ok()
-        .filter(|k| !k.is_empty());
-    let boot = admin::bootstrap(&app, bootstrap_key.as_deref())
+    let boot = admin::bootstrap(&app, serve.bootstrap_admin_key.as_deref())
         .await
         .map_err(|e| anyhow::anyhow!("bootstrap failed: {e}"))?;
     println!("hookrun {} on {description}", env!("CARGO_PKG_VERSION"));
@@ -95,7 +94,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let drain = Duration::from_secs(args.drain_seconds);
+    let drain = serve.drain;
     let worker = tokio::spawn(run_worker(
         app.clone(),
         Work::Runs,
@@ -165,9 +164,10 @@ async fn shutdown_signal() {
     }
 }
 
-fn init_logging(format: LogFormat) {
+fn init_logging(format: LogFormat, filter: &str) -> anyhow::Result<()> {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("HOOKRUN_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_new(filter)
+        .map_err(|e| anyhow::anyhow!("invalid value for HOOKRUN_LOG: {e}"))?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -175,11 +175,16 @@ fn init_logging(format: LogFormat) {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
     }
+    Ok(())
 }
 
 /// Creates (or reuses) the `demo` echo agent and prints a signed curl call.
-async fn print_demo(app: &App, workspace_id: &str, local: SocketAddr) -> anyhow::Result<()> {
-    let err = |e: hookrun_core::ApiError| anyhow::anyhow!("demo agent: {e}");
+async fn print_demo(
+    app: &App,
+    workspace_id: &WorkspaceId,
+    local: SocketAddr,
+) -> anyhow::Result<()> {
+    let err = |e: hookrun_core::Error| anyhow::anyhow!("demo agent: {e}");
     let (existing, _) = agents::list(app, workspace_id, 100, None)
         .await
         .map_err(err)?;

@@ -1,17 +1,23 @@
-//! The application: the ports and settings every service works with,
-//! built once at start-up (per cold start in Lambda) and shared.
+//! The application: the ports, the repository and the settings every
+//! service works with, built once at start-up (per cold start in Lambda)
+//! and shared. Process-wide state lives here, never in statics, so two
+//! `App`s in one test process do not see each other's.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
+use crate::ids::TriggerId;
 use crate::ports::{ItemTable, Queue, SecretStore};
+use crate::repo::Repo;
 use crate::runners::Runners;
-use crate::sqlite::SqliteStore;
 
 #[derive(Clone)]
 pub struct App {
-    pub items: Arc<dyn ItemTable>,
+    /// The item table, typed. Services never use the port directly.
+    pub repo: Repo,
     pub queue: Arc<dyn Queue>,
     pub secrets: Arc<dyn SecretStore>,
     pub clock: Arc<dyn Clock>,
@@ -22,6 +28,8 @@ pub struct App {
     /// A factor in [-1, 1] that scales retry jitter; random in service,
     /// fixed in tests.
     pub jitter: Arc<dyn Fn() -> f64 + Send + Sync>,
+    /// When this process last recorded each trigger's use.
+    pub trigger_use: Arc<UseMemory>,
 }
 
 impl App {
@@ -32,11 +40,9 @@ impl App {
         settings: Settings,
     ) -> Self {
         let runners = Runners::new(&settings);
-        let outbound = settings.outbound.client(std::time::Duration::from_secs(
-            settings.delivery_timeout_seconds,
-        ));
+        let outbound = settings.outbound.client(settings.delivery_timeout);
         App {
-            items,
+            repo: Repo::new(items),
             queue,
             secrets,
             clock: Arc::new(SystemClock),
@@ -44,13 +50,17 @@ impl App {
             runners,
             outbound,
             jitter: Arc::new(|| rand::Rng::gen_range(&mut rand::thread_rng(), -1.0..=1.0)),
+            trigger_use: Arc::default(),
         }
     }
 
-    /// Everything on one SQLite store (`hookrun serve`, tests, benchmarks).
-    pub fn embedded(store: SqliteStore, settings: Settings) -> Self {
+    /// Everything on one SQLite store (`hookrun serve`, tests, benchmarks),
+    /// on the store's clock.
+    #[cfg(feature = "sqlite")]
+    pub fn embedded(store: crate::sqlite::SqliteStore, settings: Settings) -> Self {
+        let clock = store.clock();
         let store = Arc::new(store);
-        App::new(store.clone(), store.clone(), store, settings)
+        App::new(store.clone(), store.clone(), store, settings).with_clock(clock)
     }
 
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
@@ -63,8 +73,61 @@ impl App {
         self
     }
 
-    /// Unix seconds at which a record made now expires.
+    /// Unix seconds at which a run (or anything kept as long) made now expires.
     pub fn retention_expiry(&self) -> i64 {
-        (self.clock.now() + chrono::Duration::days(self.settings.run_retention_days)).timestamp()
+        self.expiry_after(self.settings.run_retention)
+    }
+
+    /// Unix seconds `keep` from now.
+    pub fn expiry_after(&self, keep: std::time::Duration) -> i64 {
+        let keep = chrono::Duration::from_std(keep).unwrap_or(chrono::Duration::MAX);
+        self.clock
+            .now()
+            .checked_add_signed(keep)
+            .map_or(i64::MAX, |t| t.timestamp())
+    }
+}
+
+/// Remembers when this process last recorded a trigger's use, so it writes
+/// `last_used_at` at most once a minute per trigger.
+#[derive(Default)]
+pub struct UseMemory(Mutex<HashMap<TriggerId, Instant>>);
+
+/// How often one process records a trigger's use.
+pub const USE_RECORD_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Entries kept before the memory starts afresh.
+const USE_MEMORY_CAP: usize = 10_000;
+
+impl UseMemory {
+    /// True when the use should be recorded now (and remembers that it was).
+    pub fn due(&self, id: &TriggerId) -> bool {
+        let mut seen = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if seen
+            .get(id)
+            .is_some_and(|at| at.elapsed() < USE_RECORD_INTERVAL)
+        {
+            return false;
+        }
+        if seen.len() >= USE_MEMORY_CAP {
+            seen.clear();
+        }
+        seen.insert(id.clone(), Instant::now());
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_use_is_recorded_once_a_minute() {
+        let m = UseMemory::default();
+        let a = TriggerId::parse("trg_a").unwrap();
+        let b = TriggerId::parse("trg_b").unwrap();
+        assert!(m.due(&a));
+        assert!(!m.due(&a));
+        assert!(m.due(&b));
     }
 }

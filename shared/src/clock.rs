@@ -1,8 +1,6 @@
 //! Time as a port, so tests can move it instead of sleeping.
 
-use std::sync::Mutex;
-
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 
 pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> DateTime<Utc>;
@@ -17,16 +15,19 @@ impl Clock for SystemClock {
     }
 }
 
-/// A clock that only moves when told to.
+/// A clock that only moves when told to (tests only: the `test-support`
+/// feature).
+#[cfg(any(test, feature = "test-support"))]
 #[derive(Debug)]
-pub struct ManualClock(Mutex<DateTime<Utc>>);
+pub struct ManualClock(std::sync::Mutex<DateTime<Utc>>);
 
+#[cfg(any(test, feature = "test-support"))]
 impl ManualClock {
     pub fn new(start: DateTime<Utc>) -> Self {
-        ManualClock(Mutex::new(start))
+        ManualClock(std::sync::Mutex::new(start))
     }
 
-    pub fn advance(&self, by: Duration) {
+    pub fn advance(&self, by: chrono::Duration) {
         let mut t = self.0.lock().unwrap_or_else(|p| p.into_inner());
         *t += by;
     }
@@ -36,6 +37,7 @@ impl ManualClock {
     }
 }
 
+#[cfg(any(test, feature = "test-support"))]
 impl Clock for ManualClock {
     fn now(&self) -> DateTime<Utc> {
         *self.0.lock().unwrap_or_else(|p| p.into_inner())

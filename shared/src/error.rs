@@ -1,4 +1,6 @@
-//! Error types shared by the ports and the services above them.
+//! Error types: what the ports answer ([`StoreError`]) and what the services
+//! answer ([`Error`]). Neither knows HTTP: `http::error` is the one place
+//! that turns an [`Error`] into a status and a JSON body.
 
 use thiserror::Error;
 
@@ -16,11 +18,15 @@ pub enum StoreError {
     /// transaction, an empty key, ...): a bug in the caller, not a client error.
     #[error("invalid request: {0}")]
     Invalid(String),
+    /// A stored document that does not decode as its record type.
+    #[error("corrupt stored document: {0}")]
+    Corrupt(String),
     /// The backend failed (I/O, network, throttling). Worth retrying.
     #[error("backend error: {0}")]
     Backend(String),
 }
 
+#[cfg(feature = "sqlite")]
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
         StoreError::Backend(format!("sqlite: {e}"))
@@ -29,7 +35,7 @@ impl From<rusqlite::Error> for StoreError {
 
 impl From<serde_json::Error> for StoreError {
     fn from(e: serde_json::Error) -> Self {
-        StoreError::Backend(format!("corrupt stored document: {e}"))
+        StoreError::Corrupt(e.to_string())
     }
 }
 
@@ -48,85 +54,159 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     s
 }
 
-/// Every error an API route can answer with: a status and a stable code,
-/// rendered as `{"error":{"code":…,"message":…}}` (DESIGN §8).
+/// The kinds of record a "not found" can name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entity {
+    Agent,
+    Run,
+    Trigger,
+    Subscription,
+    Delivery,
+    Workspace,
+    /// No route answers this method and path.
+    Route,
+}
+
+impl Entity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Entity::Agent => "agent",
+            Entity::Run => "run",
+            Entity::Trigger => "trigger",
+            Entity::Subscription => "subscription",
+            Entity::Delivery => "delivery",
+            Entity::Workspace => "workspace",
+            Entity::Route => "route",
+        }
+    }
+}
+
+/// Which rate limit refused a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitScope {
+    /// One source address to one target, counted before authentication.
+    Ip,
+    /// One trigger.
+    Trigger,
+    /// One agent (its signed route has no trigger).
+    Agent,
+    /// One workspace, all targets together.
+    Workspace,
+}
+
+impl LimitScope {
+    /// The counter's name in its storage key.
+    pub fn key_name(self) -> &'static str {
+        match self {
+            LimitScope::Ip => "ip",
+            LimitScope::Trigger => "trigger",
+            LimitScope::Agent => "agent",
+            LimitScope::Workspace => "workspace",
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            LimitScope::Ip => " per source IP",
+            LimitScope::Trigger => " for this trigger",
+            LimitScope::Agent => " for this agent",
+            LimitScope::Workspace => " for this workspace",
+        }
+    }
+}
+
+/// A limit's state after a call was counted (or refused): what the
+/// `RateLimit-*` headers say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateState {
+    pub limit: u32,
+    pub remaining: u32,
+    pub reset_secs: u64,
+}
+
+/// Everything a service can answer besides success. Messages are written
+/// for the API's caller; [`Error::Internal`] and [`Error::Unavailable`]
+/// details are logged, never sent.
 #[derive(Debug, Error)]
-pub enum ApiError {
-    #[error("{0}")]
-    BadRequest(String),
-    #[error("{0}")]
-    Unauthorized(&'static str),
-    #[error("{0}")]
-    Forbidden(&'static str),
-    /// Unknown, deleted and other-workspace resources all look the same.
-    #[error("{0} not found")]
-    NotFound(&'static str),
-    #[error("method not allowed")]
-    MethodNotAllowed,
+pub enum Error {
+    /// Unknown, deleted and other-workspace records all look the same.
+    #[error("{} not found", .0.as_str())]
+    NotFound(Entity),
+    /// The request is well formed but contradicts the stored state.
     #[error("{0}")]
     Conflict(String),
+    /// A value the caller sent is unusable; `field` names it (a JSON path
+    /// such as `input_mapping.title`, or `body` for the request body).
+    #[error("{message}")]
+    Invalid { field: String, message: String },
+    /// The request or a stored value exceeds a size limit (bytes).
     #[error("request body exceeds the limit of {0} bytes")]
     PayloadTooLarge(usize),
     #[error("{0}")]
-    UnsupportedMediaType(String),
-    /// A rate limit was reached; `reset_secs` until the window ends.
-    #[error("rate limit of {limit} requests per minute{scope} reached; retry in {reset_secs} s")]
-    RateLimited {
-        limit: u32,
-        reset_secs: u64,
-        scope: &'static str,
-    },
-    /// A backend (store, queue, secrets) failed: the client may retry.
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(&'static str),
+    #[error(
+        "rate limit of {} requests per minute{} reached; retry in {} s",
+        .state.limit, .scope.describe(), .state.reset_secs
+    )]
+    RateLimited { scope: LimitScope, state: RateState },
+    /// A dependency outside the store (the master key, a secret) is not
+    /// available now: the caller may retry.
     #[error("service temporarily unavailable, retry later")]
     Unavailable(String),
-    /// A bug. The detail is logged, never sent.
+    /// A port failed; how it failed decides the answer.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A bug or a broken invariant. The detail is logged, never sent.
     #[error("internal error")]
     Internal(String),
 }
 
-impl ApiError {
-    pub fn status(&self) -> u16 {
-        match self {
-            ApiError::BadRequest(_) => 400,
-            ApiError::Unauthorized(_) => 401,
-            ApiError::Forbidden(_) => 403,
-            ApiError::NotFound(_) => 404,
-            ApiError::MethodNotAllowed => 405,
-            ApiError::Conflict(_) => 409,
-            ApiError::PayloadTooLarge(_) => 413,
-            ApiError::UnsupportedMediaType(_) => 415,
-            ApiError::RateLimited { .. } => 429,
-            ApiError::Unavailable(_) => 503,
-            ApiError::Internal(_) => 500,
+impl Error {
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Invalid {
+            field: field.into(),
+            message: message.into(),
         }
     }
 
-    pub fn code(&self) -> &'static str {
-        match self {
-            ApiError::BadRequest(_) => "invalid_request",
-            ApiError::Unauthorized(_) => "unauthorized",
-            ApiError::Forbidden(_) => "forbidden",
-            ApiError::NotFound(_) => "not_found",
-            ApiError::MethodNotAllowed => "method_not_allowed",
-            ApiError::Conflict(_) => "conflict",
-            ApiError::PayloadTooLarge(_) => "payload_too_large",
-            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
-            ApiError::RateLimited { .. } => "rate_limited",
-            ApiError::Unavailable(_) => "unavailable",
-            ApiError::Internal(_) => "internal",
-        }
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Error::Unauthorized(message.into())
+    }
+
+    /// A conditional write lost: somebody changed the record meanwhile.
+    pub fn concurrent_change() -> Self {
+        Error::Conflict("the resource was changed concurrently; retry".into())
     }
 }
 
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::ConditionFailed => {
-                ApiError::Conflict("the resource was changed concurrently; retry".into())
-            }
-            StoreError::InvalidCursor => ApiError::BadRequest("invalid cursor".into()),
-            StoreError::Invalid(m) => ApiError::Internal(m),
-            StoreError::Backend(m) => ApiError::Unavailable(m),
-        }
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_name_what_failed() {
+        assert_eq!(
+            Error::NotFound(Entity::Agent).to_string(),
+            "agent not found"
+        );
+        let e = Error::RateLimited {
+            scope: LimitScope::Ip,
+            state: RateState {
+                limit: 30,
+                remaining: 0,
+                reset_secs: 12,
+            },
+        };
+        assert_eq!(
+            e.to_string(),
+            "rate limit of 30 requests per minute per source IP reached; retry in 12 s"
+        );
+        let e = Error::invalid("name", "name must be 1 to 200 characters");
+        assert!(matches!(&e, Error::Invalid { field, .. } if field == "name"));
+        assert_eq!(e.to_string(), "name must be 1 to 200 characters");
     }
 }

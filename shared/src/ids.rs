@@ -3,24 +3,118 @@
 //! Ids are a short type prefix and a lowercase ULID, so they sort by creation
 //! time (newest-first listings are a reverse key order) and say what they
 //! name when they show up in a log.
+//!
+//! The ids that are easy to mix up (a workspace id where an agent id was
+//! meant: both are strings in the same URL) are newtypes. They serialise as
+//! plain strings, so nothing on the wire or in storage changes, and they
+//! dereference to `&str` for formatting and keys. Only plausible ids
+//! deserialise, so no stored or received text can shape a storage key.
 
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl TryFrom<String> for $name {
+            type Error = String;
+            fn try_from(s: String) -> Result<Self, String> {
+                if is_plausible_id(&s) {
+                    Ok($name(s))
+                } else {
+                    Err(format!("{s:?} is not a valid {} id", $prefix))
+                }
+            }
+        }
+
+        impl $name {
+            /// The prefix of ids of this type (`agt` in `agt_01…`).
+            pub const PREFIX: &'static str = $prefix;
+
+            /// A new, time-sortable id.
+            pub fn generate() -> Self {
+                $name(new_id($prefix))
+            }
+
+            /// An id as received from outside (a URL, a request body): only
+            /// plausible ids become one, so no client input can shape a
+            /// storage key. An implausible id names nothing: callers answer
+            /// "not found".
+            pub fn parse(raw: &str) -> Option<Self> {
+                is_plausible_id(raw).then(|| $name(raw.to_owned()))
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::ops::Deref for $name {
+            type Target = str;
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(id: $name) -> String {
+                id.0
+            }
+        }
+    };
+}
+
+id_type!(
+    /// A tenant (the compatibility routes call it `crewId`).
+    WorkspaceId,
+    "ws"
+);
+id_type!(
+    /// An agent.
+    AgentId,
+    "agt"
+);
+id_type!(
+    /// A named trigger of an agent.
+    TriggerId,
+    "trg"
+);
+id_type!(
+    /// One run of an agent.
+    RunId,
+    "run"
+);
+
 pub fn new_id(prefix: &str) -> String {
     format!("{prefix}_{}", ulid::Ulid::new().to_string().to_lowercase())
-}
-
-pub fn workspace_id() -> String {
-    new_id("ws")
-}
-
-pub fn agent_id() -> String {
-    new_id("agt")
-}
-
-pub fn run_id() -> String {
-    new_id("run")
 }
 
 /// `n` bytes from the OS CSPRNG, hex encoded.
@@ -38,6 +132,11 @@ pub fn agent_secret() -> String {
 /// An admin API key for the management API.
 pub fn admin_key() -> String {
     format!("hka_{}", random_hex(24))
+}
+
+/// A trigger token: shown once, stored as its SHA-256.
+pub fn trigger_token() -> String {
+    format!("wht_{}", random_hex(24))
 }
 
 /// Hex SHA-256, how keys and tokens are stored: a leaked table does not leak
@@ -67,12 +166,15 @@ mod tests {
 
     #[test]
     fn ids_have_prefix_and_sort_by_time() {
-        let a = run_id();
+        let a = RunId::generate();
         std::thread::sleep(std::time::Duration::from_millis(2));
-        let b = run_id();
+        let b = RunId::generate();
         assert!(a.starts_with("run_") && a.len() == 30, "{a}");
         assert!(a < b);
         assert!(is_plausible_id(&a));
+        assert!(AgentId::generate().starts_with("agt_"));
+        assert!(WorkspaceId::generate().starts_with("ws_"));
+        assert!(TriggerId::generate().starts_with("trg_"));
     }
 
     #[test]
@@ -81,6 +183,17 @@ mod tests {
         assert!(!is_plausible_id("a#b"));
         assert!(!is_plausible_id(&"a".repeat(65)));
         assert!(!is_plausible_id("../x"));
+        assert_eq!(AgentId::parse("agt_x#y"), None);
+        assert_eq!(AgentId::parse("agt_1").unwrap(), "agt_1");
+    }
+
+    #[test]
+    fn ids_serialise_as_plain_strings() {
+        let id = AgentId::parse("agt_1").unwrap();
+        assert_eq!(serde_json::to_string(&id).unwrap(), "\"agt_1\"");
+        let back: AgentId = serde_json::from_str("\"agt_1\"").unwrap();
+        assert_eq!(back, id);
+        assert!(serde_json::from_str::<AgentId>("\"a#b\"").is_err());
     }
 
     #[test]
@@ -88,6 +201,7 @@ mod tests {
         let (a, b) = (agent_secret(), agent_secret());
         assert_ne!(a, b);
         assert_eq!(a.len(), 4 + 64);
+        assert!(trigger_token().starts_with("wht_"));
         assert_eq!(
             sha256_hex("abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"

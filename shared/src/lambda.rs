@@ -1,10 +1,10 @@
 //! Glue between Lambda events and the shared services, so the function
 //! binaries stay a few lines of wiring and this logic is tested here.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
-use std::time::Duration;
 
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use axum::extract::Request;
 use axum::Router;
 use lambda_http::request::RequestContext;
@@ -12,8 +12,7 @@ use lambda_http::request::RequestContext;
 use crate::app::App;
 use crate::http::SourceIp;
 use crate::ports::QueueId;
-use crate::services::delivery;
-use crate::services::executor::{self, Outcome};
+use crate::work::{self, Outcome, Settled};
 
 /// The router as a Lambda handler: API Gateway HTTP API (payload 2.0) and
 /// REST API (1.0) requests both work; the caller's IP comes from the request
@@ -49,25 +48,37 @@ pub async fn handle_deliveries_batch(app: &App, event: SqsEvent) -> SqsBatchResp
     handle_batch(app, QueueId::Deliveries, event).await
 }
 
-async fn handle_batch(app: &App, queue: QueueId, event: SqsEvent) -> SqsBatchResponse {
+/// Processes every record of a batch from `queue` concurrently. A record is
+/// reported as failed (and so retried) unless it was settled as removed; a
+/// record whose task panicked is reported as failed too, never dropped.
+pub async fn handle_batch(app: &App, queue: QueueId, event: SqsEvent) -> SqsBatchResponse {
     let mut tasks = tokio::task::JoinSet::new();
+    let mut ids = HashMap::new();
     for record in event.records {
+        let message_id = record.message_id.clone().unwrap_or_default();
         let app = app.clone();
-        tasks.spawn(async move {
+        let handle = tasks.spawn(async move {
             let body = record.body.as_deref().unwrap_or("");
-            let outcome = match queue {
-                QueueId::Deliveries => delivery::process_message(&app, body).await,
-                _ => executor::process_message(&app, body).await,
-            };
-            settle(&app, queue, &record, outcome).await
+            let outcome = work::process(&app, queue, body).await;
+            match &record.receipt_handle {
+                Some(receipt) => work::settle(&app, queue, receipt, body, outcome).await,
+                // Without a receipt nothing can be changed: only a finished
+                // message counts as handled.
+                None if outcome == Outcome::Done => Settled::Remove,
+                None => Settled::Keep,
+            }
         });
+        ids.insert(handle.id(), message_id);
     }
     let mut failures = Vec::new();
-    while let Some(joined) = tasks.join_next().await {
+    while let Some(joined) = tasks.join_next_with_id().await {
         match joined {
-            Ok(Some(id)) => failures.push(id),
-            Ok(None) => {}
-            Err(e) => tracing::error!(error = %e, "batch task failed"),
+            Ok((_, Settled::Remove)) => {}
+            Ok((task, Settled::Keep)) => failures.extend(ids.remove(&task)),
+            Err(e) => {
+                tracing::error!(queue = queue.name(), error = %e, "batch record panicked; it will be retried");
+                failures.extend(ids.remove(&e.id()));
+            }
         }
     }
     let mut resp = SqsBatchResponse::default();
@@ -80,41 +91,4 @@ async fn handle_batch(app: &App, queue: QueueId, event: SqsEvent) -> SqsBatchRes
         })
         .collect();
     resp
-}
-
-/// The id of the message if it must be retried.
-async fn settle(
-    app: &App,
-    queue: QueueId,
-    record: &SqsMessage,
-    outcome: Outcome,
-) -> Option<String> {
-    let id = record.message_id.clone().unwrap_or_default();
-    match outcome {
-        Outcome::Done => None,
-        Outcome::RetryAfter(delay) => {
-            if let Some(receipt) = &record.receipt_handle {
-                let delay = delay.min(Duration::from_secs(12 * 3600));
-                if let Err(e) = app.queue.change_visibility(queue, receipt, delay).await {
-                    tracing::warn!(error = %e, "could not delay a retried message");
-                }
-            }
-            Some(id)
-        }
-        Outcome::Poison(reason) => {
-            tracing::error!(message_id = %id, %reason, "moving unprocessable message to the dead-letter queue");
-            let dlq = queue.dead_letter().unwrap_or(queue);
-            match app
-                .queue
-                .send(dlq, record.body.as_deref().unwrap_or(""), Duration::ZERO)
-                .await
-            {
-                Ok(_) => None,
-                Err(e) => {
-                    tracing::error!(error = %e, "dead-letter send failed; the queue's redrive policy takes over");
-                    Some(id)
-                }
-            }
-        }
-    }
 }

@@ -1,12 +1,17 @@
-//! hookrun core: the domain, the services, the ports with their embedded
-//! adapters, and the HTTP router shared by `hookrun serve` and the Lambda
-//! functions. See DESIGN.md for the architecture.
+//! hookrun core: the domain, the services, the ports with their adapters,
+//! and the HTTP router shared by `hookrun serve` and the Lambda functions.
+//! docs/ARCHITECTURE.md describes the layers and what each may import.
+//!
+//! Features: `sqlite` (the embedded store), `aws` (DynamoDB, SQS, Secrets
+//! Manager), `lambda` (API Gateway and SQS glue), `test-support` (the port
+//! contract suites and the manual clock, for tests only).
 
 pub mod app;
 #[cfg(feature = "aws")]
 pub mod aws;
 pub mod clock;
 pub mod config;
+#[cfg(feature = "test-support")]
 pub mod contract;
 pub mod error;
 pub mod http;
@@ -18,13 +23,16 @@ pub mod model;
 pub mod outbound;
 pub mod ports;
 pub mod providers;
+pub mod repo;
 pub mod runners;
 pub mod seal;
 pub mod services;
 pub mod signature;
+#[cfg(feature = "sqlite")]
 pub mod sqlite;
+pub mod work;
 pub mod worker;
 
 pub use app::App;
 pub use config::Settings;
-pub use error::{ApiError, StoreError};
+pub use error::{Error, StoreError};

@@ -1,4 +1,4 @@
-//! Guarding outgoing calls to subscriber URLs against SSRF (DESIGN §6):
+//! Guarding outgoing calls (subscriber and agent URLs) against SSRF:
 //! destinations that are, or resolve to, private, loopback, link-local,
 //! CGNAT, unique-local, multicast, reserved or cloud-metadata addresses are
 //! refused, unless an operator allowlists a range (local development and
@@ -11,6 +11,49 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
 use ipnet::IpNet;
+
+/// Why a destination is refused. The texts are shown to API callers, so
+/// they never say what a name resolved to beyond "refused".
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OutboundError {
+    #[error("not a valid URL: {0}")]
+    InvalidUrl(String),
+    #[error("must use https (plain http needs HOOKRUN_OUTBOUND_ALLOW_HTTP=true)")]
+    HttpNotAllowed,
+    #[error("scheme {0:?} is not allowed")]
+    Scheme(String),
+    #[error("must not carry credentials")]
+    Credentials,
+    #[error("must have a host")]
+    NoHost,
+    /// An IP-literal host in a refused range.
+    #[error(
+        "address {0} is private, loopback, link-local or reserved \
+         (ranges listed in HOOKRUN_OUTBOUND_ALLOW_CIDRS may be reached)"
+    )]
+    Address(IpAddr),
+    #[error("host {host} does not resolve{detail}")]
+    Unresolvable { host: String, detail: String },
+    /// A name that resolves to a refused address.
+    #[error("host {host} resolves to a refused address {ip} (ranges listed in HOOKRUN_OUTBOUND_ALLOW_CIDRS may be reached)")]
+    ResolvesToRefused { host: String, ip: IpAddr },
+    /// At connect time: every address of the name is refused.
+    #[error("destination refused: {0} resolves only to private, loopback or reserved addresses")]
+    OnlyRefused(String),
+}
+
+/// The guard's refusal somewhere in an HTTP client error's sources (the
+/// resolver below reports it through reqwest's connect error).
+pub fn refusal_in(e: &(dyn std::error::Error + 'static)) -> Option<OutboundError> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if let Some(refused) = s.downcast_ref::<OutboundError>() {
+            return Some(refused.clone());
+        }
+        source = s.source();
+    }
+    None
+}
 
 /// What outgoing calls may reach.
 #[derive(Clone, Debug, Default)]
@@ -72,55 +115,56 @@ impl OutboundPolicy {
     /// Checks the URL's form: scheme, host, no credentials, and an IP
     /// literal host against the address rules (names are checked when
     /// resolved).
-    pub fn check_url(&self, raw: &str) -> Result<reqwest::Url, String> {
-        let url = reqwest::Url::parse(raw).map_err(|e| format!("not a valid URL: {e}"))?;
+    pub fn check_url(&self, raw: &str) -> Result<reqwest::Url, OutboundError> {
+        let url = reqwest::Url::parse(raw).map_err(|e| OutboundError::InvalidUrl(e.to_string()))?;
         match url.scheme() {
             "https" => {}
             "http" if self.allow_http => {}
-            "http" => {
-                return Err(
-                    "must use https (plain http needs HOOKRUN_OUTBOUND_ALLOW_HTTP=true)".into(),
-                )
-            }
-            other => return Err(format!("scheme {other:?} is not allowed")),
+            "http" => return Err(OutboundError::HttpNotAllowed),
+            other => return Err(OutboundError::Scheme(other.to_owned())),
         }
         if !url.username().is_empty() || url.password().is_some() {
-            return Err("must not carry credentials".into());
+            return Err(OutboundError::Credentials);
         }
         match url.host() {
-            None => Err("must have a host".into()),
+            None => Err(OutboundError::NoHost),
             Some(url::Host::Ipv4(ip)) => self.check_ip(IpAddr::V4(ip)).map(|_| url.clone()),
             Some(url::Host::Ipv6(ip)) => self.check_ip(IpAddr::V6(ip)).map(|_| url.clone()),
             Some(url::Host::Domain(_)) => Ok(url.clone()),
         }
     }
 
-    fn check_ip(&self, ip: IpAddr) -> Result<(), String> {
+    fn check_ip(&self, ip: IpAddr) -> Result<(), OutboundError> {
         if self.ip_allowed(ip) {
             Ok(())
         } else {
-            Err(format!(
-                "address {ip} is private, loopback, link-local or reserved \
-                 (ranges listed in HOOKRUN_OUTBOUND_ALLOW_CIDRS may be reached)"
-            ))
+            Err(OutboundError::Address(ip))
         }
     }
 
     /// Checks the URL and every address its host resolves to.
-    pub async fn check_destination(&self, raw: &str) -> Result<reqwest::Url, String> {
+    pub async fn check_destination(&self, raw: &str) -> Result<reqwest::Url, OutboundError> {
         let url = self.check_url(raw)?;
         if let Some(url::Host::Domain(host)) = url.host() {
             let port = url.port_or_known_default().unwrap_or(443);
+            let unresolvable = |detail: String| OutboundError::Unresolvable {
+                host: host.to_owned(),
+                detail,
+            };
             let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
                 .await
-                .map_err(|e| format!("host {host} does not resolve: {e}"))?
+                .map_err(|e| unresolvable(format!(": {e}")))?
                 .collect();
             if addrs.is_empty() {
-                return Err(format!("host {host} does not resolve"));
+                return Err(unresolvable(String::new()));
             }
             for a in addrs {
-                self.check_ip(a.ip())
-                    .map_err(|e| format!("host {host} resolves to a refused {e}"))?;
+                if !self.ip_allowed(a.ip()) {
+                    return Err(OutboundError::ResolvesToRefused {
+                        host: host.to_owned(),
+                        ip: a.ip(),
+                    });
+                }
             }
         }
         Ok(url)
@@ -155,7 +199,7 @@ impl reqwest::dns::Resolve for GuardedResolver {
                 .collect();
             if allowed.is_empty() {
                 let e: Box<dyn std::error::Error + Send + Sync> =
-                    format!("destination refused: {host} resolves only to private, loopback or reserved addresses").into();
+                    Box::new(OutboundError::OnlyRefused(host));
                 return Err(e);
             }
             Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
@@ -225,10 +269,10 @@ mod tests {
     fn urls() {
         let p = OutboundPolicy::default();
         assert!(p.check_url("https://example.com/hook").is_ok());
-        assert!(p
-            .check_url("http://example.com/hook")
-            .unwrap_err()
-            .contains("https"));
+        assert_eq!(
+            p.check_url("http://example.com/hook").unwrap_err(),
+            OutboundError::HttpNotAllowed
+        );
         assert!(p.check_url("https://127.0.0.1/x").is_err());
         assert!(p.check_url("https://[::1]/x").is_err());
         assert!(p
@@ -258,6 +302,9 @@ mod tests {
             .check_destination("https://localhost/x")
             .await
             .unwrap_err();
-        assert!(err.contains("refused"), "{err}");
+        assert!(
+            matches!(err, OutboundError::ResolvesToRefused { ref host, .. } if host == "localhost"),
+            "{err}"
+        );
     }
 }

@@ -1,6 +1,6 @@
 //! Sealing stored secrets (trigger HMAC secrets, subscription secrets) with
 //! AES-256-GCM under the master key, so a thousand of them do not cost a
-//! thousand Secrets Manager secrets (DESIGN §7).
+//! thousand Secrets Manager secrets.
 //!
 //! Format: `v1.{key id}.{base64(nonce ‖ ciphertext ‖ tag)}`. The key id (first
 //! 8 hex digits of SHA-256 of the derived key) says which master-key version
@@ -15,7 +15,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 use crate::app::App;
-use crate::error::ApiError;
+use crate::error::Error;
 
 /// One master-key version, ready to use.
 #[derive(Clone)]
@@ -66,23 +66,23 @@ pub fn open(keys: &[MasterKey], sealed: &str) -> Option<String> {
 }
 
 /// The master key versions of this deployment, current first.
-pub async fn master_keys(app: &App) -> Result<Vec<MasterKey>, ApiError> {
+pub async fn master_keys(app: &App) -> Result<Vec<MasterKey>, Error> {
     let values = app.secrets.master_keys().await?;
     if values.is_empty() {
-        return Err(ApiError::Internal("no master key".into()));
+        return Err(Error::Internal("no master key".into()));
     }
     Ok(values.iter().map(|v| MasterKey::from_secret(v)).collect())
 }
 
-pub async fn seal_with_current(app: &App, plaintext: &str) -> Result<String, ApiError> {
+pub async fn seal_with_current(app: &App, plaintext: &str) -> Result<String, Error> {
     let keys = master_keys(app).await?;
     Ok(seal(&keys[0], plaintext))
 }
 
-pub async fn open_sealed(app: &App, sealed: &str) -> Result<String, ApiError> {
+pub async fn open_sealed(app: &App, sealed: &str) -> Result<String, Error> {
     let keys = master_keys(app).await?;
     open(&keys, sealed).ok_or_else(|| {
-        ApiError::Internal("a sealed secret does not open with any master key version".into())
+        Error::Internal("a sealed secret does not open with any master key version".into())
     })
 }
 

@@ -1,7 +1,8 @@
 //! The in-process queue consumers of `hookrun serve`: the runs queue
 //! (executor) and the deliveries queue (outgoing webhooks). In AWS the
 //! executor and delivery functions are driven by SQS event sources instead;
-//! both paths call the same `process_message` functions.
+//! both paths go through `crate::work` (one processing function, one
+//! settle decision).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,8 +13,7 @@ use tokio::task::JoinSet;
 use crate::app::App;
 use crate::model::agent::MAX_TIMEOUT_SECONDS;
 use crate::ports::QueueId;
-use crate::services::executor::Outcome;
-use crate::services::{delivery, executor};
+use crate::work::{self, Settled};
 
 /// Which queue a worker consumes, and how long a received message stays
 /// hidden: longer than any processing of it can take, so only a dead
@@ -36,27 +36,16 @@ impl Work {
         match self {
             Work::Runs => {
                 Duration::from_secs(MAX_TIMEOUT_SECONDS)
-                    + app.settings.lease_grace()
+                    + app.settings.lease_grace
                     + Duration::from_secs(30)
             }
-            Work::Deliveries => {
-                Duration::from_secs(app.settings.delivery_timeout_seconds) + Duration::from_secs(60)
-            }
-        }
-    }
-
-    async fn process(self, app: &App, body: &str) -> Outcome {
-        match self {
-            Work::Runs => executor::process_message(app, body).await,
-            Work::Deliveries => delivery::process_message(app, body).await,
+            Work::Deliveries => app.settings.delivery_timeout + Duration::from_secs(60),
         }
     }
 }
 
 /// How often the queue is looked at when nothing wakes the worker.
 const IDLE_POLL: Duration = Duration::from_millis(500);
-/// Longest time a retried message is hidden at once.
-const MAX_RETRY_DELAY: Duration = Duration::from_secs(12 * 3600);
 
 /// Consumes a queue until `shutdown` turns true, then waits up to `drain`
 /// for the work in progress. A run cut off by the drain limit keeps its
@@ -78,11 +67,17 @@ pub async fn run_worker(
         if *shutdown.borrow() {
             break;
         }
-        while tasks.try_join_next().is_some() {}
+        while let Some(joined) = tasks.try_join_next() {
+            report_panic(queue, joined);
+        }
         let free = permits.available_permits();
         if free == 0 {
             tokio::select! {
-                _ = tasks.join_next() => {}
+                joined = tasks.join_next() => {
+                    if let Some(joined) = joined {
+                        report_panic(queue, joined);
+                    }
+                }
                 _ = shutdown.changed() => {}
             }
             continue;
@@ -91,7 +86,7 @@ pub async fn run_worker(
         let messages = match app.queue.receive(queue, free.min(10), visibility).await {
             Ok(m) => m,
             Err(e) => {
-                tracing::warn!(error = %e, "runs queue receive failed");
+                tracing::warn!(queue = queue.name(), error = %e, "queue receive failed");
                 Vec::new()
             }
         };
@@ -112,8 +107,14 @@ pub async fn run_worker(
             let app = app.clone();
             tasks.spawn(async move {
                 let _permit = permit;
-                let outcome = work.process(&app, &msg.body).await;
-                settle(&app, queue, &msg.receipt, &msg.body, outcome).await;
+                let outcome = work::process(&app, queue, &msg.body).await;
+                if work::settle(&app, queue, &msg.receipt, &msg.body, outcome).await
+                    == Settled::Remove
+                {
+                    if let Err(e) = app.queue.delete(queue, &msg.receipt).await {
+                        tracing::warn!(queue = queue.name(), error = %e, "could not delete a settled message; it will be redelivered");
+                    }
+                }
             });
         }
     }
@@ -130,28 +131,10 @@ pub async fn run_worker(
     }
 }
 
-/// Acts on the executor's verdict for one message.
-async fn settle(app: &App, queue: QueueId, receipt: &str, body: &str, outcome: Outcome) {
-    let result = match outcome {
-        Outcome::Done => app.queue.delete(queue, receipt).await,
-        Outcome::RetryAfter(d) => {
-            app.queue
-                .change_visibility(queue, receipt, d.min(MAX_RETRY_DELAY))
-                .await
-        }
-        Outcome::Poison(reason) => {
-            tracing::error!(queue = queue.name(), %reason, "moving unprocessable message to the dead-letter queue");
-            match app
-                .queue
-                .send(queue.dead_letter().unwrap_or(queue), body, Duration::ZERO)
-                .await
-            {
-                Ok(_) => app.queue.delete(queue, receipt).await,
-                Err(e) => Err(e),
-            }
-        }
-    };
-    if let Err(e) = result {
-        tracing::warn!(queue = queue.name(), error = %e, "could not settle a message; it will be redelivered");
+/// A task that panicked left its message unsettled: it reappears when its
+/// visibility ends and is processed again.
+fn report_panic(queue: QueueId, joined: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = joined {
+        tracing::error!(queue = queue.name(), error = %e, "message processing panicked; the message will be redelivered");
     }
 }

@@ -8,14 +8,14 @@ use std::time::Duration;
 
 use chrono::Utc;
 use hookrun_core::clock::{Clock, ManualClock};
+use hookrun_core::ids::WorkspaceId;
 use hookrun_core::model::{DeliveryStatus, RunStatus, RunnerConfig, TriggerType};
 use hookrun_core::outbound::{parse_allowlist, OutboundPolicy};
 use hookrun_core::ports::{Queue, QueueId};
-use hookrun_core::services::delivery::{self, DeliveryMessage};
-use hookrun_core::services::executor::Outcome;
 use hookrun_core::services::subscriptions::{self, CreateSubscription};
 use hookrun_core::services::{admin, agents, events, ingress};
 use hookrun_core::sqlite::SqliteStore;
+use hookrun_core::work::{self, Message, Outcome};
 use hookrun_core::{App, Settings};
 use serde_json::json;
 
@@ -84,17 +84,15 @@ struct Fixture {
     app: App,
     store: SqliteStore,
     clock: Arc<ManualClock>,
-    ws: String,
+    ws: WorkspaceId,
 }
 
 async fn fixture(settings: Settings) -> Fixture {
     // Whole milliseconds: stored timestamps keep millisecond precision.
     let start = chrono::DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).unwrap();
     let clock = Arc::new(ManualClock::new(start));
-    let store = SqliteStore::in_memory().unwrap();
-    let app = App::embedded(store.clone(), settings)
-        .with_clock(clock.clone())
-        .with_jitter(Arc::new(|| 0.5));
+    let store = SqliteStore::in_memory().unwrap().with_clock(clock.clone());
+    let app = App::embedded(store.clone(), settings).with_jitter(Arc::new(|| 0.5));
     let ws = admin::bootstrap(&app, None).await.unwrap().workspace.id;
     Fixture {
         app,
@@ -136,19 +134,26 @@ async fn emit(f: &Fixture, url: &str) -> (String, String) {
 }
 
 fn msg(id: &str) -> String {
-    serde_json::to_string(&DeliveryMessage {
+    Message::Delivery {
         delivery_id: id.into(),
         manual: false,
-    })
-    .unwrap()
+    }
+    .encode()
+}
+
+/// One deliveries-queue message, processed as a consumer would.
+async fn process(app: &App, body: &str) -> Outcome {
+    work::process(app, QueueId::Deliveries, body).await
 }
 
 async fn state(f: &Fixture, id: &str) -> hookrun_core::model::Delivery {
-    subscriptions::load_delivery(&f.app, id)
+    f.app
+        .repo
+        .get::<hookrun_core::model::Delivery>(id)
         .await
         .unwrap()
         .unwrap()
-        .0
+        .record
 }
 
 #[tokio::test]
@@ -159,10 +164,7 @@ async fn the_schedule_runs_eight_attempts_with_jitter_then_fails() {
     let expected_waits = [5.5, 330.0, 1980.0, 7920.0, 19_800.0, 39_600.0, 39_600.0]; // +10 % (jitter 0.5 of ±20 %)
     for (i, wait) in expected_waits.iter().enumerate() {
         let before = f.clock.now();
-        assert_eq!(
-            delivery::process_message(&f.app, &msg(&id)).await,
-            Outcome::Done
-        );
+        assert_eq!(process(&f.app, &msg(&id)).await, Outcome::Done);
         let d = state(&f, &id).await;
         assert_eq!(d.attempts as usize, i + 1);
         assert_eq!(d.status, DeliveryStatus::Pending);
@@ -174,17 +176,11 @@ async fn the_schedule_runs_eight_attempts_with_jitter_then_fails() {
             i + 1
         );
         // Too early: nothing is sent, the wait is chained.
-        assert_eq!(
-            delivery::process_message(&f.app, &msg(&id)).await,
-            Outcome::Done
-        );
+        assert_eq!(process(&f.app, &msg(&id)).await, Outcome::Done);
         assert_eq!(state(&f, &id).await.attempts as usize, i + 1);
         f.clock.set(next);
     }
-    assert_eq!(
-        delivery::process_message(&f.app, &msg(&id)).await,
-        Outcome::Done
-    );
+    assert_eq!(process(&f.app, &msg(&id)).await, Outcome::Done);
     let d = state(&f, &id).await;
     assert_eq!((d.attempts, d.status), (8, DeliveryStatus::Failed));
     assert!(d.next_attempt_at.is_none());
@@ -201,10 +197,7 @@ async fn the_schedule_runs_eight_attempts_with_jitter_then_fails() {
         "the answer is cut at 4 KiB"
     );
     // A finished delivery is not attempted again by a stray message.
-    assert_eq!(
-        delivery::process_message(&f.app, &msg(&id)).await,
-        Outcome::Done
-    );
+    assert_eq!(process(&f.app, &msg(&id)).await, Outcome::Done);
     assert_eq!(rx.hits.lock().unwrap().len(), 8);
 }
 
@@ -215,7 +208,7 @@ async fn throttling_waits_at_least_a_minute_and_honours_retry_after() {
     let (id, _) = emit(&f, &url).await;
     for want in [60, 600, 7200] {
         let before = f.clock.now();
-        delivery::process_message(&f.app, &msg(&id)).await;
+        process(&f.app, &msg(&id)).await;
         let next = state(&f, &id).await.next_attempt_at.unwrap();
         assert_eq!((next - before).num_seconds(), want);
         f.clock.set(next);
@@ -235,7 +228,7 @@ async fn retries_are_delayed_queue_messages() {
         .unwrap();
     assert!(!first.is_empty());
     assert!(first.iter().all(|m| m.body.contains(&id)));
-    delivery::process_message(&f.app, &msg(&id)).await;
+    process(&f.app, &msg(&id)).await;
     assert_eq!(state(&f, &id).await.attempts, 1);
     // The retry is a new message, hidden until its wait is over.
     let now = f
@@ -251,14 +244,14 @@ async fn five_days_of_failures_disable_the_subscription() {
     let f = fixture(loopback()).await;
     let (_rx, url) = receiver(&[]).await;
     let (id, sub) = emit(&f, &url).await;
-    delivery::process_message(&f.app, &msg(&id)).await;
+    process(&f.app, &msg(&id)).await;
     let s = subscriptions::get(&f.app, &f.ws, &sub).await.unwrap();
     assert_eq!(s.failing_since, Some(f.clock.now()));
     assert!(s.enabled);
     f.clock.advance(chrono::Duration::days(5));
     let d = state(&f, &id).await;
     assert!(d.next_attempt_at.unwrap() <= f.clock.now());
-    delivery::process_message(&f.app, &msg(&id)).await;
+    process(&f.app, &msg(&id)).await;
     let s = subscriptions::get(&f.app, &f.ws, &sub).await.unwrap();
     assert!(!s.enabled);
     assert!(s.disabled_reason.unwrap().contains("5 days"));
@@ -281,10 +274,7 @@ async fn the_ssrf_guard_is_applied_again_at_send_time() {
         },
     )
     .with_clock(f.clock.clone());
-    assert_eq!(
-        delivery::process_message(&strict, &msg(&id)).await,
-        Outcome::Done
-    );
+    assert_eq!(process(&strict, &msg(&id)).await, Outcome::Done);
     let d = state(&f, &id).await;
     assert_eq!(
         d.status,
@@ -314,17 +304,17 @@ async fn deleted_or_disabled_subscriptions_end_pending_deliveries() {
     )
     .await
     .unwrap();
-    delivery::process_message(&f.app, &msg(&id)).await;
+    process(&f.app, &msg(&id)).await;
     let d = state(&f, &id).await;
     assert_eq!(d.status, DeliveryStatus::Failed);
     assert_eq!(d.last_error.as_deref(), Some("subscription disabled"));
     assert!(rx.hits.lock().unwrap().is_empty());
     assert!(matches!(
-        delivery::process_message(&f.app, "garbage").await,
+        process(&f.app, "garbage").await,
         Outcome::Poison(_)
     ));
     assert!(matches!(
-        delivery::process_message(&f.app, &msg("dlv_missing")).await,
+        process(&f.app, &msg("dlv_missing")).await,
         Outcome::Poison(_)
     ));
 }
@@ -335,10 +325,7 @@ async fn two_messages_for_one_delivery_make_one_call() {
     let (rx, url) = receiver(&[(200, None), (200, None)]).await;
     let (id, _) = emit(&f, &url).await;
     let m = msg(&id);
-    let (a, b) = tokio::join!(
-        delivery::process_message(&f.app, &m),
-        delivery::process_message(&f.app, &m)
-    );
+    let (a, b) = tokio::join!(process(&f.app, &m), process(&f.app, &m));
     assert_eq!((a, b), (Outcome::Done, Outcome::Done));
     assert_eq!(
         rx.hits.lock().unwrap().len(),
@@ -352,14 +339,14 @@ async fn two_messages_for_one_delivery_make_one_call() {
 #[tokio::test]
 async fn a_timed_out_attempt_waits_at_least_a_minute() {
     let settings = Settings {
-        delivery_timeout_seconds: 1,
+        delivery_timeout: Duration::from_secs(1),
         ..loopback()
     };
     let f = fixture(settings).await;
     let (_rx, url) = receiver(&[(0, None)]).await;
     let (id, _) = emit(&f, &url).await;
     let before = f.clock.now();
-    delivery::process_message(&f.app, &msg(&id)).await;
+    process(&f.app, &msg(&id)).await;
     let d = state(&f, &id).await;
     assert!(
         d.last_error.as_deref().unwrap().starts_with("timeout"),

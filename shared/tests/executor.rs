@@ -6,23 +6,26 @@ use std::time::Duration;
 
 use chrono::Utc;
 use hookrun_core::clock::{Clock, ManualClock};
+use hookrun_core::ids::WorkspaceId;
 use hookrun_core::model::{Run, RunStatus, RunnerConfig, TriggerType};
-use hookrun_core::services::executor::{process_message, Outcome};
+use hookrun_core::ports::QueueId;
+use hookrun_core::repo::Versioned;
 use hookrun_core::services::{admin, agents, ingress, runs};
 use hookrun_core::sqlite::SqliteStore;
+use hookrun_core::work::{self, Outcome};
 use hookrun_core::{App, Settings};
 use serde_json::json;
 
 struct Fixture {
     app: App,
     clock: Arc<ManualClock>,
-    ws: String,
+    ws: WorkspaceId,
 }
 
 async fn fixture() -> Fixture {
     let clock = Arc::new(ManualClock::new(Utc::now()));
-    let app = App::embedded(SqliteStore::in_memory().unwrap(), Settings::default())
-        .with_clock(clock.clone());
+    let store = SqliteStore::in_memory().unwrap().with_clock(clock.clone());
+    let app = App::embedded(store, Settings::default());
     let boot = admin::bootstrap(&app, None).await.unwrap();
     Fixture {
         app,
@@ -57,8 +60,17 @@ fn message(run: &Run) -> String {
     json!({ "run_id": run.id }).to_string()
 }
 
+/// One runs-queue message, processed as a consumer would.
+async fn process_message(app: &App, body: &str) -> Outcome {
+    work::process(app, QueueId::Runs, body).await
+}
+
+async fn stored(f: &Fixture, run: &Run) -> Versioned<Run> {
+    f.app.repo.get::<Run>(&run.id).await.unwrap().unwrap()
+}
+
 async fn status(f: &Fixture, run: &Run) -> Run {
-    runs::load(&f.app, &run.id).await.unwrap().unwrap().0
+    stored(f, run).await.record
 }
 
 #[tokio::test]
@@ -90,15 +102,11 @@ async fn a_held_lease_defers_and_an_expired_one_is_taken_over() {
     let agent = echo_agent(&f).await;
     let run = queued_run(&f, &agent).await;
     // Simulate an executor that started the run and died.
-    let (mut r, v) = runs::load(&f.app, &run.id).await.unwrap().unwrap();
+    let mut r = stored(&f, &run).await;
     r.status = RunStatus::Running;
     r.attempt = 1;
     r.lease_expires_at = Some(f.clock.now() + chrono::Duration::seconds(90));
-    f.app
-        .items
-        .put(r.to_item(v + 1), hookrun_core::ports::Condition::Version(v))
-        .await
-        .unwrap();
+    f.app.repo.save(&mut r).await.unwrap();
 
     match process_message(&f.app, &message(&run)).await {
         Outcome::RetryAfter(d) => assert!(
@@ -121,15 +129,11 @@ async fn too_many_attempts_fail_the_run() {
     let f = fixture().await;
     let agent = echo_agent(&f).await;
     let run = queued_run(&f, &agent).await;
-    let (mut r, v) = runs::load(&f.app, &run.id).await.unwrap().unwrap();
+    let mut r = stored(&f, &run).await;
     r.status = RunStatus::Running;
     r.attempt = 3;
     r.lease_expires_at = Some(f.clock.now() - chrono::Duration::seconds(1));
-    f.app
-        .items
-        .put(r.to_item(v + 1), hookrun_core::ports::Condition::Version(v))
-        .await
-        .unwrap();
+    f.app.repo.save(&mut r).await.unwrap();
     assert_eq!(process_message(&f.app, &message(&run)).await, Outcome::Done);
     let failed = status(&f, &run).await;
     assert_eq!(failed.status, RunStatus::Failed);
@@ -155,7 +159,7 @@ async fn concurrent_executors_start_a_run_once() {
     let done = status(&f, &run).await;
     assert_eq!(done.status, RunStatus::Succeeded);
     assert_eq!(done.attempt, 1, "exactly one executor started it");
-    let (lines, _) = runs::logs(&f.app, &agent.id, Some(&run.id), 100, None)
+    let (lines, _) = runs::logs(&f.app, &agent.id, Some(run.id.as_str()), 100, None)
         .await
         .unwrap();
     let started = lines
@@ -215,14 +219,10 @@ async fn a_finished_run_not_yet_announced_is_announced_on_redelivery() {
     let agent = echo_agent(&f).await;
     let run = queued_run(&f, &agent).await;
     // As if the process stopped between finishing the run and emitting.
-    let (mut r, v) = runs::load(&f.app, &run.id).await.unwrap().unwrap();
+    let mut r = stored(&f, &run).await;
     r.status = RunStatus::Succeeded;
     r.attempt = 1;
-    f.app
-        .items
-        .put(r.to_item(v + 1), hookrun_core::ports::Condition::Version(v))
-        .await
-        .unwrap();
+    f.app.repo.save(&mut r).await.unwrap();
     assert!(!status(&f, &run).await.events_emitted);
     assert_eq!(process_message(&f.app, &message(&run)).await, Outcome::Done);
     let after = status(&f, &run).await;

@@ -3,6 +3,8 @@
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use axum::body::Body;
+use hookrun_core::ids::{AgentId, WorkspaceId};
+use hookrun_core::model::Run;
 use hookrun_core::model::{RunStatus, RunnerConfig, TriggerType};
 use hookrun_core::ports::{Queue, QueueId};
 use hookrun_core::services::{admin, agents, ingress, runs};
@@ -14,9 +16,13 @@ use tower::ServiceExt;
 struct Fixture {
     app: App,
     store: SqliteStore,
-    ws: String,
-    agent: String,
+    ws: WorkspaceId,
+    agent: AgentId,
     secret: String,
+}
+
+async fn load_run(f: &Fixture, id: &str) -> Run {
+    f.app.repo.get::<Run>(id).await.unwrap().unwrap().record
 }
 
 const ADMIN: &str = "lambda-test-admin-key-0001";
@@ -140,11 +146,7 @@ async fn http_api_v2_trigger_records_the_context_source_ip() {
     )
     .await;
     assert_eq!(status, 202, "{v}");
-    let run = runs::load(&f.app, v["run_id"].as_str().unwrap())
-        .await
-        .unwrap()
-        .unwrap()
-        .0;
+    let run = load_run(&f, v["run_id"].as_str().unwrap()).await;
     assert_eq!(
         run.source_ip.as_deref(),
         Some("203.0.113.9"),
@@ -179,11 +181,7 @@ async fn rest_api_v1_trigger_with_a_base64_body() {
     )
     .await;
     assert_eq!(status, 202, "{v}");
-    let run = runs::load(&f.app, v["run_id"].as_str().unwrap())
-        .await
-        .unwrap()
-        .unwrap()
-        .0;
+    let run = load_run(&f, v["run_id"].as_str().unwrap()).await;
     assert_eq!(run.source_ip.as_deref(), Some("198.51.100.7"));
     assert_eq!(run.input["data"]["value"], 99);
 
@@ -273,11 +271,7 @@ async fn runs_batch_reports_only_what_must_be_retried() {
     held.status = RunStatus::Running;
     held.attempt = 1;
     held.lease_expires_at = Some(chrono::Utc::now() + chrono::Duration::minutes(5));
-    f.app
-        .items
-        .put(held.to_item(1), hookrun_core::ports::Condition::NotExists)
-        .await
-        .unwrap();
+    f.app.repo.create(&held).await.unwrap();
 
     let ok_body = json!({"run_id": ok.id}).to_string();
     let held_body = json!({"run_id": held.id}).to_string();
@@ -295,7 +289,7 @@ async fn runs_batch_reports_only_what_must_be_retried() {
         .collect();
     assert_eq!(failed, vec!["m-held"]);
 
-    let done = runs::load(&f.app, &ok.id).await.unwrap().unwrap().0;
+    let done = load_run(&f, &ok.id).await;
     assert_eq!(done.status, RunStatus::Succeeded);
     let dead = f
         .store

@@ -21,7 +21,7 @@ use tower::ServiceExt;
 struct Fixture {
     app: App,
     clock: Arc<ManualClock>,
-    agent: String,
+    agent: hookrun_core::ids::AgentId,
     token: String,
     _dir: tempfile::TempDir,
 }
@@ -32,8 +32,10 @@ async fn fixture(settings: Settings, rate: Option<u32>) -> Fixture {
     let start =
         chrono::DateTime::from_timestamp((Utc::now().timestamp() / 60 + 1) * 60, 0).unwrap();
     let clock = Arc::new(ManualClock::new(start));
-    let app = App::embedded(SqliteStore::open_dir(dir.path()).unwrap(), settings)
+    let store = SqliteStore::open_dir(dir.path())
+        .unwrap()
         .with_clock(clock.clone());
+    let app = App::embedded(store, settings);
     let ws = admin::bootstrap(&app, None).await.unwrap().workspace.id;
     let req = agents::CreateAgent {
         name: "a".into(),
@@ -43,7 +45,7 @@ async fn fixture(settings: Settings, rate: Option<u32>) -> Fixture {
     };
     let (agent, _) = agents::create(&app, &ws, req).await.unwrap();
     let t = CreateTrigger {
-        agent_id: agent.id.clone(),
+        agent_id: agent.id.to_string(),
         name: "t".into(),
         description: None,
         generate_secret: false,
@@ -206,7 +208,9 @@ async fn a_repeat_requeues_a_run_whose_message_was_lost() {
         None,
     )
     .await;
-    let store = SqliteStore::open_dir(f._dir.path()).unwrap();
+    let store = SqliteStore::open_dir(f._dir.path())
+        .unwrap()
+        .with_clock(f.clock.clone());
     let (_, first, _) = call(&f, Some("order-7")).await;
     let run_id = first["run_id"].as_str().unwrap().to_owned();
     // The message is lost (as if the process died before sending it).

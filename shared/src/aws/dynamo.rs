@@ -4,6 +4,7 @@
 //! operation is one DynamoDB call; nothing scans.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
@@ -13,6 +14,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 
 use super::backend;
+use crate::clock::{Clock, SystemClock};
 use crate::error::{StoreError, StoreResult};
 use crate::ports::items::{Condition, Index, Item, ItemTable, Page, Query, TxOp, MAX_TX_OPS};
 
@@ -22,6 +24,7 @@ pub const GSI1: &str = "gsi1";
 pub struct DynamoItemTable {
     client: Client,
     table: String,
+    clock: Arc<dyn Clock>,
 }
 
 type Attrs = HashMap<String, AttributeValue>;
@@ -32,10 +35,6 @@ fn s(v: impl Into<String>) -> AttributeValue {
 
 fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
-}
-
-fn now() -> i64 {
-    chrono::Utc::now().timestamp()
 }
 
 fn key(pk: &str, sk: &str) -> Attrs {
@@ -172,7 +171,21 @@ fn decode_cursor(raw: &str, q: &Query) -> StoreResult<Attrs> {
 
 impl DynamoItemTable {
     pub fn new(client: Client, table: String) -> Self {
-        DynamoItemTable { client, table }
+        DynamoItemTable {
+            client,
+            table,
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// TTL checks on this clock (the application's).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    fn now(&self) -> i64 {
+        self.clock.now().timestamp()
     }
 
     fn put_op(&self, item: &Item, c: Condition, now: i64) -> StoreResult<TransactWriteItem> {
@@ -219,13 +232,13 @@ impl ItemTable for DynamoItemTable {
             .await
             .map_err(backend)?;
         match out.item() {
-            Some(a) if is_live(a, now()) => Ok(Some(from_attrs(a)?)),
+            Some(a) if is_live(a, self.now()) => Ok(Some(from_attrs(a)?)),
             _ => Ok(None),
         }
     }
 
     async fn put(&self, item: Item, condition: Condition) -> StoreResult<()> {
-        let e = condition_expr(condition, now());
+        let e = condition_expr(condition, self.now());
         let result = self
             .client
             .put_item()
@@ -245,7 +258,7 @@ impl ItemTable for DynamoItemTable {
     }
 
     async fn delete(&self, pk: &str, sk: &str, condition: Condition) -> StoreResult<()> {
-        let e = condition_expr(condition, now());
+        let e = condition_expr(condition, self.now());
         let result = self
             .client
             .delete_item()
@@ -279,8 +292,10 @@ impl ItemTable for DynamoItemTable {
         };
         let mut key_expr = "#p = :p".to_owned();
         let mut names = HashMap::from([("#p".to_owned(), pcol.to_owned())]);
-        let mut values =
-            HashMap::from([(":p".to_owned(), s(&q.pk)), (":now".to_owned(), n(now()))]);
+        let mut values = HashMap::from([
+            (":p".to_owned(), s(&q.pk)),
+            (":now".to_owned(), n(self.now())),
+        ]);
         if let Some(prefix) = &q.sk_prefix {
             key_expr.push_str(" AND begins_with(#s, :prefix)");
             names.insert("#s".into(), scol.into());
@@ -318,7 +333,7 @@ impl ItemTable for DynamoItemTable {
                 ops.len()
             )));
         }
-        let t = now();
+        let t = self.now();
         let items = ops
             .iter()
             .map(|op| match op {

@@ -1,4 +1,4 @@
-//! The AWS adapters (DESIGN §3): DynamoDB item table, SQS queues, Secrets
+//! The AWS adapters: DynamoDB item table, SQS queues, Secrets
 //! Manager secrets. SDK clients are built once per process (per Lambda cold
 //! start) from the standard AWS environment (`AWS_REGION`, credentials,
 //! `AWS_ENDPOINT_URL` for a local emulator).
@@ -9,7 +9,6 @@ mod secrets;
 mod sqs;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 pub use dynamo::DynamoItemTable;
 pub use secrets::SecretsManagerStore;
@@ -28,11 +27,9 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
 pub fn app(sdk: &aws_config::SdkConfig, aws: &AwsSettings, settings: Settings) -> App {
     let items = DynamoItemTable::new(aws_sdk_dynamodb::Client::new(sdk), aws.table_name.clone());
     let queue = SqsQueue::new(aws_sdk_sqs::Client::new(sdk), aws.queue_urls.clone());
-    let secrets = SecretsManagerStore::new(
-        aws_sdk_secretsmanager::Client::new(sdk),
-        Duration::from_secs(aws.secret_cache_seconds),
-    )
-    .with_master_key(aws.master_key_secret.clone());
+    let secrets =
+        SecretsManagerStore::new(aws_sdk_secretsmanager::Client::new(sdk), aws.secret_cache)
+            .with_master_key(aws.master_key_secret.clone());
     App::new(
         Arc::new(items),
         Arc::new(queue),

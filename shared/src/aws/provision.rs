@@ -39,7 +39,7 @@ pub async fn provision(sdk: &aws_config::SdkConfig, prefix: &str) -> StoreResult
             deliveries: Some(deliveries),
             deliveries_dlq: Some(deliveries_dlq),
         },
-        secret_cache_seconds: 30,
+        secret_cache: std::time::Duration::from_secs(30),
         master_key_secret: Some(master_key),
     })
 }

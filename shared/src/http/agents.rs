@@ -8,8 +8,8 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::extract::{Admin, ApiJson, ApiPath, ApiQuery, OptionalJson, Paging};
+use super::ApiError;
 use crate::app::App;
-use crate::error::ApiError;
 use crate::model::Agent;
 use crate::services::agents::{self, CreateAgent, RotateSecret, UpdateAgent};
 

@@ -1,46 +1,154 @@
-//! Errors as HTTP answers: `{"error":{"code":…,"message":…}}`.
+//! Errors as HTTP answers: `{"error":{"code":…,"message":…}}`. This is the
+//! one place that maps a service [`Error`] to a status and a code.
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
-use crate::error::ApiError;
+use crate::error::{Entity, Error, StoreError};
+
+/// Everything a route can answer with besides success: a service error, or
+/// a request the router could not even hand to a service.
+#[derive(Debug)]
+pub enum ApiError {
+    Service(Error),
+    /// Malformed JSON, query or path parameters.
+    BadRequest(String),
+    MethodNotAllowed,
+    UnsupportedMediaType(String),
+    /// A management request body over its limit.
+    PayloadTooLarge(usize),
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        ApiError::Service(e)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        ApiError::Service(Error::Store(e))
+    }
+}
+
+/// The status a service error is answered with.
+pub fn status_of(e: &Error) -> StatusCode {
+    match e {
+        Error::NotFound(_) => StatusCode::NOT_FOUND,
+        Error::Conflict(_) => StatusCode::CONFLICT,
+        Error::Invalid { .. } => StatusCode::BAD_REQUEST,
+        Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+        Error::Forbidden(_) => StatusCode::FORBIDDEN,
+        Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+        Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        Error::Store(s) => match s {
+            StoreError::ConditionFailed => StatusCode::CONFLICT,
+            StoreError::InvalidCursor => StatusCode::BAD_REQUEST,
+            StoreError::Invalid(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            StoreError::Corrupt(_) | StoreError::Backend(_) => StatusCode::SERVICE_UNAVAILABLE,
+        },
+    }
+}
+
+/// The stable code of an answer's status.
+fn code_of(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::BAD_REQUEST => "invalid_request",
+        StatusCode::UNAUTHORIZED => "unauthorized",
+        StatusCode::FORBIDDEN => "forbidden",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::CONFLICT => "conflict",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::TOO_MANY_REQUESTS => "rate_limited",
+        StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+        _ => "internal",
+    }
+}
+
+/// What the caller is told; details of failures on our side are logged,
+/// never sent.
+fn message_of(e: &Error) -> String {
+    match e {
+        Error::Store(StoreError::ConditionFailed) => {
+            "the resource was changed concurrently; retry".into()
+        }
+        Error::Store(StoreError::InvalidCursor) => "invalid cursor".into(),
+        Error::Store(StoreError::Invalid(_)) | Error::Internal(_) => "internal error".into(),
+        Error::Store(StoreError::Corrupt(_) | StoreError::Backend(_)) | Error::Unavailable(_) => {
+            "service temporarily unavailable, retry later".into()
+        }
+        other => other.to_string(),
+    }
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Service(e) => status_of(e),
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        }
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            ApiError::Service(e) => message_of(e),
+            ApiError::BadRequest(m) | ApiError::UnsupportedMediaType(m) => m.clone(),
+            ApiError::MethodNotAllowed => "method not allowed".into(),
+            ApiError::PayloadTooLarge(limit) => Error::PayloadTooLarge(*limit).to_string(),
+        }
+    }
+
+    /// "No route here", as the router's fallback answers it.
+    pub fn no_route() -> Self {
+        ApiError::Service(Error::NotFound(Entity::Route))
+    }
+}
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status =
-            StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        match &self {
-            ApiError::Internal(detail) => tracing::error!(%detail, "internal error"),
-            ApiError::Unavailable(detail) => tracing::warn!(%detail, "backend unavailable"),
-            _ => {}
+        let status = self.status();
+        if let ApiError::Service(e) = &self {
+            match e {
+                Error::Internal(detail) => tracing::error!(%detail, "internal error"),
+                Error::Store(StoreError::Invalid(detail)) => {
+                    tracing::error!(%detail, "invalid store request")
+                }
+                Error::Unavailable(detail) => tracing::warn!(%detail, "backend unavailable"),
+                Error::Store(e @ (StoreError::Backend(_) | StoreError::Corrupt(_))) => {
+                    tracing::warn!(detail = %e, "backend unavailable")
+                }
+                _ => {}
+            }
         }
-        let body = json!({ "error": { "code": self.code(), "message": self.to_string() } });
+        let body = json!({ "error": { "code": code_of(status), "message": self.message() } });
         let mut resp = (status, Json(body)).into_response();
-        if let ApiError::RateLimited {
-            limit, reset_secs, ..
-        } = &self
-        {
-            super::ratelimit_headers(resp.headers_mut(), *limit, 0, *reset_secs);
+        if let ApiError::Service(Error::RateLimited { state, .. }) = &self {
+            super::ratelimit_headers(resp.headers_mut(), state.limit, 0, state.reset_secs);
             resp.headers_mut().insert(
-                axum::http::header::RETRY_AFTER,
-                axum::http::HeaderValue::from(reset_secs.max(&1).to_owned()),
+                header::RETRY_AFTER,
+                HeaderValue::from(state.reset_secs.max(1)),
             );
         }
         if status == StatusCode::UNAUTHORIZED {
             // RFC 9110: a 401 names the scheme the client should use.
             resp.headers_mut().insert(
-                axum::http::header::WWW_AUTHENTICATE,
-                axum::http::HeaderValue::from_static("Bearer realm=\"hookrun\""),
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"hookrun\""),
             );
         }
         if status == StatusCode::SERVICE_UNAVAILABLE {
-            resp.headers_mut().insert(
-                axum::http::header::RETRY_AFTER,
-                axum::http::HeaderValue::from_static("5"),
-            );
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         }
         resp
     }
@@ -69,5 +177,75 @@ impl From<QueryRejection> for ApiError {
 impl From<PathRejection> for ApiError {
     fn from(r: PathRejection) -> Self {
         ApiError::BadRequest(r.body_text())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::{LimitScope, RateState};
+
+    #[test]
+    fn each_error_has_its_status_and_code() {
+        let cases = [
+            (
+                Error::NotFound(Entity::Run),
+                404,
+                "not_found",
+                "run not found",
+            ),
+            (
+                Error::invalid("name", "bad name"),
+                400,
+                "invalid_request",
+                "bad name",
+            ),
+            (Error::unauthorized("no"), 401, "unauthorized", "no"),
+            (Error::Forbidden("off"), 403, "forbidden", "off"),
+            (Error::Conflict("c".into()), 409, "conflict", "c"),
+            (
+                Error::Store(StoreError::ConditionFailed),
+                409,
+                "conflict",
+                "the resource was changed concurrently; retry",
+            ),
+            (
+                Error::Store(StoreError::InvalidCursor),
+                400,
+                "invalid_request",
+                "invalid cursor",
+            ),
+            (
+                Error::Store(StoreError::Backend("secret detail".into())),
+                503,
+                "unavailable",
+                "service temporarily unavailable, retry later",
+            ),
+            (
+                Error::Internal("secret detail".into()),
+                500,
+                "internal",
+                "internal error",
+            ),
+            (
+                Error::RateLimited {
+                    scope: LimitScope::Trigger,
+                    state: RateState {
+                        limit: 5,
+                        remaining: 0,
+                        reset_secs: 3,
+                    },
+                },
+                429,
+                "rate_limited",
+                "rate limit of 5 requests per minute for this trigger reached; retry in 3 s",
+            ),
+        ];
+        for (e, status, code, message) in cases {
+            let api = ApiError::from(e);
+            assert_eq!(api.status().as_u16(), status, "{api:?}");
+            assert_eq!(code_of(api.status()), code);
+            assert_eq!(api.message(), message);
+        }
     }
 }

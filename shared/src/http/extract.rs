@@ -6,8 +6,10 @@ use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Query};
 use axum::http::request::Parts;
 use serde::Deserialize;
 
+use super::ApiError;
 use crate::app::App;
-use crate::error::ApiError;
+use crate::error::Error;
+use crate::ids::WorkspaceId;
 use crate::services::admin;
 
 /// `axum::Json` with JSON-error rejections.
@@ -51,7 +53,7 @@ fn source_ip(parts: &Parts) -> Option<SourceIp> {
 
 /// A caller holding a valid admin key: the workspace it acts in.
 pub struct Admin {
-    pub workspace_id: String,
+    pub workspace_id: WorkspaceId,
     /// The admin key's id (recorded as `created_by_id`).
     pub key_id: String,
 }
@@ -60,13 +62,10 @@ impl FromRequestParts<App> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
-        let header =
-            parts
-                .headers
-                .get(axum::http::header::AUTHORIZATION)
-                .ok_or(ApiError::Unauthorized(
-                    "missing Authorization: Bearer <admin key>",
-                ))?;
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .ok_or_else(|| Error::unauthorized("missing Authorization: Bearer <admin key>"))?;
         let key = header
             .to_str()
             .ok()
@@ -76,9 +75,7 @@ impl FromRequestParts<App> for Admin {
             })
             .map(str::trim)
             .filter(|k| !k.is_empty())
-            .ok_or(ApiError::Unauthorized(
-                "Authorization must be: Bearer <admin key>",
-            ))?;
+            .ok_or_else(|| Error::unauthorized("Authorization must be: Bearer <admin key>"))?;
         let key = admin::authenticate(app, key).await?;
         Ok(Admin {
             workspace_id: key.workspace_id,
@@ -98,13 +95,14 @@ pub const DEFAULT_PAGE: usize = 20;
 pub const MAX_PAGE: usize = 100;
 
 impl Paging {
-    pub fn limit(&self) -> Result<usize, ApiError> {
+    pub fn limit(&self) -> Result<usize, Error> {
         match self.limit {
             None => Ok(DEFAULT_PAGE),
             Some(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
-            Some(_) => Err(ApiError::BadRequest(format!(
-                "limit must be between 1 and {MAX_PAGE}"
-            ))),
+            Some(_) => Err(Error::invalid(
+                "limit",
+                format!("limit must be between 1 and {MAX_PAGE}"),
+            )),
         }
     }
 

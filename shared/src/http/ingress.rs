@@ -6,23 +6,48 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use bytes::Bytes;
 use serde_json::{json, Value};
 
 use super::extract::{ApiPath, SourceIp};
+use super::ApiError;
 use crate::app::App;
-use crate::error::ApiError;
+use crate::error::Error;
 use crate::services::ingress::{self, Accepted, AuthMethod, Disposition, Inbound, Route};
 
-/// When the plaintext `X-Webhook-Secret` scheme stops working (seed 000).
+/// When the plaintext `X-Webhook-Secret` scheme stops working.
 pub const SECRET_HEADER_SUNSET: &str = "Thu, 31 Dec 2026 23:59:59 GMT";
 
-fn inbound(ip: SourceIp, req: Request<Body>) -> Inbound {
+/// Runs the pipeline for one request: the pipeline names the target, then
+/// this reads the body within the pipeline's limit.
+async fn run(
+    app: &App,
+    route: Route<'_>,
+    ip: SourceIp,
+    req: Request<Body>,
+) -> Result<Accepted, Error> {
     let (parts, body) = req.into_parts();
-    Inbound {
+    let inbound = Inbound {
         headers: parts.headers,
-        body,
         source_ip: Some(ip.0),
-    }
+    };
+    ingress::handle(app, route, inbound, |limit| read_limited(body, limit)).await
+}
+
+/// Reads at most `limit` bytes of the body, else 413.
+pub async fn read_limited(body: Body, limit: usize) -> Result<Bytes, Error> {
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        // to_bytes reports the limit as a LengthLimitError somewhere in the
+        // chain; any other failure is the client's connection going away.
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+        while let Some(s) = source {
+            if s.is::<http_body_util::LengthLimitError>() {
+                return Error::PayloadTooLarge(limit);
+            }
+            source = s.source();
+        }
+        Error::invalid("body", format!("could not read the request body: {e}"))
+    })
 }
 
 fn answer(accepted: &Accepted, body: Value) -> Response {
@@ -41,7 +66,7 @@ fn accepted_body(a: &Accepted) -> Value {
     }
 }
 
-/// `POST /api/v1/webhooks/{crewId}/{agentId}/trigger` (seed 000).
+/// `POST /api/v1/webhooks/{crewId}/{agentId}/trigger`: per-agent HMAC.
 pub async fn agent_trigger(
     State(app): State<App>,
     ApiPath((workspace_id, agent_id)): ApiPath<(String, String)>,
@@ -52,7 +77,7 @@ pub async fn agent_trigger(
         workspace_id: &workspace_id,
         agent_id: &agent_id,
     };
-    let accepted = ingress::handle(&app, route, inbound(ip, req)).await?;
+    let accepted = run(&app, route, ip, req).await?;
     let mut resp = answer(&accepted, accepted_body(&accepted));
     if accepted.auth == AuthMethod::PlaintextSecret {
         let h = resp.headers_mut();
@@ -62,7 +87,7 @@ pub async fn agent_trigger(
     Ok(resp)
 }
 
-/// `POST /webhooks/runs/{token}` (seed 001): answers with the agent version
+/// `POST /webhooks/runs/{token}`: answers with the agent version
 /// the run was made for.
 pub async fn token_url(
     State(app): State<App>,
@@ -70,8 +95,7 @@ pub async fn token_url(
     ip: SourceIp,
     req: Request<Body>,
 ) -> Result<Response, ApiError> {
-    let accepted =
-        ingress::handle(&app, Route::TokenUrl { token: &token }, inbound(ip, req)).await?;
+    let accepted = run(&app, Route::TokenUrl { token: &token }, ip, req).await?;
     let body = match accepted.disposition {
         Disposition::Ignored => json!({ "status": "ignored" }),
         _ => json!({
@@ -84,48 +108,40 @@ pub async fn token_url(
     Ok(answer(&accepted, body))
 }
 
-/// `POST /api/webhooks/{triggerId}` (seed 002).
+/// `POST /api/webhooks/{triggerId}`.
 pub async fn by_trigger_id(
     State(app): State<App>,
     ApiPath(trigger_id): ApiPath<String>,
     ip: SourceIp,
     req: Request<Body>,
 ) -> Result<Response, ApiError> {
-    let accepted = ingress::handle(
-        &app,
-        Route::TriggerId {
-            trigger_id: &trigger_id,
-        },
-        inbound(ip, req),
-    )
-    .await?;
+    let route = Route::TriggerId {
+        trigger_id: &trigger_id,
+    };
+    let accepted = run(&app, route, ip, req).await?;
     Ok(answer(&accepted, accepted_body(&accepted)))
 }
 
-/// `POST /api/v1/webhook/trigger` with `Authorization: Bearer wht_…` (seed 004).
+/// `POST /api/v1/webhook/trigger` with `Authorization: Bearer wht_…`.
 pub async fn bearer(
     State(app): State<App>,
     ip: SourceIp,
     req: Request<Body>,
 ) -> Result<Response, ApiError> {
-    let accepted = ingress::handle(&app, Route::Bearer, inbound(ip, req)).await?;
+    let accepted = run(&app, Route::Bearer, ip, req).await?;
     Ok(answer(&accepted, accepted_body(&accepted)))
 }
 
-/// `POST /api/v1/agents/{agentId}/webhook` (seed 003).
+/// `POST /api/v1/agents/{agentId}/webhook`: source-validated.
 pub async fn agent_source(
     State(app): State<App>,
     ApiPath(agent_id): ApiPath<String>,
     ip: SourceIp,
     req: Request<Body>,
 ) -> Result<Response, ApiError> {
-    let accepted = ingress::handle(
-        &app,
-        Route::AgentSource {
-            agent_id: &agent_id,
-        },
-        inbound(ip, req),
-    )
-    .await?;
+    let route = Route::AgentSource {
+        agent_id: &agent_id,
+    };
+    let accepted = run(&app, route, ip, req).await?;
     Ok(answer(&accepted, accepted_body(&accepted)))
 }

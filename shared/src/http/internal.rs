@@ -1,4 +1,4 @@
-//! Internal routes (IPC only): `X-Internal-Token`, nothing else.
+//! Internal routes (between services only): `X-Internal-Token`, nothing else.
 
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -7,28 +7,29 @@ use axum::Json;
 use serde_json::json;
 
 use super::extract::ApiPath;
+use super::ApiError;
 use crate::app::App;
-use crate::error::ApiError;
+use crate::error::{Entity, Error};
 use crate::services::agents;
 use crate::signature::secrets_equal;
 
 pub const INTERNAL_TOKEN_HEADER: &str = "x-internal-token";
 
 fn check_token(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
-    // Without a configured token the internal routes do not exist (seed 000:
-    // "the route is never registered").
+    // Without a configured token the internal routes do not exist: they
+    // answer as an unregistered route would.
     let Some(expected) = app.settings.internal_token.as_deref() else {
-        return Err(ApiError::NotFound("route"));
+        return Err(ApiError::no_route());
     };
     let presented = headers
         .get(INTERNAL_TOKEN_HEADER)
-        .ok_or(ApiError::Unauthorized("missing X-Internal-Token"))?
+        .ok_or_else(|| Error::unauthorized("missing X-Internal-Token"))?
         .to_str()
         .unwrap_or("");
     if secrets_equal(expected, presented) {
         Ok(())
     } else {
-        Err(ApiError::Unauthorized("invalid internal token"))
+        Err(Error::unauthorized("invalid internal token").into())
     }
 }
 
@@ -41,7 +42,7 @@ pub async fn agent_webhook_secret(
     check_token(&app, &headers)?;
     let agent = agents::find_any(&app, &agent_id)
         .await?
-        .ok_or(ApiError::NotFound("agent"))?;
+        .ok_or(Error::NotFound(Entity::Agent))?;
     let secret = agents::secret(&app, &agent).await?;
     Ok(Json(json!({
         "agent_id": agent.id,

@@ -1,5 +1,7 @@
-//! The one axum router of every HTTP route (DESIGN §2): `hookrun serve`
-//! hands it to `axum::serve`, the Lambda functions to `lambda_http::run`.
+//! The one axum router of every HTTP route: `hookrun serve` hands it to
+//! `axum::serve`, the Lambda functions to `lambda_http::run`. Handlers are
+//! thin: extract, call one service, shape the answer; `error` maps service
+//! errors to statuses.
 
 mod agents;
 mod error;
@@ -19,8 +21,8 @@ use axum::routing::{get, post};
 use axum::Router;
 
 use crate::app::App;
-use crate::error::ApiError;
 
+pub use error::{status_of, ApiError};
 pub use extract::SourceIp;
 pub use ingress::SECRET_HEADER_SUNSET;
 pub use internal::INTERNAL_TOKEN_HEADER;
@@ -45,7 +47,7 @@ pub fn router(app: App) -> Router {
     finish(management_routes().merge(trigger_routes()), app)
 }
 
-/// The public trigger routes (DESIGN §4).
+/// The public trigger routes (docs/ARCHITECTURE.md, glossary).
 fn trigger_routes() -> Router<App> {
     Router::new()
         .route(
@@ -140,7 +142,7 @@ fn management_routes() -> Router<App> {
 
 fn finish(routes: Router<App>, app: App) -> Router {
     routes
-        .fallback(|| async { ApiError::NotFound("route") })
+        .fallback(|| async { ApiError::no_route() })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::from_fn(log_request))
         .with_state(app)

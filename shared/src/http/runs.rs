@@ -7,8 +7,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::extract::{Admin, ApiPath, ApiQuery, Paging};
+use super::ApiError;
 use crate::app::App;
-use crate::error::ApiError;
+use crate::error::Error;
 use crate::model::{RunStatus, TriggerType};
 use crate::services::agents;
 use crate::services::runs::{self, RunFilter};
@@ -35,8 +36,9 @@ pub async fn list_for_agent(
             .as_deref()
             .map(|t| {
                 TriggerType::parse(t).ok_or_else(|| {
-                    ApiError::BadRequest(
-                        "trigger_type must be one of WEBHOOK, TOKEN, SCHEDULE, API, TEST".into(),
+                    Error::invalid(
+                        "trigger_type",
+                        "trigger_type must be one of WEBHOOK, TOKEN, SCHEDULE, API, TEST",
                     )
                 })
             })
@@ -46,8 +48,9 @@ pub async fn list_for_agent(
             .as_deref()
             .map(|s| {
                 RunStatus::parse(s).ok_or_else(|| {
-                    ApiError::BadRequest(
-                        "status must be one of queued, running, succeeded, failed".into(),
+                    Error::invalid(
+                        "status",
+                        "status must be one of queued, running, succeeded, failed",
                     )
                 })
             })

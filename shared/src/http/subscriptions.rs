@@ -7,8 +7,8 @@ use axum::Json;
 use serde_json::json;
 
 use super::extract::{Admin, ApiJson, ApiPath, ApiQuery, OptionalJson, Paging};
+use super::ApiError;
 use crate::app::App;
-use crate::error::ApiError;
 use crate::services::subscriptions::{
     self, CreateSubscription, RotateSubscriptionSecret, SubscriptionView, UpdateSubscription,
 };

@@ -8,8 +8,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::extract::{Admin, ApiJson, ApiPath, ApiQuery, OptionalJson, Paging};
+use super::ApiError;
 use crate::app::App;
-use crate::error::ApiError;
 use crate::services::ingress;
 use crate::services::triggers::{self, CreateTrigger, RegenerateSecret, UpdateTrigger};
 
@@ -21,7 +21,7 @@ fn with_secrets(
 ) -> Value {
     let mut v = serde_json::to_value(triggers::view(app, t)).expect("serialises");
     if let Some(token) = token {
-        let base = app.settings.public_url.as_deref().unwrap_or("");
+        let base = triggers::base_url(app);
         v["token"] = json!(token);
         v["urls"]["token_url"] = json!(format!("{base}/webhooks/runs/{token}"));
     }
@@ -77,7 +77,7 @@ pub async fn get(
     admin: Admin,
     ApiPath(id): ApiPath<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let (t, _) = triggers::find(&app, &admin.workspace_id, &id).await?;
+    let t = triggers::find(&app, &admin.workspace_id, &id).await?;
     Ok(Json(triggers::view(&app, &t)))
 }
 
@@ -126,7 +126,7 @@ pub async fn test(
     ApiPath(id): ApiPath<String>,
     body: axum::body::Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
-    let (t, _) = triggers::find(&app, &admin.workspace_id, &id).await?;
+    let t = triggers::find(&app, &admin.workspace_id, &id).await?;
     let payload: Value = if body.iter().all(u8::is_ascii_whitespace) {
         json!({
             "event": "hookrun.test",
@@ -135,7 +135,7 @@ pub async fn test(
             "data": { "trigger_id": t.id },
         })
     } else {
-        ingress::parse_json(&body)?
+        ingress::input::parse_json(&body)?
     };
     let run_id = ingress::test_trigger(&app, &t, payload).await?;
     Ok((

@@ -1,9 +1,12 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::{Key, Record, Scoped};
+use crate::error::Entity;
+use crate::ids::{AgentId, WorkspaceId};
 use crate::ports::Item;
 
-/// Default run timeout (seed 000: "started asynchronously with a 10-minute timeout").
+/// Default run timeout: runs start asynchronously with a 10-minute timeout.
 pub const DEFAULT_TIMEOUT_SECONDS: u64 = 600;
 /// Longest run timeout: the executor function's own limit is 15 minutes
 /// (Lambda's maximum), and it needs a minute to record the outcome.
@@ -30,8 +33,8 @@ impl RunnerConfig {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Agent {
-    pub id: String,
-    pub workspace_id: String,
+    pub id: AgentId,
+    pub workspace_id: WorkspaceId,
     pub name: String,
     pub runner: RunnerConfig,
     /// Bumped by every update; runs record the version they were made for.
@@ -45,30 +48,48 @@ pub struct Agent {
 }
 
 impl Agent {
-    pub fn key(id: &str) -> (String, String) {
-        (format!("AGENT#{id}"), "AGENT".to_owned())
-    }
-
     pub fn list_partition(workspace_id: &str) -> String {
         format!("WS#{workspace_id}#AGENTS")
     }
 
-    /// Where the agent's webhook secret lives (DESIGN §7): under the
-    /// deployment's prefix, so stacks sharing an account never share secrets.
+    /// Where the agent's webhook secret lives: under the deployment's
+    /// prefix, so stacks sharing an account never share secrets.
     pub fn secret_name(prefix: &str, workspace_id: &str, agent_id: &str) -> String {
         format!("{prefix}/{workspace_id}/agents/{agent_id}")
     }
 
-    /// The session every webhook-triggered run of this agent shares (seed 000).
+    /// The session every webhook-triggered run of this agent shares.
     pub fn webhook_session_id(&self) -> String {
         format!("webhook-{}", self.id)
     }
+}
 
-    pub fn to_item(&self) -> Item {
-        let (pk, sk) = Self::key(&self.id);
-        let mut item = Item::new(pk, sk, super::to_doc(self))
-            .with_gsi1(Self::list_partition(&self.workspace_id), self.id.clone());
-        item.version = self.version;
+impl Record for Agent {
+    const ENTITY: Entity = Entity::Agent;
+
+    fn key_for(id: &str) -> Key {
+        (format!("AGENT#{id}"), "AGENT".to_owned())
+    }
+
+    fn to_item(&self, version: u64) -> Item {
+        let (pk, sk) = Self::key_for(&self.id);
+        let mut item = Item::new(pk, sk, super::to_doc(self)).with_gsi1(
+            Self::list_partition(&self.workspace_id),
+            self.id.to_string(),
+        );
+        item.version = version;
         item
+    }
+
+    /// The agent's `version` is its item's: runs record which version of
+    /// the agent they were made for.
+    fn set_version(&mut self, version: u64) {
+        self.version = version;
+    }
+}
+
+impl Scoped for Agent {
+    fn workspace_id(&self) -> &WorkspaceId {
+        &self.workspace_id
     }
 }

@@ -1,6 +1,9 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::{Key, Record, Scoped};
+use crate::error::Entity;
+use crate::ids::{RunId, WorkspaceId};
 use crate::ports::Item;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -16,9 +19,9 @@ pub enum DeliveryStatus {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Delivery {
     pub id: String,
-    pub workspace_id: String,
+    pub workspace_id: WorkspaceId,
     pub subscription_id: String,
-    pub run_id: String,
+    pub run_id: RunId,
     pub event: String,
     pub body: String,
     pub status: DeliveryStatus,
@@ -37,16 +40,20 @@ pub struct Delivery {
 }
 
 impl Delivery {
-    pub fn key(id: &str) -> (String, String) {
-        (format!("DLV#{id}"), "DLV".to_owned())
-    }
-
     pub fn list_partition(subscription_id: &str) -> String {
         format!("SUB#{subscription_id}#DLVS")
     }
+}
 
-    pub fn to_item(&self, version: u64) -> Item {
-        let (pk, sk) = Self::key(&self.id);
+impl Record for Delivery {
+    const ENTITY: Entity = Entity::Delivery;
+
+    fn key_for(id: &str) -> Key {
+        (format!("DLV#{id}"), "DLV".to_owned())
+    }
+
+    fn to_item(&self, version: u64) -> Item {
+        let (pk, sk) = Self::key_for(&self.id);
         let mut item = Item::new(pk, sk, super::to_doc(self))
             // Delivery ids are derived from the event, not from time: the
             // listing sorts by creation time, then id.
@@ -57,6 +64,12 @@ impl Delivery {
             .with_expiry(self.expires_at);
         item.version = version;
         item
+    }
+}
+
+impl Scoped for Delivery {
+    fn workspace_id(&self) -> &WorkspaceId {
+        &self.workspace_id
     }
 }
 
@@ -78,9 +91,16 @@ pub struct DeliveryAttempt {
 }
 
 impl DeliveryAttempt {
+    /// Attempts live in their delivery's partition, in order.
+    pub const SORT_PREFIX: &'static str = "ATT#";
+
     pub fn to_item(&self) -> Item {
-        let (pk, _) = Delivery::key(&self.delivery_id);
-        Item::new(pk, format!("ATT#{:04}", self.attempt), super::to_doc(self))
-            .with_expiry(self.expires_at)
+        let (pk, _) = Delivery::key_for(&self.delivery_id);
+        Item::new(
+            pk,
+            format!("{}{:04}", Self::SORT_PREFIX, self.attempt),
+            super::to_doc(self),
+        )
+        .with_expiry(self.expires_at)
     }
 }

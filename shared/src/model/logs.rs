@@ -1,14 +1,15 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::ids::{AgentId, RunId};
 use crate::ports::Item;
 
 /// One line of a run's log: lifecycle events from the executor and the
 /// runner's output.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LogLine {
-    pub run_id: String,
-    pub agent_id: String,
+    pub run_id: RunId,
+    pub agent_id: AgentId,
     pub seq: u32,
     #[serde(with = "crate::clock::ts")]
     pub timestamp: DateTime<Utc>,
@@ -27,6 +28,11 @@ impl LogLine {
     /// Lines of one run sort together and in order; runs sort by id (time).
     pub fn sort_key(run_id: &str, seq: u32) -> String {
         format!("{run_id}#{seq:08}")
+    }
+
+    /// The sort-key prefix of one run's lines.
+    pub fn run_prefix(run_id: &str) -> String {
+        format!("{run_id}#")
     }
 
     pub fn to_item(&self) -> Item {

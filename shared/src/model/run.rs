@@ -2,6 +2,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::{Environment, Key, Record, Scoped};
+use crate::error::Entity;
+use crate::ids::{AgentId, RunId, TriggerId, WorkspaceId};
 use crate::ports::Item;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,7 +35,7 @@ impl RunStatus {
     }
 }
 
-/// What started a run (DESIGN §5).
+/// What started a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum TriggerType {
@@ -53,11 +56,11 @@ impl TriggerType {
 /// later change is a conditional write on the item's version.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Run {
-    pub id: String,
-    pub workspace_id: String,
-    pub agent_id: String,
+    pub id: RunId,
+    pub workspace_id: WorkspaceId,
+    pub agent_id: AgentId,
     pub agent_version: u64,
-    pub trigger_id: Option<String>,
+    pub trigger_id: Option<TriggerId>,
     pub trigger_type: TriggerType,
     pub status: RunStatus,
     pub input: Value,
@@ -80,18 +83,14 @@ pub struct Run {
     #[serde(with = "crate::clock::ts::option", default)]
     pub lease_expires_at: Option<DateTime<Utc>>,
     pub timeout_seconds: u64,
-    /// `production` or `staging`: which subscriptions hear of it.
-    #[serde(default = "production")]
-    pub environment: String,
+    /// Which subscriptions hear of it.
+    #[serde(default)]
+    pub environment: Environment,
     /// Whether the run's terminal event was handed to the subscriptions.
     #[serde(default)]
     pub events_emitted: bool,
     /// Unix seconds; the item's TTL.
     pub expires_at: Option<i64>,
-}
-
-fn production() -> String {
-    "production".into()
 }
 
 /// Largest run document stored: DynamoDB items hold 400 KB, keys and the
@@ -106,20 +105,30 @@ impl Run {
             .unwrap_or(usize::MAX)
     }
 
-    pub fn key(id: &str) -> (String, String) {
-        (format!("RUN#{id}"), "RUN".to_owned())
-    }
-
     pub fn agent_partition(agent_id: &str) -> String {
         format!("AGENT#{agent_id}#RUNS")
     }
+}
 
-    pub fn to_item(&self, version: u64) -> Item {
-        let (pk, sk) = Self::key(&self.id);
+impl Record for Run {
+    const ENTITY: Entity = Entity::Run;
+
+    fn key_for(id: &str) -> Key {
+        (format!("RUN#{id}"), "RUN".to_owned())
+    }
+
+    fn to_item(&self, version: u64) -> Item {
+        let (pk, sk) = Self::key_for(&self.id);
         let mut item = Item::new(pk, sk, super::to_doc(self))
-            .with_gsi1(Self::agent_partition(&self.agent_id), self.id.clone())
+            .with_gsi1(Self::agent_partition(&self.agent_id), self.id.to_string())
             .with_expiry(self.expires_at);
         item.version = version;
         item
+    }
+}
+
+impl Scoped for Run {
+    fn workspace_id(&self) -> &WorkspaceId {
+        &self.workspace_id
     }
 }

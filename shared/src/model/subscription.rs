@@ -1,12 +1,13 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::{Environment, Key, Record, Scoped};
+use crate::error::Entity;
+use crate::ids::{AgentId, WorkspaceId};
 use crate::ports::Item;
 
 /// Events a subscription can ask for.
 pub const EVENTS: [&str; 3] = ["run.succeeded", "run.failed", "run.started"];
-/// Environments runs and subscriptions belong to (seed 001).
-pub const ENVIRONMENTS: [&str; 2] = ["production", "staging"];
 
 /// An outgoing webhook: where to send which run events. Its signing secret
 /// is stored sealed under the master key and shown only at creation and
@@ -14,12 +15,12 @@ pub const ENVIRONMENTS: [&str; 2] = ["production", "staging"];
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Subscription {
     pub id: String,
-    pub workspace_id: String,
+    pub workspace_id: WorkspaceId,
     pub name: String,
     pub url: String,
     pub events: Vec<String>,
-    pub environment: String,
-    pub agent_id: Option<String>,
+    pub environment: Environment,
+    pub agent_id: Option<AgentId>,
     pub enabled: bool,
     /// Why hookrun disabled it (410 Gone, five days of failures), if it did.
     pub disabled_reason: Option<String>,
@@ -37,26 +38,36 @@ pub struct Subscription {
 }
 
 impl Subscription {
-    pub fn key(id: &str) -> (String, String) {
-        (format!("SUB#{id}"), "SUB".to_owned())
-    }
-
     pub fn list_partition(workspace_id: &str) -> String {
         format!("WS#{workspace_id}#SUBS")
     }
 
-    pub fn to_item(&self, version: u64) -> Item {
-        let (pk, sk) = Self::key(&self.id);
+    pub fn wants(&self, event: &str, environment: Environment, agent_id: &AgentId) -> bool {
+        self.enabled
+            && self.events.iter().any(|e| e == event)
+            && self.environment == environment
+            && self.agent_id.as_ref().is_none_or(|a| a == agent_id)
+    }
+}
+
+impl Record for Subscription {
+    const ENTITY: Entity = Entity::Subscription;
+
+    fn key_for(id: &str) -> Key {
+        (format!("SUB#{id}"), "SUB".to_owned())
+    }
+
+    fn to_item(&self, version: u64) -> Item {
+        let (pk, sk) = Self::key_for(&self.id);
         let mut item = Item::new(pk, sk, super::to_doc(self))
             .with_gsi1(Self::list_partition(&self.workspace_id), self.id.clone());
         item.version = version;
         item
     }
+}
 
-    pub fn wants(&self, event: &str, environment: &str, agent_id: &str) -> bool {
-        self.enabled
-            && self.events.iter().any(|e| e == event)
-            && self.environment == environment
-            && self.agent_id.as_deref().is_none_or(|a| a == agent_id)
+impl Scoped for Subscription {
+    fn workspace_id(&self) -> &WorkspaceId {
+        &self.workspace_id
     }
 }

@@ -2,15 +2,76 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::{Environment, Key, Record, Scoped};
+use crate::error::Entity;
+use crate::ids::{AgentId, RunId, TriggerId, WorkspaceId};
 use crate::ports::Item;
+
+/// How a trigger's callers sign their calls.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", try_from = "String")]
+pub enum SignatureScheme {
+    /// An HMAC-SHA256 of the body in a header of the trigger's choosing
+    /// (Grafana, Shopify and many others).
+    #[default]
+    Hmac,
+    /// `X-Hub-Signature-256`.
+    Github,
+    /// `Stripe-Signature` (`t=…,v1=…`).
+    Stripe,
+    /// `X-Slack-Signature` with `X-Slack-Request-Timestamp`.
+    Slack,
+    /// `webhook-id`, `webhook-timestamp`, `webhook-signature`.
+    StandardWebhooks,
+}
+
+impl SignatureScheme {
+    pub const ALL: [SignatureScheme; 5] = [
+        SignatureScheme::Hmac,
+        SignatureScheme::Github,
+        SignatureScheme::Stripe,
+        SignatureScheme::Slack,
+        SignatureScheme::StandardWebhooks,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignatureScheme::Hmac => "hmac",
+            SignatureScheme::Github => "github",
+            SignatureScheme::Stripe => "stripe",
+            SignatureScheme::Slack => "slack",
+            SignatureScheme::StandardWebhooks => "standard-webhooks",
+        }
+    }
+}
+
+impl TryFrom<String> for SignatureScheme {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Self::ALL.iter().map(|k| k.as_str()).collect();
+                format!("signature.scheme must be one of {}", names.join(", "))
+            })
+    }
+}
+
+impl std::fmt::Display for SignatureScheme {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// How a trigger's callers prove they hold its secret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SignatureConfig {
     /// `hmac` (default), `github`, `stripe`, `slack` or `standard-webhooks`.
-    #[serde(default = "default_scheme")]
-    pub scheme: String,
+    #[serde(default)]
+    pub scheme: SignatureScheme,
     /// `hmac` only: the header carrying the signature (default `X-Webhook-Signature`).
     #[serde(default)]
     pub header: Option<String>,
@@ -26,14 +87,10 @@ pub struct SignatureConfig {
     pub tolerance: Option<u64>,
 }
 
-fn default_scheme() -> String {
-    "hmac".into()
-}
-
 impl Default for SignatureConfig {
     fn default() -> Self {
         SignatureConfig {
-            scheme: default_scheme(),
+            scheme: SignatureScheme::Hmac,
             header: None,
             encoding: None,
             prefix: None,
@@ -65,9 +122,9 @@ impl AllowedSources {
 /// optionally the agent's own source-validated route.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Trigger {
-    pub id: String,
-    pub workspace_id: String,
-    pub agent_id: String,
+    pub id: TriggerId,
+    pub workspace_id: WorkspaceId,
+    pub agent_id: AgentId,
     pub name: String,
     pub description: Option<String>,
     pub token_hash: String,
@@ -79,7 +136,7 @@ pub struct Trigger {
     /// Input name → JSON pointer (or `{pointer, default, required}`).
     pub input_mapping: Option<serde_json::Map<String, Value>>,
     pub event_types: Vec<String>,
-    pub environment: String,
+    pub environment: Environment,
     pub rate_limit_per_minute: Option<u32>,
     pub metadata: Value,
     /// Whether `POST /api/v1/agents/{agentId}/webhook` reaches the agent
@@ -95,37 +152,74 @@ pub struct Trigger {
 }
 
 impl Trigger {
-    pub fn key(id: &str) -> (String, String) {
-        (format!("TRG#{id}"), "TRG".to_owned())
-    }
-
     /// Where a token leads: the token item holds a copy of the trigger, so
     /// a token call is resolved with one GetItem.
-    pub fn token_key(token_hash: &str) -> (String, String) {
+    pub fn token_key(token_hash: &str) -> Key {
         (format!("TOKEN#{token_hash}"), "TOKEN".to_owned())
     }
 
     /// Which trigger answers the agent's source-validated route.
-    pub fn agent_route_key(agent_id: &str) -> (String, String) {
+    pub fn agent_route_key(agent_id: &str) -> Key {
         (format!("AGENTROUTE#{agent_id}"), "ROUTE".to_owned())
+    }
+
+    /// When the trigger was last used: an item of its own, so the ingress
+    /// function never rewrites a trigger's configuration.
+    pub fn usage_key(id: &str) -> Key {
+        (format!("TRGUSED#{id}"), "USED".to_owned())
     }
 
     pub fn list_partition(workspace_id: &str) -> String {
         format!("WS#{workspace_id}#TRIGGERS")
     }
 
-    pub fn to_item(&self, version: u64) -> Item {
-        let (pk, sk) = Self::key(&self.id);
-        let mut item = Item::new(pk, sk, super::to_doc(self))
-            .with_gsi1(Self::list_partition(&self.workspace_id), self.id.clone());
-        item.version = version;
-        item
-    }
-
     pub fn token_item(&self) -> Item {
         let (pk, sk) = Self::token_key(&self.token_hash);
         Item::new(pk, sk, super::to_doc(self))
     }
+
+    pub fn agent_route_item(&self) -> Item {
+        let (pk, sk) = Self::agent_route_key(&self.agent_id);
+        Item::new(pk, sk, serde_json::json!({ "trigger_id": self.id }))
+    }
+}
+
+impl Record for Trigger {
+    const ENTITY: Entity = Entity::Trigger;
+
+    fn key_for(id: &str) -> Key {
+        (format!("TRG#{id}"), "TRG".to_owned())
+    }
+
+    fn to_item(&self, version: u64) -> Item {
+        let (pk, sk) = Self::key_for(&self.id);
+        let mut item = Item::new(pk, sk, super::to_doc(self)).with_gsi1(
+            Self::list_partition(&self.workspace_id),
+            self.id.to_string(),
+        );
+        item.version = version;
+        item
+    }
+}
+
+impl Scoped for Trigger {
+    fn workspace_id(&self) -> &WorkspaceId {
+        &self.workspace_id
+    }
+}
+
+/// What became of one call of a trigger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InvocationResult {
+    /// A new run was queued.
+    Accepted,
+    /// A repeat of an earlier call (same idempotency key).
+    Duplicate,
+    /// The trigger does not want this event.
+    Ignored,
+    /// Refused (authentication, limits, bad input).
+    Rejected,
 }
 
 /// One call of a trigger, kept for its retention period. Never holds a
@@ -133,14 +227,13 @@ impl Trigger {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Invocation {
     pub id: String,
-    pub trigger_id: String,
+    pub trigger_id: TriggerId,
     #[serde(with = "crate::clock::ts")]
     pub timestamp: DateTime<Utc>,
     pub source_ip: Option<String>,
-    /// `accepted`, `duplicate`, `ignored` or `rejected`.
-    pub result: String,
+    pub result: InvocationResult,
     pub status: u16,
-    pub run_id: Option<String>,
+    pub run_id: Option<RunId>,
     pub error: Option<String>,
     /// The first 2 KiB of the body.
     pub payload_excerpt: Option<String>,

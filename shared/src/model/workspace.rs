@@ -1,25 +1,32 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::{Key, Record};
+use crate::error::Entity;
+use crate::ids::WorkspaceId;
 use crate::ports::Item;
 
 /// A tenant: agents, runs and keys belong to exactly one workspace (the
-/// seed's `crewId`).
+/// compatibility routes' `crewId`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Workspace {
-    pub id: String,
+    pub id: WorkspaceId,
     pub name: String,
     #[serde(with = "crate::clock::ts")]
     pub created_at: DateTime<Utc>,
 }
 
-impl Workspace {
-    pub fn key(id: &str) -> (String, String) {
+impl Record for Workspace {
+    const ENTITY: Entity = Entity::Workspace;
+
+    fn key_for(id: &str) -> Key {
         (format!("WS#{id}"), "WS".to_owned())
     }
 
-    pub fn to_item(&self) -> Item {
-        let (pk, sk) = Self::key(&self.id);
-        Item::new(pk, sk, super::to_doc(self))
+    fn to_item(&self, version: u64) -> Item {
+        let (pk, sk) = Self::key_for(&self.id);
+        let mut item = Item::new(pk, sk, super::to_doc(self));
+        item.version = version;
+        item
     }
 }

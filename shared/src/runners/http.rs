@@ -12,11 +12,6 @@ pub struct HttpRunner {
     max_response_bytes: usize,
 }
 
-/// Exit code recorded when the agent answered but not with a 2xx.
-const EXIT_HTTP_STATUS: i32 = 1;
-/// Exit code recorded when the agent could not be reached or its answer not read.
-const EXIT_TRANSPORT: i32 = 2;
-
 impl HttpRunner {
     /// Agent URLs follow the same outbound policy as subscriber URLs: in a
     /// shared deployment a workspace admin must not reach internal or
@@ -35,19 +30,12 @@ impl HttpRunner {
     }
 
     pub async fn run(&self, url: &str, req: &RunRequest) -> Result<Value, RunnerError> {
-        if let Err(e) = self.policy.check_url(url) {
-            return Err(RunnerError {
-                message: format!("destination refused: agent url {e}"),
-                exit_code: EXIT_TRANSPORT,
-            });
-        }
-        // The URL is left out: it may carry a credential.
-        let transport = |e: reqwest::Error| RunnerError {
-            message: format!(
-                "agent request failed: {}",
-                crate::error::error_chain(&e.without_url())
-            ),
-            exit_code: EXIT_TRANSPORT,
+        self.policy.check_url(url).map_err(RunnerError::Refused)?;
+        // The URL is left out: it may carry a credential. A name that
+        // resolves only to refused addresses is refused, not a transport error.
+        let transport = |e: reqwest::Error| match crate::outbound::refusal_in(&e) {
+            Some(refused) => RunnerError::Refused(refused),
+            None => RunnerError::Transport(crate::error::error_chain(&e.without_url())),
         };
         let mut resp = self
             .client
@@ -60,22 +48,16 @@ impl HttpRunner {
         let mut body = Vec::new();
         while let Some(chunk) = resp.chunk().await.map_err(transport)? {
             if body.len() + chunk.len() > self.max_response_bytes {
-                return Err(RunnerError {
-                    message: format!(
-                        "agent response exceeds the limit of {} bytes",
-                        self.max_response_bytes
-                    ),
-                    exit_code: EXIT_TRANSPORT,
-                });
+                return Err(RunnerError::TooLarge(self.max_response_bytes));
             }
             body.extend_from_slice(&chunk);
         }
         if !status.is_success() {
             let mut excerpt = String::from_utf8_lossy(&body).into_owned();
             crate::message::truncate_utf8(&mut excerpt, 512);
-            return Err(RunnerError {
-                message: format!("agent answered HTTP {}: {excerpt}", status.as_u16()),
-                exit_code: EXIT_HTTP_STATUS,
+            return Err(RunnerError::Status {
+                status: status.as_u16(),
+                excerpt,
             });
         }
         Ok(serde_json::from_slice(&body)

@@ -1,43 +1,42 @@
 //! Workspaces and admin keys: who may use the management API.
 
 use crate::app::App;
-use crate::error::{ApiError, StoreError};
-use crate::ids;
-use crate::model::{from_item, AdminKey, Workspace};
-use crate::ports::{Condition, Item, TxOp};
+use crate::error::{Error, StoreError};
+use crate::ids::{self, WorkspaceId};
+use crate::model::{AdminKey, Workspace};
+
+/// Shortest admin key accepted from the operator (generated ones are longer).
+pub const MIN_ADMIN_KEY_CHARS: usize = 16;
 
 /// The record of a valid admin key (its workspace, its id).
-pub async fn authenticate(app: &App, presented: &str) -> Result<AdminKey, ApiError> {
+pub async fn authenticate(app: &App, presented: &str) -> Result<AdminKey, Error> {
     // Lookup by the key's hash: the comparison is an exact key match in the
     // store, so there is no secret-dependent comparison in our code at all.
-    let (pk, sk) = AdminKey::key(&ids::sha256_hex(presented));
-    match app.items.get(&pk, &sk).await? {
-        Some(item) => Ok(from_item::<AdminKey>(&item)?),
-        None => Err(ApiError::Unauthorized("invalid admin key")),
-    }
+    app.repo
+        .admin_key(&ids::sha256_hex(presented))
+        .await?
+        .ok_or_else(|| Error::unauthorized("invalid admin key"))
 }
 
-pub async fn get_workspace(app: &App, id: &str) -> Result<Option<Workspace>, ApiError> {
-    let (pk, sk) = Workspace::key(id);
-    Ok(match app.items.get(&pk, &sk).await? {
-        Some(item) => Some(from_item(&item)?),
-        None => None,
-    })
+pub async fn get_workspace(app: &App, id: &WorkspaceId) -> Result<Option<Workspace>, Error> {
+    Ok(app.repo.get::<Workspace>(id).await?.map(|v| v.record))
 }
 
 /// Stores an admin key (hashed) for a workspace.
-pub async fn add_admin_key(app: &App, workspace_id: &str, key: &str) -> Result<AdminKey, ApiError> {
+pub async fn add_admin_key(
+    app: &App,
+    workspace_id: &WorkspaceId,
+    key: &str,
+) -> Result<AdminKey, Error> {
     let record = admin_key_record(app, workspace_id, key);
-    app.items
-        .put(record.to_item(), Condition::NotExists)
-        .await?;
+    app.repo.add_admin_key(&record).await?;
     Ok(record)
 }
 
-fn admin_key_record(app: &App, workspace_id: &str, key: &str) -> AdminKey {
+fn admin_key_record(app: &App, workspace_id: &WorkspaceId, key: &str) -> AdminKey {
     AdminKey {
         id: ids::new_id("key"),
-        workspace_id: workspace_id.to_owned(),
+        workspace_id: workspace_id.clone(),
         key_hash: ids::sha256_hex(key),
         key_prefix: ids::display_prefix(key),
         created_at: app.clock.now(),
@@ -58,15 +57,11 @@ pub struct Bootstrap {
 /// key (`given_key`, or a generated one). Later starts return the existing
 /// workspace and change nothing. Safe against two processes starting at once:
 /// the marker is a conditional put.
-pub async fn bootstrap(app: &App, given_key: Option<&str>) -> Result<Bootstrap, ApiError> {
-    if let Some(item) = app.items.get("META", "BOOTSTRAP").await? {
-        let ws_id = item.data["workspace_id"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
-        let workspace = get_workspace(app, &ws_id).await?.ok_or_else(|| {
-            ApiError::Internal("bootstrap marker names a missing workspace".into())
-        })?;
+pub async fn bootstrap(app: &App, given_key: Option<&str>) -> Result<Bootstrap, Error> {
+    if let Some(ws_id) = app.repo.bootstrapped_workspace().await? {
+        let workspace = get_workspace(app, &ws_id)
+            .await?
+            .ok_or_else(|| Error::Internal("bootstrap marker names a missing workspace".into()))?;
         return Ok(Bootstrap {
             workspace,
             generated_key: None,
@@ -74,14 +69,17 @@ pub async fn bootstrap(app: &App, given_key: Option<&str>) -> Result<Bootstrap, 
         });
     }
     if let Some(k) = given_key {
-        if k.len() < 16 {
-            return Err(ApiError::BadRequest(
-                "HOOKRUN_BOOTSTRAP_ADMIN_KEY must be at least 16 characters".into(),
+        if k.len() < MIN_ADMIN_KEY_CHARS {
+            return Err(Error::invalid(
+                "HOOKRUN_BOOTSTRAP_ADMIN_KEY",
+                format!(
+                    "HOOKRUN_BOOTSTRAP_ADMIN_KEY must be at least {MIN_ADMIN_KEY_CHARS} characters"
+                ),
             ));
         }
     }
     let workspace = Workspace {
-        id: ids::workspace_id(),
+        id: WorkspaceId::generate(),
         name: "default".into(),
         created_at: app.clock.now(),
     };
@@ -92,22 +90,8 @@ pub async fn bootstrap(app: &App, given_key: Option<&str>) -> Result<Bootstrap, 
             (k.clone(), Some(k))
         }
     };
-    let marker = Item::new(
-        "META",
-        "BOOTSTRAP",
-        serde_json::json!({ "workspace_id": workspace.id }),
-    );
-    // One transaction: a crash can never leave a marker without its
-    // workspace and key, and a concurrent first start loses cleanly.
-    let ops = vec![
-        TxOp::Put(marker, Condition::NotExists),
-        TxOp::Put(workspace.to_item(), Condition::NotExists),
-        TxOp::Put(
-            admin_key_record(app, &workspace.id, &key).to_item(),
-            Condition::NotExists,
-        ),
-    ];
-    match app.items.transact(ops).await {
+    let record = admin_key_record(app, &workspace.id, &key);
+    match app.repo.bootstrap(&workspace, &record).await {
         Ok(()) => {}
         Err(StoreError::ConditionFailed) => return Box::pin(bootstrap(app, given_key)).await,
         Err(e) => return Err(e.into()),
@@ -120,27 +104,21 @@ pub async fn bootstrap(app: &App, given_key: Option<&str>) -> Result<Bootstrap, 
 }
 
 /// A new workspace with its first admin key (shown once).
-pub async fn create_workspace(app: &App, name: &str) -> Result<(Workspace, String), ApiError> {
+pub async fn create_workspace(app: &App, name: &str) -> Result<(Workspace, String), Error> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 200 {
-        return Err(ApiError::BadRequest(
-            "workspace name must be 1 to 200 characters".into(),
+        return Err(Error::invalid(
+            "name",
+            "workspace name must be 1 to 200 characters",
         ));
     }
     let workspace = Workspace {
-        id: ids::workspace_id(),
+        id: WorkspaceId::generate(),
         name: name.to_owned(),
         created_at: app.clock.now(),
     };
     let key = ids::admin_key();
-    app.items
-        .transact(vec![
-            TxOp::Put(workspace.to_item(), Condition::NotExists),
-            TxOp::Put(
-                admin_key_record(app, &workspace.id, &key).to_item(),
-                Condition::NotExists,
-            ),
-        ])
-        .await?;
+    let record = admin_key_record(app, &workspace.id, &key);
+    app.repo.create_workspace(&workspace, &record).await?;
     Ok((workspace, key))
 }

@@ -4,11 +4,12 @@ use chrono::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::app::App;
-use crate::error::{ApiError, StoreError};
-use crate::ids;
+use crate::error::{Error, StoreError};
+use crate::ids::{self, AgentId, WorkspaceId};
 use crate::model::agent::{DEFAULT_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS};
 use crate::model::{Agent, RunnerConfig};
-use crate::ports::{Condition, Index, Query, SecretVersions};
+use crate::ports::SecretVersions;
+use crate::repo::{Listing, Repo};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -43,7 +44,7 @@ pub struct RotateSecret {
 /// The answer to a rotation: the new secret, shown once.
 #[derive(Debug, Serialize)]
 pub struct RotatedSecret {
-    pub agent_id: String,
+    pub agent_id: AgentId,
     pub webhook_secret: String,
     #[serde(with = "crate::clock::ts::option")]
     pub previous_valid_until: Option<chrono::DateTime<chrono::Utc>>,
@@ -52,34 +53,36 @@ pub struct RotatedSecret {
 const MAX_NAME_CHARS: usize = 200;
 const MAX_GRACE_SECONDS: i64 = 30 * 24 * 3600;
 
-fn validate_name(name: &str) -> Result<String, ApiError> {
+fn validate_name(name: &str) -> Result<String, Error> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
-        return Err(ApiError::BadRequest(format!(
-            "name must be 1 to {MAX_NAME_CHARS} characters"
-        )));
+        return Err(Error::invalid(
+            "name",
+            format!("name must be 1 to {MAX_NAME_CHARS} characters"),
+        ));
     }
     Ok(name.to_owned())
 }
 
 /// The URL's form, and an IP-literal host against the outbound policy; a
 /// name is checked when it is resolved at run time.
-fn validate_runner(app: &App, runner: &RunnerConfig) -> Result<(), ApiError> {
+fn validate_runner(app: &App, runner: &RunnerConfig) -> Result<(), Error> {
     if let RunnerConfig::Http { url } = runner {
         app.settings
             .outbound
             .check_url(url)
-            .map_err(|e| ApiError::BadRequest(format!("runner.url {e}")))?;
+            .map_err(|e| Error::invalid("runner.url", format!("runner.url {e}")))?;
     }
     Ok(())
 }
 
-fn validate_timeout(t: Option<u64>) -> Result<u64, ApiError> {
+fn validate_timeout(t: Option<u64>) -> Result<u64, Error> {
     let t = t.unwrap_or(DEFAULT_TIMEOUT_SECONDS);
     if !(1..=MAX_TIMEOUT_SECONDS).contains(&t) {
-        return Err(ApiError::BadRequest(format!(
-            "timeout_seconds must be between 1 and {MAX_TIMEOUT_SECONDS}"
-        )));
+        return Err(Error::invalid(
+            "timeout_seconds",
+            format!("timeout_seconds must be between 1 and {MAX_TIMEOUT_SECONDS}"),
+        ));
     }
     Ok(t)
 }
@@ -87,16 +90,16 @@ fn validate_timeout(t: Option<u64>) -> Result<u64, ApiError> {
 /// The agent and, once, its webhook secret.
 pub async fn create(
     app: &App,
-    workspace_id: &str,
+    workspace_id: &WorkspaceId,
     req: CreateAgent,
-) -> Result<(Agent, String), ApiError> {
+) -> Result<(Agent, String), Error> {
     let name = validate_name(&req.name)?;
     validate_runner(app, &req.runner)?;
     let timeout_seconds = validate_timeout(req.timeout_seconds)?;
     let now = app.clock.now();
     let agent = Agent {
-        id: ids::agent_id(),
-        workspace_id: workspace_id.to_owned(),
+        id: AgentId::generate(),
+        workspace_id: workspace_id.clone(),
         name,
         runner: req.runner,
         version: 1,
@@ -111,7 +114,7 @@ pub async fn create(
     app.secrets
         .put(&secret_name, &SecretVersions::new(secret.clone()))
         .await?;
-    if let Err(e) = app.items.put(agent.to_item(), Condition::NotExists).await {
+    if let Err(e) = app.repo.create(&agent).await {
         if let Err(cleanup) = app.secrets.delete(&secret_name).await {
             tracing::warn!(agent_id = %agent.id, error = %cleanup, "orphaned agent secret after failed create");
         }
@@ -122,43 +125,29 @@ pub async fn create(
 
 /// The agent, if it exists and belongs to the workspace; other workspaces'
 /// agents are indistinguishable from missing ones.
-pub async fn find(
-    app: &App,
-    workspace_id: &str,
-    agent_id: &str,
-) -> Result<Option<(Agent, u64)>, ApiError> {
-    let found: Option<(Agent, u64)> = crate::model::load(app, agent_id, Agent::key).await?;
-    Ok(found.filter(|(a, _)| a.workspace_id == workspace_id))
-}
-
-pub async fn get(app: &App, workspace_id: &str, agent_id: &str) -> Result<Agent, ApiError> {
-    find(app, workspace_id, agent_id)
-        .await?
-        .map(|(a, _)| a)
-        .ok_or(ApiError::NotFound("agent"))
+pub async fn get(app: &App, workspace_id: &WorkspaceId, agent_id: &str) -> Result<Agent, Error> {
+    Ok(app.repo.find::<Agent>(workspace_id, agent_id).await?.record)
 }
 
 pub async fn list(
     app: &App,
-    workspace_id: &str,
+    workspace_id: &WorkspaceId,
     limit: usize,
     cursor: Option<String>,
-) -> Result<(Vec<Agent>, Option<String>), ApiError> {
-    let query = Query::partition(Index::Gsi1, Agent::list_partition(workspace_id))
+) -> Result<Listing<Agent>, Error> {
+    let query = Repo::gsi_query(Agent::list_partition(workspace_id), false)
         .limit(limit)
         .after(cursor);
-    Ok(crate::model::page_of(app, query).await?)
+    Ok(app.repo.page(query).await?)
 }
 
 pub async fn update(
     app: &App,
-    workspace_id: &str,
+    workspace_id: &WorkspaceId,
     agent_id: &str,
     req: UpdateAgent,
-) -> Result<Agent, ApiError> {
-    let (mut agent, version) = find(app, workspace_id, agent_id)
-        .await?
-        .ok_or(ApiError::NotFound("agent"))?;
+) -> Result<Agent, Error> {
+    let mut agent = app.repo.find::<Agent>(workspace_id, agent_id).await?;
     if let Some(name) = &req.name {
         agent.name = validate_name(name)?;
     }
@@ -172,26 +161,18 @@ pub async fn update(
     if let Some(enabled) = req.enabled {
         agent.enabled = enabled;
     }
-    agent.version = version + 1;
     agent.updated_at = app.clock.now();
-    app.items
-        .put(agent.to_item(), Condition::Version(version))
-        .await?;
-    Ok(agent)
+    app.repo.save(&mut agent).await?;
+    Ok(agent.record)
 }
 
-pub async fn delete(app: &App, workspace_id: &str, agent_id: &str) -> Result<(), ApiError> {
-    let (agent, version) = find(app, workspace_id, agent_id)
-        .await?
-        .ok_or(ApiError::NotFound("agent"))?;
-    let (pk, sk) = Agent::key(&agent.id);
-    match app
-        .items
-        .delete(&pk, &sk, Condition::Version(version))
-        .await
-    {
+pub async fn delete(app: &App, workspace_id: &WorkspaceId, agent_id: &str) -> Result<(), Error> {
+    let agent = app.repo.find::<Agent>(workspace_id, agent_id).await?;
+    match app.repo.delete(&agent).await {
         Ok(()) => {}
-        Err(StoreError::ConditionFailed) => return Err(ApiError::NotFound("agent")),
+        Err(StoreError::ConditionFailed) => {
+            return Err(Error::NotFound(crate::error::Entity::Agent))
+        }
         Err(e) => return Err(e.into()),
     }
     // The agent is gone for every route already; the secret goes next.
@@ -209,18 +190,19 @@ pub async fn delete(app: &App, workspace_id: &str, agent_id: &str) -> Result<(),
 /// window (0 ends it at once).
 pub async fn rotate_secret(
     app: &App,
-    workspace_id: &str,
+    workspace_id: &WorkspaceId,
     agent_id: &str,
     req: RotateSecret,
-) -> Result<RotatedSecret, ApiError> {
+) -> Result<RotatedSecret, Error> {
     let agent = get(app, workspace_id, agent_id).await?;
-    let grace = req
-        .grace_seconds
-        .unwrap_or(app.settings.default_secret_grace_seconds);
+    let grace = req.grace_seconds.unwrap_or_else(|| {
+        i64::try_from(app.settings.default_secret_grace.as_secs()).unwrap_or(MAX_GRACE_SECONDS)
+    });
     if !(0..=MAX_GRACE_SECONDS).contains(&grace) {
-        return Err(ApiError::BadRequest(format!(
-            "grace_seconds must be between 0 and {MAX_GRACE_SECONDS}"
-        )));
+        return Err(Error::invalid(
+            "grace_seconds",
+            format!("grace_seconds must be between 0 and {MAX_GRACE_SECONDS}"),
+        ));
     }
     let name = Agent::secret_name(&app.settings.secret_prefix, workspace_id, &agent.id);
     // Past any cache: a rotation must build on the value stored now, or a
@@ -229,7 +211,7 @@ pub async fn rotate_secret(
         .secrets
         .get_uncached(&name)
         .await?
-        .ok_or_else(|| ApiError::Internal(format!("agent {} has no secret", agent.id)))?;
+        .ok_or_else(|| Error::Internal(format!("agent {} has no secret", agent.id)))?;
     let now = app.clock.now();
     let new_secret = ids::agent_secret();
     let until = (grace > 0).then(|| now + Duration::seconds(grace));
@@ -248,7 +230,7 @@ pub async fn rotate_secret(
 
 /// The agent's secret values, for the internal route and for ingress
 /// (possibly from a short-lived cache).
-pub async fn secret(app: &App, agent: &Agent) -> Result<SecretVersions, ApiError> {
+pub async fn secret(app: &App, agent: &Agent) -> Result<SecretVersions, Error> {
     app.secrets
         .get(&Agent::secret_name(
             &app.settings.secret_prefix,
@@ -256,11 +238,11 @@ pub async fn secret(app: &App, agent: &Agent) -> Result<SecretVersions, ApiError
             &agent.id,
         ))
         .await?
-        .ok_or_else(|| ApiError::Internal(format!("agent {} has no secret", agent.id)))
+        .ok_or_else(|| Error::Internal(format!("agent {} has no secret", agent.id)))
 }
 
 /// The agent's secret values read past any cache.
-pub async fn fresh_secret(app: &App, agent: &Agent) -> Result<SecretVersions, ApiError> {
+pub async fn fresh_secret(app: &App, agent: &Agent) -> Result<SecretVersions, Error> {
     app.secrets
         .get_fresh(&Agent::secret_name(
             &app.settings.secret_prefix,
@@ -268,12 +250,11 @@ pub async fn fresh_secret(app: &App, agent: &Agent) -> Result<SecretVersions, Ap
             &agent.id,
         ))
         .await?
-        .ok_or_else(|| ApiError::Internal(format!("agent {} has no secret", agent.id)))
+        .ok_or_else(|| Error::Internal(format!("agent {} has no secret", agent.id)))
 }
 
-/// An agent by id alone, for the internal route (no workspace context).
-pub async fn find_any(app: &App, agent_id: &str) -> Result<Option<Agent>, ApiError> {
-    Ok(crate::model::load(app, agent_id, Agent::key)
-        .await?
-        .map(|(a, _)| a))
+/// An agent by id alone, for the internal route and the executor (no
+/// workspace context).
+pub async fn find_any(app: &App, agent_id: &str) -> Result<Option<Agent>, Error> {
+    Ok(app.repo.get::<Agent>(agent_id).await?.map(|v| v.record))
 }

@@ -1,4 +1,4 @@
-//! The delivery worker (DESIGN §6): one HTTP attempt per deliveries-queue
+//! The delivery worker: one HTTP attempt per deliveries-queue
 //! message, signed both ways, logged, and retried on Svix's schedule.
 //!
 //! Retries are new queue messages, not visibility changes, so the queue's
@@ -11,29 +11,14 @@ use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use serde::{Deserialize, Serialize};
 
 use crate::app::App;
-use crate::error::{ApiError, StoreError};
+use crate::error::Error;
 use crate::model::{Delivery, DeliveryAttempt, DeliveryStatus, Subscription};
-use crate::ports::{Condition, QueueId, MAX_DELAY_FOR_QUEUE};
 use crate::seal;
-use crate::services::executor::Outcome;
-use crate::services::subscriptions;
 use crate::signature::hmac_sha256;
+use crate::work::{self, Message, Outcome};
 
-#[derive(Debug, Serialize, Deserialize)]
-pub struct DeliveryMessage {
-    pub delivery_id: String,
-    /// One attempt asked for by hand: made even if the delivery is done,
-    /// and not retried.
-    #[serde(default)]
-    pub manual: bool,
-}
-
-/// Waits after the 1st, 2nd, … failed attempt (Svix's schedule): 5 s, 5 min,
-/// 30 min, 2 h, 5 h, 10 h, 10 h. Eight attempts in all.
-pub const SCHEDULE_SECS: [u64; 7] = [5, 300, 1800, 7200, 18_000, 36_000, 36_000];
 /// Each wait varies by up to this fraction either way.
 pub const JITTER: f64 = 0.2;
 /// 429s and timeouts wait at least this long.
@@ -47,9 +32,10 @@ pub const RESPONSE_EXCERPT_BYTES: usize = 4096;
 
 /// The wait before the next attempt after `failed_attempts` failures, or
 /// `None` when the schedule is exhausted. `jitter` in [-1, 1] scales the
-/// ±20 % variation.
+/// ±20 % variation. The default schedule (`HOOKRUN_DELIVERY_RETRY_SCHEDULE`)
+/// is Svix's: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h; eight attempts in all.
 pub fn next_delay(
-    schedule: &[u64],
+    schedule: &[Duration],
     failed_attempts: u32,
     throttled: bool,
     retry_after: Option<Duration>,
@@ -57,7 +43,7 @@ pub fn next_delay(
 ) -> Option<Duration> {
     let base = *schedule.get((failed_attempts as usize).checked_sub(1)?)?;
     let factor = 1.0 + JITTER * jitter.clamp(-1.0, 1.0);
-    let mut wait = Duration::from_secs_f64(base as f64 * factor);
+    let mut wait = base.mul_f64(factor);
     if throttled {
         wait = wait.max(MIN_THROTTLED_WAIT);
     }
@@ -159,6 +145,7 @@ async fn attempt(
         r.refused = true;
         return r;
     }
+
     let ts = app.clock.now().timestamp();
     let mut req = app.outbound.post(&sub.url).body(delivery.body.clone());
     for (k, v) in signature_headers(&delivery.id, &delivery.event, ts, &delivery.body, secrets) {
@@ -167,8 +154,8 @@ async fn attempt(
     match req.send().await {
         Err(e) => {
             r.timed_out = e.is_timeout();
+            r.refused = crate::outbound::refusal_in(&e).is_some();
             let msg = crate::error::error_chain(&e.without_url());
-            r.refused = msg.contains("destination refused");
             r.error = Some(if r.timed_out {
                 format!("timeout: {msg}")
             } else {
@@ -228,7 +215,7 @@ fn excerpt(body: &[u8]) -> String {
 }
 
 /// The subscription's signing secrets valid now, current first.
-async fn secrets(app: &App, sub: &Subscription) -> Result<Vec<String>, ApiError> {
+async fn secrets(app: &App, sub: &Subscription) -> Result<Vec<String>, Error> {
     let mut out = vec![seal::open_sealed(app, &sub.secret_sealed).await?];
     if let (Some(prev), Some(until)) =
         (&sub.previous_secret_sealed, sub.previous_secret_valid_until)
@@ -242,29 +229,27 @@ async fn secrets(app: &App, sub: &Subscription) -> Result<Vec<String>, ApiError>
 
 const BACKEND_RETRY: Duration = Duration::from_secs(5);
 
-pub async fn process_message(app: &App, body: &str) -> Outcome {
-    let msg: DeliveryMessage = match serde_json::from_str(body) {
-        Ok(m) => m,
-        Err(e) => return Outcome::Poison(format!("malformed deliveries-queue message: {e}")),
-    };
-    match process(app, &msg).await {
+/// Makes one attempt of the delivery a deliveries-queue message names
+/// (`manual`: asked for by hand, made whatever the delivery's state, not
+/// retried).
+pub async fn process(app: &App, delivery_id: &str, manual: bool) -> Outcome {
+    match attempt_delivery(app, delivery_id, manual).await {
         Ok(o) => o,
         Err(e) => {
-            tracing::warn!(delivery_id = %msg.delivery_id, error = %e, detail = ?e, "delivery processing failed; will retry");
+            tracing::warn!(%delivery_id, error = %e, detail = ?e, "delivery processing failed; will retry");
             Outcome::RetryAfter(BACKEND_RETRY)
         }
     }
 }
 
-async fn process(app: &App, msg: &DeliveryMessage) -> Result<Outcome, ApiError> {
-    let Some((mut d, version)) = subscriptions::load_delivery(app, &msg.delivery_id).await? else {
+async fn attempt_delivery(app: &App, delivery_id: &str, manual: bool) -> Result<Outcome, Error> {
+    let Some(mut d) = app.repo.get::<Delivery>(delivery_id).await? else {
         return Ok(Outcome::Poison(format!(
-            "delivery {} does not exist",
-            msg.delivery_id
+            "delivery {delivery_id} does not exist"
         )));
     };
     let now = app.clock.now();
-    if !msg.manual {
+    if !manual {
         if d.status != DeliveryStatus::Pending {
             return Ok(Outcome::Done);
         }
@@ -276,21 +261,21 @@ async fn process(app: &App, msg: &DeliveryMessage) -> Result<Outcome, ApiError> 
             }
         }
     }
-    let sub = match subscriptions::load(app, &d.subscription_id).await? {
-        Some((s, _)) if s.enabled || msg.manual => s,
+    let sub = match app.repo.get::<Subscription>(&d.subscription_id).await? {
+        Some(s) if s.enabled || manual => s.record,
         other => {
             let why = if other.is_some() {
                 "subscription disabled"
             } else {
                 "subscription deleted"
             };
-            if !msg.manual {
+            if !manual {
                 d.status = DeliveryStatus::Failed;
                 d.last_error = Some(why.into());
                 d.next_attempt_at = None;
                 d.completed_at = Some(now);
                 d.updated_at = now;
-                save(app, &d, version).await?;
+                app.repo.try_save(&mut d).await?;
             }
             return Ok(Outcome::Done);
         }
@@ -303,20 +288,13 @@ async fn process(app: &App, msg: &DeliveryMessage) -> Result<Outcome, ApiError> 
     // longest duration, so a message arriving meanwhile waits instead.
     d.attempts += 1;
     d.updated_at = now;
-    if !msg.manual {
-        let lease = Duration::from_secs(app.settings.delivery_timeout_seconds) + CLAIM_MARGIN;
+    if !manual {
+        let lease = app.settings.delivery_timeout + CLAIM_MARGIN;
         d.next_attempt_at = Some(now + chrono::Duration::from_std(lease).unwrap_or_default());
     }
-    match app
-        .items
-        .put(d.to_item(version + 1), Condition::Version(version))
-        .await
-    {
-        Ok(()) => {}
-        Err(StoreError::ConditionFailed) => return Ok(Outcome::Done),
-        Err(e) => return Err(e.into()),
+    if !app.repo.try_save(&mut d).await? {
+        return Ok(Outcome::Done);
     }
-    let version = version + 1;
 
     let r = attempt(app, &sub, &d, &keys).await;
     let log = DeliveryAttempt {
@@ -327,10 +305,10 @@ async fn process(app: &App, msg: &DeliveryMessage) -> Result<Outcome, ApiError> 
         error: r.error.clone(),
         duration_ms: r.duration.as_millis() as u64,
         response_excerpt: r.excerpt.clone(),
-        manual: msg.manual,
+        manual,
         expires_at: d.expires_at,
     };
-    app.items.put(log.to_item(), Condition::None).await?;
+    app.repo.record_attempt(&log).await?;
     d.last_status_code = r.status;
     d.last_error = r.error.clone();
     d.updated_at = app.clock.now();
@@ -341,7 +319,7 @@ async fn process(app: &App, msg: &DeliveryMessage) -> Result<Outcome, ApiError> 
         d.status = DeliveryStatus::Succeeded;
         d.next_attempt_at = None;
         d.completed_at = Some(d.updated_at);
-    } else if msg.manual {
+    } else if manual {
         // One attempt, as asked; the delivery keeps its state otherwise.
     } else {
         let throttled = r.status == Some(429) || r.timed_out;
@@ -368,7 +346,7 @@ async fn process(app: &App, msg: &DeliveryMessage) -> Result<Outcome, ApiError> 
             }
         }
     }
-    if !save(app, &d, version).await? {
+    if !app.repo.try_save(&mut d).await? {
         // Someone changed the delivery meanwhile (a manual redelivery):
         // their outcome stands, and no second retry chain is started.
         return Ok(Outcome::Done);
@@ -380,40 +358,21 @@ async fn process(app: &App, msg: &DeliveryMessage) -> Result<Outcome, ApiError> 
     Ok(Outcome::Done)
 }
 
-/// Writes the delivery if nobody changed it since `version`; false if they did.
-async fn save(app: &App, d: &Delivery, version: u64) -> Result<bool, ApiError> {
-    match app
-        .items
-        .put(d.to_item(version + 1), Condition::Version(version))
-        .await
-    {
-        Ok(()) => Ok(true),
-        Err(StoreError::ConditionFailed) => Ok(false),
-        Err(e) => Err(e.into()),
-    }
-}
-
 /// Queues the next attempt, waiting at most what the queue allows now.
-async fn requeue(app: &App, id: &str, wait: Duration) -> Result<(), ApiError> {
-    let msg = DeliveryMessage {
+async fn requeue(app: &App, id: &str, wait: Duration) -> Result<(), Error> {
+    let msg = Message::Delivery {
         delivery_id: id.to_owned(),
         manual: false,
     };
-    app.queue
-        .send(
-            QueueId::Deliveries,
-            &serde_json::to_string(&msg).expect("serialises"),
-            wait.min(MAX_DELAY_FOR_QUEUE),
-        )
-        .await?;
+    work::send(app, &msg, wait).await?;
     Ok(())
 }
 
 /// Keeps the subscription's failure streak: a success ends it, `410 Gone`
 /// or five days of nothing but failures disables the subscription.
-async fn note_outcome(app: &App, sub_id: &str, success: bool, gone: bool) -> Result<(), ApiError> {
+async fn note_outcome(app: &App, sub_id: &str, success: bool, gone: bool) -> Result<(), Error> {
     for _ in 0..3 {
-        let Some((mut sub, version)) = subscriptions::load(app, sub_id).await? else {
+        let Some(mut sub) = app.repo.get::<Subscription>(sub_id).await? else {
             return Ok(());
         };
         let now = app.clock.now();
@@ -449,14 +408,8 @@ async fn note_outcome(app: &App, sub_id: &str, success: bool, gone: bool) -> Res
             tracing::warn!(subscription_id = %sub.id, %reason, "subscription disabled");
         }
         sub.updated_at = now;
-        match app
-            .items
-            .put(sub.to_item(version + 1), Condition::Version(version))
-            .await
-        {
-            Ok(()) => return Ok(()),
-            Err(StoreError::ConditionFailed) => continue,
-            Err(e) => return Err(e.into()),
+        if app.repo.try_save(&mut sub).await? {
+            return Ok(());
         }
     }
     Ok(())
@@ -466,38 +419,52 @@ async fn note_outcome(app: &App, sub_id: &str, success: bool, gone: bool) -> Res
 mod tests {
     use super::*;
 
+    const SCHEDULE_SECS: [u64; 7] = [5, 300, 1800, 7200, 18_000, 36_000, 36_000];
+
+    fn schedule() -> Vec<Duration> {
+        SCHEDULE_SECS
+            .iter()
+            .map(|s| Duration::from_secs(*s))
+            .collect()
+    }
+
+    #[test]
+    fn the_default_schedule_is_svix() {
+        assert_eq!(crate::Settings::default().delivery_schedule, schedule());
+    }
+
     #[test]
     fn schedule_with_jitter() {
         assert_eq!(
-            next_delay(&SCHEDULE_SECS, 1, false, None, 0.0),
+            next_delay(&schedule(), 1, false, None, 0.0),
             Some(Duration::from_secs(5))
         );
         assert_eq!(
-            next_delay(&SCHEDULE_SECS, 2, false, None, 0.0),
+            next_delay(&schedule(), 2, false, None, 0.0),
             Some(Duration::from_secs(300))
         );
         assert_eq!(
-            next_delay(&SCHEDULE_SECS, 7, false, None, 0.0),
+            next_delay(&schedule(), 7, false, None, 0.0),
             Some(Duration::from_secs(36_000))
         );
         assert_eq!(
-            next_delay(&SCHEDULE_SECS, 8, false, None, 0.0),
+            next_delay(&schedule(), 8, false, None, 0.0),
             None,
             "eight attempts, then failed"
         );
-        assert_eq!(next_delay(&SCHEDULE_SECS, 0, false, None, 0.0), None);
+        assert_eq!(next_delay(&schedule(), 0, false, None, 0.0), None);
         assert_eq!(
-            next_delay(&SCHEDULE_SECS, 3, false, None, 1.0),
+            next_delay(&schedule(), 3, false, None, 1.0),
             Some(Duration::from_secs(2160)),
             "+20 %"
         );
         assert_eq!(
-            next_delay(&SCHEDULE_SECS, 3, false, None, -1.0),
+            next_delay(&schedule(), 3, false, None, -1.0),
             Some(Duration::from_secs(1440)),
             "-20 %"
         );
         assert_eq!(
-            next_delay(&SCHEDULE_SECS, 3, false, None, 7.0),
+            next_delay(&schedule(), 3, false, None, 7.0),
             Some(Duration::from_secs(2160)),
             "jitter is clamped"
         );
@@ -506,20 +473,20 @@ mod tests {
     #[test]
     fn throttling_and_retry_after() {
         assert_eq!(
-            next_delay(&SCHEDULE_SECS, 1, true, None, 0.0),
+            next_delay(&schedule(), 1, true, None, 0.0),
             Some(MIN_THROTTLED_WAIT)
         );
         assert_eq!(
-            next_delay(&SCHEDULE_SECS, 1, true, Some(Duration::from_secs(120)), 0.0),
+            next_delay(&schedule(), 1, true, Some(Duration::from_secs(120)), 0.0),
             Some(Duration::from_secs(120))
         );
         assert_eq!(
-            next_delay(&SCHEDULE_SECS, 2, true, Some(Duration::from_secs(10)), 0.0),
+            next_delay(&schedule(), 2, true, Some(Duration::from_secs(10)), 0.0),
             Some(Duration::from_secs(300))
         );
         assert_eq!(
             next_delay(
-                &SCHEDULE_SECS,
+                &schedule(),
                 1,
                 false,
                 Some(Duration::from_secs(999_999)),

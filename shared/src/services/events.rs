@@ -11,10 +11,10 @@ use sha2::{Digest, Sha256};
 
 use crate::app::App;
 use crate::clock::rfc3339;
-use crate::error::{ApiError, StoreError};
-use crate::model::{from_item, Delivery, DeliveryStatus, Run, Subscription};
-use crate::ports::{Condition, Index, Query, QueueId};
-use crate::services::delivery::DeliveryMessage;
+use crate::error::Error;
+use crate::model::{Delivery, DeliveryStatus, Run, Subscription};
+use crate::repo::Repo;
+use crate::work::{self, Message};
 
 /// How long a never-attempted delivery may wait before a re-emit sends its
 /// message again (a fresh one's message is still in the queue).
@@ -23,7 +23,8 @@ const STRANDED_AFTER_SECS: i64 = 60;
 /// Subscriptions of one workspace read per event at most (pages of 100).
 const MAX_SUBSCRIPTIONS: usize = 1000;
 
-/// The seed 001 payload of a run event.
+/// The payload of a run event (`deployment_id` is the agent id: the
+/// compatibility name, docs/ARCHITECTURE.md glossary).
 pub fn payload(event: &str, run: &Run, now: chrono::DateTime<chrono::Utc>) -> Value {
     let mut data = json!({
         "run_id": run.id,
@@ -46,30 +47,26 @@ fn delivery_id(run_id: &str, subscription_id: &str, event: &str) -> String {
 
 /// Creates and queues the deliveries of `event` for `run`. Returns how many
 /// subscriptions matched.
-pub async fn emit(app: &App, event: &str, run: &Run) -> Result<usize, ApiError> {
+pub async fn emit(app: &App, event: &str, run: &Run) -> Result<usize, Error> {
     let mut matched = 0;
     let mut cursor = None;
     let mut seen = 0;
     let now = app.clock.now();
     let body = serde_json::to_string(&payload(event, run, now)).expect("serialises");
     loop {
-        let page = app
-            .items
-            .query(
-                Query::partition(Index::Gsi1, Subscription::list_partition(&run.workspace_id))
-                    .limit(100)
-                    .after(cursor),
-            )
-            .await?;
-        seen += page.items.len();
-        for item in &page.items {
-            let sub: Subscription = from_item(item)?;
-            if sub.wants(event, &run.environment, &run.agent_id) {
-                matched += 1;
-                deliver(app, &sub, event, run, &body).await?;
-            }
+        let query = Repo::gsi_query(Subscription::list_partition(&run.workspace_id), false)
+            .limit(100)
+            .after(cursor);
+        let (subs, next) = app.repo.page::<Subscription>(query).await?;
+        seen += subs.len();
+        for sub in subs
+            .iter()
+            .filter(|s| s.wants(event, run.environment, &run.agent_id))
+        {
+            matched += 1;
+            deliver(app, sub, event, run, &body).await?;
         }
-        match page.next_cursor {
+        match next {
             Some(c) if seen < MAX_SUBSCRIPTIONS => cursor = Some(c),
             _ => break,
         }
@@ -83,7 +80,7 @@ async fn deliver(
     event: &str,
     run: &Run,
     body: &str,
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
     let now = app.clock.now();
     let delivery = Delivery {
         id: delivery_id(&run.id, &sub.id, event),
@@ -102,41 +99,21 @@ async fn deliver(
         completed_at: None,
         expires_at: Some(app.retention_expiry()),
     };
-    match app
-        .items
-        .put(delivery.to_item(1), Condition::NotExists)
-        .await
-    {
-        Ok(()) => {}
-        Err(StoreError::ConditionFailed) => {
-            // Emitted before. Queue it again only if it never got going (the
-            // earlier emit may have stopped between the put and the send).
-            let (pk, sk) = Delivery::key(&delivery.id);
-            let existing: Option<Delivery> = app
-                .items
-                .get(&pk, &sk)
-                .await?
-                .map(|i| from_item(&i))
-                .transpose()?;
-            let stranded = matches!(&existing, Some(d) if d.status == DeliveryStatus::Pending
-                && d.attempts == 0
-                && now - d.updated_at >= chrono::Duration::seconds(STRANDED_AFTER_SECS));
-            if !stranded {
-                return Ok(());
-            }
+    if !app.repo.create_delivery(&delivery).await? {
+        // Emitted before. Queue it again only if it never got going (the
+        // earlier emit may have stopped between the put and the send).
+        let existing = app.repo.get::<Delivery>(&delivery.id).await?;
+        let stranded = matches!(&existing, Some(d) if d.status == DeliveryStatus::Pending
+            && d.attempts == 0
+            && now - d.updated_at >= chrono::Duration::seconds(STRANDED_AFTER_SECS));
+        if !stranded {
+            return Ok(());
         }
-        Err(e) => return Err(e.into()),
     }
-    let msg = DeliveryMessage {
+    let msg = Message::Delivery {
         delivery_id: delivery.id,
         manual: false,
     };
-    app.queue
-        .send(
-            QueueId::Deliveries,
-            &serde_json::to_string(&msg).expect("serialises"),
-            Duration::ZERO,
-        )
-        .await?;
+    work::send(app, &msg, Duration::ZERO).await?;
     Ok(())
 }

@@ -1,4 +1,5 @@
-//! Run execution: consumes one runs-queue message (DESIGN §5).
+//! Run execution: one runs-queue message (docs/ARCHITECTURE.md, "Run
+//! lifecycle").
 //!
 //! Every state change is a conditional write on the run item's version, so
 //! a redelivered message never runs a finished run again, two executors
@@ -11,47 +12,62 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::app::App;
-use crate::error::{ApiError, StoreError};
+use crate::error::Error;
+use crate::ids::RunId;
 use crate::message::truncate_utf8;
 use crate::model::run::MAX_STORED_RUN_BYTES;
 use crate::model::{Agent, LogLine, Run, RunStatus};
+use crate::repo::Versioned;
 use crate::runners::{RunRequest, RunnerError, TriggerInfo};
-use crate::services::{agents, events, runs};
+use crate::services::{agents, events};
+use crate::work::Outcome;
 
-/// What to do with the message after processing.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// Finished with it (ran, or nothing left to do): delete it.
-    Done,
-    /// Not now: make it visible again after this long.
-    RetryAfter(Duration),
-    /// It can never be processed (malformed): send it to the dead-letter queue.
-    Poison(String),
+/// Why a run failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Failure {
+    /// The runner could not complete it (timeout, refused, HTTP error, ...).
+    #[error(transparent)]
+    Runner(#[from] RunnerError),
+    #[error("agent was disabled before the run started")]
+    AgentDisabled,
+    #[error("agent was deleted before the run started")]
+    AgentDeleted,
+    /// Executors kept stopping while running it.
+    #[error("abandoned: the executor stopped {0} times while running it")]
+    Abandoned(u32),
+    /// The output does not fit a run item.
+    #[error("agent output too large to keep ({0} bytes; a run holds at most {MAX_STORED_RUN_BYTES} bytes)")]
+    OutputTooLarge(usize),
 }
 
-/// Exit code of a run that hit its timeout (as `timeout(1)` reports it).
-pub const EXIT_TIMEOUT: i32 = 124;
+impl Failure {
+    /// The exit code recorded on the run.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Failure::Runner(e) => e.exit_code(),
+            Failure::OutputTooLarge(_) => 1,
+            Failure::AgentDisabled | Failure::AgentDeleted | Failure::Abandoned(_) => -1,
+        }
+    }
+}
 
 /// How long to wait before looking at a message again after a transient
 /// store error.
 const BACKEND_RETRY: Duration = Duration::from_secs(5);
 
-pub async fn process_message(app: &App, body: &str) -> Outcome {
-    let msg: runs::RunMessage = match serde_json::from_str(body) {
-        Ok(m) => m,
-        Err(e) => return Outcome::Poison(format!("malformed runs-queue message: {e}")),
-    };
-    match process_run(app, &msg.run_id).await {
+/// Executes (or finishes, or announces) the run a runs-queue message names.
+pub async fn process(app: &App, run_id: &RunId) -> Outcome {
+    match process_run(app, run_id).await {
         Ok(outcome) => outcome,
         Err(e) => {
-            tracing::warn!(run_id = %msg.run_id, error = %e, detail = ?e, "run processing failed; will retry");
+            tracing::warn!(%run_id, error = %e, detail = ?e, "run processing failed; will retry");
             Outcome::RetryAfter(BACKEND_RETRY)
         }
     }
 }
 
-async fn process_run(app: &App, run_id: &str) -> Result<Outcome, ApiError> {
-    let Some((mut run, version)) = runs::load(app, run_id).await? else {
+async fn process_run(app: &App, run_id: &RunId) -> Result<Outcome, Error> {
+    let Some(mut run) = app.repo.get::<Run>(run_id).await? else {
         return Ok(Outcome::Poison(format!("run {run_id} does not exist")));
     };
     let now = app.clock.now();
@@ -73,22 +89,8 @@ async fn process_run(app: &App, run_id: &str) -> Result<Outcome, ApiError> {
     }
 
     if run.attempt >= app.settings.max_run_attempts {
-        let error = format!(
-            "abandoned: the executor stopped {} times while running it",
-            run.attempt
-        );
-        finish(
-            app,
-            &mut run,
-            version,
-            now,
-            Err(RunnerError {
-                message: error,
-                exit_code: -1,
-            }),
-            Instant::now(),
-        )
-        .await?;
+        let failure = Failure::Abandoned(run.attempt);
+        finish(app, &mut run, now, Err(failure), Instant::now()).await?;
         emit_terminal(app, &run.id).await?;
         return Ok(Outcome::Done);
     }
@@ -97,16 +99,12 @@ async fn process_run(app: &App, run_id: &str) -> Result<Outcome, ApiError> {
     let agent = match agent {
         Some(a) if a.enabled => a,
         other => {
-            let message = if other.is_some() {
-                "agent was disabled before the run started"
+            let failure = if other.is_some() {
+                Failure::AgentDisabled
             } else {
-                "agent was deleted before the run started"
+                Failure::AgentDeleted
             };
-            let err = RunnerError {
-                message: message.into(),
-                exit_code: -1,
-            };
-            finish(app, &mut run, version, now, Err(err), Instant::now()).await?;
+            finish(app, &mut run, now, Err(failure), Instant::now()).await?;
             emit_terminal(app, &run.id).await?;
             return Ok(Outcome::Done);
         }
@@ -118,22 +116,12 @@ async fn process_run(app: &App, run_id: &str) -> Result<Outcome, ApiError> {
     run.attempt += 1;
     run.started_at = Some(now);
     run.lease_expires_at = Some(
-        now + chrono::Duration::from_std(timeout + app.settings.lease_grace()).unwrap_or_default(),
+        now + chrono::Duration::from_std(timeout + app.settings.lease_grace).unwrap_or_default(),
     );
-    match app
-        .items
-        .put(
-            run.to_item(version + 1),
-            crate::ports::Condition::Version(version),
-        )
-        .await
-    {
-        Ok(()) => {}
+    if !app.repo.try_save(&mut run).await? {
         // Someone else changed it first: look at it again shortly.
-        Err(StoreError::ConditionFailed) => return Ok(Outcome::RetryAfter(Duration::from_secs(1))),
-        Err(e) => return Err(e.into()),
+        return Ok(Outcome::RetryAfter(Duration::from_secs(1)));
     }
-    let version = version + 1;
     let mut log = RunLog::new(app, &run, Phase::Start);
     log.system(
         "info",
@@ -152,8 +140,10 @@ async fn process_run(app: &App, run_id: &str) -> Result<Outcome, ApiError> {
     }
 
     let started = Instant::now();
-    let result = execute(app, &agent, &run, timeout).await;
-    finish(app, &mut run, version, app.clock.now(), result, started).await?;
+    let result = execute(app, &agent, &run, timeout)
+        .await
+        .map_err(Failure::Runner);
+    finish(app, &mut run, app.clock.now(), result, started).await?;
     emit_terminal(app, &run.id).await?;
     Ok(Outcome::Done)
 }
@@ -162,8 +152,8 @@ async fn process_run(app: &App, run_id: &str) -> Result<Outcome, ApiError> {
 /// is finished, then marks it announced. Emitting twice creates nothing twice
 /// (delivery ids are derived from the run), so a retry after a failure here
 /// is safe.
-async fn emit_terminal(app: &App, run_id: &str) -> Result<(), ApiError> {
-    let Some((mut run, version)) = runs::load(app, run_id).await? else {
+async fn emit_terminal(app: &App, run_id: &RunId) -> Result<(), Error> {
+    let Some(mut run) = app.repo.get::<Run>(run_id).await? else {
         return Ok(());
     };
     if run.events_emitted || !run.status.is_terminal() {
@@ -176,17 +166,9 @@ async fn emit_terminal(app: &App, run_id: &str) -> Result<(), ApiError> {
     };
     events::emit(app, event, &run).await?;
     run.events_emitted = true;
-    match app
-        .items
-        .put(
-            run.to_item(version + 1),
-            crate::ports::Condition::Version(version),
-        )
-        .await
-    {
-        Ok(()) | Err(StoreError::ConditionFailed) => Ok(()),
-        Err(e) => Err(e.into()),
-    }
+    // Lost to a concurrent change: whoever changed it announces it too.
+    app.repo.try_save(&mut run).await?;
+    Ok(())
 }
 
 async fn execute(
@@ -207,10 +189,7 @@ async fn execute(
     };
     match tokio::time::timeout(timeout, app.runners.run(&agent.runner, &req)).await {
         Ok(result) => result,
-        Err(_) => Err(RunnerError {
-            message: "timeout".into(),
-            exit_code: EXIT_TIMEOUT,
-        }),
+        Err(_) => Err(RunnerError::Timeout),
     }
 }
 
@@ -218,12 +197,11 @@ async fn execute(
 /// condition means another executor took the run over: its result wins.
 async fn finish(
     app: &App,
-    run: &mut Run,
-    version: u64,
+    run: &mut Versioned<Run>,
     now: DateTime<Utc>,
-    result: Result<Value, RunnerError>,
+    result: Result<Value, Failure>,
     started: Instant,
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
     let elapsed = started.elapsed();
     let mut log = RunLog::new(app, run, Phase::Outcome);
     run.completed_at = Some(now);
@@ -238,13 +216,11 @@ async fn finish(
                 // The run could not be stored with this output (DynamoDB
                 // items hold 400 KB): keep the run, fail it, say why.
                 let size = run.output.take().map(|o| o.to_string().len()).unwrap_or(0);
-                let message = format!(
-                    "agent output too large to keep ({size} bytes; a run holds at most {MAX_STORED_RUN_BYTES} bytes)"
-                );
-                log.system("error", format!("run failed: {message}"));
+                let failure = Failure::OutputTooLarge(size);
+                log.system("error", format!("run failed: {failure}"));
                 run.status = RunStatus::Failed;
-                run.error = Some(message);
-                run.exit_code = Some(1);
+                run.error = Some(failure.to_string());
+                run.exit_code = Some(failure.exit_code());
             } else {
                 log.output(run.output.as_ref().expect("just set"));
                 log.system(
@@ -256,40 +232,34 @@ async fn finish(
                 run.error = None;
             }
         }
-        Err(e) => {
-            let detail = if e.message == "timeout" {
-                format!("run timed out after {} s", run.timeout_seconds)
-            } else {
-                e.message.clone()
+        Err(failure) => {
+            let detail = match &failure {
+                Failure::Runner(RunnerError::Timeout) => {
+                    format!("run timed out after {} s", run.timeout_seconds)
+                }
+                other => other.to_string(),
             };
             log.system("error", format!("run failed: {detail}"));
             tracing::warn!(run_id = %run.id, agent_id = %run.agent_id, error = %detail, "run failed");
             run.status = RunStatus::Failed;
-            run.error = Some(e.message);
-            run.exit_code = Some(e.exit_code);
+            run.error = Some(failure.to_string());
+            run.exit_code = Some(failure.exit_code());
         }
     }
     // A transient store error here would re-run the agent once the lease
     // expires; try a few times before giving up on recording the outcome.
     let mut tries = 0;
     loop {
-        match app
-            .items
-            .put(
-                run.to_item(version + 1),
-                crate::ports::Condition::Version(version),
-            )
-            .await
-        {
+        match app.repo.save(run).await {
             Ok(()) => {
                 log.flush().await;
                 return Ok(());
             }
-            Err(StoreError::ConditionFailed) => {
+            Err(crate::error::StoreError::ConditionFailed) => {
                 tracing::warn!(run_id = %run.id, "run was taken over by another executor; dropping this result");
                 return Ok(());
             }
-            Err(StoreError::Backend(e)) if tries < 3 => {
+            Err(crate::error::StoreError::Backend(e)) if tries < 3 => {
                 tries += 1;
                 tracing::warn!(run_id = %run.id, error = %e, tries, "recording the run's outcome failed; retrying");
                 tokio::time::sleep(Duration::from_millis(200 * tries)).await;
@@ -308,8 +278,8 @@ enum Phase {
 /// Collects a run's log lines and writes them in one go.
 struct RunLog<'a> {
     app: &'a App,
-    run_id: String,
-    agent_id: String,
+    run_id: RunId,
+    agent_id: crate::ids::AgentId,
     base: u32,
     lines: Vec<LogLine>,
 }
@@ -365,7 +335,7 @@ impl<'a> RunLog<'a> {
     /// Logs are best effort: a failed log write never fails the run.
     async fn flush(&mut self) {
         let lines = std::mem::take(&mut self.lines);
-        if let Err(e) = runs::append_logs(self.app, lines).await {
+        if let Err(e) = self.app.repo.append_logs(&lines).await {
             tracing::warn!(run_id = %self.run_id, error = %e, "could not write run log lines");
         }
     }

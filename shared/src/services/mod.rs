@@ -1,4 +1,5 @@
-//! The use cases, written against the ports only.
+//! The use cases, written against the repository and the ports only; they
+//! return `crate::error::Error` and know nothing of HTTP or Lambda.
 
 pub mod admin;
 pub mod agents;

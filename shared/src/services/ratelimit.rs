@@ -3,49 +3,34 @@
 //! or Lambda instances. Windows are whole minutes of the injected clock.
 
 use crate::app::App;
-use crate::error::{ApiError, StoreError};
+use crate::error::{Error, LimitScope, RateState, StoreError};
 
-/// What a limit allowed: for the `RateLimit-*` headers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RateState {
-    pub limit: u32,
-    pub remaining: u32,
-    pub reset_secs: u64,
-}
-
-/// Counts one call against `per_minute` for `scope`/`id` (0 = unlimited).
+/// Counts one call against `per_minute` for `scope`/`id` (0 = unlimited):
+/// the limit's state, or `RateLimited` when the window is full.
 pub async fn hit(
     app: &App,
-    scope: &'static str,
+    scope: LimitScope,
     id: &str,
     per_minute: u32,
-) -> Result<Option<RateState>, ApiError> {
+) -> Result<Option<RateState>, Error> {
     if per_minute == 0 {
         return Ok(None);
     }
     let now = app.clock.now().timestamp();
     let window = now.div_euclid(60);
     let reset_secs = (60 - now.rem_euclid(60)) as u64;
-    let pk = format!("RL#{scope}#{id}#{window}");
-    match app
-        .items
-        .increment(&pk, "RL", 1, per_minute as i64, Some((window + 2) * 60))
-        .await
-    {
+    match app.repo.count_call(scope, id, window, per_minute).await {
         Ok(count) => Ok(Some(RateState {
             limit: per_minute,
-            remaining: per_minute.saturating_sub(count as u32),
+            remaining: per_minute.saturating_sub(u32::try_from(count).unwrap_or(u32::MAX)),
             reset_secs,
         })),
-        Err(StoreError::ConditionFailed) => Err(ApiError::RateLimited {
-            limit: per_minute,
-            reset_secs,
-            scope: match scope {
-                "ip" => " per source IP",
-                "trigger" => " for this trigger",
-                "agent" => " for this agent",
-                "workspace" => " for this workspace",
-                _ => "",
+        Err(StoreError::ConditionFailed) => Err(Error::RateLimited {
+            scope,
+            state: RateState {
+                limit: per_minute,
+                remaining: 0,
+                reset_secs,
             },
         }),
         Err(e) => Err(e.into()),

@@ -10,13 +10,13 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
 use crate::app::App;
-use crate::error::{ApiError, StoreError};
-use crate::ids;
-use crate::model::subscription::{ENVIRONMENTS, EVENTS};
-use crate::model::{from_item, Delivery, DeliveryAttempt, Subscription};
-use crate::ports::{Condition, Index, Query, QueueId};
+use crate::error::{Error, StoreError};
+use crate::ids::{self, AgentId, WorkspaceId};
+use crate::model::subscription::EVENTS;
+use crate::model::{Agent, Delivery, DeliveryAttempt, Environment, Subscription};
+use crate::repo::{Listing, Repo};
 use crate::seal;
-use crate::services::delivery::DeliveryMessage;
+use crate::work::{self, Message};
 
 /// `whsec_` + base64 of 32 random bytes (the Standard Webhooks form).
 pub fn new_secret() -> String {
@@ -31,7 +31,7 @@ pub struct CreateSubscription {
     pub name: String,
     pub url: String,
     pub events: Vec<String>,
-    pub environment: Option<String>,
+    pub environment: Option<Environment>,
     pub agent_id: Option<String>,
     pub enabled: Option<bool>,
 }
@@ -42,7 +42,7 @@ pub struct UpdateSubscription {
     pub name: Option<String>,
     pub url: Option<String>,
     pub events: Option<Vec<String>>,
-    pub environment: Option<String>,
+    pub environment: Option<Environment>,
     /// `null` removes the agent filter.
     #[serde(default, with = "double_option")]
     pub agent_id: Option<Option<String>>,
@@ -69,12 +69,12 @@ pub struct RotateSubscriptionSecret {
 #[derive(Debug, Serialize)]
 pub struct SubscriptionView {
     pub id: String,
-    pub workspace_id: String,
+    pub workspace_id: WorkspaceId,
     pub name: String,
     pub url: String,
     pub events: Vec<String>,
-    pub environment: String,
-    pub agent_id: Option<String>,
+    pub environment: Environment,
+    pub agent_id: Option<AgentId>,
     pub enabled: bool,
     pub disabled_reason: Option<String>,
     #[serde(with = "crate::clock::ts::option")]
@@ -95,7 +95,7 @@ impl From<&Subscription> for SubscriptionView {
             name: s.name.clone(),
             url: s.url.clone(),
             events: s.events.clone(),
-            environment: s.environment.clone(),
+            environment: s.environment,
             agent_id: s.agent_id.clone(),
             enabled: s.enabled,
             disabled_reason: s.disabled_reason.clone(),
@@ -107,30 +107,28 @@ impl From<&Subscription> for SubscriptionView {
     }
 }
 
-fn validate_name(name: &str) -> Result<String, ApiError> {
+fn validate_name(name: &str) -> Result<String, Error> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 200 {
-        return Err(ApiError::BadRequest(
-            "name must be 1 to 200 characters".into(),
-        ));
+        return Err(Error::invalid("name", "name must be 1 to 200 characters"));
     }
     Ok(name.to_owned())
 }
 
-fn validate_events(events: &[String]) -> Result<Vec<String>, ApiError> {
+fn validate_events(events: &[String]) -> Result<Vec<String>, Error> {
     if events.is_empty() {
-        return Err(ApiError::BadRequest(format!(
-            "events must name at least one of {}",
-            EVENTS.join(", ")
-        )));
+        return Err(Error::invalid(
+            "events",
+            format!("events must name at least one of {}", EVENTS.join(", ")),
+        ));
     }
     let mut out: Vec<String> = Vec::new();
     for e in events {
         if !EVENTS.contains(&e.as_str()) {
-            return Err(ApiError::BadRequest(format!(
-                "unknown event {e:?}; events are {}",
-                EVENTS.join(", ")
-            )));
+            return Err(Error::invalid(
+                "events",
+                format!("unknown event {e:?}; events are {}", EVENTS.join(", ")),
+            ));
         }
         if !out.contains(e) {
             out.push(e.clone());
@@ -139,64 +137,55 @@ fn validate_events(events: &[String]) -> Result<Vec<String>, ApiError> {
     Ok(out)
 }
 
-fn validate_environment(env: Option<&str>) -> Result<String, ApiError> {
-    let env = env.unwrap_or("production");
-    if !ENVIRONMENTS.contains(&env) {
-        return Err(ApiError::BadRequest(
-            "environment must be production or staging".into(),
-        ));
-    }
-    Ok(env.to_owned())
-}
-
-async fn validate_url(app: &App, url: &str) -> Result<String, ApiError> {
+async fn validate_url(app: &App, url: &str) -> Result<String, Error> {
     app.settings
         .outbound
         .check_destination(url)
         .await
-        .map_err(|e| ApiError::BadRequest(format!("url {e}")))?;
+        .map_err(|e| Error::invalid("url", format!("url {e}")))?;
     Ok(url.to_owned())
 }
 
+/// The agent a subscription may be narrowed to: one of this workspace's.
 async fn validate_agent(
     app: &App,
-    workspace_id: &str,
+    workspace_id: &WorkspaceId,
     agent_id: Option<&str>,
-) -> Result<(), ApiError> {
-    if let Some(a) = agent_id {
-        if crate::services::agents::find(app, workspace_id, a)
-            .await?
-            .is_none()
-        {
-            return Err(ApiError::BadRequest(format!(
-                "agent_id {a:?} is not an agent of this workspace"
-            )));
-        }
+) -> Result<Option<AgentId>, Error> {
+    let Some(a) = agent_id else {
+        return Ok(None);
+    };
+    match app.repo.find::<Agent>(workspace_id, a).await {
+        Ok(agent) => Ok(Some(agent.record.id)),
+        Err(Error::NotFound(_)) => Err(Error::invalid(
+            "agent_id",
+            format!("agent_id {a:?} is not an agent of this workspace"),
+        )),
+        Err(e) => Err(e),
     }
-    Ok(())
 }
 
 /// The subscription and, once, its secret.
 pub async fn create(
     app: &App,
-    workspace_id: &str,
+    workspace_id: &WorkspaceId,
     req: CreateSubscription,
-) -> Result<(Subscription, String), ApiError> {
+) -> Result<(Subscription, String), Error> {
     let name = validate_name(&req.name)?;
     let events = validate_events(&req.events)?;
-    let environment = validate_environment(req.environment.as_deref())?;
-    validate_agent(app, workspace_id, req.agent_id.as_deref()).await?;
+    let environment = req.environment.unwrap_or_default();
+    let agent_id = validate_agent(app, workspace_id, req.agent_id.as_deref()).await?;
     let url = validate_url(app, &req.url).await?;
     let secret = new_secret();
     let now = app.clock.now();
     let sub = Subscription {
         id: ids::new_id("sub"),
-        workspace_id: workspace_id.to_owned(),
+        workspace_id: workspace_id.clone(),
         name,
         url,
         events,
         environment,
-        agent_id: req.agent_id,
+        agent_id,
         enabled: req.enabled.unwrap_or(true),
         disabled_reason: None,
         failing_since: None,
@@ -206,69 +195,48 @@ pub async fn create(
         created_at: now,
         updated_at: now,
     };
-    app.items.put(sub.to_item(1), Condition::NotExists).await?;
+    app.repo.create(&sub).await?;
     Ok((sub, secret))
 }
 
-pub async fn find(
-    app: &App,
-    workspace_id: &str,
-    id: &str,
-) -> Result<Option<(Subscription, u64)>, ApiError> {
-    match load(app, id).await? {
-        Some((s, v)) if s.workspace_id == workspace_id => Ok(Some((s, v))),
-        _ => Ok(None),
-    }
-}
-
-/// A subscription by id alone (the delivery worker's view).
-pub async fn load(app: &App, id: &str) -> Result<Option<(Subscription, u64)>, ApiError> {
-    Ok(crate::model::load(app, id, Subscription::key).await?)
-}
-
-pub async fn get(app: &App, workspace_id: &str, id: &str) -> Result<Subscription, ApiError> {
-    find(app, workspace_id, id)
+pub async fn get(app: &App, workspace_id: &WorkspaceId, id: &str) -> Result<Subscription, Error> {
+    Ok(app
+        .repo
+        .find::<Subscription>(workspace_id, id)
         .await?
-        .map(|(s, _)| s)
-        .ok_or(ApiError::NotFound("subscription"))
+        .record)
 }
 
 pub async fn list(
     app: &App,
-    workspace_id: &str,
+    workspace_id: &WorkspaceId,
     limit: usize,
     cursor: Option<String>,
-) -> Result<(Vec<Subscription>, Option<String>), ApiError> {
-    Ok(crate::model::page_of(
-        app,
-        Query::partition(Index::Gsi1, Subscription::list_partition(workspace_id))
-            .limit(limit)
-            .after(cursor),
-    )
-    .await?)
+) -> Result<Listing<Subscription>, Error> {
+    let query = Repo::gsi_query(Subscription::list_partition(workspace_id), false)
+        .limit(limit)
+        .after(cursor);
+    Ok(app.repo.page(query).await?)
 }
 
 pub async fn update(
     app: &App,
-    workspace_id: &str,
+    workspace_id: &WorkspaceId,
     id: &str,
     req: UpdateSubscription,
-) -> Result<Subscription, ApiError> {
-    let (mut sub, version) = find(app, workspace_id, id)
-        .await?
-        .ok_or(ApiError::NotFound("subscription"))?;
+) -> Result<Subscription, Error> {
+    let mut sub = app.repo.find::<Subscription>(workspace_id, id).await?;
     if let Some(n) = &req.name {
         sub.name = validate_name(n)?;
     }
     if let Some(e) = &req.events {
         sub.events = validate_events(e)?;
     }
-    if req.environment.is_some() {
-        sub.environment = validate_environment(req.environment.as_deref())?;
+    if let Some(env) = req.environment {
+        sub.environment = env;
     }
     if let Some(agent) = req.agent_id {
-        validate_agent(app, workspace_id, agent.as_deref()).await?;
-        sub.agent_id = agent;
+        sub.agent_id = validate_agent(app, workspace_id, agent.as_deref()).await?;
     }
     if let Some(u) = &req.url {
         sub.url = validate_url(app, u).await?;
@@ -283,25 +251,16 @@ pub async fn update(
         }
     }
     sub.updated_at = app.clock.now();
-    app.items
-        .put(sub.to_item(version + 1), Condition::Version(version))
-        .await?;
-    Ok(sub)
+    app.repo.save(&mut sub).await?;
+    Ok(sub.record)
 }
 
-pub async fn delete(app: &App, workspace_id: &str, id: &str) -> Result<(), ApiError> {
-    let (sub, version) = find(app, workspace_id, id)
-        .await?
-        .ok_or(ApiError::NotFound("subscription"))?;
-    let (pk, sk) = Subscription::key(&sub.id);
-    match app
-        .items
-        .delete(&pk, &sk, Condition::Version(version))
-        .await
-    {
+pub async fn delete(app: &App, workspace_id: &WorkspaceId, id: &str) -> Result<(), Error> {
+    let sub = app.repo.find::<Subscription>(workspace_id, id).await?;
+    match app.repo.delete(&sub).await {
         Ok(()) => Ok(()),
         Err(StoreError::ConditionFailed) => {
-            Err(ApiError::Conflict("the subscription changed; retry".into()))
+            Err(Error::Conflict("the subscription changed; retry".into()))
         }
         Err(e) => Err(e.into()),
     }
@@ -310,19 +269,18 @@ pub async fn delete(app: &App, workspace_id: &str, id: &str) -> Result<(), ApiEr
 /// The new secret (shown once) and until when the previous one also signs.
 pub async fn rotate_secret(
     app: &App,
-    workspace_id: &str,
+    workspace_id: &WorkspaceId,
     id: &str,
     req: RotateSubscriptionSecret,
-) -> Result<(Subscription, String), ApiError> {
+) -> Result<(Subscription, String), Error> {
     let grace = req.grace_seconds.unwrap_or(0);
     if !(0..=30 * 24 * 3600).contains(&grace) {
-        return Err(ApiError::BadRequest(
-            "grace_seconds must be between 0 and 2592000".into(),
+        return Err(Error::invalid(
+            "grace_seconds",
+            "grace_seconds must be between 0 and 2592000",
         ));
     }
-    let (mut sub, version) = find(app, workspace_id, id)
-        .await?
-        .ok_or(ApiError::NotFound("subscription"))?;
+    let mut sub = app.repo.find::<Subscription>(workspace_id, id).await?;
     let secret = new_secret();
     let now = app.clock.now();
     let old = std::mem::replace(
@@ -337,85 +295,39 @@ pub async fn rotate_secret(
         sub.previous_secret_valid_until = None;
     }
     sub.updated_at = now;
-    app.items
-        .put(sub.to_item(version + 1), Condition::Version(version))
-        .await?;
-    Ok((sub, secret))
+    app.repo.save(&mut sub).await?;
+    Ok((sub.record, secret))
 }
 
 pub async fn deliveries(
     app: &App,
-    workspace_id: &str,
+    workspace_id: &WorkspaceId,
     subscription_id: &str,
     limit: usize,
     cursor: Option<String>,
-) -> Result<(Vec<Delivery>, Option<String>), ApiError> {
+) -> Result<Listing<Delivery>, Error> {
     let sub = get(app, workspace_id, subscription_id).await?;
-    Ok(crate::model::page_of(
-        app,
-        Query::partition(Index::Gsi1, Delivery::list_partition(&sub.id))
-            .backward()
-            .limit(limit)
-            .after(cursor),
-    )
-    .await?)
-}
-
-/// A delivery by id alone, with its item version.
-pub async fn load_delivery(app: &App, id: &str) -> Result<Option<(Delivery, u64)>, ApiError> {
-    Ok(crate::model::load(app, id, Delivery::key).await?)
+    Ok(app.repo.deliveries_of(&sub.id, limit, cursor).await?)
 }
 
 /// A delivery of the workspace and its attempts, oldest first.
 pub async fn delivery(
     app: &App,
-    workspace_id: &str,
+    workspace_id: &WorkspaceId,
     id: &str,
-) -> Result<(Delivery, Vec<DeliveryAttempt>), ApiError> {
-    let (d, _) = load_delivery(app, id)
-        .await?
-        .filter(|(d, _)| d.workspace_id == workspace_id)
-        .ok_or(ApiError::NotFound("delivery"))?;
-    let (pk, _) = Delivery::key(&d.id);
-    let mut attempts = Vec::new();
-    let mut cursor = None;
-    loop {
-        let page = app
-            .items
-            .query(
-                Query::partition(Index::Primary, &pk)
-                    .prefix("ATT#")
-                    .limit(100)
-                    .after(cursor),
-            )
-            .await?;
-        attempts.extend(
-            page.items
-                .iter()
-                .map(from_item)
-                .collect::<Result<Vec<DeliveryAttempt>, _>>()?,
-        );
-        match page.next_cursor {
-            Some(c) => cursor = Some(c),
-            None => break,
-        }
-    }
+) -> Result<(Delivery, Vec<DeliveryAttempt>), Error> {
+    let d = app.repo.find::<Delivery>(workspace_id, id).await?.record;
+    let attempts = app.repo.attempts(&d.id).await?;
     Ok((d, attempts))
 }
 
 /// Queues one manual attempt of a delivery (not retried if it fails).
-pub async fn redeliver(app: &App, workspace_id: &str, id: &str) -> Result<Delivery, ApiError> {
-    let (d, _) = delivery(app, workspace_id, id).await?;
-    let msg = DeliveryMessage {
+pub async fn redeliver(app: &App, workspace_id: &WorkspaceId, id: &str) -> Result<Delivery, Error> {
+    let d = app.repo.find::<Delivery>(workspace_id, id).await?.record;
+    let msg = Message::Delivery {
         delivery_id: d.id.clone(),
         manual: true,
     };
-    app.queue
-        .send(
-            QueueId::Deliveries,
-            &serde_json::to_string(&msg).expect("serialises"),
-            Duration::ZERO,
-        )
-        .await?;
+    work::send(app, &msg, Duration::ZERO).await?;
     Ok(d)
 }

@@ -7,7 +7,7 @@ use base64::Engine;
 use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 
-use super::{now_secs, SqliteStore};
+use super::SqliteStore;
 use crate::error::{StoreError, StoreResult};
 use crate::ports::items::{Condition, Index, Item, ItemTable, Page, Query, TxOp, MAX_TX_OPS};
 
@@ -142,11 +142,12 @@ fn apply(tx: &Transaction<'_>, op: &TxOp, now: i64) -> StoreResult<()> {
 impl ItemTable for SqliteStore {
     async fn get(&self, pk: &str, sk: &str) -> StoreResult<Option<Item>> {
         let (pk, sk) = (pk.to_owned(), sk.to_owned());
+        let clock = self.clock.clone();
         self.run(move |c| {
             let sql = format!(
                 "SELECT {COLUMNS} FROM items WHERE pk = ?1 AND sk = ?2 AND (expires_at IS NULL OR expires_at > ?3)"
             );
-            c.query_row(&sql, params![pk, sk, now_secs()], row_to_item)
+            c.query_row(&sql, params![pk, sk, clock.now().timestamp()], row_to_item)
                 .optional()?
                 .map(parse)
                 .transpose()
@@ -174,8 +175,9 @@ impl ItemTable for SqliteStore {
                 ops.len()
             )));
         }
+        let clock = self.clock.clone();
         self.run(move |c| {
-            let now = now_secs();
+            let now = clock.now().timestamp();
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             for op in &ops {
                 apply(&tx, op, now)?;
@@ -191,8 +193,9 @@ impl ItemTable for SqliteStore {
             return Err(StoreError::Invalid("query limit must be positive".into()));
         }
         let cursor = q.cursor.as_deref().map(decode_cursor).transpose()?;
+        let clock = self.clock.clone();
         self.run(move |c| {
-            let now = now_secs();
+            let now = clock.now().timestamp();
             let (pcol, scol) = match q.index {
                 Index::Primary => ("pk", "sk"),
                 Index::Gsi1 => ("gsi1pk", "gsi1sk"),
@@ -261,8 +264,9 @@ impl ItemTable for SqliteStore {
     ) -> StoreResult<i64> {
         validate_key(pk, sk)?;
         let (pk, sk) = (pk.to_owned(), sk.to_owned());
+        let clock = self.clock.clone();
         self.run(move |c| {
-            let now = now_secs();
+            let now = clock.now().timestamp();
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let current: Option<(i64, String)> = tx
                 .query_row(

@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use rusqlite::Connection;
 use tokio::sync::Notify;
 
+use crate::clock::{Clock, SystemClock};
 use crate::error::{StoreError, StoreResult};
 
 const SCHEMA: &str = r#"
@@ -65,6 +66,9 @@ pub struct SqliteStore {
     /// process runs, and trigger calls need it on the hot path.
     master_keys: Arc<std::sync::OnceLock<Vec<String>>>,
     max_receives: u32,
+    /// TTLs and queue visibility follow this clock (the application's),
+    /// so a test that moves time moves it for the store too.
+    clock: Arc<dyn Clock>,
 }
 
 impl SqliteStore {
@@ -96,7 +100,18 @@ impl SqliteStore {
             queue_signal: Arc::new(Notify::new()),
             master_keys: Arc::new(std::sync::OnceLock::new()),
             max_receives: DEFAULT_MAX_RECEIVES,
+            clock: Arc::new(SystemClock),
         })
+    }
+
+    /// The store on this clock; `App::embedded` takes it from here.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        self.clock.clone()
     }
 
     pub fn with_max_receives(mut self, n: u32) -> Self {
@@ -112,7 +127,7 @@ impl SqliteStore {
     /// Deletes items whose TTL passed (readers already ignore them); the
     /// embedded counterpart of DynamoDB's TTL sweeper.
     pub async fn purge_expired(&self) -> StoreResult<usize> {
-        let now = now_secs();
+        let now = self.clock.now().timestamp();
         self.run(move |c| Ok(c.execute("DELETE FROM items WHERE expires_at <= ?1", [now])?))
             .await
     }
@@ -131,12 +146,4 @@ impl SqliteStore {
         .await
         .map_err(|e| StoreError::Backend(format!("sqlite task failed: {e}")))?
     }
-}
-
-fn now_secs() -> i64 {
-    chrono::Utc::now().timestamp()
-}
-
-fn now_millis() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }

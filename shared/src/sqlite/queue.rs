@@ -5,7 +5,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rusqlite::{params, TransactionBehavior};
 
-use super::{now_millis, SqliteStore};
+use super::SqliteStore;
 use crate::error::{StoreError, StoreResult};
 use crate::ports::queue::{Queue, QueueId, QueueMessage, MAX_DELAY};
 
@@ -23,8 +23,9 @@ impl Queue for SqliteStore {
         }
         let id = ulid::Ulid::new().to_string();
         let (body, id2) = (body.to_owned(), id.clone());
+        let clock = self.clock.clone();
         self.run(move |c| {
-            let now = now_millis();
+            let now = clock.now().timestamp_millis();
             c.execute(
                 "INSERT INTO queue_messages (id, queue, body, visible_at, receive_count, seq)
                  VALUES (?1, ?2, ?3, ?4, 0, COALESCE((SELECT MAX(seq) FROM queue_messages), 0) + 1)",
@@ -44,9 +45,10 @@ impl Queue for SqliteStore {
         visibility: Duration,
     ) -> StoreResult<Vec<QueueMessage>> {
         let max_receives = self.max_receives;
+        let clock = self.clock.clone();
         let moved = self
             .run(move |c| {
-                let now = now_millis();
+                let now = clock.now().timestamp_millis();
                 let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 let candidates: Vec<(String, String, u32)> = {
                     let mut stmt = tx.prepare_cached(
@@ -117,10 +119,15 @@ impl Queue for SqliteStore {
         visibility: Duration,
     ) -> StoreResult<()> {
         let receipt = receipt.to_owned();
+        let clock = self.clock.clone();
         self.run(move |c| {
             let n = c.execute(
                 "UPDATE queue_messages SET visible_at = ?3 WHERE queue = ?1 AND receipt = ?2",
-                params![queue.name(), receipt, now_millis() + millis(visibility)],
+                params![
+                    queue.name(),
+                    receipt,
+                    clock.now().timestamp_millis() + millis(visibility)
+                ],
             )?;
             if n == 0 {
                 return Err(StoreError::Invalid("unknown or stale receipt".into()));

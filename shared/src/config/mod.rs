@@ -1,0 +1,382 @@
+//! Every setting hookrun reads from its environment, read here and nowhere
+//! else, validated at start: a value out of its bounds stops start-up with
+//! an error naming the variable and the allowed range, so no setting can
+//! panic the process later. The variables themselves (name, default,
+//! bounds, unit, meaning) are listed once in [`vars`].
+//!
+//! The Lambda functions call [`Settings::from_env`] and
+//! [`AwsSettings::from_env`]; `hookrun serve` adds [`ServeSettings`] and
+//! lets its command-line flags override those.
+
+pub mod vars;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use vars::ConfigError;
+use vars::Env;
+
+use crate::outbound::OutboundPolicy;
+
+/// Service settings (see [`vars`] for each variable).
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub max_body_bytes: usize,
+    /// When unset, the internal routes answer 404, as if not registered.
+    pub internal_token: Option<String>,
+    /// Without a trailing slash.
+    pub public_url: Option<String>,
+    pub run_retention: Duration,
+    pub default_secret_grace: Duration,
+    pub executor_concurrency: usize,
+    pub max_output_bytes: usize,
+    pub lease_grace: Duration,
+    pub max_run_attempts: u32,
+    pub outbound: OutboundPolicy,
+    pub delivery_timeout: Duration,
+    /// Waits after the 1st, 2nd, … failed delivery attempt.
+    pub delivery_schedule: Vec<Duration>,
+    /// Calls per minute; 0 means no limit.
+    pub rate_limit_per_ip: u32,
+    pub rate_limit_per_trigger: u32,
+    pub rate_limit_per_workspace: u32,
+    pub invocation_retention: Duration,
+    pub secret_prefix: String,
+}
+
+/// The defaults of every variable.
+impl Default for Settings {
+    fn default() -> Self {
+        Settings::from_lookup(|_| None).expect("the declared defaults are valid")
+    }
+}
+
+impl Settings {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Builds settings from any key lookup (the environment, or a map in tests).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env(get);
+        Ok(Settings {
+            max_body_bytes: env.int(&vars::MAX_BODY_BYTES)?,
+            internal_token: env.text(&vars::INTERNAL_TOKEN),
+            public_url: env
+                .text(&vars::PUBLIC_URL)
+                .map(|u| u.trim_end_matches('/').to_owned()),
+            run_retention: env.duration(&vars::RUN_RETENTION_DAYS)?,
+            default_secret_grace: env.duration(&vars::SECRET_GRACE_SECONDS)?,
+            executor_concurrency: env.int(&vars::EXECUTOR_CONCURRENCY)?,
+            max_output_bytes: env.int(&vars::MAX_OUTPUT_BYTES)?,
+            lease_grace: env.duration(&vars::LEASE_GRACE_SECONDS)?,
+            max_run_attempts: env.int(&vars::MAX_RUN_ATTEMPTS)?,
+            outbound: OutboundPolicy {
+                allow_http: env.flag(&vars::OUTBOUND_ALLOW_HTTP)?,
+                allow: crate::outbound::parse_allowlist(&env.raw(&vars::OUTBOUND_ALLOW_CIDRS))
+                    .map_err(|reason| ConfigError {
+                        name: vars::OUTBOUND_ALLOW_CIDRS.name,
+                        reason,
+                    })?,
+            },
+            delivery_timeout: env.duration(&vars::DELIVERY_TIMEOUT_SECONDS)?,
+            delivery_schedule: parse_schedule(&env.raw(&vars::DELIVERY_RETRY_SCHEDULE))?,
+            rate_limit_per_ip: env.int(&vars::RATE_LIMIT_PER_IP)?,
+            rate_limit_per_trigger: env.int(&vars::RATE_LIMIT_PER_TRIGGER)?,
+            rate_limit_per_workspace: env.int(&vars::RATE_LIMIT_PER_WORKSPACE)?,
+            invocation_retention: env.duration(&vars::INVOCATION_RETENTION_DAYS)?,
+            secret_prefix: parse_secret_prefix(&env.raw(&vars::SECRET_PREFIX))?,
+        })
+    }
+}
+
+/// Longest wait between two delivery attempts.
+const MAX_SCHEDULE_STEP_SECS: u64 = 24 * 3600;
+/// Most attempts a schedule may plan.
+const MAX_SCHEDULE_STEPS: usize = 50;
+
+fn parse_schedule(raw: &str) -> Result<Vec<Duration>, ConfigError> {
+    let bad = |reason: String| ConfigError {
+        name: vars::DELIVERY_RETRY_SCHEDULE.name,
+        reason,
+    };
+    let steps = raw
+        .split(',')
+        .map(|p| p.trim().parse::<u64>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| bad(format!("{raw:?} is not a comma-separated list of seconds")))?;
+    if steps.len() > MAX_SCHEDULE_STEPS {
+        return Err(bad(format!("at most {MAX_SCHEDULE_STEPS} waits")));
+    }
+    if let Some(s) = steps.iter().find(|s| **s > MAX_SCHEDULE_STEP_SECS) {
+        return Err(bad(format!(
+            "{s} is outside 0 to {MAX_SCHEDULE_STEP_SECS} seconds"
+        )));
+    }
+    Ok(steps.into_iter().map(Duration::from_secs).collect())
+}
+
+/// Secrets Manager names allow letters, digits and `/_+=.@-`.
+fn parse_secret_prefix(raw: &str) -> Result<String, ConfigError> {
+    let ok = !raw.is_empty()
+        && raw.len() <= 128
+        && raw
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/_+=.@-".contains(c));
+    if ok {
+        Ok(raw.to_owned())
+    } else {
+        Err(ConfigError {
+            name: vars::SECRET_PREFIX.name,
+            reason: "must be 1 to 128 letters, digits or /_+=.@-".into(),
+        })
+    }
+}
+
+/// Where the AWS backend's resources are (set by the SAM template on every
+/// function, or by `hookrun serve --backend aws`).
+#[derive(Clone, Debug, Default)]
+pub struct AwsSettings {
+    pub table_name: String,
+    pub queue_urls: QueueUrls,
+    pub secret_cache: Duration,
+    /// Needed by the functions that seal or open trigger and subscription
+    /// secrets.
+    pub master_key_secret: Option<String>,
+}
+
+/// Queue URLs; a function only needs the queues it uses.
+#[derive(Clone, Debug, Default)]
+pub struct QueueUrls {
+    pub runs: Option<String>,
+    pub runs_dlq: Option<String>,
+    pub deliveries: Option<String>,
+    pub deliveries_dlq: Option<String>,
+}
+
+impl AwsSettings {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env(get);
+        Ok(AwsSettings {
+            table_name: env.text(&vars::TABLE_NAME).ok_or(ConfigError {
+                name: vars::TABLE_NAME.name,
+                reason: "required for the AWS backend".into(),
+            })?,
+            queue_urls: QueueUrls {
+                runs: env.text(&vars::RUNS_QUEUE_URL),
+                runs_dlq: env.text(&vars::RUNS_DLQ_URL),
+                deliveries: env.text(&vars::DELIVERIES_QUEUE_URL),
+                deliveries_dlq: env.text(&vars::DELIVERIES_DLQ_URL),
+            },
+            secret_cache: env.duration(&vars::SECRET_CACHE_SECONDS)?,
+            master_key_secret: env.text(&vars::MASTER_KEY_SECRET),
+        })
+    }
+}
+
+/// Which store `hookrun` opens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Aws,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// What `hookrun serve` (and the commands that open a store) read besides
+/// [`Settings`]. Command-line flags override these.
+#[derive(Clone, Debug)]
+pub struct ServeSettings {
+    pub addr: String,
+    pub backend: Backend,
+    pub data_dir: PathBuf,
+    pub provision: Option<String>,
+    pub log_format: LogFormat,
+    pub log_filter: String,
+    pub drain: Duration,
+    pub bootstrap_admin_key: Option<String>,
+}
+
+impl ServeSettings {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env(get);
+        Ok(ServeSettings {
+            addr: env.raw(&vars::ADDR),
+            backend: parse_backend(&env.raw(&vars::BACKEND))?,
+            data_dir: PathBuf::from(env.raw(&vars::DATA_DIR)),
+            provision: env.text(&vars::AWS_PROVISION),
+            log_format: parse_log_format(&env.raw(&vars::LOG_FORMAT))?,
+            log_filter: env.raw(&vars::LOG),
+            drain: env.duration(&vars::DRAIN_SECONDS)?,
+            bootstrap_admin_key: env.text(&vars::BOOTSTRAP_ADMIN_KEY),
+        })
+    }
+}
+
+pub fn parse_backend(raw: &str) -> Result<Backend, ConfigError> {
+    match raw.trim() {
+        "sqlite" => Ok(Backend::Sqlite),
+        "aws" => Ok(Backend::Aws),
+        other => Err(ConfigError {
+            name: vars::BACKEND.name,
+            reason: format!("{other:?} is not sqlite or aws"),
+        }),
+    }
+}
+
+pub fn parse_log_format(raw: &str) -> Result<LogFormat, ConfigError> {
+    match raw.trim() {
+        "text" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        other => Err(ConfigError {
+            name: vars::LOG_FORMAT.name,
+            reason: format!("{other:?} is not text or json"),
+        }),
+    }
+}
+
+/// The agent webhook secret for `hookrun sign`, when set.
+pub fn webhook_secret_from_env() -> Option<String> {
+    Env(|k| std::env::var(k).ok()).text(&vars::WEBHOOK_SECRET)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| m.get(k).cloned()
+    }
+
+    #[test]
+    fn defaults_and_overrides() {
+        let s = Settings::from_lookup(lookup(&[])).unwrap();
+        assert_eq!(s.max_body_bytes, 262_144);
+        assert!(s.internal_token.is_none());
+        assert_eq!(s.run_retention, Duration::from_secs(30 * 24 * 3600));
+        assert_eq!(s.delivery_schedule.len(), 7);
+        assert_eq!(s.delivery_schedule[0], Duration::from_secs(5));
+        let s = Settings::from_lookup(lookup(&[
+            ("HOOKRUN_MAX_BODY_BYTES", "1024"),
+            ("HOOKRUN_INTERNAL_TOKEN", "tok"),
+            ("HOOKRUN_PUBLIC_URL", "https://hooks.example.com/"),
+            ("HOOKRUN_LEASE_GRACE_SECONDS", "0"),
+        ]))
+        .unwrap();
+        assert_eq!(s.max_body_bytes, 1024);
+        assert_eq!(s.internal_token.as_deref(), Some("tok"));
+        assert_eq!(s.public_url.as_deref(), Some("https://hooks.example.com"));
+        assert_eq!(s.lease_grace, Duration::ZERO);
+    }
+
+    #[test]
+    fn outbound_settings() {
+        let s = Settings::from_lookup(lookup(&[
+            ("HOOKRUN_OUTBOUND_ALLOW_HTTP", "true"),
+            ("HOOKRUN_OUTBOUND_ALLOW_CIDRS", "127.0.0.0/8,::1"),
+        ]))
+        .unwrap();
+        assert!(s.outbound.allow_http);
+        assert_eq!(s.outbound.allow.len(), 2);
+        let e =
+            Settings::from_lookup(lookup(&[("HOOKRUN_OUTBOUND_ALLOW_HTTP", "maybe")])).unwrap_err();
+        assert_eq!(e.name, "HOOKRUN_OUTBOUND_ALLOW_HTTP");
+        let e = Settings::from_lookup(lookup(&[("HOOKRUN_OUTBOUND_ALLOW_CIDRS", "10.0.0.0/33")]))
+            .unwrap_err();
+        assert_eq!(e.name, "HOOKRUN_OUTBOUND_ALLOW_CIDRS");
+    }
+
+    #[test]
+    fn bad_values_name_the_variable_and_the_range() {
+        let e = Settings::from_lookup(lookup(&[("HOOKRUN_MAX_BODY_BYTES", "lots")])).unwrap_err();
+        assert_eq!(e.name, "HOOKRUN_MAX_BODY_BYTES");
+        let e =
+            Settings::from_lookup(lookup(&[("HOOKRUN_EXECUTOR_CONCURRENCY", "0")])).unwrap_err();
+        assert!(e.to_string().contains("outside 1 to 1024"), "{e}");
+        let e =
+            Settings::from_lookup(lookup(&[("HOOKRUN_MAX_BODY_BYTES", "999999999")])).unwrap_err();
+        assert!(e.to_string().contains("1 to 262144 bytes"), "{e}");
+        let e = Settings::from_lookup(lookup(&[("HOOKRUN_RUN_RETENTION_DAYS", "-1")])).unwrap_err();
+        assert_eq!(e.name, "HOOKRUN_RUN_RETENTION_DAYS");
+        let e = Settings::from_lookup(lookup(&[(
+            "HOOKRUN_DELIVERY_RETRY_SCHEDULE",
+            "5,99999999999",
+        )]))
+        .unwrap_err();
+        assert!(e.to_string().contains("0 to 86400"), "{e}");
+        let e = Settings::from_lookup(lookup(&[("HOOKRUN_SECRET_PREFIX", "a b")])).unwrap_err();
+        assert_eq!(e.name, "HOOKRUN_SECRET_PREFIX");
+    }
+
+    #[test]
+    fn every_declared_default_parses_and_every_number_has_sane_bounds() {
+        for var in vars::ALL {
+            if let vars::Kind::Number { min, max, .. } = var.kind {
+                assert!(min <= max, "{}", var.name);
+                let d: u64 = var.default.parse().unwrap();
+                assert!((min..=max).contains(&d), "{} default", var.name);
+                // The largest value of a day count still fits a Duration.
+                let _ = Duration::from_secs(max * 24 * 3600);
+            }
+        }
+        let names: std::collections::HashSet<_> = vars::ALL.iter().map(|v| v.name).collect();
+        assert_eq!(names.len(), vars::ALL.len(), "each variable once");
+    }
+
+    #[test]
+    fn settings_read_only_declared_variables() {
+        let read = std::sync::Mutex::new(Vec::new());
+        let spy = |k: &str| {
+            read.lock().unwrap().push(k.to_owned());
+            None
+        };
+        Settings::from_lookup(spy).unwrap();
+        let _ = AwsSettings::from_lookup(spy);
+        ServeSettings::from_lookup(spy).unwrap();
+        for name in read.lock().unwrap().iter() {
+            assert!(
+                vars::ALL.iter().any(|v| v.name == name),
+                "{name} is read but not declared"
+            );
+        }
+    }
+
+    #[test]
+    fn serve_settings() {
+        let s = ServeSettings::from_lookup(lookup(&[])).unwrap();
+        assert_eq!(s.addr, "127.0.0.1:8080");
+        assert_eq!(s.backend, Backend::Sqlite);
+        assert_eq!(s.drain, Duration::from_secs(30));
+        let e = ServeSettings::from_lookup(lookup(&[("HOOKRUN_BACKEND", "mysql")])).unwrap_err();
+        assert_eq!(e.name, "HOOKRUN_BACKEND");
+        let e =
+            ServeSettings::from_lookup(lookup(&[("HOOKRUN_DRAIN_SECONDS", "86400")])).unwrap_err();
+        assert!(e.to_string().contains("0 to 3600 seconds"), "{e}");
+        assert!(vars::help_text(&["serve"]).contains("HOOKRUN_DATA_DIR"));
+    }
+
+    #[test]
+    fn aws_settings_need_a_table() {
+        let e = AwsSettings::from_lookup(lookup(&[])).unwrap_err();
+        assert_eq!(e.name, "HOOKRUN_TABLE_NAME");
+        let a = AwsSettings::from_lookup(lookup(&[("HOOKRUN_TABLE_NAME", "t")])).unwrap();
+        assert_eq!(a.secret_cache, Duration::from_secs(30));
+    }
+}

@@ -1,0 +1,484 @@
+//! The environment variables hookrun reads, each described once: its
+//! name, default, bounds, unit and meaning. Parsing takes the default and
+//! the bounds from here, and `--help` and the README's table are written
+//! from the same list, so the three cannot disagree.
+
+use std::time::Duration;
+
+/// The unit of a numeric variable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    Count,
+    Bytes,
+    Seconds,
+    Days,
+}
+
+/// How a variable's value is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// An integer within `min..=max` (inclusive), in `unit`.
+    Number { min: u64, max: u64, unit: Unit },
+    /// `true`/`false` (also 1/0, yes/no, on/off).
+    Flag,
+    /// Free text; empty counts as unset.
+    Text,
+    /// Text that is never printed (tokens, keys).
+    Secret,
+}
+
+/// One environment variable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Var {
+    pub name: &'static str,
+    /// The value used when the variable is unset or empty ("" for none).
+    pub default: &'static str,
+    pub kind: Kind,
+    /// Who reads it: `all` (every function and `hookrun serve`), `aws`
+    /// (the AWS backend), `serve` (`hookrun serve`), `cli` (other commands).
+    pub scope: &'static str,
+    pub help: &'static str,
+}
+
+/// A setting that is present but unusable stops start-up with this.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid value for {name}: {reason}")]
+pub struct ConfigError {
+    pub name: &'static str,
+    pub reason: String,
+}
+
+const fn number(
+    name: &'static str,
+    default: &'static str,
+    min: u64,
+    max: u64,
+    unit: Unit,
+    help: &'static str,
+) -> Var {
+    Var {
+        name,
+        default,
+        kind: Kind::Number { min, max, unit },
+        scope: "all",
+        help,
+    }
+}
+
+const fn text(
+    name: &'static str,
+    default: &'static str,
+    scope: &'static str,
+    help: &'static str,
+) -> Var {
+    Var {
+        name,
+        default,
+        kind: Kind::Text,
+        scope,
+        help,
+    }
+}
+
+const DAY: u64 = 24 * 3600;
+
+pub const MAX_BODY_BYTES: Var = number(
+    "HOOKRUN_MAX_BODY_BYTES",
+    "262144",
+    1,
+    256 * 1024,
+    Unit::Bytes,
+    "largest trigger body; larger ones get 413 (a run item must fit DynamoDB's 400 KB)",
+);
+pub const INTERNAL_TOKEN: Var = Var {
+    name: "HOOKRUN_INTERNAL_TOKEN",
+    default: "",
+    kind: Kind::Secret,
+    scope: "all",
+    help: "token of the internal routes (X-Internal-Token); unset, they answer 404",
+};
+pub const PUBLIC_URL: Var = text(
+    "HOOKRUN_PUBLIC_URL",
+    "",
+    "all",
+    "base URL clients reach hookrun at, used to show webhook URLs (hookrun serve: its own address)",
+);
+pub const RUN_RETENTION_DAYS: Var = number(
+    "HOOKRUN_RUN_RETENTION_DAYS",
+    "30",
+    1,
+    3650,
+    Unit::Days,
+    "how long runs, their logs and deliveries are kept",
+);
+pub const SECRET_GRACE_SECONDS: Var = number(
+    "HOOKRUN_SECRET_GRACE_SECONDS",
+    "86400",
+    0,
+    30 * DAY,
+    Unit::Seconds,
+    "how long a rotated agent secret keeps working when the rotation does not say",
+);
+pub const EXECUTOR_CONCURRENCY: Var = number(
+    "HOOKRUN_EXECUTOR_CONCURRENCY",
+    "4",
+    1,
+    1024,
+    Unit::Count,
+    "runs (and delivery attempts) one process works on at once",
+);
+pub const MAX_OUTPUT_BYTES: Var = number(
+    "HOOKRUN_MAX_OUTPUT_BYTES",
+    "262144",
+    1,
+    16 * 1024 * 1024,
+    Unit::Bytes,
+    "largest agent answer read",
+);
+pub const LEASE_GRACE_SECONDS: Var = number(
+    "HOOKRUN_LEASE_GRACE_SECONDS",
+    "30",
+    0,
+    3600,
+    Unit::Seconds,
+    "how long a running run's lease outlasts its timeout before another executor may take it over",
+);
+pub const MAX_RUN_ATTEMPTS: Var = number(
+    "HOOKRUN_MAX_RUN_ATTEMPTS",
+    "3",
+    1,
+    100,
+    Unit::Count,
+    "executor starts of one run before it is failed as abandoned",
+);
+pub const OUTBOUND_ALLOW_HTTP: Var = Var {
+    name: "HOOKRUN_OUTBOUND_ALLOW_HTTP",
+    default: "false",
+    kind: Kind::Flag,
+    scope: "all",
+    help: "allow plain http:// agent and subscriber URLs",
+};
+pub const OUTBOUND_ALLOW_CIDRS: Var = text(
+    "HOOKRUN_OUTBOUND_ALLOW_CIDRS",
+    "",
+    "all",
+    "comma-separated ranges that agent and subscriber URLs may reach although private or loopback",
+);
+pub const DELIVERY_TIMEOUT_SECONDS: Var = number(
+    "HOOKRUN_DELIVERY_TIMEOUT_SECONDS",
+    "30",
+    1,
+    600,
+    Unit::Seconds,
+    "how long a subscriber has to answer a delivery",
+);
+pub const DELIVERY_RETRY_SCHEDULE: Var = text(
+    "HOOKRUN_DELIVERY_RETRY_SCHEDULE",
+    "5,300,1800,7200,18000,36000,36000",
+    "all",
+    "comma-separated waits in seconds after each failed delivery attempt (each 0 to 86400)",
+);
+pub const RATE_LIMIT_PER_IP: Var = number(
+    "HOOKRUN_RATE_LIMIT_PER_IP",
+    "30",
+    0,
+    1_000_000,
+    Unit::Count,
+    "trigger calls per minute from one source IP to one target, before authentication (0: none)",
+);
+pub const RATE_LIMIT_PER_TRIGGER: Var = number(
+    "HOOKRUN_RATE_LIMIT_PER_TRIGGER",
+    "100",
+    0,
+    1_000_000,
+    Unit::Count,
+    "calls per minute to one trigger or agent unless the trigger sets its own (0: none)",
+);
+pub const RATE_LIMIT_PER_WORKSPACE: Var = number(
+    "HOOKRUN_RATE_LIMIT_PER_WORKSPACE",
+    "1000",
+    0,
+    10_000_000,
+    Unit::Count,
+    "calls per minute to one workspace (0: none)",
+);
+pub const INVOCATION_RETENTION_DAYS: Var = number(
+    "HOOKRUN_INVOCATION_RETENTION_DAYS",
+    "14",
+    1,
+    365,
+    Unit::Days,
+    "how long trigger invocation logs are kept",
+);
+pub const SECRET_PREFIX: Var = text(
+    "HOOKRUN_SECRET_PREFIX",
+    "hookrun",
+    "all",
+    "first part of agent secret names, {prefix}/{workspace}/agents/{agent}",
+);
+
+pub const TABLE_NAME: Var = text(
+    "HOOKRUN_TABLE_NAME",
+    "",
+    "aws",
+    "the DynamoDB table (required on the AWS backend)",
+);
+pub const RUNS_QUEUE_URL: Var = text("HOOKRUN_RUNS_QUEUE_URL", "", "aws", "the runs queue");
+pub const RUNS_DLQ_URL: Var = text(
+    "HOOKRUN_RUNS_DLQ_URL",
+    "",
+    "aws",
+    "the runs dead-letter queue",
+);
+pub const DELIVERIES_QUEUE_URL: Var = text(
+    "HOOKRUN_DELIVERIES_QUEUE_URL",
+    "",
+    "aws",
+    "the deliveries queue",
+);
+pub const DELIVERIES_DLQ_URL: Var = text(
+    "HOOKRUN_DELIVERIES_DLQ_URL",
+    "",
+    "aws",
+    "the deliveries dead-letter queue",
+);
+pub const SECRET_CACHE_SECONDS: Var = Var {
+    name: "HOOKRUN_SECRET_CACHE_SECONDS",
+    default: "30",
+    kind: Kind::Number {
+        min: 0,
+        max: 3600,
+        unit: Unit::Seconds,
+    },
+    scope: "aws",
+    help: "how long a secret read from Secrets Manager is cached in the process",
+};
+pub const MASTER_KEY_SECRET: Var = text(
+    "HOOKRUN_MASTER_KEY_SECRET",
+    "",
+    "aws",
+    "name or ARN of the master-key secret that seals trigger and subscription secrets",
+);
+
+pub const ADDR: Var = text(
+    "HOOKRUN_ADDR",
+    "127.0.0.1:8080",
+    "serve",
+    "address to listen on (--addr)",
+);
+pub const BACKEND: Var = text(
+    "HOOKRUN_BACKEND",
+    "sqlite",
+    "serve",
+    "sqlite (embedded store in the data directory) or aws (--backend)",
+);
+pub const DATA_DIR: Var = text(
+    "HOOKRUN_DATA_DIR",
+    "./hookrun-data",
+    "serve",
+    "where the SQLite database lives (--data-dir)",
+);
+pub const AWS_PROVISION: Var = text(
+    "HOOKRUN_AWS_PROVISION",
+    "",
+    "serve",
+    "aws backend: create (if missing) and use a table and queues named after this prefix (--provision)",
+);
+pub const LOG_FORMAT: Var = text(
+    "HOOKRUN_LOG_FORMAT",
+    "text",
+    "serve",
+    "text or json log lines on standard error (--log-format)",
+);
+pub const LOG: Var = text(
+    "HOOKRUN_LOG",
+    "info",
+    "serve",
+    "log filter, e.g. debug or hookrun_core=debug,info",
+);
+pub const DRAIN_SECONDS: Var = Var {
+    name: "HOOKRUN_DRAIN_SECONDS",
+    default: "30",
+    kind: Kind::Number {
+        min: 0,
+        max: 3600,
+        unit: Unit::Seconds,
+    },
+    scope: "serve",
+    help: "how long a stop waits for work in progress (--drain-seconds)",
+};
+pub const BOOTSTRAP_ADMIN_KEY: Var = Var {
+    name: "HOOKRUN_BOOTSTRAP_ADMIN_KEY",
+    default: "",
+    kind: Kind::Secret,
+    scope: "serve",
+    help: "the first admin key of a new store (at least 16 characters); unset, one is generated and printed once",
+};
+pub const WEBHOOK_SECRET: Var = Var {
+    name: "HOOKRUN_WEBHOOK_SECRET",
+    default: "",
+    kind: Kind::Secret,
+    scope: "cli",
+    help: "hookrun sign: the agent's webhook secret (--secret)",
+};
+
+/// Every variable, in the order `--help` and the README list them.
+pub const ALL: &[Var] = &[
+    ADDR,
+    BACKEND,
+    DATA_DIR,
+    AWS_PROVISION,
+    LOG_FORMAT,
+    LOG,
+    DRAIN_SECONDS,
+    BOOTSTRAP_ADMIN_KEY,
+    PUBLIC_URL,
+    INTERNAL_TOKEN,
+    MAX_BODY_BYTES,
+    MAX_OUTPUT_BYTES,
+    RUN_RETENTION_DAYS,
+    INVOCATION_RETENTION_DAYS,
+    SECRET_GRACE_SECONDS,
+    SECRET_PREFIX,
+    EXECUTOR_CONCURRENCY,
+    LEASE_GRACE_SECONDS,
+    MAX_RUN_ATTEMPTS,
+    RATE_LIMIT_PER_IP,
+    RATE_LIMIT_PER_TRIGGER,
+    RATE_LIMIT_PER_WORKSPACE,
+    OUTBOUND_ALLOW_HTTP,
+    OUTBOUND_ALLOW_CIDRS,
+    DELIVERY_TIMEOUT_SECONDS,
+    DELIVERY_RETRY_SCHEDULE,
+    TABLE_NAME,
+    RUNS_QUEUE_URL,
+    RUNS_DLQ_URL,
+    DELIVERIES_QUEUE_URL,
+    DELIVERIES_DLQ_URL,
+    MASTER_KEY_SECRET,
+    SECRET_CACHE_SECONDS,
+    WEBHOOK_SECRET,
+];
+
+impl Var {
+    /// `v` if it is within this number variable's bounds (a command-line
+    /// flag that overrides the variable is held to them too).
+    pub fn check(&self, v: u64) -> Result<u64, ConfigError> {
+        let Kind::Number { min, max, unit } = self.kind else {
+            unreachable!("{} is declared as a number", self.name)
+        };
+        if (min..=max).contains(&v) {
+            Ok(v)
+        } else {
+            Err(ConfigError {
+                name: self.name,
+                reason: format!("{v} is outside {min} to {max} {}", unit_name(unit)),
+            })
+        }
+    }
+}
+
+/// Reads variables from a lookup (the environment, or a map in tests),
+/// with the defaults and bounds of their [`Var`].
+pub struct Env<F: Fn(&str) -> Option<String>>(pub F);
+
+impl<F: Fn(&str) -> Option<String>> Env<F> {
+    /// The value, or the default; empty (or blank) counts as unset.
+    pub fn raw(&self, var: &Var) -> String {
+        (self.0)(var.name)
+            .filter(|v| !v.trim().is_empty())
+            .unwrap_or_else(|| var.default.to_owned())
+    }
+
+    /// The value when set and not empty; the default otherwise, `None` if
+    /// that is empty too.
+    pub fn text(&self, var: &Var) -> Option<String> {
+        Some(self.raw(var)).filter(|v| !v.trim().is_empty())
+    }
+
+    pub fn flag(&self, var: &Var) -> Result<bool, ConfigError> {
+        match self.raw(var).trim().to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "on" => Ok(true),
+            "0" | "false" | "no" | "off" => Ok(false),
+            other => Err(ConfigError {
+                name: var.name,
+                reason: format!("{other:?} is not true or false"),
+            }),
+        }
+    }
+
+    /// A number within the variable's bounds.
+    pub fn number(&self, var: &Var) -> Result<u64, ConfigError> {
+        let raw = self.raw(var);
+        let v: u64 = raw.trim().parse().map_err(|_| ConfigError {
+            name: var.name,
+            reason: format!("{raw:?} is not a whole number"),
+        })?;
+        var.check(v)
+    }
+
+    /// A number that fits `T` (the bounds are chosen so it always does).
+    pub fn int<T: TryFrom<u64>>(&self, var: &Var) -> Result<T, ConfigError> {
+        let v = self.number(var)?;
+        T::try_from(v).map_err(|_| ConfigError {
+            name: var.name,
+            reason: format!("{v} is too large"),
+        })
+    }
+
+    /// A duration: the number in the variable's unit.
+    pub fn duration(&self, var: &Var) -> Result<Duration, ConfigError> {
+        let v = self.number(var)?;
+        Ok(match var.kind {
+            Kind::Number {
+                unit: Unit::Days, ..
+            } => Duration::from_secs(v * 24 * 3600),
+            _ => Duration::from_secs(v),
+        })
+    }
+}
+
+fn unit_name(unit: Unit) -> &'static str {
+    match unit {
+        Unit::Count => "",
+        Unit::Bytes => "bytes",
+        Unit::Seconds => "seconds",
+        Unit::Days => "days",
+    }
+}
+
+/// What `--help` and the README say of a variable's allowed values.
+pub fn describe_values(var: &Var) -> String {
+    match var.kind {
+        Kind::Number { min, max, unit } => format!("{min} to {max} {}", unit_name(unit))
+            .trim_end()
+            .to_owned(),
+        Kind::Flag => "true or false".into(),
+        Kind::Text | Kind::Secret => String::new(),
+    }
+}
+
+/// The variables of these scopes as `--help` text.
+pub fn help_text(scopes: &[&str]) -> String {
+    let mut out = String::from("Environment variables:\n");
+    for var in ALL.iter().filter(|v| scopes.contains(&v.scope)) {
+        let mut line = format!("  {}", var.name);
+        let values = describe_values(var);
+        let default = if var.default.is_empty() {
+            String::new()
+        } else {
+            format!("default {}", var.default)
+        };
+        let extra: Vec<&str> = [values.as_str(), default.as_str()]
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .collect();
+        line.push_str(&format!("\n      {}", var.help));
+        if !extra.is_empty() {
+            line.push_str(&format!(" [{}]", extra.join("; ")));
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}

@@ -1,0 +1,23 @@
+//! Rate-limit counters: one conditional increment per check.
+
+use super::Repo;
+use crate::error::{LimitScope, StoreResult};
+use crate::model::keys;
+
+impl Repo {
+    /// Adds one to the counter of `scope`/`id` in minute `window` unless it
+    /// would pass `max`; the new count, or `ConditionFailed` when full. The
+    /// counter expires two minutes after its window.
+    pub async fn count_call(
+        &self,
+        scope: LimitScope,
+        id: &str,
+        window: i64,
+        max: u32,
+    ) -> StoreResult<i64> {
+        let (pk, sk) = keys::rate_counter(scope, id, window);
+        self.table()
+            .increment(&pk, &sk, 1, i64::from(max), Some((window + 2) * 60))
+            .await
+    }
+}

@@ -1,0 +1,116 @@
+//! Runs as stored: the run item with its idempotency key, and log lines.
+
+use super::{create_op, remove_op, Listing, Repo};
+use crate::error::{StoreError, StoreResult};
+use crate::ids::{AgentId, RunId};
+use crate::model::{keys, LogLine, Record, Run};
+use crate::ports::items::MAX_TX_OPS;
+use crate::ports::{Condition, Index, Item, Query, TxOp};
+
+/// An idempotency key to write with a run: where, and until when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DedupKey {
+    pub key: crate::model::Key,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
+/// What writing a run with an idempotency key came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Written {
+    /// The run (and its key) were written.
+    New,
+    /// The key was there before: the run the first call made.
+    Repeat(RunId),
+    /// The key was there, but it names no run yet (a concurrent first call
+    /// is between its two steps, or the key is corrupt).
+    Unresolved,
+}
+
+impl Repo {
+    /// Writes a new run and, with it in one transaction, its idempotency
+    /// key: of any number of concurrent calls with the same key exactly one
+    /// writes a run.
+    pub async fn create_run(&self, run: &Run, dedup: Option<&DedupKey>) -> StoreResult<Written> {
+        let mut ops = vec![create_op(run)];
+        if let Some(d) = dedup {
+            let (pk, sk) = d.key.clone();
+            let item = Item::new(pk, sk, serde_json::json!({ "run_id": run.id }))
+                .with_expiry(Some(d.expires_at));
+            ops.push(TxOp::Put(item, Condition::NotExists));
+        }
+        match self.table().transact(ops).await {
+            Ok(()) => Ok(Written::New),
+            Err(StoreError::ConditionFailed) if dedup.is_some() => {
+                let (pk, sk) = &dedup.expect("checked").key;
+                let original = self
+                    .table()
+                    .get(pk, sk)
+                    .await?
+                    .and_then(|i| i.data["run_id"].as_str().and_then(RunId::parse));
+                Ok(original.map_or(Written::Unresolved, Written::Repeat))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Removes a run written by [`Repo::create_run`] and its key again (when
+    /// its queue message could not be sent).
+    pub async fn remove_new_run(&self, run: &Run, dedup: Option<&DedupKey>) -> StoreResult<()> {
+        let mut ops = vec![remove_op(Run::key_for(&run.id))];
+        if let Some(d) = dedup {
+            ops.push(remove_op(d.key.clone()));
+        }
+        self.table().transact(ops).await
+    }
+
+    /// An agent's runs, newest first, that `keep` accepts.
+    pub async fn runs_of_agent(
+        &self,
+        agent_id: &AgentId,
+        limit: usize,
+        cursor: Option<String>,
+        keep: impl Fn(&Run) -> bool,
+    ) -> StoreResult<Listing<Run>> {
+        let q = Self::gsi_query(Run::agent_partition(agent_id), true).after(cursor);
+        self.page_filtered(q, limit, keep).await
+    }
+
+    /// Appends log lines (each is its own item; at most 100 per transaction).
+    pub async fn append_logs(&self, lines: &[LogLine]) -> StoreResult<()> {
+        let ops: Vec<TxOp> = lines
+            .iter()
+            .map(|l| TxOp::Put(l.to_item(), Condition::None))
+            .collect();
+        for chunk in ops.chunks(MAX_TX_OPS) {
+            self.table().transact(chunk.to_vec()).await?;
+        }
+        Ok(())
+    }
+
+    /// An agent's log lines: one run's in order, or all runs' newest first.
+    pub async fn logs(
+        &self,
+        agent_id: &AgentId,
+        run_id: Option<&RunId>,
+        limit: usize,
+        cursor: Option<String>,
+    ) -> StoreResult<Listing<LogLine>> {
+        let q = Query::partition(Index::Primary, LogLine::partition(agent_id))
+            .limit(limit)
+            .after(cursor);
+        let q = match run_id {
+            Some(r) => q.prefix(LogLine::run_prefix(r)),
+            None => q.backward(),
+        };
+        self.page(q).await
+    }
+}
+
+/// The key under which an idempotency key is kept for a target.
+pub fn dedup_key(target: &str, presented: &str, expires_at: i64) -> DedupKey {
+    DedupKey {
+        key: keys::dedup(target, &crate::ids::sha256_hex(presented)),
+        expires_at,
+    }
+}

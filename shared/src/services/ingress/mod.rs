@@ -1,0 +1,450 @@
+//! The trigger pipeline (docs/ARCHITECTURE.md, "The path of a trigger").
+//! Every public trigger route runs these steps in this order; only how the
+//! target is named and authenticated differs:
+//!
+//! 1. resolve the target → 404 (unknown, deleted, other workspace alike);
+//! 2. body size limit → 413;
+//! 3. per-source-IP limit, before authentication → 429;
+//! 4. authenticate on the raw bytes, constant time → 401 ([`auth`]);
+//! 5. source allowlist, inactive trigger or agent → 403;
+//! 6. per-trigger and per-workspace limits → 429;
+//! 7. parse → 400 (and the event filter: not wanted → 202 ignored) ([`input`]);
+//! 8. map the input → 400 naming a missing required field;
+//! 9. dedup + write the run + queue it → 202 (a repeat → 202 with the
+//!    original run id);
+//! 10. log the invocation (triggers), whatever the outcome.
+//!
+//! A rejected request writes no run. The HTTP layer reads the body: the
+//! pipeline asks for it, with its limit, once the target is known.
+
+pub mod auth;
+pub mod input;
+
+use std::future::Future;
+use std::net::IpAddr;
+
+use axum::http::HeaderMap;
+use bytes::Bytes;
+use serde_json::Value;
+
+use crate::app::App;
+use crate::error::{Entity, Error, LimitScope, RateState};
+use crate::ids::{AgentId, RunId};
+use crate::message::{truncate_utf8, webhook_message};
+use crate::model::{Agent, Invocation, InvocationResult, Run, RunStatus, Trigger, TriggerType};
+use crate::repo::runs::dedup_key;
+use crate::services::runs::{self, Enqueued};
+use crate::services::{agents, ratelimit, triggers};
+
+pub const SIGNATURE_HEADER: &str = "x-signature";
+pub const SECRET_HEADER: &str = "x-webhook-secret";
+/// Headers whose value makes a call idempotent per target for 24 h.
+pub const DEDUP_HEADERS: [&str; 3] = ["idempotency-key", "x-github-delivery", "webhook-id"];
+const DEDUP_SECONDS: i64 = 24 * 3600;
+const PAYLOAD_EXCERPT_BYTES: usize = 2048;
+
+/// How a request was let in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    /// `X-Signature`: HMAC of the body with the agent secret.
+    Signature,
+    /// `X-Webhook-Secret` in plaintext (deprecated on the agent route).
+    PlaintextSecret,
+    /// A trigger token (URL or bearer), and its signature if it has a secret.
+    Token,
+    /// A trigger signature scheme.
+    TriggerSignature,
+    /// No credential: a trigger without secret, behind its source allowlist.
+    Open,
+    /// An operator's test through the management API.
+    Test,
+}
+
+/// How the target is named on the route (docs/ARCHITECTURE.md, glossary).
+#[derive(Debug, Clone, Copy)]
+pub enum Route<'a> {
+    /// `POST /api/v1/webhooks/{crewId}/{agentId}/trigger`: per-agent HMAC.
+    AgentSigned {
+        workspace_id: &'a str,
+        agent_id: &'a str,
+    },
+    /// `POST /webhooks/runs/{token}`: the token in the URL.
+    TokenUrl { token: &'a str },
+    /// `POST /api/v1/webhook/trigger` with `Authorization: Bearer wht_…`.
+    Bearer,
+    /// `POST /api/webhooks/{triggerId}`.
+    TriggerId { trigger_id: &'a str },
+    /// `POST /api/v1/agents/{agentId}/webhook`: source-validated.
+    AgentSource { agent_id: &'a str },
+}
+
+/// What the pipeline decided for an accepted call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    /// A new run was queued.
+    Queued,
+    /// A repeat of an earlier call: the earlier run, nothing new.
+    Duplicate,
+    /// The trigger does not want this event: no run.
+    Ignored,
+}
+
+#[derive(Debug)]
+pub struct Accepted {
+    pub disposition: Disposition,
+    pub run_id: Option<RunId>,
+    pub auth: AuthMethod,
+    pub agent_id: AgentId,
+    pub agent_version: u64,
+    /// The tightest limit that counted this call, for `RateLimit-*` headers.
+    pub rate: Option<RateState>,
+}
+
+/// A trigger call as it reached us, less its body.
+pub struct Inbound {
+    pub headers: HeaderMap,
+    pub source_ip: Option<IpAddr>,
+}
+
+struct Target {
+    agent: Agent,
+    trigger: Option<Trigger>,
+}
+
+impl Target {
+    /// The id limits and dedup keys are scoped to.
+    fn id(&self) -> &str {
+        self.trigger
+            .as_ref()
+            .map(|t| t.id.as_str())
+            .unwrap_or(&self.agent.id)
+    }
+}
+
+pub(crate) fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).map(|v| v.to_str().unwrap_or(""))
+}
+
+/// Step 1: the agent (and trigger) a route names.
+async fn resolve(app: &App, route: Route<'_>, headers: &HeaderMap) -> Result<Target, Error> {
+    let trigger = match route {
+        Route::AgentSigned {
+            workspace_id,
+            agent_id,
+        } => {
+            let agent = agents::find_any(app, agent_id)
+                .await?
+                .filter(|a| a.workspace_id == workspace_id)
+                .ok_or(Error::NotFound(Entity::Agent))?;
+            return Ok(Target {
+                agent,
+                trigger: None,
+            });
+        }
+        Route::TokenUrl { token } => triggers::by_token(app, token).await?,
+        Route::TriggerId { trigger_id } => triggers::by_id(app, trigger_id).await?,
+        Route::AgentSource { agent_id } => triggers::by_agent_route(app, agent_id).await?,
+        Route::Bearer => {
+            let token = auth::bearer(headers).ok_or_else(|| {
+                Error::unauthorized("missing Authorization: Bearer <trigger token>")
+            })?;
+            // An unknown bearer token is a failed authentication, not a 404.
+            Some(
+                triggers::by_token(app, token)
+                    .await?
+                    .ok_or_else(|| Error::unauthorized("invalid trigger token"))?,
+            )
+        }
+    };
+    let trigger = trigger.ok_or(Error::NotFound(Entity::Trigger))?;
+    let agent = agents::find_any(app, &trigger.agent_id)
+        .await?
+        .filter(|a| a.workspace_id == trigger.workspace_id)
+        .ok_or(Error::NotFound(Entity::Trigger))?;
+    Ok(Target {
+        agent,
+        trigger: Some(trigger),
+    })
+}
+
+/// Runs the whole pipeline for one call. `read_body(limit)` reads the
+/// request body, refusing more than `limit` bytes; it is called once the
+/// target is known (so an unknown target is a 404 whatever its body).
+pub async fn handle<F, Fut>(
+    app: &App,
+    route: Route<'_>,
+    req: Inbound,
+    read_body: F,
+) -> Result<Accepted, Error>
+where
+    F: FnOnce(usize) -> Fut,
+    Fut: Future<Output = Result<Bytes, Error>>,
+{
+    let target = resolve(app, route, &req.headers).await?;
+    let ip = req.source_ip;
+    let (result, body) = match read_body(app.settings.max_body_bytes).await {
+        Ok(body) => {
+            let result = accept(app, route, &target, &req.headers, &body, ip).await;
+            (result, Some(body))
+        }
+        Err(e) => (Err(e), None),
+    };
+    if let Some(t) = &target.trigger {
+        triggers::record_invocation(app, invocation(app, t, ip, &result, body.as_deref())).await;
+        if result.is_ok() {
+            triggers::touch(app, t).await;
+        }
+    }
+    result
+}
+
+/// The invocation log entry of one call: never a secret, a token or a
+/// signature, only the first 2 KiB of the body.
+fn invocation(
+    app: &App,
+    t: &Trigger,
+    ip: Option<IpAddr>,
+    result: &Result<Accepted, Error>,
+    body: Option<&[u8]>,
+) -> Invocation {
+    let now = app.clock.now();
+    let (result, run_id, error) = match result {
+        Ok(a) => (
+            match a.disposition {
+                Disposition::Queued => InvocationResult::Accepted,
+                Disposition::Duplicate => InvocationResult::Duplicate,
+                Disposition::Ignored => InvocationResult::Ignored,
+            },
+            a.run_id.clone(),
+            None,
+        ),
+        Err(e) => (InvocationResult::Rejected, None, Some(e)),
+    };
+    Invocation {
+        id: crate::ids::new_id("inv"),
+        trigger_id: t.id.clone(),
+        timestamp: now,
+        source_ip: ip.map(|i| i.to_string()),
+        result,
+        // The status the caller was answered with: the one place a service
+        // asks the HTTP layer's mapping, because the log shows it.
+        status: error.map_or(202, |e| crate::http::status_of(e).as_u16()),
+        run_id,
+        error: error.map(|e| e.to_string()),
+        payload_excerpt: body.map(|b| {
+            let mut s =
+                String::from_utf8_lossy(&b[..b.len().min(PAYLOAD_EXCERPT_BYTES + 4)]).into_owned();
+            truncate_utf8(&mut s, PAYLOAD_EXCERPT_BYTES);
+            s
+        }),
+        expires_at: Some(app.expiry_after(app.settings.invocation_retention)),
+    }
+}
+
+/// Steps 3–9.
+async fn accept(
+    app: &App,
+    route: Route<'_>,
+    target: &Target,
+    headers: &HeaderMap,
+    body: &[u8],
+    ip: Option<IpAddr>,
+) -> Result<Accepted, Error> {
+    // 3. per source IP, before authentication.
+    let ip_key = format!(
+        "{}#{}",
+        target.id(),
+        ip.map(|i| i.to_string()).unwrap_or_default()
+    );
+    let ip_rate =
+        ratelimit::hit(app, LimitScope::Ip, &ip_key, app.settings.rate_limit_per_ip).await?;
+    // 4. authenticate.
+    let auth = match &target.trigger {
+        None => auth::authenticate_agent(app, &target.agent, headers, body).await?,
+        Some(t) => auth::authenticate_trigger(app, route, t, headers, body).await?,
+    };
+    // 5. sources, then inactive.
+    if let Some(t) = &target.trigger {
+        auth::check_sources(t, headers, ip)?;
+        if !t.is_active {
+            return Err(Error::Forbidden("trigger is inactive"));
+        }
+    }
+    if !target.agent.enabled {
+        return Err(Error::Forbidden("agent is disabled"));
+    }
+    // 6. per trigger (or agent), per workspace.
+    let (scope, per_target) = match &target.trigger {
+        Some(t) => (
+            LimitScope::Trigger,
+            t.rate_limit_per_minute
+                .unwrap_or(app.settings.rate_limit_per_trigger),
+        ),
+        None => (LimitScope::Agent, app.settings.rate_limit_per_trigger),
+    };
+    let target_rate = ratelimit::hit(app, scope, target.id(), per_target).await?;
+    let workspace_rate = ratelimit::hit(
+        app,
+        LimitScope::Workspace,
+        &target.agent.workspace_id,
+        app.settings.rate_limit_per_workspace,
+    )
+    .await?;
+    // The headers describe the limit closest to refusing this caller.
+    let rate = [ip_rate, target_rate, workspace_rate]
+        .into_iter()
+        .flatten()
+        .min_by_key(|r| r.remaining);
+    let accepted = |disposition, run_id| Accepted {
+        disposition,
+        run_id,
+        auth,
+        agent_id: target.agent.id.clone(),
+        agent_version: target.agent.version,
+        rate,
+    };
+    // 7. parse; the event filter.
+    let payload = match &target.trigger {
+        None => input::parse_json(body)?,
+        Some(_) => input::parse_body(headers, body)?,
+    };
+    if let Some(t) = &target.trigger {
+        if !input::wanted(t, headers, &payload) {
+            return Ok(accepted(Disposition::Ignored, None));
+        }
+    }
+    // 8. input and message.
+    let (run_input, message) = match &target.trigger {
+        None => {
+            let message = webhook_message(&payload);
+            (payload, message)
+        }
+        Some(t) => {
+            let event = input::event_names(headers, &payload).into_iter().next();
+            input::map_input(
+                t,
+                payload,
+                event.as_deref(),
+                crate::providers::source_header(headers),
+            )?
+        }
+    };
+    let trigger_type = match auth {
+        AuthMethod::Token => TriggerType::Token,
+        AuthMethod::Test => TriggerType::Test,
+        _ => TriggerType::Webhook,
+    };
+    let mut run = new_run(
+        app,
+        &target.agent,
+        trigger_type,
+        run_input,
+        ip.map(|i| i.to_string()),
+    );
+    run.message = message;
+    if let Some(t) = &target.trigger {
+        run.trigger_id = Some(t.id.clone());
+        run.environment = t.environment;
+    }
+    check_stored_size(&run)?;
+    // 9. dedup, write, queue.
+    let dedup = DEDUP_HEADERS
+        .iter()
+        .find_map(|h| header(headers, h).filter(|v| !v.trim().is_empty()))
+        .map(|key| {
+            dedup_key(
+                target.id(),
+                key,
+                app.clock.now().timestamp() + DEDUP_SECONDS,
+            )
+        });
+    Ok(match runs::enqueue_once(app, &run, dedup).await? {
+        Enqueued::New(id) => accepted(Disposition::Queued, Some(id)),
+        Enqueued::Repeat(id) => accepted(Disposition::Duplicate, Some(id)),
+    })
+}
+
+/// An operator's test of a trigger (`POST /api/v1/webhook-triggers/{id}/test`):
+/// the pipeline from step 5 on, with trigger type TEST and no event filter.
+pub async fn test_trigger(app: &App, t: &Trigger, payload: Value) -> Result<RunId, Error> {
+    let agent = agents::find_any(app, &t.agent_id)
+        .await?
+        .filter(|a| a.workspace_id == t.workspace_id)
+        .ok_or(Error::NotFound(Entity::Agent))?;
+    if !t.is_active {
+        return Err(Error::Forbidden("trigger is inactive"));
+    }
+    if !agent.enabled {
+        return Err(Error::Forbidden("agent is disabled"));
+    }
+    ratelimit::hit(
+        app,
+        LimitScope::Trigger,
+        &t.id,
+        t.rate_limit_per_minute
+            .unwrap_or(app.settings.rate_limit_per_trigger),
+    )
+    .await?;
+    ratelimit::hit(
+        app,
+        LimitScope::Workspace,
+        &t.workspace_id,
+        app.settings.rate_limit_per_workspace,
+    )
+    .await?;
+    let (run_input, message) = input::map_input(t, payload, None, Some("hookrun"))?;
+    let mut run = new_run(app, &agent, TriggerType::Test, run_input, None);
+    run.message = message;
+    run.trigger_id = Some(t.id.clone());
+    run.environment = t.environment;
+    check_stored_size(&run)?;
+    Ok(runs::enqueue_once(app, &run, None).await?.run_id().clone())
+}
+
+/// A body under the limit can still grow past what one run item holds once
+/// stored (escaping, number formats, a mapped input beside the message).
+fn check_stored_size(run: &Run) -> Result<(), Error> {
+    if run.stored_size() > crate::model::run::MAX_STORED_RUN_BYTES {
+        return Err(Error::PayloadTooLarge(
+            crate::model::run::MAX_STORED_RUN_BYTES,
+        ));
+    }
+    Ok(())
+}
+
+/// A queued run of `agent` for this payload.
+pub fn new_run(
+    app: &App,
+    agent: &Agent,
+    trigger_type: TriggerType,
+    payload: Value,
+    source_ip: Option<String>,
+) -> Run {
+    let message = webhook_message(&payload);
+    Run {
+        id: RunId::generate(),
+        workspace_id: agent.workspace_id.clone(),
+        agent_id: agent.id.clone(),
+        agent_version: agent.version,
+        trigger_id: None,
+        trigger_type,
+        status: RunStatus::Queued,
+        input: payload,
+        message,
+        output: None,
+        error: None,
+        exit_code: None,
+        attempt: 0,
+        session_id: agent.webhook_session_id(),
+        source_ip,
+        created_at: app.clock.now(),
+        started_at: None,
+        completed_at: None,
+        duration_ms: None,
+        lease_expires_at: None,
+        timeout_seconds: agent.timeout_seconds,
+        environment: Default::default(),
+        events_emitted: false,
+        expires_at: Some(app.retention_expiry()),
+    }
+}

@@ -1,0 +1,73 @@
+//! What an external system needs to register an agent's webhooks: every
+//! URL that reaches it and how each authenticates. Never a secret or token.
+
+use serde_json::{json, Value};
+
+use super::requests::base_url;
+use crate::app::App;
+use crate::error::Error;
+use crate::ids::WorkspaceId;
+use crate::model::{Agent, Trigger};
+
+/// How a trigger's callers authenticate, in words.
+fn scheme_name(t: &Trigger) -> &'static str {
+    if t.secret_sealed.is_some() {
+        t.signature.scheme.as_str()
+    } else {
+        "none"
+    }
+}
+
+pub async fn agent_webhook_info(
+    app: &App,
+    workspace_id: &WorkspaceId,
+    agent_id: &str,
+) -> Result<Value, Error> {
+    let agent = app.repo.find::<Agent>(workspace_id, agent_id).await?;
+    let base = base_url(app);
+    let mut urls = vec![json!({
+        "url": format!("{base}/api/v1/webhooks/{}/{}/trigger", agent.workspace_id, agent.id),
+        "method": "POST",
+        "auth": "X-Signature: hex HMAC-SHA256 of the body with the agent's webhook secret (X-Webhook-Secret deprecated)",
+    })];
+    let (triggers, _) = super::list(app, workspace_id, Some(&agent.id), 100, None).await?;
+    for t in &triggers {
+        let scheme = scheme_name(t);
+        let signed = t.secret_sealed.is_some();
+        urls.push(json!({
+            "trigger_id": t.id,
+            "name": t.name,
+            "is_active": t.is_active,
+            "url": format!("{base}/api/webhooks/{}", t.id),
+            "method": "POST",
+            "auth": if signed { format!("signature ({scheme}) or X-Webhook-Secret") } else { "none".into() },
+        }));
+        urls.push(json!({
+            "trigger_id": t.id,
+            "url": format!("{base}/api/v1/webhook/trigger"),
+            "method": "POST",
+            "auth": format!("Authorization: Bearer {}… (the trigger token){}", t.token_prefix, if signed { format!(", plus signature ({scheme})") } else { String::new() }),
+        }));
+        urls.push(json!({
+            "trigger_id": t.id,
+            "url": format!("{base}/webhooks/runs/{}…", t.token_prefix),
+            "method": "POST",
+            "auth": "the trigger token in the URL",
+        }));
+    }
+    let route = super::by_agent_route(app, &agent.id).await?;
+    if let Some(t) = &route {
+        urls.push(json!({
+            "trigger_id": t.id,
+            "url": format!("{base}/api/v1/agents/{}/webhook", agent.id),
+            "method": "POST",
+            "auth": if t.secret_sealed.is_some() { format!("source validation and signature ({})", t.signature.scheme) } else { "source validation".into() },
+        }));
+    }
+    Ok(json!({
+        "agent_id": agent.id,
+        "enabled": agent.enabled,
+        "urls": urls,
+        "allowed_sources": route.map(|t| serde_json::to_value(&t.allowed_sources).unwrap_or_default()),
+    }))
+}

@@ -1,0 +1,137 @@
+//! What the management API sends and gets back for triggers: the request
+//! bodies, and the trigger as shown (never its secret or token).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::app::App;
+use crate::ids::{AgentId, TriggerId, WorkspaceId};
+use crate::model::{AllowedSources, Environment, SignatureConfig, Trigger};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTrigger {
+    pub agent_id: String,
+    pub name: String,
+    pub description: Option<String>,
+    /// Make a signing secret (shown once).
+    #[serde(default)]
+    pub generate_secret: bool,
+    /// Or use this one (e.g. a Stripe or Slack signing secret).
+    pub secret: Option<String>,
+    pub signature: Option<SignatureConfig>,
+    pub allowed_sources: Option<AllowedSources>,
+    pub input_mapping: Option<serde_json::Map<String, Value>>,
+    pub event_types: Option<Vec<String>>,
+    pub environment: Option<Environment>,
+    pub rate_limit_per_minute: Option<u32>,
+    pub metadata: Option<Value>,
+    /// Also answer `POST /api/v1/agents/{agentId}/webhook` (one per agent).
+    #[serde(default)]
+    pub agent_route: bool,
+    pub is_active: Option<bool>,
+}
+
+/// `null` clears a field; absence keeps it.
+fn some_or_null<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateTrigger {
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "some_or_null")]
+    pub description: Option<Option<String>>,
+    pub is_active: Option<bool>,
+    #[serde(default, deserialize_with = "some_or_null")]
+    pub rate_limit_per_minute: Option<Option<u32>>,
+    #[serde(default, deserialize_with = "some_or_null")]
+    pub input_mapping: Option<Option<serde_json::Map<String, Value>>>,
+    pub allowed_sources: Option<AllowedSources>,
+    pub event_types: Option<Vec<String>>,
+    pub signature: Option<SignatureConfig>,
+    pub environment: Option<Environment>,
+    pub metadata: Option<Value>,
+    pub agent_route: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegenerateSecret {
+    /// Use this secret instead of making one.
+    pub secret: Option<String>,
+}
+
+/// A trigger as the API shows it: never its secret or token.
+#[derive(Debug, Serialize)]
+pub struct TriggerView {
+    pub id: TriggerId,
+    pub workspace_id: WorkspaceId,
+    pub agent_id: AgentId,
+    pub name: String,
+    pub description: Option<String>,
+    pub token_prefix: String,
+    pub is_active: bool,
+    pub has_secret: bool,
+    #[serde(with = "crate::clock::ts::option")]
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub created_by_id: String,
+    #[serde(with = "crate::clock::ts")]
+    pub created_at: DateTime<Utc>,
+    #[serde(with = "crate::clock::ts")]
+    pub updated_at: DateTime<Utc>,
+    pub signature: Option<SignatureConfig>,
+    pub allowed_sources: AllowedSources,
+    pub input_mapping: Option<serde_json::Map<String, Value>>,
+    pub event_types: Vec<String>,
+    pub environment: Environment,
+    pub rate_limit_per_minute: Option<u32>,
+    pub metadata: Value,
+    pub agent_route: bool,
+    /// The URLs that reach this trigger without its token in them.
+    pub urls: Value,
+}
+
+/// The base every shown URL starts with (`HOOKRUN_PUBLIC_URL`, or none).
+pub fn base_url(app: &App) -> &str {
+    app.settings.public_url.as_deref().unwrap_or("")
+}
+
+pub fn view(app: &App, t: &Trigger) -> TriggerView {
+    let base = base_url(app);
+    let mut urls = json!({
+        "by_id": format!("{base}/api/webhooks/{}", t.id),
+        "bearer": format!("{base}/api/v1/webhook/trigger"),
+        "token_url": format!("{base}/webhooks/runs/{}…", t.token_prefix),
+    });
+    if t.agent_route {
+        urls["agent"] = json!(format!("{base}/api/v1/agents/{}/webhook", t.agent_id));
+    }
+    TriggerView {
+        id: t.id.clone(),
+        workspace_id: t.workspace_id.clone(),
+        agent_id: t.agent_id.clone(),
+        name: t.name.clone(),
+        description: t.description.clone(),
+        token_prefix: t.token_prefix.clone(),
+        is_active: t.is_active,
+        has_secret: t.secret_sealed.is_some(),
+        last_used_at: t.last_used_at,
+        created_by_id: t.created_by_id.clone(),
+        created_at: t.created_at,
+        updated_at: t.updated_at,
+        signature: t.secret_sealed.as_ref().map(|_| t.signature.clone()),
+        allowed_sources: t.allowed_sources.clone(),
+        input_mapping: t.input_mapping.clone(),
+        event_types: t.event_types.clone(),
+        environment: t.environment,
+        rate_limit_per_minute: t.rate_limit_per_minute,
+        metadata: t.metadata.clone(),
+        agent_route: t.agent_route,
+        urls,
+    }
+}

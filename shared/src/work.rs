@@ -1,0 +1,202 @@
+//! Queue work: the messages the queues carry, sending them, processing one
+//! received message, and the one decision of what to do with it afterwards.
+//! The in-process consumer of `hookrun serve` (`crate::worker`) and the
+//! Lambda SQS glue (`crate::lambda`) both go through [`process`] and
+//! [`settle`]; they differ only in how a finished message is removed (the
+//! worker deletes it, Lambda reports it as not failed).
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::app::App;
+use crate::error::StoreResult;
+use crate::ids::RunId;
+use crate::ports::{QueueId, MAX_DELAY_FOR_QUEUE};
+use crate::services::{delivery, executor};
+
+/// Everything a queue can carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    /// Runs queue: execute this run (the run item holds the rest).
+    Run { run_id: RunId },
+    /// Deliveries queue: attempt this delivery. A `manual` attempt was asked
+    /// for by hand: it is made even if the delivery is done, and not retried.
+    Delivery { delivery_id: String, manual: bool },
+}
+
+/// The runs queue's body: `{"run_id":…}`.
+#[derive(Serialize, Deserialize)]
+struct RunBody {
+    run_id: RunId,
+}
+
+/// The deliveries queue's body: `{"delivery_id":…,"manual":…}`.
+#[derive(Serialize, Deserialize)]
+struct DeliveryBody {
+    delivery_id: String,
+    #[serde(default)]
+    manual: bool,
+}
+
+impl Message {
+    pub fn queue(&self) -> QueueId {
+        match self {
+            Message::Run { .. } => QueueId::Runs,
+            Message::Delivery { .. } => QueueId::Deliveries,
+        }
+    }
+
+    /// The message body as stored in its queue.
+    pub fn encode(&self) -> String {
+        let json = match self {
+            Message::Run { run_id } => serde_json::to_string(&RunBody {
+                run_id: run_id.clone(),
+            }),
+            Message::Delivery {
+                delivery_id,
+                manual,
+            } => serde_json::to_string(&DeliveryBody {
+                delivery_id: delivery_id.clone(),
+                manual: *manual,
+            }),
+        };
+        json.expect("queue messages serialise")
+    }
+
+    /// A body received from `queue`; Err says why it can never be processed.
+    pub fn decode(queue: QueueId, body: &str) -> Result<Message, String> {
+        match queue {
+            QueueId::Runs => serde_json::from_str::<RunBody>(body)
+                .map(|b| Message::Run { run_id: b.run_id })
+                .map_err(|e| format!("malformed runs-queue message: {e}")),
+            QueueId::Deliveries => serde_json::from_str::<DeliveryBody>(body)
+                .map(|b| Message::Delivery {
+                    delivery_id: b.delivery_id,
+                    manual: b.manual,
+                })
+                .map_err(|e| format!("malformed deliveries-queue message: {e}")),
+            QueueId::RunsDlq | QueueId::DeliveriesDlq => Err(format!(
+                "{} is a dead-letter queue: nothing processes its messages",
+                queue.name()
+            )),
+        }
+    }
+}
+
+/// Queues a message, invisible for `delay` (longer waits are capped at what
+/// the queue allows; the consumer chains the rest).
+pub async fn send(app: &App, msg: &Message, delay: Duration) -> StoreResult<()> {
+    app.queue
+        .send(msg.queue(), &msg.encode(), delay.min(MAX_DELAY_FOR_QUEUE))
+        .await
+        .map(|_| ())
+}
+
+/// What processing one message came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Finished with it (processed, or nothing left to do).
+    Done,
+    /// Not now: look at it again after this long.
+    RetryAfter(Duration),
+    /// It can never be processed (malformed, names nothing): dead-letter it.
+    Poison(String),
+}
+
+/// Processes one message received from `queue`.
+pub async fn process(app: &App, queue: QueueId, body: &str) -> Outcome {
+    match Message::decode(queue, body) {
+        Err(reason) => Outcome::Poison(reason),
+        Ok(Message::Run { run_id }) => executor::process(app, &run_id).await,
+        Ok(Message::Delivery {
+            delivery_id,
+            manual,
+        }) => delivery::process(app, &delivery_id, manual).await,
+    }
+}
+
+/// Longest time a retried message is hidden at once (SQS allows 12 h).
+pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(12 * 3600);
+
+/// What becomes of a received message once its outcome is acted on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settled {
+    /// Remove it from its queue (processed, or moved to the dead-letter queue).
+    Remove,
+    /// Leave it: it reappears when its visibility ends.
+    Keep,
+}
+
+/// Acts on an outcome: a retry hides the message for its delay, poison is
+/// copied to the dead-letter queue. Never fails: what cannot be done now is
+/// left for the message's next receive.
+pub async fn settle(
+    app: &App,
+    queue: QueueId,
+    receipt: &str,
+    body: &str,
+    outcome: Outcome,
+) -> Settled {
+    match outcome {
+        Outcome::Done => Settled::Remove,
+        Outcome::RetryAfter(delay) => {
+            let delay = delay.min(MAX_RETRY_DELAY);
+            if let Err(e) = app.queue.change_visibility(queue, receipt, delay).await {
+                tracing::warn!(queue = queue.name(), error = %e, "could not delay a retried message");
+            }
+            Settled::Keep
+        }
+        Outcome::Poison(reason) => {
+            let Some(dlq) = queue.dead_letter() else {
+                tracing::error!(queue = queue.name(), %reason, "unprocessable message on a dead-letter queue; left there");
+                return Settled::Keep;
+            };
+            tracing::error!(queue = queue.name(), %reason, "moving unprocessable message to the dead-letter queue");
+            match app.queue.send(dlq, body, Duration::ZERO).await {
+                Ok(_) => Settled::Remove,
+                Err(e) => {
+                    tracing::error!(queue = queue.name(), error = %e, "dead-letter send failed; the queue's redrive policy takes over");
+                    Settled::Keep
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_keep_their_wire_form() {
+        let run = Message::Run {
+            run_id: RunId::parse("run_1").unwrap(),
+        };
+        assert_eq!(run.encode(), r#"{"run_id":"run_1"}"#);
+        assert_eq!(Message::decode(QueueId::Runs, &run.encode()).unwrap(), run);
+        let d = Message::Delivery {
+            delivery_id: "dlv_1".into(),
+            manual: true,
+        };
+        assert_eq!(d.encode(), r#"{"delivery_id":"dlv_1","manual":true}"#);
+        assert_eq!(
+            Message::decode(QueueId::Deliveries, r#"{"delivery_id":"dlv_1"}"#).unwrap(),
+            Message::Delivery {
+                delivery_id: "dlv_1".into(),
+                manual: false
+            }
+        );
+    }
+
+    #[test]
+    fn bodies_that_cannot_be_processed_say_why() {
+        assert!(Message::decode(QueueId::Runs, "nope")
+            .unwrap_err()
+            .contains("malformed runs-queue message"));
+        assert!(Message::decode(QueueId::Runs, r#"{"run_id":"a#b"}"#).is_err());
+        assert!(Message::decode(QueueId::RunsDlq, r#"{"run_id":"run_1"}"#)
+            .unwrap_err()
+            .contains("dead-letter"));
+    }
+}

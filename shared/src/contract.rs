@@ -1,4 +1,7 @@
-//! Contract suites for the ports (DESIGN §3): what every adapter must do.
+//! Over 400 lines: one suite per port operation, kept in one file so every
+//! adapter's test file runs the same list.
+//!
+//! Contract suites for the ports (docs/ARCHITECTURE.md, "Layers"): what every adapter must do.
 //!
 //! Each suite is a public async function so that every adapter's tests call
 //! the very same checks: the SQLite adapters in `tests/contract_sqlite.rs`,

@@ -2,9 +2,10 @@
 //! binaries stay a few lines of wiring and this logic is tested here.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::IpAddr;
 
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use axum::extract::Request;
 use axum::Router;
 use lambda_http::request::RequestContext;
@@ -52,12 +53,10 @@ pub async fn handle_deliveries_batch(app: &App, event: SqsEvent) -> SqsBatchResp
 /// reported as failed (and so retried) unless it was settled as removed; a
 /// record whose task panicked is reported as failed too, never dropped.
 pub async fn handle_batch(app: &App, queue: QueueId, event: SqsEvent) -> SqsBatchResponse {
-    let mut tasks = tokio::task::JoinSet::new();
-    let mut ids = HashMap::new();
-    for record in event.records {
-        let message_id = record.message_id.clone().unwrap_or_default();
+    let app = app.clone();
+    run_batch(queue, event, move |record| {
         let app = app.clone();
-        let handle = tasks.spawn(async move {
+        async move {
             let body = record.body.as_deref().unwrap_or("");
             let outcome = work::process(&app, queue, body).await;
             match &record.receipt_handle {
@@ -67,7 +66,23 @@ pub async fn handle_batch(app: &App, queue: QueueId, event: SqsEvent) -> SqsBatc
                 None if outcome == Outcome::Done => Settled::Remove,
                 None => Settled::Keep,
             }
-        });
+        }
+    })
+    .await
+}
+
+/// Runs `each` on every record concurrently and reports, by message id,
+/// every record not settled as removed, panicked ones included.
+async fn run_batch<F, Fut>(queue: QueueId, event: SqsEvent, each: F) -> SqsBatchResponse
+where
+    F: Fn(SqsMessage) -> Fut,
+    Fut: Future<Output = Settled> + Send + 'static,
+{
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut ids = HashMap::new();
+    for record in event.records {
+        let message_id = record.message_id.clone().unwrap_or_default();
+        let handle = tasks.spawn(each(record));
         ids.insert(handle.id(), message_id);
     }
     let mut failures = Vec::new();
@@ -91,4 +106,34 @@ pub async fn handle_batch(app: &App, queue: QueueId, event: SqsEvent) -> SqsBatc
         })
         .collect();
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn kept_and_panicked_records_are_reported_by_id() {
+        let records: Vec<serde_json::Value> = ["remove", "keep", "panic"]
+            .iter()
+            .map(|b| serde_json::json!({ "messageId": format!("m-{b}"), "body": b }))
+            .collect();
+        let event: SqsEvent =
+            serde_json::from_value(serde_json::json!({ "Records": records })).unwrap();
+        let resp = run_batch(QueueId::Runs, event, |record| async move {
+            match record.body.as_deref() {
+                Some("panic") => panic!("a record whose processing panics"),
+                Some("keep") => Settled::Keep,
+                _ => Settled::Remove,
+            }
+        })
+        .await;
+        let mut failed: Vec<String> = resp
+            .batch_item_failures
+            .into_iter()
+            .map(|f| f.item_identifier)
+            .collect();
+        failed.sort();
+        assert_eq!(failed, vec!["m-keep", "m-panic"]);
+    }
 }

@@ -1,4 +1,5 @@
-//! The message an agent receives for a webhook event (seed 000, DESIGN §4).
+//! The message an agent receives for a webhook event (docs/ARCHITECTURE.md,
+//! "The path of a trigger").
 
 use serde_json::Value;
 

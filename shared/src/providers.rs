@@ -1,3 +1,6 @@
+//! Over 400 lines, half of it the schemes' published test vectors; the five
+//! schemes share the header and freshness helpers, so they stay together.
+//!
 //! Provider signature schemes for triggers, each checked on the
 //! raw body bytes in constant time: a plain HMAC header (configurable, e.g.
 //! Grafana, Shopify), GitHub, Stripe, Slack and Standard Webhooks.
@@ -372,7 +375,7 @@ mod tests {
             ),
             Ok(())
         );
-        // The default: X-Webhook-Signature: sha256=<hex> (seed 004).
+        // The default: X-Webhook-Signature: sha256=<hex> (the bearer-token route's convention).
         let h = headers(&[(
             "x-webhook-signature",
             format!("sha256={}", hex_mac(b"k", &[body])),

@@ -14,7 +14,7 @@ pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
-/// Lowercase hex HMAC-SHA256, what `X-Signature` carries (seed 000).
+/// Lowercase hex HMAC-SHA256, what `X-Signature` carries (the per-agent route).
 pub fn sign_hex(secret: &str, body: &[u8]) -> String {
     hex::encode(hmac_sha256(secret.as_bytes(), body))
 }

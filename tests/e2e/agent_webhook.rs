@@ -1,4 +1,4 @@
-//! `POST /api/v1/webhooks/{crewId}/{agentId}/trigger` (seed 000): every
+//! `POST /api/v1/webhooks/{crewId}/{agentId}/trigger` (the per-agent HMAC route): every
 //! status it answers, and that rejected calls leave no run behind.
 
 use reqwest::{Method, StatusCode};
@@ -59,7 +59,7 @@ async fn signature_and_plaintext_secret_are_accepted() {
     assert_eq!(resp.headers()["deprecation"], "true");
     assert_eq!(resp.headers()["sunset"], "Thu, 31 Dec 2026 23:59:59 GMT");
 
-    // The run carries what seed 000 says it carries.
+    // The run carries what the route's contract says it carries.
     let (s, run) = h.get(&format!("/api/v1/runs/{run_id}")).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(run["trigger_type"], "WEBHOOK");

@@ -82,7 +82,7 @@ async fn a_finished_run_is_delivered_signed_both_ways() {
     let r = &got[0];
     assert!(
         seed_verify(&secret, r, "x-crewship-signature"),
-        "seed 001 recipe verifies"
+        "the X-Crewship-Signature recipe verifies"
     );
     assert!(standard_verify(&secret, r), "Standard Webhooks verifies");
     assert_eq!(r.header("x-crewship-event"), "run.succeeded");

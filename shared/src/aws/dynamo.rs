@@ -1,3 +1,6 @@
+//! Over 400 lines: the one DynamoDB adapter; its methods share the key,
+//! condition-expression and cursor helpers above them.
+//!
 //! The item-table port on DynamoDB: one table (`pk`, `sk`), one GSI `gsi1`
 //! (`gsi1pk`, `gsi1sk`), TTL on `expires_at`, the document as a JSON string
 //! in `data`, the optimistic-concurrency counter in `version`. Every port

@@ -372,6 +372,18 @@ mod tests {
         assert!(vars::help_text(&["serve"]).contains("HOOKRUN_DATA_DIR"));
     }
 
+    /// The README's table of variables is the declared list, so neither
+    /// can drift from the other. On failure, paste the printed table.
+    #[test]
+    fn the_readme_lists_every_variable() {
+        let readme = include_str!("../../../README.md");
+        let table = vars::markdown_table();
+        assert!(
+            readme.contains(&table),
+            "README.md's configuration table differs from config/vars.rs; it should read:\n{table}"
+        );
+    }
+
     #[test]
     fn aws_settings_need_a_table() {
         let e = AwsSettings::from_lookup(lookup(&[])).unwrap_err();

@@ -1,3 +1,6 @@
+//! Over 400 lines because it is a table: one declaration per variable,
+//! kept in one file so the whole list reads in one place.
+//!
 //! The environment variables hookrun reads, each described once: its
 //! name, default, bounds, unit and meaning. Parsing takes the default and
 //! the bounds from here, and `--help` and the README's table are written
@@ -133,7 +136,7 @@ pub const MAX_OUTPUT_BYTES: Var = number(
     1,
     16 * 1024 * 1024,
     Unit::Bytes,
-    "largest agent answer read",
+    "largest agent answer read; a run (input, message, output) is stored in at most 350 KiB, or fails saying so",
 );
 pub const LEASE_GRACE_SECONDS: Var = number(
     "HOOKRUN_LEASE_GRACE_SECONDS",
@@ -221,7 +224,7 @@ pub const TABLE_NAME: Var = text(
     "HOOKRUN_TABLE_NAME",
     "",
     "aws",
-    "the DynamoDB table (required on the AWS backend)",
+    "the DynamoDB table (required)",
 );
 pub const RUNS_QUEUE_URL: Var = text("HOOKRUN_RUNS_QUEUE_URL", "", "aws", "the runs queue");
 pub const RUNS_DLQ_URL: Var = text(
@@ -276,7 +279,7 @@ pub const DATA_DIR: Var = text(
     "HOOKRUN_DATA_DIR",
     "./hookrun-data",
     "serve",
-    "where the SQLite database lives (--data-dir)",
+    "where the SQLite database lives; keep it private: it holds the secrets and the master key (--data-dir)",
 );
 pub const AWS_PROVISION: Var = text(
     "HOOKRUN_AWS_PROVISION",
@@ -456,6 +459,32 @@ pub fn describe_values(var: &Var) -> String {
         Kind::Flag => "true or false".into(),
         Kind::Text | Kind::Secret => String::new(),
     }
+}
+
+/// Every variable as the README's configuration table (a unit test keeps
+/// the README's copy equal to this).
+pub fn markdown_table() -> String {
+    let mut out = String::from("| variable | default | allowed | meaning |\n|---|---|---|---|\n");
+    for var in ALL {
+        let default = if var.default.is_empty() {
+            "none".to_owned()
+        } else {
+            format!("`{}`", var.default)
+        };
+        let scope = match var.scope {
+            "aws" => " (AWS backend)",
+            "serve" => " (`hookrun serve`)",
+            "cli" => "",
+            _ => "",
+        };
+        out.push_str(&format!(
+            "| `{}` | {default} | {} | {}{scope} |\n",
+            var.name,
+            describe_values(var),
+            var.help.replace('|', "\\|"),
+        ));
+    }
+    out
 }
 
 /// The variables of these scopes as `--help` text.

@@ -161,7 +161,7 @@ pub async fn invocations(
     Ok(Json(json!({ "data": list, "next_cursor": next })))
 }
 
-/// `GET /api/v1/agents/{agentId}/webhook` (seed 003's webhook info).
+/// `GET /api/v1/agents/{agentId}/webhook` (the agent's webhook summary).
 pub async fn agent_webhook_info(
     State(app): State<App>,
     admin: Admin,

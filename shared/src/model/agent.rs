@@ -4,7 +4,6 @@ use serde::{Deserialize, Serialize};
 use super::{Key, Record, Scoped};
 use crate::error::Entity;
 use crate::ids::{AgentId, WorkspaceId};
-use crate::ports::Item;
 
 /// Default run timeout: runs start asynchronously with a 10-minute timeout.
 pub const DEFAULT_TIMEOUT_SECONDS: u64 = 600;
@@ -71,14 +70,15 @@ impl Record for Agent {
         (format!("AGENT#{id}"), "AGENT".to_owned())
     }
 
-    fn to_item(&self, version: u64) -> Item {
-        let (pk, sk) = Self::key_for(&self.id);
-        let mut item = Item::new(pk, sk, super::to_doc(self)).with_gsi1(
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn gsi1(&self) -> Option<Key> {
+        Some((
             Self::list_partition(&self.workspace_id),
             self.id.to_string(),
-        );
-        item.version = version;
-        item
+        ))
     }
 
     /// The agent's `version` is its item's: runs record which version of

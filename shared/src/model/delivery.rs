@@ -52,18 +52,21 @@ impl Record for Delivery {
         (format!("DLV#{id}"), "DLV".to_owned())
     }
 
-    fn to_item(&self, version: u64) -> Item {
-        let (pk, sk) = Self::key_for(&self.id);
-        let mut item = Item::new(pk, sk, super::to_doc(self))
-            // Delivery ids are derived from the event, not from time: the
-            // listing sorts by creation time, then id.
-            .with_gsi1(
-                Self::list_partition(&self.subscription_id),
-                format!("{}#{}", crate::clock::rfc3339(self.created_at), self.id),
-            )
-            .with_expiry(self.expires_at);
-        item.version = version;
-        item
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Delivery ids are derived from the event, not from time: the
+    /// listing sorts by creation time, then id.
+    fn gsi1(&self) -> Option<Key> {
+        Some((
+            Self::list_partition(&self.subscription_id),
+            format!("{}#{}", crate::clock::rfc3339(self.created_at), self.id),
+        ))
+    }
+
+    fn expires_at(&self) -> Option<i64> {
+        self.expires_at
     }
 }
 

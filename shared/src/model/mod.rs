@@ -65,8 +65,28 @@ pub trait Record: Serialize + DeserializeOwned + Send + Sync + 'static {
     const ENTITY: Entity;
     /// The key of the record with this id.
     fn key_for(id: &str) -> Key;
+    /// The record's id (what [`Record::key_for`] takes).
+    fn id(&self) -> &str;
+    /// Its keys in the GSI, if it is listed there.
+    fn gsi1(&self) -> Option<Key> {
+        None
+    }
+    /// Its TTL (Unix seconds), if it expires.
+    fn expires_at(&self) -> Option<i64> {
+        None
+    }
     /// The item this record is stored as, at `version`.
-    fn to_item(&self, version: u64) -> Item;
+    fn to_item(&self, version: u64) -> Item {
+        let (pk, sk) = Self::key_for(self.id());
+        Item {
+            pk,
+            sk,
+            gsi1: self.gsi1(),
+            expires_at: self.expires_at(),
+            version,
+            data: to_doc(self),
+        }
+    }
     /// Called before a save writes `version`: records that carry their own
     /// version (agents) keep it in step with the item's.
     fn set_version(&mut self, _version: u64) {}

@@ -5,7 +5,6 @@ use serde_json::Value;
 use super::{Environment, Key, Record, Scoped};
 use crate::error::Entity;
 use crate::ids::{AgentId, RunId, TriggerId, WorkspaceId};
-use crate::ports::Item;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -117,13 +116,16 @@ impl Record for Run {
         (format!("RUN#{id}"), "RUN".to_owned())
     }
 
-    fn to_item(&self, version: u64) -> Item {
-        let (pk, sk) = Self::key_for(&self.id);
-        let mut item = Item::new(pk, sk, super::to_doc(self))
-            .with_gsi1(Self::agent_partition(&self.agent_id), self.id.to_string())
-            .with_expiry(self.expires_at);
-        item.version = version;
-        item
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn gsi1(&self) -> Option<Key> {
+        Some((Self::agent_partition(&self.agent_id), self.id.to_string()))
+    }
+
+    fn expires_at(&self) -> Option<i64> {
+        self.expires_at
     }
 }
 

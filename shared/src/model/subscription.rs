@@ -4,7 +4,6 @@ use serde::{Deserialize, Serialize};
 use super::{Environment, Key, Record, Scoped};
 use crate::error::Entity;
 use crate::ids::{AgentId, WorkspaceId};
-use crate::ports::Item;
 
 /// Events a subscription can ask for.
 pub const EVENTS: [&str; 3] = ["run.succeeded", "run.failed", "run.started"];
@@ -57,12 +56,12 @@ impl Record for Subscription {
         (format!("SUB#{id}"), "SUB".to_owned())
     }
 
-    fn to_item(&self, version: u64) -> Item {
-        let (pk, sk) = Self::key_for(&self.id);
-        let mut item = Item::new(pk, sk, super::to_doc(self))
-            .with_gsi1(Self::list_partition(&self.workspace_id), self.id.clone());
-        item.version = version;
-        item
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn gsi1(&self) -> Option<Key> {
+        Some((Self::list_partition(&self.workspace_id), self.id.clone()))
     }
 }
 

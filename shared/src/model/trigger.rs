@@ -191,14 +191,15 @@ impl Record for Trigger {
         (format!("TRG#{id}"), "TRG".to_owned())
     }
 
-    fn to_item(&self, version: u64) -> Item {
-        let (pk, sk) = Self::key_for(&self.id);
-        let mut item = Item::new(pk, sk, super::to_doc(self)).with_gsi1(
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn gsi1(&self) -> Option<Key> {
+        Some((
             Self::list_partition(&self.workspace_id),
             self.id.to_string(),
-        );
-        item.version = version;
-        item
+        ))
     }
 }
 

@@ -4,7 +4,6 @@ use serde::{Deserialize, Serialize};
 use super::{Key, Record};
 use crate::error::Entity;
 use crate::ids::WorkspaceId;
-use crate::ports::Item;
 
 /// A tenant: agents, runs and keys belong to exactly one workspace (the
 /// compatibility routes' `crewId`).
@@ -23,10 +22,7 @@ impl Record for Workspace {
         (format!("WS#{id}"), "WS".to_owned())
     }
 
-    fn to_item(&self, version: u64) -> Item {
-        let (pk, sk) = Self::key_for(&self.id);
-        let mut item = Item::new(pk, sk, super::to_doc(self));
-        item.version = version;
-        item
+    fn id(&self) -> &str {
+        &self.id
     }
 }

@@ -1,4 +1,4 @@
-//! The ports through which the domain talks to the world (DESIGN §3).
+//! The ports through which the domain talks to the world (docs/ARCHITECTURE.md, "Layers").
 //!
 //! Each port is a small object-safe trait with one adapter per backend: the
 //! embedded SQLite adapters in [`crate::sqlite`] and the AWS adapters. Every

@@ -19,19 +19,22 @@
 
 pub mod auth;
 pub mod input;
+mod run;
+
+use run::check_stored_size;
+pub use run::{new_run, test_trigger};
 
 use std::future::Future;
 use std::net::IpAddr;
 
 use axum::http::HeaderMap;
 use bytes::Bytes;
-use serde_json::Value;
 
 use crate::app::App;
 use crate::error::{Entity, Error, LimitScope, RateState};
 use crate::ids::{AgentId, RunId};
 use crate::message::{truncate_utf8, webhook_message};
-use crate::model::{Agent, Invocation, InvocationResult, Run, RunStatus, Trigger, TriggerType};
+use crate::model::{Agent, Invocation, InvocationResult, Trigger, TriggerType};
 use crate::repo::runs::dedup_key;
 use crate::services::runs::{self, Enqueued};
 use crate::services::{agents, ratelimit, triggers};
@@ -362,89 +365,4 @@ async fn accept(
         Enqueued::New(id) => accepted(Disposition::Queued, Some(id)),
         Enqueued::Repeat(id) => accepted(Disposition::Duplicate, Some(id)),
     })
-}
-
-/// An operator's test of a trigger (`POST /api/v1/webhook-triggers/{id}/test`):
-/// the pipeline from step 5 on, with trigger type TEST and no event filter.
-pub async fn test_trigger(app: &App, t: &Trigger, payload: Value) -> Result<RunId, Error> {
-    let agent = agents::find_any(app, &t.agent_id)
-        .await?
-        .filter(|a| a.workspace_id == t.workspace_id)
-        .ok_or(Error::NotFound(Entity::Agent))?;
-    if !t.is_active {
-        return Err(Error::Forbidden("trigger is inactive"));
-    }
-    if !agent.enabled {
-        return Err(Error::Forbidden("agent is disabled"));
-    }
-    ratelimit::hit(
-        app,
-        LimitScope::Trigger,
-        &t.id,
-        t.rate_limit_per_minute
-            .unwrap_or(app.settings.rate_limit_per_trigger),
-    )
-    .await?;
-    ratelimit::hit(
-        app,
-        LimitScope::Workspace,
-        &t.workspace_id,
-        app.settings.rate_limit_per_workspace,
-    )
-    .await?;
-    let (run_input, message) = input::map_input(t, payload, None, Some("hookrun"))?;
-    let mut run = new_run(app, &agent, TriggerType::Test, run_input, None);
-    run.message = message;
-    run.trigger_id = Some(t.id.clone());
-    run.environment = t.environment;
-    check_stored_size(&run)?;
-    Ok(runs::enqueue_once(app, &run, None).await?.run_id().clone())
-}
-
-/// A body under the limit can still grow past what one run item holds once
-/// stored (escaping, number formats, a mapped input beside the message).
-fn check_stored_size(run: &Run) -> Result<(), Error> {
-    if run.stored_size() > crate::model::run::MAX_STORED_RUN_BYTES {
-        return Err(Error::PayloadTooLarge(
-            crate::model::run::MAX_STORED_RUN_BYTES,
-        ));
-    }
-    Ok(())
-}
-
-/// A queued run of `agent` for this payload.
-pub fn new_run(
-    app: &App,
-    agent: &Agent,
-    trigger_type: TriggerType,
-    payload: Value,
-    source_ip: Option<String>,
-) -> Run {
-    let message = webhook_message(&payload);
-    Run {
-        id: RunId::generate(),
-        workspace_id: agent.workspace_id.clone(),
-        agent_id: agent.id.clone(),
-        agent_version: agent.version,
-        trigger_id: None,
-        trigger_type,
-        status: RunStatus::Queued,
-        input: payload,
-        message,
-        output: None,
-        error: None,
-        exit_code: None,
-        attempt: 0,
-        session_id: agent.webhook_session_id(),
-        source_ip,
-        created_at: app.clock.now(),
-        started_at: None,
-        completed_at: None,
-        duration_ms: None,
-        lease_expires_at: None,
-        timeout_seconds: agent.timeout_seconds,
-        environment: Default::default(),
-        events_emitted: false,
-        expires_at: Some(app.retention_expiry()),
-    }
 }

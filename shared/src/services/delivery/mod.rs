@@ -1,5 +1,6 @@
-//! The delivery worker: one HTTP attempt per deliveries-queue
-//! message, signed both ways, logged, and retried on Svix's schedule.
+//! The delivery worker (docs/ARCHITECTURE.md, "A delivery attempt"): one
+//! HTTP attempt per deliveries-queue message, signed both ways
+//! ([`signing`]), logged, and retried on a schedule ([`schedule`]).
 //!
 //! Retries are new queue messages, not visibility changes, so the queue's
 //! receive count (and its dead-letter redrive) only counts real processing
@@ -7,111 +8,24 @@
 //! message that arrives before the delivery's `next_attempt_at` is sent on
 //! again with the remaining delay.
 
-use std::time::{Duration, Instant};
+mod schedule;
+mod signing;
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
+pub use schedule::{next_delay, parse_retry_after, JITTER, MAX_RETRY_AFTER, MIN_THROTTLED_WAIT};
+pub use signing::signature_headers;
+
+use std::time::{Duration, Instant};
 
 use crate::app::App;
 use crate::error::Error;
 use crate::model::{Delivery, DeliveryAttempt, DeliveryStatus, Subscription};
 use crate::seal;
-use crate::signature::hmac_sha256;
 use crate::work::{self, Message, Outcome};
 
-/// Each wait varies by up to this fraction either way.
-pub const JITTER: f64 = 0.2;
-/// 429s and timeouts wait at least this long.
-pub const MIN_THROTTLED_WAIT: Duration = Duration::from_secs(60);
-/// Longest `Retry-After` honoured.
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
 /// A subscription whose every attempt failed for this long is disabled.
 pub const DISABLE_AFTER_DAYS: i64 = 5;
 /// The part of a subscriber's answer kept in the attempt log.
 pub const RESPONSE_EXCERPT_BYTES: usize = 4096;
-
-/// The wait before the next attempt after `failed_attempts` failures, or
-/// `None` when the schedule is exhausted. `jitter` in [-1, 1] scales the
-/// ±20 % variation. The default schedule (`HOOKRUN_DELIVERY_RETRY_SCHEDULE`)
-/// is Svix's: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h; eight attempts in all.
-pub fn next_delay(
-    schedule: &[Duration],
-    failed_attempts: u32,
-    throttled: bool,
-    retry_after: Option<Duration>,
-    jitter: f64,
-) -> Option<Duration> {
-    let base = *schedule.get((failed_attempts as usize).checked_sub(1)?)?;
-    let factor = 1.0 + JITTER * jitter.clamp(-1.0, 1.0);
-    let mut wait = base.mul_f64(factor);
-    if throttled {
-        wait = wait.max(MIN_THROTTLED_WAIT);
-    }
-    if let Some(ra) = retry_after {
-        wait = wait.max(ra.min(MAX_RETRY_AFTER));
-    }
-    Some(wait)
-}
-
-/// `Retry-After` as seconds or an HTTP date.
-pub fn parse_retry_after(value: &str, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
-    let v = value.trim();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = chrono::DateTime::parse_from_rfc2822(v).ok()?;
-    (at.with_timezone(&chrono::Utc) - now).to_std().ok()
-}
-
-/// The headers that sign one attempt: seed 001's `X-Crewship-*` (keyed by
-/// the secret string) and Standard Webhooks' `webhook-*` (keyed by the
-/// base64-decoded `whsec_` key). `secrets` holds the current secret first,
-/// then the previous one while its grace window lasts; Standard Webhooks
-/// lists a signature per secret, seed 001's header carries the current one
-/// and `X-Crewship-Signature-Previous` the previous one.
-pub fn signature_headers(
-    id: &str,
-    event: &str,
-    timestamp: i64,
-    body: &str,
-    secrets: &[String],
-) -> Vec<(&'static str, String)> {
-    let mut h = vec![
-        ("content-type", "application/json".to_owned()),
-        ("x-crewship-event", event.to_owned()),
-        ("x-crewship-delivery", id.to_owned()),
-        ("x-crewship-timestamp", timestamp.to_string()),
-        ("webhook-id", id.to_owned()),
-        ("webhook-timestamp", timestamp.to_string()),
-    ];
-    let crewship = |s: &str| {
-        format!(
-            "sha256={}",
-            hex::encode(hmac_sha256(
-                s.as_bytes(),
-                format!("{timestamp}.{body}").as_bytes()
-            ))
-        )
-    };
-    if let Some(current) = secrets.first() {
-        h.push(("x-crewship-signature", crewship(current)));
-    }
-    if let Some(previous) = secrets.get(1) {
-        h.push(("x-crewship-signature-previous", crewship(previous)));
-    }
-    let standard: Vec<String> = secrets
-        .iter()
-        .map(|s| {
-            let key = STANDARD
-                .decode(s.strip_prefix("whsec_").unwrap_or(s))
-                .unwrap_or_else(|_| s.as_bytes().to_vec());
-            let mac = hmac_sha256(&key, format!("{id}.{timestamp}.{body}").as_bytes());
-            format!("v1,{}", STANDARD.encode(mac))
-        })
-        .collect();
-    h.push(("webhook-signature", standard.join(" ")));
-    h
-}
 
 /// What one HTTP attempt came to.
 #[derive(Debug, Default)]
@@ -413,151 +327,4 @@ async fn note_outcome(app: &App, sub_id: &str, success: bool, gone: bool) -> Res
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const SCHEDULE_SECS: [u64; 7] = [5, 300, 1800, 7200, 18_000, 36_000, 36_000];
-
-    fn schedule() -> Vec<Duration> {
-        SCHEDULE_SECS
-            .iter()
-            .map(|s| Duration::from_secs(*s))
-            .collect()
-    }
-
-    #[test]
-    fn the_default_schedule_is_svix() {
-        assert_eq!(crate::Settings::default().delivery_schedule, schedule());
-    }
-
-    #[test]
-    fn schedule_with_jitter() {
-        assert_eq!(
-            next_delay(&schedule(), 1, false, None, 0.0),
-            Some(Duration::from_secs(5))
-        );
-        assert_eq!(
-            next_delay(&schedule(), 2, false, None, 0.0),
-            Some(Duration::from_secs(300))
-        );
-        assert_eq!(
-            next_delay(&schedule(), 7, false, None, 0.0),
-            Some(Duration::from_secs(36_000))
-        );
-        assert_eq!(
-            next_delay(&schedule(), 8, false, None, 0.0),
-            None,
-            "eight attempts, then failed"
-        );
-        assert_eq!(next_delay(&schedule(), 0, false, None, 0.0), None);
-        assert_eq!(
-            next_delay(&schedule(), 3, false, None, 1.0),
-            Some(Duration::from_secs(2160)),
-            "+20 %"
-        );
-        assert_eq!(
-            next_delay(&schedule(), 3, false, None, -1.0),
-            Some(Duration::from_secs(1440)),
-            "-20 %"
-        );
-        assert_eq!(
-            next_delay(&schedule(), 3, false, None, 7.0),
-            Some(Duration::from_secs(2160)),
-            "jitter is clamped"
-        );
-    }
-
-    #[test]
-    fn throttling_and_retry_after() {
-        assert_eq!(
-            next_delay(&schedule(), 1, true, None, 0.0),
-            Some(MIN_THROTTLED_WAIT)
-        );
-        assert_eq!(
-            next_delay(&schedule(), 1, true, Some(Duration::from_secs(120)), 0.0),
-            Some(Duration::from_secs(120))
-        );
-        assert_eq!(
-            next_delay(&schedule(), 2, true, Some(Duration::from_secs(10)), 0.0),
-            Some(Duration::from_secs(300))
-        );
-        assert_eq!(
-            next_delay(
-                &schedule(),
-                1,
-                false,
-                Some(Duration::from_secs(999_999)),
-                0.0
-            ),
-            Some(MAX_RETRY_AFTER)
-        );
-        let now = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
-            .unwrap()
-            .with_timezone(&chrono::Utc);
-        assert_eq!(parse_retry_after("90", now), Some(Duration::from_secs(90)));
-        assert_eq!(
-            parse_retry_after("Thu, 01 Jan 2026 00:02:00 GMT", now),
-            Some(Duration::from_secs(120))
-        );
-        assert_eq!(parse_retry_after("soon", now), None);
-    }
-
-    #[test]
-    fn signatures_follow_both_recipes() {
-        // Standard Webhooks' published example (svix): whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw,
-        // id msg_p5jXN8AQM9LWM0D4loKWxJek, timestamp 1614265330.
-        let body = r#"{"test": 2432232314}"#;
-        let secrets = vec!["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_owned()];
-        let h = signature_headers(
-            "msg_p5jXN8AQM9LWM0D4loKWxJek",
-            "run.succeeded",
-            1614265330,
-            body,
-            &secrets,
-        );
-        let get = |k: &str| {
-            h.iter()
-                .find(|(n, _)| *n == k)
-                .map(|(_, v)| v.clone())
-                .unwrap()
-        };
-        assert_eq!(
-            get("webhook-signature"),
-            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
-        );
-        let expected = format!(
-            "sha256={}",
-            hex::encode(hmac_sha256(
-                secrets[0].as_bytes(),
-                format!("1614265330.{body}").as_bytes()
-            ))
-        );
-        assert_eq!(get("x-crewship-signature"), expected);
-        assert_eq!(get("x-crewship-timestamp"), "1614265330");
-        assert!(h.iter().all(|(n, _)| *n != "x-crewship-signature-previous"));
-
-        let two = vec![
-            secrets[0].clone(),
-            "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".to_owned(),
-        ];
-        let h = signature_headers(
-            "msg_p5jXN8AQM9LWM0D4loKWxJek",
-            "run.succeeded",
-            1614265330,
-            body,
-            &two,
-        );
-        let sig = h
-            .iter()
-            .find(|(n, _)| *n == "webhook-signature")
-            .unwrap()
-            .1
-            .clone();
-        assert_eq!(sig.split(' ').count(), 2);
-        assert!(sig.starts_with("v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE= v1,"));
-        assert!(h.iter().any(|(n, _)| *n == "x-crewship-signature-previous"));
-    }
 }

@@ -26,6 +26,8 @@ pub struct Opened {
     wake: Arc<Notify>,
     /// The SQLite store, which needs its TTL sweep (DynamoDB sweeps itself).
     sqlite: Option<SqliteStore>,
+    /// The AWS backend's outbox relay (the `relay` function's counterpart).
+    relay: Option<hookrun_core::aws::stream::StreamRelay>,
     description: String,
 }
 
@@ -40,6 +42,7 @@ pub async fn open(args: &ServeSettings, settings: Settings) -> anyhow::Result<Op
                 wake: store.queue_signal(),
                 app: App::embedded(store.clone(), settings),
                 sqlite: Some(store),
+                relay: None,
                 description: format!("sqlite store in {}", args.data_dir.display()),
             })
         }
@@ -51,11 +54,19 @@ pub async fn open(args: &ServeSettings, settings: Settings) -> anyhow::Result<Op
                     .with_context(|| format!("cannot provision AWS resources {prefix}"))?,
                 None => AwsSettings::from_env()?,
             };
+            let app = hookrun_core::aws::app(&sdk, &aws, settings);
+            let relay = hookrun_core::aws::stream::StreamRelay::new(
+                &sdk,
+                aws.table_name.clone(),
+                app.repo.clone(),
+                app.queue.clone(),
+            );
             Ok(Opened {
                 description: format!("aws backend, table {}", aws.table_name),
-                app: hookrun_core::aws::app(&sdk, &aws, settings),
+                app,
                 wake: Arc::new(Notify::new()),
                 sqlite: None,
+                relay: Some(relay),
             })
         }
     }
@@ -76,6 +87,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         app,
         wake,
         sqlite,
+        relay,
         description,
     } = open(&serve, settings).await?;
 
@@ -109,6 +121,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         stop_rx.clone(),
         drain,
     ));
+    let relay = relay.map(|r| tokio::spawn(r.run(stop_rx.clone())));
     let purger = sqlite.map(|store| tokio::spawn(purge_loop(store, stop_rx)));
 
     let router = hookrun_core::http::router(app);
@@ -124,6 +137,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let _ = tokio::join!(worker, deliverer);
     if let Some(p) = purger {
         p.abort();
+    }
+    if let Some(r) = relay {
+        let _ = r.await;
     }
     tracing::info!("stopped");
     Ok(())

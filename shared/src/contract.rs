@@ -274,6 +274,83 @@ pub async fn items_counters(t: &dyn ItemTable, prefix: &str) {
 
 /// Receives until `n` messages arrived or `within` passed (SQS may return
 /// fewer messages than are visible on any one call).
+/// The transactional outbox: a write with messages delivers them once
+/// `deliver` has run (nothing for engines that write the queue in the same
+/// transaction, one relay pass for engines that relay a change stream); a
+/// write whose condition fails delivers nothing; the messages may ride on a
+/// put that replaces an item as well as on one that creates it.
+pub async fn items_outbox<F, Fut>(t: &dyn ItemTable, q: &dyn Queue, prefix: &str, deliver: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    use crate::ports::OutboxMessage;
+    let pk = format!("{prefix}outbox");
+    let msg = |body: &str| OutboxMessage {
+        queue: QueueId::Runs,
+        body: body.to_owned(),
+        delay: Duration::ZERO,
+    };
+    let item = Item::new(&pk, "a", json!({"n": 1}));
+    let dedup = Item::new(&pk, "dedup", json!({}));
+    t.transact_with_messages(
+        vec![
+            TxOp::Put(item.clone(), Condition::NotExists),
+            TxOp::Put(dedup.clone(), Condition::NotExists),
+        ],
+        vec![msg("first")],
+    )
+    .await
+    .unwrap();
+    assert!(t.get(&pk, "a").await.unwrap().is_some());
+    // A failed condition: neither the write nor the message.
+    let err = t
+        .transact_with_messages(
+            vec![
+                TxOp::Put(Item::new(&pk, "b", json!({})), Condition::NotExists),
+                TxOp::Put(dedup.clone(), Condition::NotExists),
+            ],
+            vec![msg("never")],
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::ConditionFailed), "{err:?}");
+    assert!(t.get(&pk, "b").await.unwrap().is_none());
+    // A replacing put carries its own message; a later plain put none.
+    let mut v2 = item.clone();
+    v2.version = 2;
+    t.transact_with_messages(
+        vec![TxOp::Put(v2.clone(), Condition::Version(1))],
+        vec![msg("second")],
+    )
+    .await
+    .unwrap();
+    let mut v3 = v2.clone();
+    v3.version = 3;
+    t.put(v3, Condition::Version(2)).await.unwrap();
+    deliver().await;
+    let got = receive_n(
+        q,
+        QueueId::Runs,
+        2,
+        Duration::from_secs(30),
+        Duration::from_secs(10),
+    )
+    .await;
+    let mut bodies: Vec<&str> = got.iter().map(|m| m.body.as_str()).collect();
+    bodies.sort();
+    assert_eq!(bodies, vec!["first", "second"]);
+    for m in &got {
+        q.delete(QueueId::Runs, &m.receipt).await.unwrap();
+    }
+    deliver().await;
+    let rest = q
+        .receive(QueueId::Runs, 10, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert!(rest.is_empty(), "nothing else was sent: {rest:?}");
+}
+
 pub async fn receive_n(
     q: &dyn Queue,
     queue: QueueId,

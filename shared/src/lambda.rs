@@ -108,6 +108,28 @@ where
     resp
 }
 
+/// Relays the outbox of every record of a stream batch, in order (the
+/// `relay` function). On a failure, that record and every later one are
+/// reported (`ReportBatchItemFailures` for streams: the batch is retried
+/// from there), so every message is sent at least once.
+pub async fn handle_stream_batch(
+    queue: &dyn crate::ports::Queue,
+    event: serde_json::Value,
+) -> serde_json::Value {
+    let records = event["Records"].as_array().cloned().unwrap_or_default();
+    for record in &records {
+        let outbox = crate::aws::relay::outbox_of_lambda_record(record);
+        if let Err(e) = crate::aws::relay::relay(queue, outbox).await {
+            let seq = record["dynamodb"]["SequenceNumber"]
+                .as_str()
+                .unwrap_or_default();
+            tracing::error!(error = %e, sequence_number = seq, "outbox relay failed; the batch is retried from this record");
+            return serde_json::json!({ "batchItemFailures": [{ "itemIdentifier": seq }] });
+        }
+    }
+    serde_json::json!({ "batchItemFailures": [] })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

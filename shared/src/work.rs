@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::app::App;
 use crate::error::StoreResult;
 use crate::ids::RunId;
-use crate::ports::{QueueId, MAX_DELAY_FOR_QUEUE};
+use crate::ports::{OutboxMessage, QueueId, MAX_DELAY_FOR_QUEUE};
 use crate::services::{delivery, executor};
 
 /// Everything a queue can carry.
@@ -62,6 +62,16 @@ impl Message {
             }),
         };
         json.expect("queue messages serialise")
+    }
+
+    /// The message as written with items (the transactional outbox), sent
+    /// `delay` after the write (capped at what the queue allows).
+    pub fn outbox(&self, delay: Duration) -> OutboxMessage {
+        OutboxMessage {
+            queue: self.queue(),
+            body: self.encode(),
+            delay: delay.min(MAX_DELAY_FOR_QUEUE),
+        }
     }
 
     /// A body received from `queue`; Err says why it can never be processed.

@@ -53,6 +53,22 @@ async fn moto_items_query_and_paging() {
 
 #[tokio::test]
 #[ignore = "needs the local AWS emulator: run ./infra/test.sh"]
+async fn moto_items_outbox() {
+    let (sdk, s) = setup().await;
+    let t = table(&sdk, &s);
+    let q = std::sync::Arc::new(queue(&sdk, &s));
+    // The repository the relay keeps its stream position in.
+    let repo = hookrun_core::repo::Repo::new(std::sync::Arc::new(table(&sdk, &s)));
+    let relay =
+        hookrun_core::aws::stream::StreamRelay::new(&sdk, s.table_name.clone(), repo, q.clone());
+    contract::items_outbox(&t, q.as_ref(), "t-", || async {
+        relay.drain().await.expect("the stream relays");
+    })
+    .await;
+}
+
+#[tokio::test]
+#[ignore = "needs the local AWS emulator: run ./infra/test.sh"]
 async fn moto_items_transactions() {
     let (sdk, s) = setup().await;
     contract::items_transactions(&table(&sdk, &s), "t-").await;

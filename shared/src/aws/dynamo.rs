@@ -19,7 +19,9 @@ use base64::Engine;
 use super::backend;
 use crate::clock::{Clock, SystemClock};
 use crate::error::{StoreError, StoreResult};
-use crate::ports::items::{Condition, Index, Item, ItemTable, Page, Query, TxOp, MAX_TX_OPS};
+use crate::ports::items::{
+    Condition, Index, Item, ItemTable, OutboxMessage, Page, Query, TxOp, MAX_TX_OPS,
+};
 
 pub const GSI1: &str = "gsi1";
 
@@ -191,16 +193,78 @@ impl DynamoItemTable {
         self.clock.now().timestamp()
     }
 
-    fn put_op(&self, item: &Item, c: Condition, now: i64) -> StoreResult<TransactWriteItem> {
+    fn put_op(&self, attrs: Attrs, c: Condition, now: i64) -> StoreResult<TransactWriteItem> {
         let e = condition_expr(c, now);
         let put = Put::builder()
             .table_name(&self.table)
-            .set_item(Some(to_attrs(item)?))
+            .set_item(Some(attrs))
             .set_condition_expression(e.expression)
             .set_expression_attribute_values(opt_values(e.values))
             .build()
             .map_err(|e| StoreError::Invalid(e.to_string()))?;
         Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// PutItem of prepared attributes, conditionally.
+    async fn put_attrs(&self, attrs: Attrs, condition: Condition) -> StoreResult<()> {
+        let e = condition_expr(condition, self.now());
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(attrs))
+            .set_condition_expression(e.expression)
+            .set_expression_attribute_values(opt_values(e.values))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err) => match err.into_service_error() {
+                e if e.is_conditional_check_failed_exception() => Err(StoreError::ConditionFailed),
+                e => Err(backend(e)),
+            },
+        }
+    }
+
+    /// TransactWriteItems, retried on a transaction conflict.
+    async fn transact_items(&self, items: Vec<TransactWriteItem>) -> StoreResult<()> {
+        // A TransactionConflict means another transaction held one of the
+        // items for a moment (e.g. two calls with the same dedup key): try
+        // again shortly, so the loser sees the winner's condition instead
+        // of a 503.
+        let mut attempt = 0u32;
+        loop {
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .send()
+                .await;
+            let err = match result {
+                Ok(_) => return Ok(()),
+                Err(err) => err.into_service_error(),
+            };
+            let retry = match &err {
+                TransactWriteItemsError::TransactionCanceledException(e) => {
+                    let codes: Vec<&str> = e
+                        .cancellation_reasons()
+                        .iter()
+                        .filter_map(|r| r.code())
+                        .collect();
+                    if codes.contains(&"ConditionalCheckFailed") {
+                        return Err(StoreError::ConditionFailed);
+                    }
+                    codes.contains(&"TransactionConflict")
+                }
+                TransactWriteItemsError::TransactionInProgressException(_) => true,
+                _ => false,
+            };
+            if !retry || attempt == 3 {
+                return Err(backend(err));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20 << attempt)).await;
+            attempt += 1;
+        }
     }
 
     fn delete_op(
@@ -241,23 +305,7 @@ impl ItemTable for DynamoItemTable {
     }
 
     async fn put(&self, item: Item, condition: Condition) -> StoreResult<()> {
-        let e = condition_expr(condition, self.now());
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(to_attrs(&item)?))
-            .set_condition_expression(e.expression)
-            .set_expression_attribute_values(opt_values(e.values))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err) => match err.into_service_error() {
-                e if e.is_conditional_check_failed_exception() => Err(StoreError::ConditionFailed),
-                e => Err(backend(e)),
-            },
-        }
+        self.put_attrs(to_attrs(&item)?, condition).await
     }
 
     async fn delete(&self, pk: &str, sk: &str, condition: Condition) -> StoreResult<()> {
@@ -340,47 +388,52 @@ impl ItemTable for DynamoItemTable {
         let items = ops
             .iter()
             .map(|op| match op {
-                TxOp::Put(item, c) => self.put_op(item, *c, t),
+                TxOp::Put(item, c) => self.put_op(to_attrs(item)?, *c, t),
                 TxOp::Delete { pk, sk, condition } => self.delete_op(pk, sk, *condition, t),
             })
             .collect::<StoreResult<Vec<_>>>()?;
-        // A TransactionConflict means another transaction held one of the
-        // items for a moment (e.g. two calls with the same dedup key): try
-        // again shortly, so the loser sees the winner's condition instead
-        // of a 503.
-        let mut attempt = 0u32;
-        loop {
-            let result = self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(items.clone()))
-                .send()
-                .await;
-            let err = match result {
-                Ok(_) => return Ok(()),
-                Err(err) => err.into_service_error(),
-            };
-            let retry = match &err {
-                TransactWriteItemsError::TransactionCanceledException(e) => {
-                    let codes: Vec<&str> = e
-                        .cancellation_reasons()
-                        .iter()
-                        .filter_map(|r| r.code())
-                        .collect();
-                    if codes.contains(&"ConditionalCheckFailed") {
-                        return Err(StoreError::ConditionFailed);
-                    }
-                    codes.contains(&"TransactionConflict")
-                }
-                TransactWriteItemsError::TransactionInProgressException(_) => true,
-                _ => false,
-            };
-            if !retry || attempt == 3 {
-                return Err(backend(err));
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20 << attempt)).await;
-            attempt += 1;
+        self.transact_items(items).await
+    }
+
+    /// The messages ride on the first item as its `outbox` attribute; the
+    /// table's stream relays them (`crate::aws::relay`). A single put stays
+    /// a PutItem.
+    async fn transact_with_messages(
+        &self,
+        mut ops: Vec<TxOp>,
+        messages: Vec<OutboxMessage>,
+    ) -> StoreResult<()> {
+        if messages.is_empty() {
+            return self.transact(ops).await;
         }
+        if ops.is_empty() || ops.len() > MAX_TX_OPS {
+            return Err(StoreError::Invalid(format!(
+                "a transaction holds 1 to {MAX_TX_OPS} operations, got {}",
+                ops.len()
+            )));
+        }
+        let TxOp::Put(first, condition) = ops.remove(0) else {
+            return Err(StoreError::Invalid(
+                "messages ride on a put: the first operation must be one".into(),
+            ));
+        };
+        let mut attrs = to_attrs(&first)?;
+        attrs.insert(
+            super::relay::OUTBOX_ATTRIBUTE.into(),
+            s(serde_json::to_string(&messages)?),
+        );
+        if ops.is_empty() {
+            return self.put_attrs(attrs, condition).await;
+        }
+        let t = self.now();
+        let mut items = vec![self.put_op(attrs, condition, t)?];
+        for op in &ops {
+            items.push(match op {
+                TxOp::Put(item, c) => self.put_op(to_attrs(item)?, *c, t)?,
+                TxOp::Delete { pk, sk, condition } => self.delete_op(pk, sk, *condition, t)?,
+            });
+        }
+        self.transact_items(items).await
     }
 
     async fn increment(

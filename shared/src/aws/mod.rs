@@ -5,11 +5,16 @@
 
 mod dynamo;
 pub mod provision;
+pub mod relay;
 mod secrets;
 mod sqs;
+#[cfg(feature = "aws-streams")]
+pub mod stream;
 
 use std::sync::Arc;
 
+pub use aws_config::SdkConfig;
+pub use aws_sdk_sqs::Client as SqsClient;
 pub use dynamo::DynamoItemTable;
 pub use secrets::SecretsManagerStore;
 pub use sqs::SqsQueue;

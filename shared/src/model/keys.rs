@@ -25,6 +25,11 @@ pub fn bootstrap() -> Key {
     ("META".to_owned(), "BOOTSTRAP".to_owned())
 }
 
+/// Where the in-process outbox relay has read a stream shard up to.
+pub fn relay_position(shard_id: &str) -> Key {
+    ("META".to_owned(), format!("RELAY#{shard_id}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,9 +6,13 @@
 //! TransactWriteItems, an atomic counter via UpdateItem), so the AWS adapter
 //! maps each operation to one request and no Scan is ever needed.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::queue::QueueId;
 use crate::error::StoreResult;
 
 /// One stored item. `data` is the document; the key attributes, the TTL and
@@ -137,6 +141,31 @@ pub enum TxOp {
     },
 }
 
+/// A queue message written together with items (a transactional outbox):
+/// durable when the write is, delivered at least once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxMessage {
+    pub queue: QueueId,
+    pub body: String,
+    /// Hidden this long after it is delivered to its queue (at most 15 min).
+    #[serde(with = "secs")]
+    pub delay: Duration,
+}
+
+mod secs {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_secs())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_secs)
+    }
+}
+
 /// Largest transaction DynamoDB's TransactWriteItems accepts.
 pub const MAX_TX_OPS: usize = 100;
 
@@ -153,6 +182,17 @@ pub trait ItemTable: Send + Sync + 'static {
     async fn query(&self, query: Query) -> StoreResult<Page>;
     /// Applies every operation or none; `ConditionFailed` if any condition fails.
     async fn transact(&self, ops: Vec<TxOp>) -> StoreResult<()>;
+    /// [`ItemTable::transact`], and with it `messages`: when this returns
+    /// Ok, every message will reach its queue at least once; when it fails,
+    /// neither the writes nor the messages happened. The first operation
+    /// must be a `Put`: an adapter that relays messages through the table's
+    /// change stream carries them on that item (docs/ARCHITECTURE.md,
+    /// "Atomic accept").
+    async fn transact_with_messages(
+        &self,
+        ops: Vec<TxOp>,
+        messages: Vec<OutboxMessage>,
+    ) -> StoreResult<()>;
     /// Atomically adds `by` to the numeric field `counter` of the document at
     /// this key, creating the item (with `expires_at`) when absent, unless the
     /// result would exceed `max`, in which case nothing changes and

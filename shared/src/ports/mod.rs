@@ -8,6 +8,6 @@ pub mod items;
 pub mod queue;
 pub mod secrets;
 
-pub use items::{Condition, Index, Item, ItemTable, Page, Query, TxOp};
+pub use items::{Condition, Index, Item, ItemTable, OutboxMessage, Page, Query, TxOp};
 pub use queue::{Queue, QueueId, QueueMessage, MAX_DELAY as MAX_DELAY_FOR_QUEUE};
 pub use secrets::{SecretStore, SecretVersions};

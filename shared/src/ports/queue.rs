@@ -9,7 +9,8 @@ use crate::error::StoreResult;
 
 /// The queues hookrun uses. Each work queue has a dead-letter queue that
 /// receives messages which were received too often without being deleted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum QueueId {
     Runs,
     RunsDlq,

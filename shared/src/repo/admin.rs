@@ -1,4 +1,5 @@
-//! Workspaces, admin keys and the bootstrap marker as stored.
+//! Workspaces, admin keys, the bootstrap marker and the relay's stream
+//! position as stored.
 
 use super::{create_op, Repo};
 use crate::error::StoreResult;
@@ -7,6 +8,22 @@ use crate::model::{from_item, keys, AdminKey, Workspace};
 use crate::ports::{Condition, Item, TxOp};
 
 impl Repo {
+    /// The last stream sequence number the in-process relay handled.
+    pub async fn relay_position(&self, shard_id: &str) -> StoreResult<Option<String>> {
+        let (pk, sk) = keys::relay_position(shard_id);
+        Ok(self
+            .table()
+            .get(&pk, &sk)
+            .await?
+            .and_then(|item| item.data["sequence_number"].as_str().map(str::to_owned)))
+    }
+
+    pub async fn set_relay_position(&self, shard_id: &str, seq: &str) -> StoreResult<()> {
+        let (pk, sk) = keys::relay_position(shard_id);
+        let item = Item::new(pk, sk, serde_json::json!({ "sequence_number": seq }));
+        self.table().put(item, Condition::None).await
+    }
+
     /// The admin key with this hash, if any.
     pub async fn admin_key(&self, hash: &str) -> StoreResult<Option<AdminKey>> {
         let (pk, sk) = AdminKey::key(hash);

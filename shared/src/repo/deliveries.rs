@@ -1,21 +1,11 @@
 //! Deliveries as stored: created once per derived id, and their attempts.
 
 use super::{Listing, Repo};
-use crate::error::{StoreError, StoreResult};
+use crate::error::StoreResult;
 use crate::model::{Delivery, DeliveryAttempt, Record};
 use crate::ports::{Condition, Index, Query};
 
 impl Repo {
-    /// Creates the delivery unless one with its id exists: true when this
-    /// call created it.
-    pub async fn create_delivery(&self, d: &Delivery) -> StoreResult<bool> {
-        match self.create(d).await {
-            Ok(()) => Ok(true),
-            Err(StoreError::ConditionFailed) => Ok(false),
-            Err(e) => Err(e),
-        }
-    }
-
     pub async fn record_attempt(&self, a: &DeliveryAttempt) -> StoreResult<()> {
         self.table().put(a.to_item(), Condition::None).await
     }

@@ -19,7 +19,7 @@ use serde::de::DeserializeOwned;
 use crate::error::{Error, StoreError, StoreResult};
 use crate::ids::{is_plausible_id, WorkspaceId};
 use crate::model::{from_item, Record, Scoped};
-use crate::ports::{Condition, Index, ItemTable, Query, TxOp};
+use crate::ports::{Condition, Index, ItemTable, OutboxMessage, Query, TxOp};
 
 /// A record with the version of the item it was read from: the condition
 /// its next save is made on.
@@ -117,6 +117,45 @@ impl Repo {
     /// false when somebody changed the record meanwhile.
     pub async fn try_save<T: Record>(&self, v: &mut Versioned<T>) -> StoreResult<bool> {
         match self.save(v).await {
+            Ok(()) => Ok(true),
+            Err(StoreError::ConditionFailed) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// [`Repo::try_save`], with queue messages that are sent if and only if
+    /// the save happens (the transactional outbox).
+    pub async fn try_save_with_messages<T: Record>(
+        &self,
+        v: &mut Versioned<T>,
+        messages: Vec<OutboxMessage>,
+    ) -> StoreResult<bool> {
+        match self
+            .items
+            .transact_with_messages(vec![save_op(v)], messages)
+            .await
+        {
+            Ok(()) => {
+                v.saved();
+                Ok(true)
+            }
+            Err(StoreError::ConditionFailed) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Creates a new record with queue messages sent if and only if it is
+    /// created: false when it existed (nothing is sent then).
+    pub async fn create_with_messages<T: Record>(
+        &self,
+        record: &T,
+        messages: Vec<OutboxMessage>,
+    ) -> StoreResult<bool> {
+        match self
+            .items
+            .transact_with_messages(vec![create_op(record)], messages)
+            .await
+        {
             Ok(()) => Ok(true),
             Err(StoreError::ConditionFailed) => Ok(false),
             Err(e) => Err(e),

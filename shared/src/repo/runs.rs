@@ -1,11 +1,11 @@
 //! Runs as stored: the run item with its idempotency key, and log lines.
 
-use super::{create_op, remove_op, Listing, Repo};
+use super::{create_op, Listing, Repo};
 use crate::error::{StoreError, StoreResult};
 use crate::ids::{AgentId, RunId};
-use crate::model::{keys, LogLine, Record, Run};
+use crate::model::{keys, LogLine, Run};
 use crate::ports::items::MAX_TX_OPS;
-use crate::ports::{Condition, Index, Item, Query, TxOp};
+use crate::ports::{Condition, Index, Item, OutboxMessage, Query, TxOp};
 
 /// An idempotency key to write with a run: where, and until when.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,10 +28,15 @@ pub enum Written {
 }
 
 impl Repo {
-    /// Writes a new run and, with it in one transaction, its idempotency
-    /// key: of any number of concurrent calls with the same key exactly one
-    /// writes a run.
-    pub async fn create_run(&self, run: &Run, dedup: Option<&DedupKey>) -> StoreResult<Written> {
+    /// Writes a new run, its queue message and its idempotency key, all or
+    /// nothing: of any number of concurrent calls with the same key exactly
+    /// one writes a run, and a written run always reaches the queue.
+    pub async fn create_run(
+        &self,
+        run: &Run,
+        dedup: Option<&DedupKey>,
+        message: OutboxMessage,
+    ) -> StoreResult<Written> {
         let mut ops = vec![create_op(run)];
         if let Some(d) = dedup {
             let (pk, sk) = d.key.clone();
@@ -39,7 +44,11 @@ impl Repo {
                 .with_expiry(Some(d.expires_at));
             ops.push(TxOp::Put(item, Condition::NotExists));
         }
-        match self.table().transact(ops).await {
+        match self
+            .table()
+            .transact_with_messages(ops, vec![message])
+            .await
+        {
             Ok(()) => Ok(Written::New),
             Err(StoreError::ConditionFailed) if dedup.is_some() => {
                 let (pk, sk) = &dedup.expect("checked").key;
@@ -52,16 +61,6 @@ impl Repo {
             }
             Err(e) => Err(e),
         }
-    }
-
-    /// Removes a run written by [`Repo::create_run`] and its key again (when
-    /// its queue message could not be sent).
-    pub async fn remove_new_run(&self, run: &Run, dedup: Option<&DedupKey>) -> StoreResult<()> {
-        let mut ops = vec![remove_op(Run::key_for(&run.id))];
-        if let Some(d) = dedup {
-            ops.push(remove_op(d.key.clone()));
-        }
-        self.table().transact(ops).await
     }
 
     /// An agent's runs, newest first, that `keep` accepts.

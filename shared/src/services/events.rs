@@ -14,11 +14,7 @@ use crate::clock::rfc3339;
 use crate::error::Error;
 use crate::model::{Delivery, DeliveryStatus, Run, Subscription};
 use crate::repo::Repo;
-use crate::work::{self, Message};
-
-/// How long a never-attempted delivery may wait before a re-emit sends its
-/// message again (a fresh one's message is still in the queue).
-const STRANDED_AFTER_SECS: i64 = 60;
+use crate::work::Message;
 
 /// Subscriptions of one workspace read per event at most (pages of 100).
 const MAX_SUBSCRIPTIONS: usize = 1000;
@@ -99,21 +95,16 @@ async fn deliver(
         completed_at: None,
         expires_at: Some(app.retention_expiry()),
     };
-    if !app.repo.create_delivery(&delivery).await? {
-        // Emitted before. Queue it again only if it never got going (the
-        // earlier emit may have stopped between the put and the send).
-        let existing = app.repo.get::<Delivery>(&delivery.id).await?;
-        let stranded = matches!(&existing, Some(d) if d.status == DeliveryStatus::Pending
-            && d.attempts == 0
-            && now - d.updated_at >= chrono::Duration::seconds(STRANDED_AFTER_SECS));
-        if !stranded {
-            return Ok(());
-        }
-    }
-    let msg = Message::Delivery {
-        delivery_id: delivery.id,
+    // The delivery and its first message are written together: emitted
+    // before, it exists with its message already sent, and nothing is sent
+    // again.
+    let message = Message::Delivery {
+        delivery_id: delivery.id.clone(),
         manual: false,
-    };
-    work::send(app, &msg, Duration::ZERO).await?;
+    }
+    .outbox(Duration::ZERO);
+    app.repo
+        .create_with_messages(&delivery, vec![message])
+        .await?;
     Ok(())
 }

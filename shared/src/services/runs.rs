@@ -8,11 +8,11 @@ use crate::ids::{AgentId, RunId, WorkspaceId};
 use crate::model::{LogLine, Run, RunStatus, TriggerType};
 use crate::repo::runs::{DedupKey, Written};
 use crate::repo::Listing;
-use crate::work::{self, Message};
+use crate::work::Message;
 
-/// Writes the run as `queued` and queues it. When this returns Ok both are
-/// durable; when it fails neither is left behind (the run is removed again
-/// if the queue refuses the message).
+/// Writes the run as `queued` together with its queue message: when this
+/// returns Ok both are durable, when it fails neither is
+/// (docs/ARCHITECTURE.md, "Atomic accept").
 pub async fn enqueue(app: &App, run: &Run) -> Result<(), Error> {
     enqueue_once(app, run, None).await.map(|_| ())
 }
@@ -34,57 +34,25 @@ impl Enqueued {
     }
 }
 
-/// [`enqueue`], made idempotent by a dedup key: the run and the key are
-/// written in one transaction, so of any number of concurrent calls with
-/// the same key exactly one creates a run; the others get that run's id.
+/// [`enqueue`], made idempotent by a dedup key: the run, its message and
+/// the key are written in one step, so of any number of concurrent calls
+/// with the same key exactly one creates a run; the others get that run's id.
 pub async fn enqueue_once(
     app: &App,
     run: &Run,
     dedup: Option<DedupKey>,
 ) -> Result<Enqueued, Error> {
-    match app.repo.create_run(run, dedup.as_ref()).await? {
-        Written::New => {}
-        Written::Repeat(original) => {
-            requeue_if_stranded(app, &original).await?;
-            return Ok(Enqueued::Repeat(original));
-        }
-        Written::Unresolved => {
-            return Err(Error::Conflict(
-                "a call with this idempotency key is being processed; retry".into(),
-            ))
-        }
-    }
-    let msg = Message::Run {
+    let message = Message::Run {
         run_id: run.id.clone(),
-    };
-    if let Err(e) = work::send(app, &msg, Duration::ZERO).await {
-        if let Err(cleanup) = app.repo.remove_new_run(run, dedup.as_ref()).await {
-            tracing::error!(run_id = %run.id, error = %cleanup, "could not remove a run whose message was not queued");
-        }
-        return Err(e.into());
     }
-    Ok(Enqueued::New(run.id.clone()))
-}
-
-/// How long a queued run may wait before a repeat of its call sends its
-/// queue message again.
-const STRANDED_AFTER_SECS: i64 = 30;
-
-/// The call that made this run may have stopped between writing it and
-/// queueing it (a process killed in between). A repeat of that call gives
-/// it its message again: the executor runs a run once however many
-/// messages it gets.
-async fn requeue_if_stranded(app: &App, run_id: &RunId) -> Result<(), Error> {
-    if let Some(run) = app.repo.get::<Run>(run_id).await? {
-        let age = app.clock.now() - run.created_at;
-        if run.status == RunStatus::Queued && age.num_seconds() >= STRANDED_AFTER_SECS {
-            let msg = Message::Run {
-                run_id: run.id.clone(),
-            };
-            work::send(app, &msg, Duration::ZERO).await?;
-        }
+    .outbox(Duration::ZERO);
+    match app.repo.create_run(run, dedup.as_ref(), message).await? {
+        Written::New => Ok(Enqueued::New(run.id.clone())),
+        Written::Repeat(original) => Ok(Enqueued::Repeat(original)),
+        Written::Unresolved => Err(Error::Conflict(
+            "a call with this idempotency key is being processed; retry".into(),
+        )),
     }
-    Ok(())
 }
 
 /// A run of the workspace; other workspaces' runs are "not found".

@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use super::SqliteStore;
 use crate::error::{StoreError, StoreResult};
-use crate::ports::items::{Condition, Index, Item, ItemTable, Page, Query, TxOp, MAX_TX_OPS};
+use crate::ports::items::{
+    Condition, Index, Item, ItemTable, OutboxMessage, Page, Query, TxOp, MAX_TX_OPS,
+};
 
 /// Where the previous page stopped: the last item's keys (DynamoDB's
 /// LastEvaluatedKey), encoded as base64url JSON.
@@ -169,6 +171,16 @@ impl ItemTable for SqliteStore {
     }
 
     async fn transact(&self, ops: Vec<TxOp>) -> StoreResult<()> {
+        self.transact_with_messages(ops, Vec::new()).await
+    }
+
+    /// One SQLite transaction holds the items and the queue rows: both are
+    /// durable at the commit, or neither is.
+    async fn transact_with_messages(
+        &self,
+        ops: Vec<TxOp>,
+        messages: Vec<OutboxMessage>,
+    ) -> StoreResult<()> {
         if ops.is_empty() || ops.len() > MAX_TX_OPS {
             return Err(StoreError::Invalid(format!(
                 "a transaction holds 1 to {MAX_TX_OPS} operations, got {}",
@@ -176,16 +188,30 @@ impl ItemTable for SqliteStore {
             )));
         }
         let clock = self.clock.clone();
+        let sends = !messages.is_empty();
         self.run(move |c| {
-            let now = clock.now().timestamp();
+            let now = clock.now();
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             for op in &ops {
-                apply(&tx, op, now)?;
+                apply(&tx, op, now.timestamp())?;
+            }
+            for m in &messages {
+                super::queue::insert_message(
+                    &tx,
+                    m.queue,
+                    &m.body,
+                    m.delay,
+                    now.timestamp_millis(),
+                )?;
             }
             tx.commit()?;
             Ok(())
         })
-        .await
+        .await?;
+        if sends {
+            self.queue_signal.notify_waiters();
+        }
+        Ok(())
     }
 
     async fn query(&self, q: Query) -> StoreResult<Page> {

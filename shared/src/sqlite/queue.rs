@@ -13,6 +13,28 @@ fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
+/// Adds a message (inside the caller's transaction when `c` is one); its id.
+pub(super) fn insert_message(
+    c: &rusqlite::Connection,
+    queue: QueueId,
+    body: &str,
+    delay: Duration,
+    now_millis: i64,
+) -> StoreResult<String> {
+    if delay > MAX_DELAY {
+        return Err(StoreError::Invalid(format!(
+            "delay {delay:?} exceeds the queue maximum of {MAX_DELAY:?}"
+        )));
+    }
+    let id = ulid::Ulid::new().to_string();
+    c.execute(
+        "INSERT INTO queue_messages (id, queue, body, visible_at, receive_count, seq)
+         VALUES (?1, ?2, ?3, ?4, 0, COALESCE((SELECT MAX(seq) FROM queue_messages), 0) + 1)",
+        params![id, queue.name(), body, now_millis + millis(delay)],
+    )?;
+    Ok(id)
+}
+
 #[async_trait]
 impl Queue for SqliteStore {
     async fn send(&self, queue: QueueId, body: &str, delay: Duration) -> StoreResult<String> {
@@ -21,19 +43,11 @@ impl Queue for SqliteStore {
                 "delay {delay:?} exceeds the queue maximum of {MAX_DELAY:?}"
             )));
         }
-        let id = ulid::Ulid::new().to_string();
-        let (body, id2) = (body.to_owned(), id.clone());
+        let body = body.to_owned();
         let clock = self.clock.clone();
-        self.run(move |c| {
-            let now = clock.now().timestamp_millis();
-            c.execute(
-                "INSERT INTO queue_messages (id, queue, body, visible_at, receive_count, seq)
-                 VALUES (?1, ?2, ?3, ?4, 0, COALESCE((SELECT MAX(seq) FROM queue_messages), 0) + 1)",
-                params![id2, queue.name(), body, now + millis(delay)],
-            )?;
-            Ok(())
-        })
-        .await?;
+        let id = self
+            .run(move |c| insert_message(c, queue, &body, delay, clock.now().timestamp_millis()))
+            .await?;
         self.queue_signal.notify_waiters();
         Ok(id)
     }

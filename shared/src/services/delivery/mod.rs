@@ -260,13 +260,22 @@ async fn attempt_delivery(app: &App, delivery_id: &str, manual: bool) -> Result<
             }
         }
     }
-    if !app.repo.try_save(&mut d).await? {
+    // The outcome and the next attempt's message are written together, so
+    // a crash between them cannot leave a pending delivery without one.
+    let retry: Vec<_> = retry_in
+        .map(|w| {
+            Message::Delivery {
+                delivery_id: d.id.clone(),
+                manual: false,
+            }
+            .outbox(w)
+        })
+        .into_iter()
+        .collect();
+    if !app.repo.try_save_with_messages(&mut d, retry).await? {
         // Someone changed the delivery meanwhile (a manual redelivery):
         // their outcome stands, and no second retry chain is started.
         return Ok(Outcome::Done);
-    }
-    if let Some(w) = retry_in {
-        requeue(app, &d.id, w).await?;
     }
     note_outcome(app, &sub.id, r.success(), gone).await?;
     Ok(Outcome::Done)

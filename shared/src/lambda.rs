@@ -58,7 +58,8 @@ pub async fn handle_batch(app: &App, queue: QueueId, event: SqsEvent) -> SqsBatc
         let app = app.clone();
         async move {
             let body = record.body.as_deref().unwrap_or("");
-            let outcome = work::process(&app, queue, body).await;
+            let receipt = record.receipt_handle.as_deref();
+            let outcome = work::process(&app, queue, body, receipt).await;
             match &record.receipt_handle {
                 Some(receipt) => work::settle(&app, queue, receipt, body, outcome).await,
                 // Without a receipt nothing can be changed: only a finished

@@ -108,17 +108,24 @@ pub async fn send(app: &App, msg: &Message, delay: Duration) -> StoreResult<()> 
 pub enum Outcome {
     /// Finished with it (processed, or nothing left to do).
     Done,
-    /// Not now: look at it again after this long.
+    /// Not now, because something failed: look at it again after this long
+    /// (the same message; its receive count grows toward the dead-letter
+    /// queue).
     RetryAfter(Duration),
+    /// Not now, and nothing failed (the workspace's runs are at their cap,
+    /// another executor holds the run): a copy is queued with this delay and
+    /// this one removed, so waiting never counts toward the dead-letter queue.
+    Defer(Duration),
     /// It can never be processed (malformed, names nothing): dead-letter it.
     Poison(String),
 }
 
-/// Processes one message received from `queue`.
-pub async fn process(app: &App, queue: QueueId, body: &str) -> Outcome {
+/// Processes one message received from `queue`; `receipt` lets a long
+/// run keep its message hidden while it runs.
+pub async fn process(app: &App, queue: QueueId, body: &str, receipt: Option<&str>) -> Outcome {
     match Message::decode(queue, body) {
         Err(reason) => Outcome::Poison(reason),
-        Ok(Message::Run { run_id }) => executor::process(app, &run_id).await,
+        Ok(Message::Run { run_id }) => executor::process(app, &run_id, receipt).await,
         Ok(Message::Delivery {
             delivery_id,
             manual,
@@ -156,6 +163,17 @@ pub async fn settle(
                 tracing::warn!(queue = queue.name(), error = %e, "could not delay a retried message");
             }
             Settled::Keep
+        }
+        Outcome::Defer(delay) => {
+            let delay = delay.min(MAX_DELAY_FOR_QUEUE);
+            match app.queue.send(queue, body, delay).await {
+                Ok(_) => Settled::Remove,
+                Err(e) => {
+                    tracing::warn!(queue = queue.name(), error = %e, "could not queue a deferred message; delaying it instead");
+                    let _ = app.queue.change_visibility(queue, receipt, delay).await;
+                    Settled::Keep
+                }
+            }
         }
         Outcome::Poison(reason) => {
             let Some(dlq) = queue.dead_letter() else {

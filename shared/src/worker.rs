@@ -11,7 +11,6 @@ use tokio::sync::{watch, Notify, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::app::App;
-use crate::model::agent::MAX_TIMEOUT_SECONDS;
 use crate::ports::QueueId;
 use crate::work::{self, Settled};
 
@@ -34,11 +33,8 @@ impl Work {
 
     fn visibility(self, app: &App) -> Duration {
         match self {
-            Work::Runs => {
-                Duration::from_secs(MAX_TIMEOUT_SECONDS)
-                    + app.settings.lease_grace
-                    + Duration::from_secs(30)
-            }
+            // A run's executor extends it while the agent runs.
+            Work::Runs => crate::services::executor::visibility(app),
             Work::Deliveries => app.settings.delivery_timeout + Duration::from_secs(60),
         }
     }
@@ -107,7 +103,7 @@ pub async fn run_worker(
             let app = app.clone();
             tasks.spawn(async move {
                 let _permit = permit;
-                let outcome = work::process(&app, queue, &msg.body).await;
+                let outcome = work::process(&app, queue, &msg.body, Some(&msg.receipt)).await;
                 if work::settle(&app, queue, &msg.receipt, &msg.body, outcome).await
                     == Settled::Remove
                 {

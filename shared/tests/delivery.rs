@@ -143,7 +143,7 @@ fn msg(id: &str) -> String {
 
 /// One deliveries-queue message, processed as a consumer would.
 async fn process(app: &App, body: &str) -> Outcome {
-    work::process(app, QueueId::Deliveries, body).await
+    work::process(app, QueueId::Deliveries, body, None).await
 }
 
 async fn state(f: &Fixture, id: &str) -> hookrun_core::model::Delivery {

@@ -62,7 +62,7 @@ fn message(run: &Run) -> String {
 
 /// One runs-queue message, processed as a consumer would.
 async fn process_message(app: &App, body: &str) -> Outcome {
-    work::process(app, QueueId::Runs, body).await
+    work::process(app, QueueId::Runs, body, None).await
 }
 
 async fn stored(f: &Fixture, run: &Run) -> Versioned<Run> {
@@ -109,7 +109,7 @@ async fn a_held_lease_defers_and_an_expired_one_is_taken_over() {
     f.app.repo.save(&mut r).await.unwrap();
 
     match process_message(&f.app, &message(&run)).await {
-        Outcome::RetryAfter(d) => assert!(
+        Outcome::Defer(d) => assert!(
             d >= Duration::from_secs(90) && d <= Duration::from_secs(92),
             "{d:?}"
         ),
@@ -228,4 +228,168 @@ async fn a_finished_run_not_yet_announced_is_announced_on_redelivery() {
     let after = status(&f, &run).await;
     assert!(after.events_emitted);
     assert_eq!(after.attempt, 1, "announcing does not run it again");
+}
+
+/// An executor's hold on a run another one started: the run waits (a
+/// deferred copy, not a failure) while the holder's slot lease is live, and
+/// is taken over once it ends, whatever the run's own timeout.
+#[tokio::test]
+async fn a_held_slot_defers_and_an_expired_one_is_taken_over() {
+    let f = fixture().await;
+    let agent = echo_agent(&f).await;
+    let run = queued_run(&f, &agent).await;
+    // Another executor took slot 3 for this run's first attempt and died.
+    let lease = f.app.settings.lease;
+    let slot = hookrun_core::model::Slot {
+        workspace_id: run.workspace_id.clone(),
+        index: 3,
+        run_id: run.id.clone(),
+        attempt: 1,
+        renewed_at: f.clock.now(),
+        expires_at: (f.clock.now() + chrono::Duration::from_std(lease).unwrap()).timestamp(),
+    };
+    f.app.repo.take_slot(slot).await.unwrap().unwrap();
+    let mut r = stored(&f, &run).await;
+    r.status = RunStatus::Running;
+    r.attempt = 1;
+    r.slot = Some(3);
+    f.app.repo.save(&mut r).await.unwrap();
+
+    match process_message(&f.app, &message(&run)).await {
+        Outcome::Defer(d) => assert!(d <= lease + Duration::from_secs(1), "{d:?}"),
+        other => panic!("expected to wait for the holder, got {other:?}"),
+    }
+    assert_eq!(status(&f, &run).await.attempt, 1, "not started twice");
+
+    // One lease later, with no renewal, the run is taken over.
+    f.clock
+        .advance(chrono::Duration::from_std(lease).unwrap() + chrono::Duration::seconds(1));
+    assert_eq!(process_message(&f.app, &message(&run)).await, Outcome::Done);
+    let taken = status(&f, &run).await;
+    assert_eq!(taken.status, RunStatus::Succeeded);
+    assert_eq!(taken.attempt, 2);
+    assert_eq!(taken.slot, None);
+    assert!(
+        f.app
+            .repo
+            .live_slots(&run.workspace_id)
+            .await
+            .unwrap()
+            .is_empty(),
+        "the slot is given back"
+    );
+}
+
+/// A workspace at its cap waits its turn; another workspace's run does not.
+#[tokio::test]
+async fn a_workspace_at_its_cap_waits_and_others_run() {
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let store = SqliteStore::in_memory().unwrap().with_clock(clock.clone());
+    let settings = Settings {
+        workspace_concurrency: 1,
+        ..Settings::default()
+    };
+    let app = App::embedded(store, settings);
+    let ws = admin::bootstrap(&app, None).await.unwrap().workspace.id;
+    let f = Fixture {
+        app,
+        clock,
+        ws: ws.clone(),
+    };
+    let agent = echo_agent(&f).await;
+    let busy = queued_run(&f, &agent).await;
+    // The workspace's only slot is held by a run in progress.
+    let slot = hookrun_core::model::Slot {
+        workspace_id: ws.clone(),
+        index: 0,
+        run_id: busy.id.clone(),
+        attempt: 1,
+        renewed_at: f.clock.now(),
+        expires_at: f.clock.now().timestamp() + 30,
+    };
+    let held = f.app.repo.take_slot(slot).await.unwrap().unwrap();
+    let waiting = queued_run(&f, &agent).await;
+    assert!(matches!(
+        process_message(&f.app, &message(&waiting)).await,
+        Outcome::Defer(_)
+    ));
+    assert_eq!(status(&f, &waiting).await.status, RunStatus::Queued);
+
+    // Another workspace is not held back.
+    let (other_ws, _) = admin::create_workspace(&f.app, "other").await.unwrap();
+    let req = agents::CreateAgent {
+        name: "echo".into(),
+        runner: RunnerConfig::Echo,
+        timeout_seconds: None,
+        enabled: None,
+    };
+    let (other_agent, _) = agents::create(&f.app, &other_ws.id, req).await.unwrap();
+    let other = queued_run(&f, &other_agent).await;
+    assert_eq!(
+        process_message(&f.app, &message(&other)).await,
+        Outcome::Done
+    );
+    assert_eq!(status(&f, &other).await.status, RunStatus::Succeeded);
+
+    // Once the slot is free, the waiting run goes.
+    f.app.repo.release_slot(&held).await.unwrap();
+    assert_eq!(
+        process_message(&f.app, &message(&waiting)).await,
+        Outcome::Done
+    );
+    assert_eq!(status(&f, &waiting).await.status, RunStatus::Succeeded);
+}
+
+/// While a slow agent runs, its executor renews the slot; a second
+/// executor meanwhile waits instead of running it again.
+#[tokio::test]
+async fn the_lease_is_renewed_while_the_agent_runs() {
+    let agent_app = axum::Router::new().fallback(|| async {
+        tokio::time::sleep(Duration::from_millis(4500)).await;
+        axum::Json(json!({"ok": true}))
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/run", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, agent_app).await.unwrap() });
+
+    let settings = Settings {
+        lease: Duration::from_secs(6),
+        outbound: hookrun_core::outbound::OutboundPolicy {
+            allow_http: true,
+            allow: hookrun_core::outbound::parse_allowlist("127.0.0.1/32").unwrap(),
+        },
+        ..Settings::default()
+    };
+    let app = App::embedded(SqliteStore::in_memory().unwrap(), settings);
+    let ws = admin::bootstrap(&app, None).await.unwrap().workspace.id;
+    let req = agents::CreateAgent {
+        name: "slow".into(),
+        runner: RunnerConfig::Http { url },
+        timeout_seconds: Some(60),
+        enabled: None,
+    };
+    let (agent, _) = agents::create(&app, &ws, req).await.unwrap();
+    let run = ingress::new_run(&app, &agent, TriggerType::Webhook, json!({}), None);
+    runs::enqueue(&app, &run).await.unwrap();
+
+    let first = {
+        let (app, body) = (app.clone(), message(&run));
+        tokio::spawn(async move { process_message(&app, &body).await })
+    };
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    let slots = app.repo.live_slots(&ws).await.unwrap();
+    assert_eq!(slots.len(), 1);
+    assert!(
+        slots[0].version >= 2,
+        "renewed every lease/3 (2 s): {:?}",
+        slots[0]
+    );
+    assert!(matches!(
+        process_message(&app, &message(&run)).await,
+        Outcome::Defer(_)
+    ));
+    assert_eq!(first.await.unwrap(), Outcome::Done);
+    let done = app.repo.get::<Run>(&run.id).await.unwrap().unwrap();
+    assert_eq!((done.status, done.attempt), (RunStatus::Succeeded, 1));
+    assert!(app.repo.live_slots(&ws).await.unwrap().is_empty());
 }

@@ -29,8 +29,10 @@ pub struct Settings {
     pub run_retention: Duration,
     pub default_secret_grace: Duration,
     pub executor_concurrency: usize,
+    pub workspace_concurrency: u32,
     pub max_output_bytes: usize,
-    pub lease_grace: Duration,
+    /// An executor's hold on a running run; renewed every third of it.
+    pub lease: Duration,
     pub max_run_attempts: u32,
     pub outbound: OutboundPolicy,
     pub delivery_timeout: Duration,
@@ -68,8 +70,9 @@ impl Settings {
             run_retention: env.duration(&vars::RUN_RETENTION_DAYS)?,
             default_secret_grace: env.duration(&vars::SECRET_GRACE_SECONDS)?,
             executor_concurrency: env.int(&vars::EXECUTOR_CONCURRENCY)?,
+            workspace_concurrency: env.int(&vars::WORKSPACE_CONCURRENCY)?,
             max_output_bytes: env.int(&vars::MAX_OUTPUT_BYTES)?,
-            lease_grace: env.duration(&vars::LEASE_GRACE_SECONDS)?,
+            lease: env.duration(&vars::LEASE_SECONDS)?,
             max_run_attempts: env.int(&vars::MAX_RUN_ATTEMPTS)?,
             outbound: OutboundPolicy {
                 allow_http: env.flag(&vars::OUTBOUND_ALLOW_HTTP)?,
@@ -277,13 +280,13 @@ mod tests {
             ("HOOKRUN_MAX_BODY_BYTES", "1024"),
             ("HOOKRUN_INTERNAL_TOKEN", "tok"),
             ("HOOKRUN_PUBLIC_URL", "https://hooks.example.com/"),
-            ("HOOKRUN_LEASE_GRACE_SECONDS", "0"),
+            ("HOOKRUN_LEASE_SECONDS", "10"),
         ]))
         .unwrap();
         assert_eq!(s.max_body_bytes, 1024);
         assert_eq!(s.internal_token.as_deref(), Some("tok"));
         assert_eq!(s.public_url.as_deref(), Some("https://hooks.example.com"));
-        assert_eq!(s.lease_grace, Duration::ZERO);
+        assert_eq!(s.lease, Duration::from_secs(10));
     }
 
     #[test]
@@ -380,7 +383,7 @@ mod tests {
         let table = vars::markdown_table();
         assert!(
             readme.contains(&table),
-            "README.md's configuration table differs from config/vars.rs; it should read:\n{table}"
+            "README.md's configuration table differs from config/vars.rs (./infra/readme-config-table.sh rewrites it); it should read:\n{table}"
         );
     }
 

@@ -124,11 +124,19 @@ pub const SECRET_GRACE_SECONDS: Var = number(
 );
 pub const EXECUTOR_CONCURRENCY: Var = number(
     "HOOKRUN_EXECUTOR_CONCURRENCY",
-    "4",
+    "16",
     1,
     1024,
     Unit::Count,
     "runs (and delivery attempts) one process works on at once",
+);
+pub const WORKSPACE_CONCURRENCY: Var = number(
+    "HOOKRUN_WORKSPACE_CONCURRENCY",
+    "8",
+    1,
+    1000,
+    Unit::Count,
+    "runs of one workspace executing at once, across every executor; the rest wait their turn, so one workspace cannot hold every executor",
 );
 pub const MAX_OUTPUT_BYTES: Var = number(
     "HOOKRUN_MAX_OUTPUT_BYTES",
@@ -138,13 +146,13 @@ pub const MAX_OUTPUT_BYTES: Var = number(
     Unit::Bytes,
     "largest agent answer read; a run (input, message, output) is stored in at most 350 KiB, or fails saying so",
 );
-pub const LEASE_GRACE_SECONDS: Var = number(
-    "HOOKRUN_LEASE_GRACE_SECONDS",
+pub const LEASE_SECONDS: Var = number(
+    "HOOKRUN_LEASE_SECONDS",
     "30",
-    0,
-    3600,
+    6,
+    300,
     Unit::Seconds,
-    "how long a running run's lease outlasts its timeout before another executor may take it over",
+    "an executor's hold on a running run, renewed every third of it while the agent runs; a crashed executor's runs are taken over once it ends",
 );
 pub const MAX_RUN_ATTEMPTS: Var = number(
     "HOOKRUN_MAX_RUN_ATTEMPTS",
@@ -344,7 +352,8 @@ pub const ALL: &[Var] = &[
     SECRET_GRACE_SECONDS,
     SECRET_PREFIX,
     EXECUTOR_CONCURRENCY,
-    LEASE_GRACE_SECONDS,
+    LEASE_SECONDS,
+    WORKSPACE_CONCURRENCY,
     MAX_RUN_ATTEMPTS,
     RATE_LIMIT_PER_IP,
     RATE_LIMIT_PER_TRIGGER,

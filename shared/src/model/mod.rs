@@ -21,7 +21,9 @@
 //! | invocation   | `INVOC#{trg}`               | inv id          |                      |          |
 //! | dedup key    | `DEDUP#{target}#{sha256}`   | `DEDUP`         |                      |          |
 //! | rate count   | `RL#{scope}#{id}#{minute}`  | `RL`            |                      |          |
+//! | slot (lease) | `WSSLOTS#{ws}`              | `{n:04}`        |                      |          |
 //! | bootstrap    | `META`                      | `BOOTSTRAP`     |                      |          |
+//! | relay position | `META`                    | `RELAY#{shard}` |                      |          |
 //!
 //! Ids are ULID-based, so a reverse query on a GSI lists newest first.
 
@@ -32,6 +34,7 @@ pub mod environment;
 pub mod keys;
 pub mod logs;
 pub mod run;
+pub mod slot;
 pub mod subscription;
 pub mod trigger;
 pub mod workspace;
@@ -42,6 +45,7 @@ pub use delivery::{Delivery, DeliveryAttempt, DeliveryStatus};
 pub use environment::Environment;
 pub use logs::LogLine;
 pub use run::{Run, RunStatus, TriggerType};
+pub use slot::Slot;
 pub use subscription::Subscription;
 pub use trigger::{
     AllowedSources, Invocation, InvocationResult, SignatureConfig, SignatureScheme, Trigger,

@@ -78,9 +78,13 @@ pub struct Run {
     #[serde(with = "crate::clock::ts::option", default)]
     pub completed_at: Option<DateTime<Utc>>,
     pub duration_ms: Option<u64>,
-    /// While `running`: until when the executor that started it owns it.
+    /// While `running`: the end of the executor's first lease on it (the
+    /// lease itself is its slot, renewed while the agent runs).
     #[serde(with = "crate::clock::ts::option", default)]
     pub lease_expires_at: Option<DateTime<Utc>>,
+    /// While `running`: which of its workspace's slots the executor holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot: Option<u32>,
     pub timeout_seconds: u64,
     /// Which subscriptions hear of it.
     #[serde(default)]

@@ -10,6 +10,7 @@ pub mod admin;
 pub mod deliveries;
 pub mod ratelimit;
 pub mod runs;
+pub mod slots;
 pub mod triggers;
 
 use std::sync::Arc;

@@ -89,6 +89,7 @@ pub fn new_run(
         completed_at: None,
         duration_ms: None,
         lease_expires_at: None,
+        slot: None,
         timeout_seconds: agent.timeout_seconds,
         environment: Default::default(),
         events_emitted: false,

@@ -2,9 +2,15 @@
 //! lifecycle").
 //!
 //! Every state change is a conditional write on the run item's version, so
-//! a redelivered message never runs a finished run again, two executors
-//! never both start one, and a run whose executor died is taken over once
-//! its lease has expired.
+//! a redelivered message never runs a finished run again and two executors
+//! never both start one. While the agent runs, the executor holds one of
+//! the workspace's slots ([`lease`]) and renews it; a run whose executor
+//! died is taken over once that lease has ended.
+
+mod lease;
+mod log;
+
+pub use lease::visibility;
 
 use std::time::{Duration, Instant};
 
@@ -14,13 +20,14 @@ use serde_json::Value;
 use crate::app::App;
 use crate::error::Error;
 use crate::ids::RunId;
-use crate::message::truncate_utf8;
 use crate::model::run::MAX_STORED_RUN_BYTES;
-use crate::model::{Agent, LogLine, Run, RunStatus};
+use crate::model::{Agent, Run, RunStatus, Slot};
 use crate::repo::Versioned;
 use crate::runners::{RunRequest, RunnerError, TriggerInfo};
 use crate::services::{agents, events};
 use crate::work::Outcome;
+use lease::Renewal;
+use log::{Phase, RunLog};
 
 /// Why a run failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -56,8 +63,10 @@ impl Failure {
 const BACKEND_RETRY: Duration = Duration::from_secs(5);
 
 /// Executes (or finishes, or announces) the run a runs-queue message names.
-pub async fn process(app: &App, run_id: &RunId) -> Outcome {
-    match process_run(app, run_id).await {
+/// `receipt` is the message's, when its visibility can be extended while
+/// the agent runs.
+pub async fn process(app: &App, run_id: &RunId, receipt: Option<&str>) -> Outcome {
+    match process_run(app, run_id, receipt).await {
         Ok(outcome) => outcome,
         Err(e) => {
             tracing::warn!(%run_id, error = %e, detail = ?e, "run processing failed; will retry");
@@ -66,7 +75,7 @@ pub async fn process(app: &App, run_id: &RunId) -> Outcome {
     }
 }
 
-async fn process_run(app: &App, run_id: &RunId) -> Result<Outcome, Error> {
+async fn process_run(app: &App, run_id: &RunId, receipt: Option<&str>) -> Result<Outcome, Error> {
     let Some(mut run) = app.repo.get::<Run>(run_id).await? else {
         return Ok(Outcome::Poison(format!("run {run_id} does not exist")));
     };
@@ -79,10 +88,9 @@ async fn process_run(app: &App, run_id: &RunId) -> Result<Outcome, Error> {
             return Ok(Outcome::Done);
         }
         RunStatus::Running => {
-            if let Some(lease) = run.lease_expires_at.filter(|l| *l > now) {
-                // Another executor owns it; look again once the lease ends.
-                let wait = (lease - now).to_std().unwrap_or_default() + Duration::from_secs(1);
-                return Ok(Outcome::RetryAfter(wait));
+            if let Some(wait) = lease::held_elsewhere(app, &run).await? {
+                // Another executor holds it; look again once its lease ends.
+                return Ok(Outcome::Defer(wait));
             }
         }
         RunStatus::Queued => {}
@@ -110,17 +118,30 @@ async fn process_run(app: &App, run_id: &RunId) -> Result<Outcome, Error> {
         }
     };
 
+    // A slot of the workspace first: when it holds all it may, the run
+    // waits its turn (a new message: waiting is not a failure).
+    let Some(mut slot) = lease::acquire(app, &run).await? else {
+        return Ok(Outcome::Defer(lease::FAIR_WAIT));
+    };
     // queued (or running with an expired lease) → running, conditionally.
     let timeout = Duration::from_secs(run.timeout_seconds);
     run.status = RunStatus::Running;
     run.attempt += 1;
     run.started_at = Some(now);
-    run.lease_expires_at = Some(
-        now + chrono::Duration::from_std(timeout + app.settings.lease_grace).unwrap_or_default(),
-    );
+    run.slot = Some(slot.index);
+    run.lease_expires_at = chrono::DateTime::from_timestamp(slot.expires_at, 0);
     if !app.repo.try_save(&mut run).await? {
         // Someone else changed it first: look at it again shortly.
+        lease::release(app, &slot).await;
         return Ok(Outcome::RetryAfter(Duration::from_secs(1)));
+    }
+    if let Some(receipt) = receipt {
+        // From now on the message reappears one lease after a crash, not
+        // after the queue's own (longer) visibility timeout.
+        let _ = app
+            .queue
+            .change_visibility(crate::ports::QueueId::Runs, receipt, lease::visibility(app))
+            .await;
     }
     let mut log = RunLog::new(app, &run, Phase::Start);
     log.system(
@@ -140,12 +161,47 @@ async fn process_run(app: &App, run_id: &RunId) -> Result<Outcome, Error> {
     }
 
     let started = Instant::now();
-    let result = execute(app, &agent, &run, timeout)
-        .await
-        .map_err(Failure::Runner);
-    finish(app, &mut run, app.clock.now(), result, started).await?;
+    let Some(result) = execute_held(app, &agent, &run, timeout, &mut slot, receipt).await else {
+        tracing::warn!(run_id = %run.id, "lost the run's lease to another executor; dropping this attempt");
+        return Ok(Outcome::Done);
+    };
+    finish(
+        app,
+        &mut run,
+        app.clock.now(),
+        result.map_err(Failure::Runner),
+        started,
+    )
+    .await?;
+    lease::release(app, &slot).await;
     emit_terminal(app, &run.id).await?;
     Ok(Outcome::Done)
+}
+
+/// Runs the agent while renewing the slot every third of a lease; None when
+/// the lease was lost (the runner is dropped, its call abandoned).
+async fn execute_held(
+    app: &App,
+    agent: &Agent,
+    run: &Run,
+    timeout: Duration,
+    slot: &mut Versioned<Slot>,
+    receipt: Option<&str>,
+) -> Option<Result<Value, RunnerError>> {
+    let runner = execute(app, agent, run, timeout);
+    tokio::pin!(runner);
+    let period = app.settings.lease / 3;
+    let mut renewals = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    loop {
+        tokio::select! {
+            result = &mut runner => return Some(result),
+            _ = renewals.tick() => {
+                if lease::renew(app, slot, receipt).await == Renewal::Lost {
+                    return None;
+                }
+            }
+        }
+    }
 }
 
 /// Hands `run.succeeded` / `run.failed` to the subscriptions once the run
@@ -206,6 +262,7 @@ async fn finish(
     let mut log = RunLog::new(app, run, Phase::Outcome);
     run.completed_at = Some(now);
     run.lease_expires_at = None;
+    run.slot = None;
     if run.started_at.is_some() {
         run.duration_ms = Some(elapsed.as_millis() as u64);
     }
@@ -265,78 +322,6 @@ async fn finish(
                 tokio::time::sleep(Duration::from_millis(200 * tries)).await;
             }
             Err(e) => return Err(e.into()),
-        }
-    }
-}
-
-#[derive(PartialEq, Eq)]
-enum Phase {
-    Start,
-    Outcome,
-}
-
-/// Collects a run's log lines and writes them in one go.
-struct RunLog<'a> {
-    app: &'a App,
-    run_id: RunId,
-    agent_id: crate::ids::AgentId,
-    base: u32,
-    lines: Vec<LogLine>,
-}
-
-/// Output lines kept per run in the log (the full output is on the run).
-const MAX_OUTPUT_LINES: usize = 500;
-const MAX_LINE_BYTES: usize = 8 * 1024;
-
-impl<'a> RunLog<'a> {
-    /// Each attempt numbers its lines in its own range (start lines from
-    /// `attempt * 10000`, outcome lines from `+ 1000`), so lines of an attempt
-    /// that was taken over never collide with the next one's.
-    fn new(app: &'a App, run: &Run, phase: Phase) -> Self {
-        let base = run.attempt * 10_000 + if phase == Phase::Outcome { 1_000 } else { 0 };
-        RunLog {
-            app,
-            run_id: run.id.clone(),
-            agent_id: run.agent_id.clone(),
-            base,
-            lines: vec![],
-        }
-    }
-
-    fn push(&mut self, stream: &str, level: &str, mut message: String) {
-        truncate_utf8(&mut message, MAX_LINE_BYTES);
-        let seq = self.base + self.lines.len() as u32;
-        self.lines.push(LogLine {
-            run_id: self.run_id.clone(),
-            agent_id: self.agent_id.clone(),
-            seq,
-            timestamp: self.app.clock.now(),
-            stream: stream.into(),
-            level: level.into(),
-            message,
-            expires_at: Some(self.app.retention_expiry()),
-        });
-    }
-
-    fn system(&mut self, level: &str, message: String) {
-        self.push("system", level, message);
-    }
-
-    fn output(&mut self, output: &Value) {
-        let text = match output {
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
-        };
-        for line in text.lines().take(MAX_OUTPUT_LINES) {
-            self.push("output", "info", line.to_owned());
-        }
-    }
-
-    /// Logs are best effort: a failed log write never fails the run.
-    async fn flush(&mut self) {
-        let lines = std::mem::take(&mut self.lines);
-        if let Err(e) = self.app.repo.append_logs(&lines).await {
-            tracing::warn!(run_id = %self.run_id, error = %e, "could not write run log lines");
         }
     }
 }

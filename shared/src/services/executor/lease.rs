@@ -1,0 +1,128 @@
+//! An executor's hold on a run: one of its workspace's slots, taken before
+//! the run starts, renewed every third of a lease while the agent runs
+//! (with the queue message's visibility alongside), given back when it
+//! ends. A crashed executor stops renewing: its slot expires within one
+//! lease, its message reappears soon after, and the next executor takes
+//! the run over.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use crate::app::App;
+use crate::error::Error;
+use crate::model::{Run, Slot};
+use crate::ports::QueueId;
+use crate::repo::Versioned;
+
+/// How long a runs-queue message stays hidden from the executor that
+/// received it: a lease and a margin, extended with every renewal.
+pub fn visibility(app: &App) -> Duration {
+    app.settings.lease + Duration::from_secs(15)
+}
+
+/// How long a run waits when its workspace holds every slot it may.
+pub const FAIR_WAIT: Duration = Duration::from_secs(2);
+
+/// How long to wait before looking at a run another executor holds; None
+/// when nobody holds it (its lease expired: it may be taken over).
+pub async fn held_elsewhere(app: &App, run: &Run) -> Result<Option<Duration>, Error> {
+    let now = app.clock.now();
+    let until = match run.slot {
+        Some(index) => app
+            .repo
+            .slot(&run.workspace_id, index)
+            .await?
+            .filter(|s| s.run_id == run.id && s.attempt == run.attempt)
+            .and_then(|s| chrono::DateTime::from_timestamp(s.expires_at, 0)),
+        // A run started before slots existed: its lease is on the run.
+        None => run.lease_expires_at,
+    };
+    Ok(until
+        .filter(|u| *u > now)
+        .map(|u| (u - now).to_std().unwrap_or_default() + Duration::from_secs(1)))
+}
+
+/// Takes a free slot of the run's workspace for its next attempt; None when
+/// the workspace holds as many as it may (or lost every race for one).
+pub async fn acquire(app: &App, run: &Run) -> Result<Option<Versioned<Slot>>, Error> {
+    let cap = app.settings.workspace_concurrency;
+    for _ in 0..3 {
+        let held = app.repo.live_slots(&run.workspace_id).await?;
+        if held.len() >= cap as usize {
+            return Ok(None);
+        }
+        let taken: HashSet<u32> = held.iter().map(|s| s.index).collect();
+        // Start the search at a place of this run's own, so two executors
+        // rarely race for the same slot.
+        let start = run
+            .id
+            .bytes()
+            .fold(0u32, |h, b| h.wrapping_mul(31) ^ u32::from(b))
+            % cap;
+        let Some(index) = (0..cap)
+            .map(|i| (start + i) % cap)
+            .find(|i| !taken.contains(i))
+        else {
+            return Ok(None);
+        };
+        let now = app.clock.now();
+        let slot = Slot {
+            workspace_id: run.workspace_id.clone(),
+            index,
+            run_id: run.id.clone(),
+            attempt: run.attempt + 1,
+            renewed_at: now,
+            expires_at: lease_end(app),
+        };
+        if let Some(v) = app.repo.take_slot(slot).await? {
+            return Ok(Some(v));
+        }
+    }
+    Ok(None)
+}
+
+/// The end of a lease taken now, in whole seconds (rounded up).
+fn lease_end(app: &App) -> i64 {
+    let end = app.clock.now() + chrono::Duration::from_std(app.settings.lease).unwrap_or_default();
+    end.timestamp() + i64::from(end.timestamp_subsec_millis() > 0)
+}
+
+/// What a renewal found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Renewal {
+    Held,
+    /// The lease ran out and another executor took the run: stop.
+    Lost,
+}
+
+/// Extends the slot and the message's visibility. A store error keeps the
+/// hold as it is (the next renewal tries again); only a lost condition
+/// means the run belongs to someone else now.
+pub async fn renew(app: &App, slot: &mut Versioned<Slot>, receipt: Option<&str>) -> Renewal {
+    slot.renewed_at = app.clock.now();
+    slot.expires_at = lease_end(app);
+    match app.repo.renew_slot(slot).await {
+        Ok(true) => {}
+        Ok(false) => return Renewal::Lost,
+        Err(e) => {
+            tracing::warn!(run_id = %slot.run_id, error = %e, "could not renew a run's lease; trying again");
+        }
+    }
+    if let Some(receipt) = receipt {
+        if let Err(e) = app
+            .queue
+            .change_visibility(QueueId::Runs, receipt, visibility(app))
+            .await
+        {
+            tracing::warn!(run_id = %slot.run_id, error = %e, "could not extend the run message's visibility");
+        }
+    }
+    Renewal::Held
+}
+
+/// Gives the slot back once the run's outcome is recorded.
+pub async fn release(app: &App, slot: &Versioned<Slot>) {
+    if let Err(e) = app.repo.release_slot(slot).await {
+        tracing::warn!(run_id = %slot.run_id, error = %e, "could not release a run's slot; it expires with its lease");
+    }
+}

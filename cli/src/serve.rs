@@ -201,9 +201,10 @@ async fn print_demo(
     local: SocketAddr,
 ) -> anyhow::Result<()> {
     let err = |e: hookrun_core::Error| anyhow::anyhow!("demo agent: {e}");
-    let (existing, _) = agents::list(app, workspace_id, 100, None)
+    let existing = agents::list(app, workspace_id, 100, None)
         .await
-        .map_err(err)?;
+        .map_err(err)?
+        .data;
     let agent = match existing
         .into_iter()
         .find(|a| a.name == "demo" && a.runner == RunnerConfig::Echo)

@@ -139,6 +139,10 @@ pub enum Error {
     /// such as `input_mapping.title`, or `body` for the request body).
     #[error("{message}")]
     Invalid { field: String, message: String },
+    /// Well formed, but it cannot be honoured as sent (an idempotency key
+    /// reused with another body).
+    #[error("{0}")]
+    Unprocessable(String),
     /// The request or a stored value exceeds a size limit (bytes).
     #[error("request body exceeds the limit of {0} bytes")]
     PayloadTooLarge(usize),

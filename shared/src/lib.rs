@@ -16,6 +16,7 @@ pub mod contract;
 pub mod error;
 pub mod http;
 pub mod ids;
+pub mod json;
 #[cfg(feature = "lambda")]
 pub mod lambda;
 pub mod message;

@@ -126,9 +126,10 @@ async fn emit(f: &Fixture, url: &str) -> (String, String) {
     assert_eq!(events::emit(&f.app, "run.failed", &run).await.unwrap(), 1);
     // Emitting again creates nothing new.
     assert_eq!(events::emit(&f.app, "run.failed", &run).await.unwrap(), 1);
-    let (list, _) = subscriptions::deliveries(&f.app, &f.ws, &sub.id, 10, None)
+    let list = subscriptions::deliveries(&f.app, &f.ws, &sub.id, 10, None)
         .await
-        .unwrap();
+        .unwrap()
+        .data;
     assert_eq!(list.len(), 1);
     (list[0].id.clone(), sub.id)
 }
@@ -378,14 +379,16 @@ async fn deliveries_are_listed_newest_first() {
         let mut run = ingress::new_run(&f.app, &agent, TriggerType::Webhook, json!({}), None);
         run.status = RunStatus::Failed;
         events::emit(&f.app, "run.failed", &run).await.unwrap();
-        let (list, _) = subscriptions::deliveries(&f.app, &f.ws, &sub, 1, None)
+        let list = subscriptions::deliveries(&f.app, &f.ws, &sub, 1, None)
             .await
-            .unwrap();
+            .unwrap()
+            .data;
         ids.push(list[0].id.clone());
     }
-    let (list, _) = subscriptions::deliveries(&f.app, &f.ws, &sub, 10, None)
+    let list = subscriptions::deliveries(&f.app, &f.ws, &sub, 10, None)
         .await
-        .unwrap();
+        .unwrap()
+        .data;
     let listed: Vec<String> = list.iter().map(|d| d.id.clone()).collect();
     ids.reverse();
     assert_eq!(

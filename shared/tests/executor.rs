@@ -159,9 +159,10 @@ async fn concurrent_executors_start_a_run_once() {
     let done = status(&f, &run).await;
     assert_eq!(done.status, RunStatus::Succeeded);
     assert_eq!(done.attempt, 1, "exactly one executor started it");
-    let (lines, _) = runs::logs(&f.app, &agent.id, Some(run.id.as_str()), 100, None)
+    let lines = runs::logs(&f.app, &agent.id, Some(run.id.as_str()), 100, None)
         .await
-        .unwrap();
+        .unwrap()
+        .data;
     let started = lines
         .iter()
         .filter(|l| l.message.starts_with("run started"))

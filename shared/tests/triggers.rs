@@ -118,9 +118,10 @@ async fn a_trigger_limit_holds_exactly_and_resets_with_the_window() {
     f.clock.advance(chrono::Duration::seconds(40));
     let (s, _, _) = call(&f, None).await;
     assert_eq!(s, 202, "a new window, a new budget");
-    let (list, _) = runs::list_for_agent(&f.app, &f.agent, &Default::default(), 100, None)
+    let list = runs::list_for_agent(&f.app, &f.agent, &Default::default(), 100, None)
         .await
-        .unwrap();
+        .unwrap()
+        .data;
     assert_eq!(list.len(), 4, "refused calls made no run");
 }
 
@@ -188,9 +189,10 @@ async fn fifty_concurrent_repeats_create_one_run() {
     }
     ids.dedup();
     assert_eq!(ids.len(), 1, "every repeat answers with the one run");
-    let (list, _) = runs::list_for_agent(&f.app, &f.agent, &Default::default(), 100, None)
+    let list = runs::list_for_agent(&f.app, &f.agent, &Default::default(), 100, None)
         .await
-        .unwrap();
+        .unwrap()
+        .data;
     assert_eq!(list.len(), 1, "exactly one run was created");
     // Another key is another run.
     let (_, v, _) = call(&f, Some("delivery-43")).await;

@@ -654,15 +654,28 @@ async fn idempotency_key_repeats_create_nothing() {
     let t = trigger(&h, json!({"agent_id": agent, "name": "t"})).await;
     let path = format!("/webhooks/runs/{}", t["token"].as_str().unwrap());
     let (_, a, _) = post(&h, &path, b"{}", &[("idempotency-key", "order-1")]).await;
-    let (_, b, _) = post(
+    let (s, b, _) = post(&h, &path, b"{}", &[("idempotency-key", "order-1")]).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{b}");
+    assert_eq!(a["run_id"], b["run_id"]);
+    // The repeat answers the run's status now (the echo agent is quick).
+    h.wait_finished(
+        a["run_id"].as_str().unwrap(),
+        std::time::Duration::from_secs(20),
+    )
+    .await;
+    let (_, later, _) = post(&h, &path, b"{}", &[("idempotency-key", "order-1")]).await;
+    assert_eq!(later["status"], "succeeded", "{later}");
+    // The same key with another body is refused, and creates nothing.
+    let (s, other, _) = post(
         &h,
         &path,
         br#"{"other":"body"}"#,
         &[("idempotency-key", "order-1")],
     )
     .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{other}");
+    assert_eq!(other["error"]["code"], "unprocessable");
     let (_, c, _) = post(&h, &path, b"{}", &[("idempotency-key", "order-2")]).await;
-    assert_eq!(a["run_id"], b["run_id"]);
     assert_ne!(a["run_id"], c["run_id"]);
     assert_eq!(runs_of(&h, &agent).await.len(), 2);
 }

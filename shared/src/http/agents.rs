@@ -48,10 +48,9 @@ pub async fn list(
     admin: Admin,
     ApiQuery(paging): ApiQuery<Paging>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let (agents, next) =
-        agents::list(&app, &admin.workspace_id, paging.limit()?, paging.cursor()).await?;
-    let data: Vec<_> = agents.iter().map(|a| view(&app, a)).collect();
-    Ok(Json(json!({ "data": data, "next_cursor": next })))
+    let listing = agents::list(&app, &admin.workspace_id, paging.limit()?, paging.cursor()).await?;
+    let listing = listing.map(|a| serde_json::to_value(view(&app, &a)).expect("serialises"));
+    Ok(Json(listing))
 }
 
 pub async fn get(

@@ -41,6 +41,7 @@ pub fn status_of(e: &Error) -> StatusCode {
         Error::Conflict(_) => StatusCode::CONFLICT,
         Error::Invalid { .. } => StatusCode::BAD_REQUEST,
         Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        Error::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
         Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
         Error::Forbidden(_) => StatusCode::FORBIDDEN,
         Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -49,8 +50,9 @@ pub fn status_of(e: &Error) -> StatusCode {
         Error::Store(s) => match s {
             StoreError::ConditionFailed => StatusCode::CONFLICT,
             StoreError::InvalidCursor => StatusCode::BAD_REQUEST,
-            StoreError::Invalid(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            StoreError::Corrupt(_) | StoreError::Backend(_) => StatusCode::SERVICE_UNAVAILABLE,
+            // A record that does not decode will not decode on a retry.
+            StoreError::Invalid(_) | StoreError::Corrupt(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            StoreError::Backend(_) => StatusCode::SERVICE_UNAVAILABLE,
         },
     }
 }
@@ -66,6 +68,7 @@ fn code_of(status: StatusCode) -> &'static str {
         StatusCode::CONFLICT => "conflict",
         StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
         StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::UNPROCESSABLE_ENTITY => "unprocessable",
         StatusCode::TOO_MANY_REQUESTS => "rate_limited",
         StatusCode::SERVICE_UNAVAILABLE => "unavailable",
         _ => "internal",
@@ -81,7 +84,8 @@ fn message_of(e: &Error) -> String {
         }
         Error::Store(StoreError::InvalidCursor) => "invalid cursor".into(),
         Error::Store(StoreError::Invalid(_)) | Error::Internal(_) => "internal error".into(),
-        Error::Store(StoreError::Corrupt(_) | StoreError::Backend(_)) | Error::Unavailable(_) => {
+        Error::Store(StoreError::Corrupt(_)) => "a stored record could not be read".into(),
+        Error::Store(StoreError::Backend(_)) | Error::Unavailable(_) => {
             "service temporarily unavailable, retry later".into()
         }
         other => other.to_string(),
@@ -123,8 +127,11 @@ impl IntoResponse for ApiError {
                 Error::Store(StoreError::Invalid(detail)) => {
                     tracing::error!(%detail, "invalid store request")
                 }
+                Error::Store(StoreError::Corrupt(detail)) => {
+                    tracing::error!(%detail, "a stored record does not decode")
+                }
                 Error::Unavailable(detail) => tracing::warn!(%detail, "backend unavailable"),
-                Error::Store(e @ (StoreError::Backend(_) | StoreError::Corrupt(_))) => {
+                Error::Store(e @ StoreError::Backend(_)) => {
                     tracing::warn!(detail = %e, "backend unavailable")
                 }
                 _ => {}

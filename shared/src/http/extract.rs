@@ -12,10 +12,54 @@ use crate::error::Error;
 use crate::ids::WorkspaceId;
 use crate::services::admin;
 
-/// `axum::Json` with JSON-error rejections.
-#[derive(FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+/// A JSON request body: `Content-Type: application/json` (or `+json`),
+/// within the route's size limit, nested at most `json::MAX_DEPTH` levels
+/// (so whatever is accepted can be stored and read back), with JSON-error
+/// rejections.
 pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    S: Send + Sync,
+    T: serde::de::DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let json_type = req
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(|t| t.trim().to_ascii_lowercase())
+            .is_some_and(|t| {
+                t == "application/json" || (t.starts_with("application/") && t.ends_with("+json"))
+            });
+        if !json_type {
+            return Err(ApiError::UnsupportedMediaType(
+                "expected Content-Type: application/json".into(),
+            ));
+        }
+        let body = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| {
+                if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::PayloadTooLarge(super::MAX_MANAGEMENT_BODY_BYTES)
+                } else {
+                    ApiError::BadRequest(e.body_text())
+                }
+            })?;
+        crate::json::check_depth(&body).map_err(ApiError::BadRequest)?;
+        serde_json::from_slice(&body).map(ApiJson).map_err(|e| {
+            ApiError::BadRequest(match e.classify() {
+                serde_json::error::Category::Data => {
+                    format!("Failed to deserialize the JSON body into the target type: {e}")
+                }
+                _ => format!("Failed to parse the request body as JSON: {e}"),
+            })
+        })
+    }
+}
 
 /// `axum::extract::Query` with JSON-error rejections.
 #[derive(FromRequestParts)]
@@ -129,6 +173,7 @@ where
         if body.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalJson(T::default()));
         }
+        crate::json::check_depth(&body).map_err(ApiError::BadRequest)?;
         serde_json::from_slice(&body)
             .map(OptionalJson)
             .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))

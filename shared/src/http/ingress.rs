@@ -58,11 +58,18 @@ fn answer(accepted: &Accepted, body: Value) -> Response {
     resp
 }
 
-/// `{"status":"accepted","run_id":…}`, or `{"status":"ignored"}`.
+/// `{"status":"accepted","run_id":…}`, or `{"status":"ignored"}`; a
+/// repeat also says so and gives its run's status now.
 fn accepted_body(a: &Accepted) -> Value {
     match a.disposition {
         Disposition::Ignored => json!({ "status": "ignored" }),
-        _ => json!({ "status": "accepted", "run_id": a.run_id }),
+        Disposition::Queued => json!({ "status": "accepted", "run_id": a.run_id }),
+        Disposition::Duplicate => json!({
+            "status": "accepted",
+            "run_id": a.run_id,
+            "duplicate": true,
+            "run_status": a.run_status.map(|s| s.as_str()),
+        }),
     }
 }
 
@@ -102,7 +109,8 @@ pub async fn token_url(
             "run_id": accepted.run_id,
             "version_id": format!("ver_{}_{}", accepted.agent_id.trim_start_matches("agt_"), accepted.agent_version),
             "version_number": accepted.agent_version,
-            "status": "queued",
+            // A repeat answers its run's status now.
+            "status": accepted.run_status.map_or("queued", |s| s.as_str()),
         }),
     };
     Ok(answer(&accepted, body))

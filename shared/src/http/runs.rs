@@ -4,7 +4,6 @@ use axum::extract::State;
 use axum::response::IntoResponse;
 use axum::Json;
 use serde::Deserialize;
-use serde_json::json;
 
 use super::extract::{Admin, ApiPath, ApiQuery, Paging};
 use super::ApiError;
@@ -60,9 +59,9 @@ pub async fn list_for_agent(
         limit: q.limit,
         cursor: q.cursor,
     };
-    let (runs, next) =
+    let listing =
         runs::list_for_agent(&app, &agent.id, &filter, paging.limit()?, paging.cursor()).await?;
-    Ok(Json(json!({ "data": runs, "next_cursor": next })))
+    Ok(Json(listing))
 }
 
 /// `GET /api/v1/runs/{runId}`
@@ -93,7 +92,7 @@ pub async fn logs(
         limit: q.limit,
         cursor: q.cursor,
     };
-    let (lines, next) = runs::logs(
+    let listing = runs::logs(
         &app,
         &agent.id,
         q.run_id.as_deref(),
@@ -101,5 +100,5 @@ pub async fn logs(
         paging.cursor(),
     )
     .await?;
-    Ok(Json(json!({ "data": lines, "next_cursor": next })))
+    Ok(Json(listing))
 }

@@ -32,10 +32,9 @@ pub async fn list(
     admin: Admin,
     ApiQuery(paging): ApiQuery<Paging>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let (subs, next) =
+    let listing =
         subscriptions::list(&app, &admin.workspace_id, paging.limit()?, paging.cursor()).await?;
-    let data: Vec<SubscriptionView> = subs.iter().map(SubscriptionView::from).collect();
-    Ok(Json(json!({ "data": data, "next_cursor": next })))
+    Ok(Json(listing.map(|s| SubscriptionView::from(&s))))
 }
 
 pub async fn get(
@@ -84,7 +83,7 @@ pub async fn deliveries(
     ApiPath(id): ApiPath<String>,
     ApiQuery(paging): ApiQuery<Paging>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let (list, next) = subscriptions::deliveries(
+    let listing = subscriptions::deliveries(
         &app,
         &admin.workspace_id,
         &id,
@@ -92,7 +91,7 @@ pub async fn deliveries(
         paging.cursor(),
     )
     .await?;
-    Ok(Json(json!({ "data": list, "next_cursor": next })))
+    Ok(Json(listing))
 }
 
 pub async fn delivery(

@@ -60,7 +60,7 @@ pub async fn list(
         limit: q.limit,
         cursor: q.cursor,
     };
-    let (list, next) = triggers::list(
+    let listing = triggers::list(
         &app,
         &admin.workspace_id,
         q.agent_id.as_deref(),
@@ -68,8 +68,7 @@ pub async fn list(
         paging.cursor(),
     )
     .await?;
-    let data: Vec<_> = list.iter().map(|t| triggers::view(&app, t)).collect();
-    Ok(Json(json!({ "data": data, "next_cursor": next })))
+    Ok(Json(listing.map(|t| triggers::view(&app, &t))))
 }
 
 pub async fn get(
@@ -150,7 +149,7 @@ pub async fn invocations(
     ApiPath(id): ApiPath<String>,
     ApiQuery(paging): ApiQuery<Paging>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let (list, next) = triggers::invocations(
+    let listing = triggers::invocations(
         &app,
         &admin.workspace_id,
         &id,
@@ -158,7 +157,7 @@ pub async fn invocations(
         paging.cursor(),
     )
     .await?;
-    Ok(Json(json!({ "data": list, "next_cursor": next })))
+    Ok(Json(listing))
 }
 
 /// `GET /api/v1/agents/{agentId}/webhook` (the agent's webhook summary).

@@ -43,8 +43,43 @@ impl<T> std::ops::DerefMut for Versioned<T> {
     }
 }
 
-/// One page of a listing and the cursor to the next, if more may follow.
-pub type Listing<T> = (Vec<T>, Option<String>);
+/// One page of a listing, as the API answers it: the records, the cursor
+/// to the next page (when more may follow), and the stored records of this
+/// page that could not be read. One bad record spoils only itself.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Listing<T> {
+    pub data: Vec<T>,
+    pub next_cursor: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unreadable: Vec<Unreadable>,
+}
+
+/// A stored record a listing skipped because it does not decode.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Unreadable {
+    /// The record's id when its document names one, else its sort key.
+    pub id: String,
+    pub error: String,
+}
+
+impl<T> Listing<T> {
+    pub fn empty() -> Self {
+        Listing {
+            data: Vec::new(),
+            next_cursor: None,
+            unreadable: Vec::new(),
+        }
+    }
+
+    /// The same page with each record shown as `f` shows it.
+    pub fn map<U>(self, f: impl FnMut(T) -> U) -> Listing<U> {
+        Listing {
+            data: self.data.into_iter().map(f).collect(),
+            next_cursor: self.next_cursor,
+            unreadable: self.unreadable,
+        }
+    }
+}
 
 /// Pages of the underlying query a filtered listing reads before it
 /// returns what it has (with a cursor to go on), so a rare filter value
@@ -171,15 +206,28 @@ impl Repo {
             .await
     }
 
-    /// One page of a query, as records.
+    /// One page of a query, as records; items that do not decode are
+    /// reported in `unreadable` (and logged), not fatal.
     pub async fn page<T: DeserializeOwned>(&self, query: Query) -> StoreResult<Listing<T>> {
         let page = self.items.query(query).await?;
-        let records = page
-            .items
-            .iter()
-            .map(from_item)
-            .collect::<StoreResult<Vec<T>>>()?;
-        Ok((records, page.next_cursor))
+        let mut out = Listing::empty();
+        for item in &page.items {
+            match from_item(item) {
+                Ok(record) => out.data.push(record),
+                Err(e) => {
+                    let id = item.data["id"]
+                        .as_str()
+                        .map_or_else(|| item.sk.clone(), str::to_owned);
+                    tracing::error!(pk = %item.pk, sk = %item.sk, error = %e, "a stored record does not decode");
+                    out.unreadable.push(Unreadable {
+                        id,
+                        error: e.to_string(),
+                    });
+                }
+            }
+        }
+        out.next_cursor = page.next_cursor;
+        Ok(out)
     }
 
     /// Up to `limit` records of `query` that `keep` accepts, reading at
@@ -192,18 +240,21 @@ impl Repo {
         limit: usize,
         keep: impl Fn(&T) -> bool,
     ) -> StoreResult<Listing<T>> {
-        let mut out = Vec::with_capacity(limit);
+        let mut out = Listing::empty();
         let mut cursor = query.cursor.clone();
         for _ in 0..MAX_PAGES_PER_LISTING {
-            let q = query.clone().limit(limit - out.len()).after(cursor.take());
-            let (records, next) = self.page::<T>(q).await?;
-            out.extend(records.into_iter().filter(|r| keep(r)));
-            cursor = next;
-            if out.len() >= limit || cursor.is_none() {
+            let missing = limit.saturating_sub(out.data.len() + out.unreadable.len());
+            let q = query.clone().limit(missing.max(1)).after(cursor.take());
+            let page = self.page::<T>(q).await?;
+            out.data.extend(page.data.into_iter().filter(|r| keep(r)));
+            out.unreadable.extend(page.unreadable);
+            cursor = page.next_cursor;
+            if out.data.len() + out.unreadable.len() >= limit || cursor.is_none() {
                 break;
             }
         }
-        Ok((out, cursor))
+        out.next_cursor = cursor;
+        Ok(out)
     }
 
     /// Every record of a query (small, bounded partitions only).
@@ -211,9 +262,9 @@ impl Repo {
         let mut out = Vec::new();
         let mut cursor = None;
         loop {
-            let (records, next) = self.page::<T>(query.clone().after(cursor)).await?;
-            out.extend(records);
-            match next {
+            let page = self.page::<T>(query.clone().after(cursor)).await?;
+            out.extend(page.data);
+            match page.next_cursor {
                 Some(c) => cursor = Some(c),
                 None => return Ok(out),
             }

@@ -7,12 +7,14 @@ use crate::model::{keys, LogLine, Run};
 use crate::ports::items::MAX_TX_OPS;
 use crate::ports::{Condition, Index, Item, OutboxMessage, Query, TxOp};
 
-/// An idempotency key to write with a run: where, and until when.
+/// An idempotency key to write with a run: where, until when, and the
+/// SHA-256 of the body it came with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DedupKey {
     pub key: crate::model::Key,
     /// Unix seconds.
     pub expires_at: i64,
+    pub body_sha256: String,
 }
 
 /// What writing a run with an idempotency key came to.
@@ -20,8 +22,12 @@ pub struct DedupKey {
 pub enum Written {
     /// The run (and its key) were written.
     New,
-    /// The key was there before: the run the first call made.
-    Repeat(RunId),
+    /// The key was there before: the run the first call made, and the hash
+    /// of that call's body (absent on keys written before it was kept).
+    Repeat {
+        run_id: RunId,
+        body_sha256: Option<String>,
+    },
     /// The key was there, but it names no run yet (a concurrent first call
     /// is between its two steps, or the key is corrupt).
     Unresolved,
@@ -40,8 +46,12 @@ impl Repo {
         let mut ops = vec![create_op(run)];
         if let Some(d) = dedup {
             let (pk, sk) = d.key.clone();
-            let item = Item::new(pk, sk, serde_json::json!({ "run_id": run.id }))
-                .with_expiry(Some(d.expires_at));
+            let item = Item::new(
+                pk,
+                sk,
+                serde_json::json!({ "run_id": run.id, "body_sha256": d.body_sha256 }),
+            )
+            .with_expiry(Some(d.expires_at));
             ops.push(TxOp::Put(item, Condition::NotExists));
         }
         match self
@@ -52,12 +62,16 @@ impl Repo {
             Ok(()) => Ok(Written::New),
             Err(StoreError::ConditionFailed) if dedup.is_some() => {
                 let (pk, sk) = &dedup.expect("checked").key;
-                let original = self
-                    .table()
-                    .get(pk, sk)
-                    .await?
-                    .and_then(|i| i.data["run_id"].as_str().and_then(RunId::parse));
-                Ok(original.map_or(Written::Unresolved, Written::Repeat))
+                let Some(item) = self.table().get(pk, sk).await? else {
+                    return Ok(Written::Unresolved);
+                };
+                let Some(run_id) = item.data["run_id"].as_str().and_then(RunId::parse) else {
+                    return Ok(Written::Unresolved);
+                };
+                Ok(Written::Repeat {
+                    run_id,
+                    body_sha256: item.data["body_sha256"].as_str().map(str::to_owned),
+                })
             }
             Err(e) => Err(e),
         }
@@ -106,10 +120,13 @@ impl Repo {
     }
 }
 
-/// The key under which an idempotency key is kept for a target.
-pub fn dedup_key(target: &str, presented: &str, expires_at: i64) -> DedupKey {
+/// The key under which an idempotency key is kept for a target, with the
+/// hash of the body it came with.
+pub fn dedup_key(target: &str, presented: &str, expires_at: i64, body: &[u8]) -> DedupKey {
+    use sha2::{Digest, Sha256};
     DedupKey {
         key: keys::dedup(target, &crate::ids::sha256_hex(presented)),
         expires_at,
+        body_sha256: hex::encode(Sha256::digest(body)),
     }
 }

@@ -60,7 +60,10 @@ impl HttpRunner {
                 excerpt,
             });
         }
-        Ok(serde_json::from_slice(&body)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned())))
+        // An answer nested deeper than hookrun keeps is kept as text.
+        let parsed = crate::json::check_depth(&body)
+            .ok()
+            .and_then(|()| serde_json::from_slice(&body).ok());
+        Ok(parsed.unwrap_or_else(|| Value::String(String::from_utf8_lossy(&body).into_owned())))
     }
 }

@@ -53,16 +53,17 @@ pub async fn emit(app: &App, event: &str, run: &Run) -> Result<usize, Error> {
         let query = Repo::gsi_query(Subscription::list_partition(&run.workspace_id), false)
             .limit(100)
             .after(cursor);
-        let (subs, next) = app.repo.page::<Subscription>(query).await?;
-        seen += subs.len();
-        for sub in subs
+        let page = app.repo.page::<Subscription>(query).await?;
+        seen += page.data.len() + page.unreadable.len();
+        for sub in page
+            .data
             .iter()
             .filter(|s| s.wants(event, run.environment, &run.agent_id))
         {
             matched += 1;
             deliver(app, sub, event, run, &body).await?;
         }
-        match next {
+        match page.next_cursor {
             Some(c) if seen < MAX_SUBSCRIPTIONS => cursor = Some(c),
             _ => break,
         }

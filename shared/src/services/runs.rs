@@ -48,7 +48,24 @@ pub async fn enqueue_once(
     .outbox(Duration::ZERO);
     match app.repo.create_run(run, dedup.as_ref(), message).await? {
         Written::New => Ok(Enqueued::New(run.id.clone())),
-        Written::Repeat(original) => Ok(Enqueued::Repeat(original)),
+        Written::Repeat {
+            run_id,
+            body_sha256,
+        } => {
+            let same_body = match (&dedup, body_sha256) {
+                (Some(d), Some(first)) => d.body_sha256 == first,
+                // A key kept before bodies were hashed: take its word.
+                _ => true,
+            };
+            if !same_body {
+                return Err(Error::Unprocessable(
+                    "this idempotency key was already used with a different request body \
+                     (keys are kept for 24 hours; send a new key for a new request)"
+                        .into(),
+                ));
+            }
+            Ok(Enqueued::Repeat(run_id))
+        }
         Written::Unresolved => Err(Error::Conflict(
             "a call with this idempotency key is being processed; retry".into(),
         )),
@@ -100,7 +117,7 @@ pub async fn logs(
     let run_id = match run_id {
         Some(raw) => match RunId::parse(raw) {
             Some(id) => Some(id),
-            None => return Ok((vec![], None)),
+            None => return Ok(Listing::empty()),
         },
         None => None,
     };

@@ -17,6 +17,8 @@ pub fn parse_json(body: &[u8]) -> Result<Value, Error> {
             "request body is empty; send a JSON document",
         ));
     }
+    crate::json::check_depth(body)
+        .map_err(|m| Error::invalid("body", format!("request body: {m}")))?;
     serde_json::from_slice(body)
         .map_err(|e| Error::invalid("body", format!("request body is not valid JSON: {e}")))
 }
@@ -153,6 +155,15 @@ mod tests {
             h.insert(*k, HeaderValue::from_str(v).unwrap());
         }
         h
+    }
+
+    #[test]
+    fn bodies_nest_at_most_64_levels() {
+        let ok = format!("{}{}", "[".repeat(64), "]".repeat(64));
+        assert!(parse_json(ok.as_bytes()).is_ok());
+        let deep = format!("{}{}", "[".repeat(127), "]".repeat(127));
+        let e = parse_json(deep.as_bytes()).unwrap_err();
+        assert!(e.to_string().contains("deeper than 64"), "{e}");
     }
 
     #[test]

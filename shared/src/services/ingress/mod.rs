@@ -34,7 +34,9 @@ use crate::app::App;
 use crate::error::{Entity, Error, LimitScope, RateState};
 use crate::ids::{AgentId, RunId};
 use crate::message::{truncate_utf8, webhook_message};
-use crate::model::{Agent, Invocation, InvocationResult, Trigger, TriggerType};
+use crate::model::{
+    Agent, Invocation, InvocationResult, Run, SignatureScheme, Trigger, TriggerType,
+};
 use crate::repo::runs::dedup_key;
 use crate::services::runs::{self, Enqueued};
 use crate::services::{agents, ratelimit, triggers};
@@ -101,6 +103,8 @@ pub struct Accepted {
     pub agent_version: u64,
     /// The tightest limit that counted this call, for `RateLimit-*` headers.
     pub rate: Option<RateState>,
+    /// A repeat's run as it is now.
+    pub run_status: Option<crate::model::RunStatus>,
 }
 
 /// A trigger call as it reached us, less its body.
@@ -305,6 +309,7 @@ async fn accept(
         agent_id: target.agent.id.clone(),
         agent_version: target.agent.version,
         rate,
+        run_status: None,
     };
     // 7. parse; the event filter.
     let payload = match &target.trigger {
@@ -351,18 +356,39 @@ async fn accept(
     }
     check_stored_size(&run)?;
     // 9. dedup, write, queue.
-    let dedup = DEDUP_HEADERS
-        .iter()
-        .find_map(|h| header(headers, h).filter(|v| !v.trim().is_empty()))
-        .map(|key| {
-            dedup_key(
-                target.id(),
-                key,
-                app.clock.now().timestamp() + DEDUP_SECONDS,
-            )
-        });
+    let dedup = idempotency_key(target, headers).map(|key| {
+        dedup_key(
+            target.id(),
+            key,
+            app.clock.now().timestamp() + DEDUP_SECONDS,
+            body,
+        )
+    });
     Ok(match runs::enqueue_once(app, &run, dedup).await? {
         Enqueued::New(id) => accepted(Disposition::Queued, Some(id)),
-        Enqueued::Repeat(id) => accepted(Disposition::Duplicate, Some(id)),
+        Enqueued::Repeat(id) => {
+            let status = app.repo.get::<Run>(&id).await?.map(|r| r.status);
+            Accepted {
+                run_status: status,
+                ..accepted(Disposition::Duplicate, Some(id))
+            }
+        }
     })
+}
+
+/// The key that makes a call idempotent: a delivery id the caller's
+/// signature covers comes first (Standard Webhooks signs `webhook-id`, so a
+/// replayed call cannot choose another key), then `Idempotency-Key`,
+/// `X-GitHub-Delivery`, `webhook-id`.
+fn idempotency_key<'a>(target: &Target, headers: &'a HeaderMap) -> Option<&'a str> {
+    let present = |h: &str| header(headers, h).filter(|v| !v.trim().is_empty());
+    let signed_id = target.trigger.as_ref().is_some_and(|t| {
+        t.secret_sealed.is_some() && t.signature.scheme == SignatureScheme::StandardWebhooks
+    });
+    if signed_id {
+        if let Some(id) = present("webhook-id") {
+            return Some(id);
+        }
+    }
+    DEDUP_HEADERS.iter().find_map(|h| present(h))
 }

@@ -30,7 +30,9 @@ pub async fn agent_webhook_info(
         "method": "POST",
         "auth": "X-Signature: hex HMAC-SHA256 of the body with the agent's webhook secret (X-Webhook-Secret deprecated)",
     })];
-    let (triggers, _) = super::list(app, workspace_id, Some(&agent.id), 100, None).await?;
+    let triggers = super::list(app, workspace_id, Some(&agent.id), 100, None)
+        .await?
+        .data;
     for t in &triggers {
         let scheme = scheme_name(t);
         let signed = t.secret_sealed.is_some();

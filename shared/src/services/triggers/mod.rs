@@ -165,15 +165,16 @@ pub async fn list(
         Some(raw) => match AgentId::parse(raw) {
             Some(a) => Some(a),
             // No agent has that id: no trigger belongs to it.
-            None => return Ok((vec![], None)),
+            None => return Ok(Listing::empty()),
         },
         None => None,
     };
-    let (list, next) = app
+    let mut listing = app
         .repo
         .triggers(workspace_id, agent_id.as_ref(), limit, cursor)
         .await?;
-    Ok((usage::all_with_last_used(app, list).await?, next))
+    listing.data = usage::all_with_last_used(app, std::mem::take(&mut listing.data)).await?;
+    Ok(listing)
 }
 
 pub async fn update(

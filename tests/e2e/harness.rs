@@ -184,6 +184,21 @@ impl Hookrun {
     /// Starts again on the same data directory (and a new port).
     pub fn restart(&mut self) {
         self.stop();
+        self.respawn();
+    }
+
+    /// Kills the process at once (SIGKILL: no drain, nothing flushed that
+    /// was not already durable) and waits for it to be gone (the crash test).
+    #[allow(dead_code)]
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts a stopped or killed instance again on its data directory.
+    pub fn respawn(&mut self) {
         let tmp = self._tmp.take();
         let mut fresh = Self::spawn(&self.data_dir, &self.env);
         fresh._tmp = tmp;
@@ -334,7 +349,8 @@ fn read_log(dir: &Path) -> String {
 }
 
 /// A fake http agent: `/ok` answers with the message it got, `/fail` with
-/// 500, `/hang` never in time, `/slow` after 300 ms. It records every run id
+/// 500, `/hang` never in time, `/slow` after 300 ms, `/work` after 100 ms
+/// (recording the call on arrival). It records every run id
 /// it was called with, per path.
 #[derive(Clone, Default)]
 pub struct FakeAgent {
@@ -354,6 +370,7 @@ impl FakeAgent {
             .route("/hang", post(hang))
             .route("/slow", post(slow))
             .route("/big", post(big))
+            .route("/work", post(work))
             .with_state(state);
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
@@ -416,6 +433,14 @@ async fn hang(calls: Calls, Json(body): Json<Value>) -> &'static str {
 async fn big(calls: Calls, Json(body): Json<Value>) -> Json<Value> {
     record(&calls, "/big", &body);
     Json(json!({ "blob": "x".repeat(400_000) }))
+}
+
+/// Records the call as it arrives (so a call cut off by a crash counts),
+/// then takes 100 ms.
+async fn work(calls: Calls, Json(body): Json<Value>) -> Json<Value> {
+    record(&calls, "/work", &body);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    Json(json!({ "worked": true }))
 }
 
 async fn slow(calls: Calls, Json(body): Json<Value>) -> Json<Value> {

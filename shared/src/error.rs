@@ -92,6 +92,9 @@ pub enum LimitScope {
     Agent,
     /// One workspace, all targets together.
     Workspace,
+    /// Failed authentications (admin keys, trigger tokens, the internal
+    /// token) from one address, checked before any lookup.
+    AuthFailures,
 }
 
 impl LimitScope {
@@ -102,6 +105,7 @@ impl LimitScope {
             LimitScope::Trigger => "trigger",
             LimitScope::Agent => "agent",
             LimitScope::Workspace => "workspace",
+            LimitScope::AuthFailures => "authfail",
         }
     }
 
@@ -111,6 +115,7 @@ impl LimitScope {
             LimitScope::Trigger => " for this trigger",
             LimitScope::Agent => " for this agent",
             LimitScope::Workspace => " for this workspace",
+            LimitScope::AuthFailures => " of failed authentications from this address",
         }
     }
 }

@@ -13,6 +13,12 @@ use sha2::Sha256;
 
 use crate::model::{SignatureConfig, SignatureScheme};
 pub const DEFAULT_HEADER: &str = "x-webhook-signature";
+/// Longest signature header read. Real ones are well under 200 bytes;
+/// anything longer is refused before a single HMAC is computed.
+pub const MAX_SIGNATURE_HEADER_BYTES: usize = 1024;
+/// Most signatures checked per request: each costs an HMAC of the whole
+/// body, so an unauthenticated caller may not ask for more.
+pub const MAX_CANDIDATES: usize = 8;
 pub const DEFAULT_TOLERANCE: u64 = 300;
 
 fn mac(key: &[u8], parts: &[&[u8]]) -> Hmac<Sha256> {
@@ -33,6 +39,21 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .get(name)
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
+}
+
+/// A signature header, refused when absent or over
+/// [`MAX_SIGNATURE_HEADER_BYTES`].
+fn signature_header<'a>(
+    headers: &'a HeaderMap,
+    name: &str,
+    missing: &'static str,
+    too_long: &'static str,
+) -> Result<&'a str, &'static str> {
+    let v = header(headers, name).ok_or(missing)?;
+    if v.len() > MAX_SIGNATURE_HEADER_BYTES {
+        return Err(too_long);
+    }
+    Ok(v)
 }
 
 fn fresh(ts: &str, now: i64, tolerance: u64) -> Result<i64, &'static str> {
@@ -59,8 +80,12 @@ pub fn verify(
     let key = secret.as_bytes();
     match cfg.scheme {
         SignatureScheme::Github => {
-            let sig =
-                header(headers, "x-hub-signature-256").ok_or("missing X-Hub-Signature-256")?;
+            let sig = signature_header(
+                headers,
+                "x-hub-signature-256",
+                "missing X-Hub-Signature-256",
+                "X-Hub-Signature-256 is longer than 1024 bytes",
+            )?;
             let hex_sig = sig
                 .strip_prefix("sha256=")
                 .ok_or("malformed X-Hub-Signature-256")?;
@@ -70,7 +95,12 @@ pub fn verify(
                 .ok_or("invalid signature")
         }
         SignatureScheme::Stripe => {
-            let sig = header(headers, "stripe-signature").ok_or("missing Stripe-Signature")?;
+            let sig = signature_header(
+                headers,
+                "stripe-signature",
+                "missing Stripe-Signature",
+                "Stripe-Signature is longer than 1024 bytes",
+            )?;
             let mut t = None;
             let mut v1 = Vec::new();
             for part in sig.split(',') {
@@ -79,6 +109,9 @@ pub fn verify(
                     Some(("v1", v)) => v1.push(v),
                     _ => {}
                 }
+            }
+            if v1.len() > MAX_CANDIDATES {
+                return Err("Stripe-Signature carries more than 8 v1 signatures");
             }
             let t = t.ok_or("malformed Stripe-Signature")?;
             fresh(t, now, tolerance)?;
@@ -96,7 +129,12 @@ pub fn verify(
             let ts = header(headers, "x-slack-request-timestamp")
                 .ok_or("missing X-Slack-Request-Timestamp")?;
             fresh(ts, now, tolerance)?;
-            let sig = header(headers, "x-slack-signature").ok_or("missing X-Slack-Signature")?;
+            let sig = signature_header(
+                headers,
+                "x-slack-signature",
+                "missing X-Slack-Signature",
+                "X-Slack-Signature is longer than 1024 bytes",
+            )?;
             let bytes = sig
                 .strip_prefix("v0=")
                 .and_then(|h| hex::decode(h).ok())
@@ -109,7 +147,15 @@ pub fn verify(
             let id = header(headers, "webhook-id").ok_or("missing webhook-id")?;
             let ts = header(headers, "webhook-timestamp").ok_or("missing webhook-timestamp")?;
             fresh(ts, now, tolerance)?;
-            let sigs = header(headers, "webhook-signature").ok_or("missing webhook-signature")?;
+            let sigs = signature_header(
+                headers,
+                "webhook-signature",
+                "missing webhook-signature",
+                "webhook-signature is longer than 1024 bytes",
+            )?;
+            if sigs.split(' ').count() > MAX_CANDIDATES {
+                return Err("webhook-signature carries more than 8 signatures");
+            }
             let key = STANDARD
                 .decode(secret.strip_prefix("whsec_").unwrap_or(secret))
                 .map_err(|_| "the trigger secret is not a whsec_ key")?;
@@ -135,7 +181,12 @@ pub fn verify(
                 ""
             };
             let prefix = cfg.prefix.as_deref().unwrap_or(default_prefix);
-            let sig = header(headers, &name).ok_or("missing signature header")?;
+            let sig = signature_header(
+                headers,
+                &name,
+                "missing signature header",
+                "the signature header is longer than 1024 bytes",
+            )?;
             let raw = sig.strip_prefix(prefix).ok_or("malformed signature")?;
             let bytes = match cfg.encoding.as_deref().unwrap_or("hex") {
                 "base64" => STANDARD.decode(raw).map_err(|_| "malformed signature")?,
@@ -210,6 +261,41 @@ mod tests {
             );
         }
         h
+    }
+
+    /// A flood of signature candidates is refused before any HMAC: the cost
+    /// of a call is bounded whatever its headers hold.
+    #[test]
+    fn candidates_and_header_sizes_are_capped() {
+        let now = 1_700_000_000;
+        let many = std::iter::repeat_n("v1=00", 300)
+            .collect::<Vec<_>>()
+            .join(",");
+        let h = headers(&[("stripe-signature", format!("t={now},{many}"))]);
+        let e = verify(&cfg("stripe"), "whsec_x", &h, b"{}", now).unwrap_err();
+        assert!(e.contains("longer than 1024 bytes"), "{e}");
+        let nine = std::iter::repeat_n("v1=00", 9)
+            .collect::<Vec<_>>()
+            .join(",");
+        let h = headers(&[("stripe-signature", format!("t={now},{nine}"))]);
+        let e = verify(&cfg("stripe"), "whsec_x", &h, b"{}", now).unwrap_err();
+        assert!(e.contains("more than 8"), "{e}");
+        let sigs = std::iter::repeat_n("v1,AAAA", 9)
+            .collect::<Vec<_>>()
+            .join(" ");
+        let h = headers(&[
+            ("webhook-id", "msg_1".to_owned()),
+            ("webhook-timestamp", now.to_string()),
+            ("webhook-signature", sigs),
+        ]);
+        let e = verify(&cfg("standard-webhooks"), "whsec_AAAA", &h, b"{}", now).unwrap_err();
+        assert!(e.contains("more than 8"), "{e}");
+        let h = headers(&[(
+            "x-hub-signature-256",
+            format!("sha256={}", "0".repeat(2000)),
+        )]);
+        let e = verify(&cfg("github"), "s", &h, b"{}", now).unwrap_err();
+        assert!(e.contains("longer than 1024"), "{e}");
     }
 
     fn cfg(scheme: &str) -> SignatureConfig {

@@ -15,7 +15,7 @@ use hookrun_core::{http, signature, App, Settings};
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
-const ADMIN: &str = "durability-test-admin-key-01";
+const ADMIN: &str = "durability-test-admin-key-01-abcdefghij";
 
 struct Fixture {
     app: App,

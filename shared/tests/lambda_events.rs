@@ -25,7 +25,7 @@ async fn load_run(f: &Fixture, id: &str) -> Run {
     f.app.repo.get::<Run>(id).await.unwrap().unwrap().record
 }
 
-const ADMIN: &str = "lambda-test-admin-key-0001";
+const ADMIN: &str = "lambda-test-admin-key-0001-abcdefghij";
 
 async fn fixture() -> Fixture {
     let store = SqliteStore::in_memory().unwrap();

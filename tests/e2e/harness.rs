@@ -16,7 +16,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use sha2::Sha256;
 
-pub const ADMIN_KEY: &str = "e2e-admin-key-0123456789";
+pub const ADMIN_KEY: &str = "e2e-admin-key-0123456789-abcdefghij";
 pub const INTERNAL_TOKEN: &str = "e2e-internal-token-abcdef";
 
 pub fn sign(secret: &str, body: &[u8]) -> String {

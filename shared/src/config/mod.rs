@@ -42,6 +42,10 @@ pub struct Settings {
     pub rate_limit_per_ip: u32,
     pub rate_limit_per_trigger: u32,
     pub rate_limit_per_workspace: u32,
+    /// Failed authentications per address and minute before 429; 0: none.
+    pub auth_failures_per_minute: u32,
+    /// Peers whose forwarding headers name the client (`hookrun serve`).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     pub invocation_retention: Duration,
     pub secret_prefix: String,
 }
@@ -87,6 +91,12 @@ impl Settings {
             rate_limit_per_ip: env.int(&vars::RATE_LIMIT_PER_IP)?,
             rate_limit_per_trigger: env.int(&vars::RATE_LIMIT_PER_TRIGGER)?,
             rate_limit_per_workspace: env.int(&vars::RATE_LIMIT_PER_WORKSPACE)?,
+            auth_failures_per_minute: env.int(&vars::AUTH_FAILURES_PER_MINUTE)?,
+            trusted_proxies: crate::outbound::parse_allowlist(&env.raw(&vars::TRUSTED_PROXIES))
+                .map_err(|reason| ConfigError {
+                    name: vars::TRUSTED_PROXIES.name,
+                    reason,
+                })?,
             invocation_retention: env.duration(&vars::INVOCATION_RETENTION_DAYS)?,
             secret_prefix: parse_secret_prefix(&env.raw(&vars::SECRET_PREFIX))?,
         })

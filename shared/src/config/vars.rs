@@ -213,6 +213,20 @@ pub const RATE_LIMIT_PER_WORKSPACE: Var = number(
     Unit::Count,
     "calls per minute to one workspace (0: none)",
 );
+pub const AUTH_FAILURES_PER_MINUTE: Var = number(
+    "HOOKRUN_AUTH_FAILURES_PER_MINUTE",
+    "20",
+    0,
+    100_000,
+    Unit::Count,
+    "failed admin-key, trigger-token and internal-token authentications one address (an IPv6 /64) may make in a minute; then 429 before any lookup (0: no limit)",
+);
+pub const TRUSTED_PROXIES: Var = text(
+    "HOOKRUN_TRUSTED_PROXIES",
+    "",
+    "serve",
+    "comma-separated ranges of proxies in front of hookrun serve: only from them is the client address taken from X-Forwarded-For or Forwarded (the rightmost hop that is not a trusted proxy)",
+);
 pub const INVOCATION_RETENTION_DAYS: Var = number(
     "HOOKRUN_INVOCATION_RETENTION_DAYS",
     "14",
@@ -323,7 +337,7 @@ pub const BOOTSTRAP_ADMIN_KEY: Var = Var {
     default: "",
     kind: Kind::Secret,
     scope: "serve",
-    help: "the first admin key of a new store (at least 16 characters); unset, one is generated and printed once",
+    help: "the first admin key of a new store (at least 32 characters); unset, one is generated and printed once",
 };
 pub const WEBHOOK_SECRET: Var = Var {
     name: "HOOKRUN_WEBHOOK_SECRET",
@@ -358,6 +372,8 @@ pub const ALL: &[Var] = &[
     RATE_LIMIT_PER_IP,
     RATE_LIMIT_PER_TRIGGER,
     RATE_LIMIT_PER_WORKSPACE,
+    AUTH_FAILURES_PER_MINUTE,
+    TRUSTED_PROXIES,
     OUTBOUND_ALLOW_HTTP,
     OUTBOUND_ALLOW_CIDRS,
     DELIVERY_TIMEOUT_SECONDS,

@@ -40,15 +40,7 @@ where
                 "expected Content-Type: application/json".into(),
             ));
         }
-        let body = axum::body::Bytes::from_request(req, state)
-            .await
-            .map_err(|e| {
-                if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::PayloadTooLarge(super::MAX_MANAGEMENT_BODY_BYTES)
-                } else {
-                    ApiError::BadRequest(e.body_text())
-                }
-            })?;
+        let ApiBytes(body) = ApiBytes::from_request(req, state).await?;
         crate::json::check_depth(&body).map_err(ApiError::BadRequest)?;
         serde_json::from_slice(&body).map(ApiJson).map_err(|e| {
             ApiError::BadRequest(match e.classify() {
@@ -71,28 +63,121 @@ pub struct ApiQuery<T>(pub T);
 #[from_request(via(Path), rejection(ApiError))]
 pub struct ApiPath<T>(pub T);
 
-/// The caller's address as the transport saw it. `hookrun serve` has it
-/// from the socket; the Lambda functions insert it from the API Gateway
-/// request context as this extension.
+/// The caller's address. The Lambda functions insert it from the API
+/// Gateway request context (the truth there). `hookrun serve` takes the
+/// socket's peer, unless that peer is one of `HOOKRUN_TRUSTED_PROXIES`:
+/// then the rightmost address of `X-Forwarded-For` (or `Forwarded: for=`)
+/// that is not itself a trusted proxy, since every hop appends the address
+/// it saw and only the hops we trust are honest.
 #[derive(Debug, Clone, Copy)]
 pub struct SourceIp(pub IpAddr);
 
-impl<S: Send + Sync> FromRequestParts<S> for SourceIp {
+impl FromRequestParts<App> for SourceIp {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(source_ip(parts).unwrap_or(SourceIp(IpAddr::from([0, 0, 0, 0]))))
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
+        if let Some(ip) = parts.extensions.get::<SourceIp>() {
+            return Ok(*ip);
+        }
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip().to_canonical())
+            .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        Ok(SourceIp(client_address(
+            peer,
+            &parts.headers,
+            &app.settings.trusted_proxies,
+        )))
     }
 }
 
-fn source_ip(parts: &Parts) -> Option<SourceIp> {
-    if let Some(ip) = parts.extensions.get::<SourceIp>() {
-        return Some(*ip);
+/// The client behind `peer`, by the forwarding headers when `peer` is trusted.
+pub fn client_address(
+    peer: IpAddr,
+    headers: &axum::http::HeaderMap,
+    trusted: &[ipnet::IpNet],
+) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
     }
-    parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| SourceIp(addr.ip().to_canonical()))
+    let mut hops: Vec<IpAddr> = Vec::new();
+    for v in headers.get_all("forwarded") {
+        for element in v.to_str().unwrap_or("").split(',') {
+            for pair in element.split(';') {
+                if let Some((k, v)) = pair.trim().split_once('=') {
+                    if k.trim().eq_ignore_ascii_case("for") {
+                        if let Some(ip) = parse_forwarded_node(v) {
+                            hops.push(ip);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if hops.is_empty() {
+        for v in headers.get_all("x-forwarded-for") {
+            hops.extend(
+                v.to_str()
+                    .unwrap_or("")
+                    .split(',')
+                    .filter_map(|h| h.trim().parse::<IpAddr>().ok()),
+            );
+        }
+    }
+    hops.into_iter()
+        .rev()
+        .map(|ip| ip.to_canonical())
+        .find(|ip| !is_trusted(ip))
+        .unwrap_or(peer)
+}
+
+/// A `Forwarded` node: `192.0.2.1`, `"[2001:db8::1]:443"`, `192.0.2.1:80`.
+fn parse_forwarded_node(raw: &str) -> Option<IpAddr> {
+    let v = raw.trim().trim_matches('"');
+    if let Some(rest) = v.strip_prefix('[') {
+        return rest.split(']').next()?.parse().ok();
+    }
+    v.parse()
+        .ok()
+        .or_else(|| v.rsplit_once(':').and_then(|(ip, _)| ip.parse().ok()))
+}
+
+#[cfg(test)]
+mod client_address_tests {
+    use super::*;
+
+    fn h(pairs: &[(&'static str, &str)]) -> axum::http::HeaderMap {
+        let mut m = axum::http::HeaderMap::new();
+        for (k, v) in pairs {
+            m.append(*k, v.parse().unwrap());
+        }
+        m
+    }
+
+    #[test]
+    fn the_rightmost_untrusted_hop_is_the_client() {
+        let trusted = crate::outbound::parse_allowlist("10.0.0.0/8").unwrap();
+        let proxy: IpAddr = "10.0.0.1".parse().unwrap();
+        let xff = h(&[("x-forwarded-for", "6.6.6.6, 192.0.2.1, 10.0.0.9")]);
+        assert_eq!(
+            client_address(proxy, &xff, &trusted),
+            "192.0.2.1".parse::<IpAddr>().unwrap(),
+            "a spoofed leftmost entry is ignored"
+        );
+        let fwd = h(&[(
+            "forwarded",
+            r#"for=192.0.2.60;proto=http, for="[2001:db8::1]:443""#,
+        )]);
+        assert_eq!(
+            client_address(proxy, &fwd, &trusted),
+            "2001:db8::1".parse::<IpAddr>().unwrap()
+        );
+        let stranger: IpAddr = "198.51.100.1".parse().unwrap();
+        assert_eq!(client_address(stranger, &xff, &trusted), stranger);
+        assert_eq!(client_address(proxy, &h(&[]), &trusted), proxy);
+    }
 }
 
 /// A caller holding a valid admin key: the workspace it acts in.
@@ -120,7 +205,11 @@ impl FromRequestParts<App> for Admin {
             .map(str::trim)
             .filter(|k| !k.is_empty())
             .ok_or_else(|| Error::unauthorized("Authorization must be: Bearer <admin key>"))?;
-        let key = admin::authenticate(app, key).await?;
+        let key = key.to_owned();
+        let client = SourceIp::from_request_parts(parts, app)
+            .await
+            .unwrap_or(SourceIp(IpAddr::from([0, 0, 0, 0])));
+        let key = admin::authenticate(app, &key, client.0).await?;
         Ok(Admin {
             workspace_id: key.workspace_id,
             key_id: key.id,
@@ -155,6 +244,27 @@ impl Paging {
     }
 }
 
+/// The raw request body, within the route's size limit, with JSON-error
+/// rejections (413 over the limit).
+pub struct ApiBytes(pub axum::body::Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for ApiBytes {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        axum::body::Bytes::from_request(req, state)
+            .await
+            .map(ApiBytes)
+            .map_err(|e| {
+                if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::PayloadTooLarge(super::MAX_MANAGEMENT_BODY_BYTES)
+                } else {
+                    ApiError::BadRequest(e.body_text())
+                }
+            })
+    }
+}
+
 /// A JSON body that may be absent: no body (or only whitespace) is `T`'s
 /// default. For actions such as rotations whose options all have defaults.
 pub struct OptionalJson<T>(pub T);
@@ -167,9 +277,7 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
-        let body = axum::body::Bytes::from_request(req, state)
-            .await
-            .map_err(|e| ApiError::BadRequest(e.body_text()))?;
+        let ApiBytes(body) = ApiBytes::from_request(req, state).await?;
         if body.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalJson(T::default()));
         }

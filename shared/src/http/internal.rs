@@ -6,16 +6,16 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::json;
 
-use super::extract::ApiPath;
+use super::extract::{ApiPath, SourceIp};
 use super::ApiError;
 use crate::app::App;
 use crate::error::{Entity, Error};
-use crate::services::agents;
+use crate::services::{agents, ratelimit};
 use crate::signature::secrets_equal;
 
 pub const INTERNAL_TOKEN_HEADER: &str = "x-internal-token";
 
-fn check_token(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
+async fn check_token(app: &App, headers: &HeaderMap, from: SourceIp) -> Result<(), ApiError> {
     // Without a configured token the internal routes do not exist: they
     // answer as an unregistered route would.
     let Some(expected) = app.settings.internal_token.as_deref() else {
@@ -26,9 +26,11 @@ fn check_token(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
         .ok_or_else(|| Error::unauthorized("missing X-Internal-Token"))?
         .to_str()
         .unwrap_or("");
+    ratelimit::check_auth_failures(app, from.0).await?;
     if secrets_equal(expected, presented) {
         Ok(())
     } else {
+        ratelimit::note_auth_failure(app, from.0).await;
         Err(Error::unauthorized("invalid internal token").into())
     }
 }
@@ -36,10 +38,11 @@ fn check_token(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
 /// `GET /api/v1/internal/agents/{agentId}/webhook-secret`
 pub async fn agent_webhook_secret(
     State(app): State<App>,
+    from: SourceIp,
     headers: HeaderMap,
     ApiPath(agent_id): ApiPath<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    check_token(&app, &headers)?;
+    check_token(&app, &headers, from).await?;
     let agent = agents::find_any(&app, &agent_id)
         .await?
         .ok_or(Error::NotFound(Entity::Agent))?;

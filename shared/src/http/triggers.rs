@@ -7,7 +7,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::extract::{Admin, ApiJson, ApiPath, ApiQuery, OptionalJson, Paging};
+use super::extract::{Admin, ApiBytes, ApiJson, ApiPath, ApiQuery, OptionalJson, Paging};
 use super::ApiError;
 use crate::app::App;
 use crate::services::ingress;
@@ -123,7 +123,7 @@ pub async fn test(
     State(app): State<App>,
     admin: Admin,
     ApiPath(id): ApiPath<String>,
-    body: axum::body::Bytes,
+    ApiBytes(body): ApiBytes,
 ) -> Result<impl IntoResponse, ApiError> {
     let t = triggers::find(&app, &admin.workspace_id, &id).await?;
     let payload: Value = if body.iter().all(u8::is_ascii_whitespace) {

@@ -34,6 +34,18 @@ impl SignatureScheme {
         SignatureScheme::StandardWebhooks,
     ];
 
+    /// The header a provider's signature arrives in (`hmac`: the default
+    /// one; a trigger may name another).
+    pub fn header_name(self) -> &'static str {
+        match self {
+            SignatureScheme::Hmac => "X-Webhook-Signature",
+            SignatureScheme::Github => "X-Hub-Signature-256",
+            SignatureScheme::Stripe => "Stripe-Signature",
+            SignatureScheme::Slack => "X-Slack-Signature",
+            SignatureScheme::StandardWebhooks => "webhook-signature",
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             SignatureScheme::Hmac => "hmac",

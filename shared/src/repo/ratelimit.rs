@@ -5,6 +5,17 @@ use crate::error::{LimitScope, StoreResult};
 use crate::model::keys;
 
 impl Repo {
+    /// The counter of `scope`/`id` in minute `window` (0 when none).
+    pub async fn counter(&self, scope: LimitScope, id: &str, window: i64) -> StoreResult<i64> {
+        let (pk, sk) = keys::rate_counter(scope, id, window);
+        Ok(self
+            .table()
+            .get(&pk, &sk)
+            .await?
+            .and_then(|item| item.data["count"].as_i64())
+            .unwrap_or(0))
+    }
+
     /// Adds one to the counter of `scope`/`id` in minute `window` unless it
     /// would pass `max`; the new count, or `ConditionFailed` when full. The
     /// counter expires two minutes after its window.

@@ -1,21 +1,29 @@
 //! Workspaces and admin keys: who may use the management API.
 
+use std::net::IpAddr;
+
 use crate::app::App;
 use crate::error::{Error, StoreError};
 use crate::ids::{self, WorkspaceId};
 use crate::model::{AdminKey, Workspace};
+use crate::services::ratelimit;
 
 /// Shortest admin key accepted from the operator (generated ones are longer).
-pub const MIN_ADMIN_KEY_CHARS: usize = 16;
+pub const MIN_ADMIN_KEY_CHARS: usize = 32;
 
-/// The record of a valid admin key (its workspace, its id).
-pub async fn authenticate(app: &App, presented: &str) -> Result<AdminKey, Error> {
+/// The record of a valid admin key (its workspace, its id). An address
+/// that failed too often this minute is refused before any lookup.
+pub async fn authenticate(app: &App, presented: &str, from: IpAddr) -> Result<AdminKey, Error> {
+    ratelimit::check_auth_failures(app, from).await?;
     // Lookup by the key's hash: the comparison is an exact key match in the
     // store, so there is no secret-dependent comparison in our code at all.
-    app.repo
-        .admin_key(&ids::sha256_hex(presented))
-        .await?
-        .ok_or_else(|| Error::unauthorized("invalid admin key"))
+    match app.repo.admin_key(&ids::sha256_hex(presented)).await? {
+        Some(key) => Ok(key),
+        None => {
+            ratelimit::note_auth_failure(app, from).await;
+            Err(Error::unauthorized("invalid admin key"))
+        }
+    }
 }
 
 pub async fn get_workspace(app: &App, id: &WorkspaceId) -> Result<Option<Workspace>, Error> {

@@ -104,6 +104,17 @@ pub async fn authenticate_trigger(
             AuthMethod::Open
         });
     };
+    if let (Route::TriggerId { .. }, Some(_)) = (route, header(headers, SECRET_HEADER)) {
+        // A provider's own scheme is the only way in: its signature covers
+        // the body and a timestamp, a plaintext secret covers nothing.
+        let scheme = t.signature.scheme;
+        if scheme != crate::model::SignatureScheme::Hmac {
+            return Err(Error::unauthorized(format!(
+                "this trigger checks {scheme} signatures: send {}, not X-Webhook-Secret",
+                scheme.header_name()
+            )));
+        }
+    }
     let secret = seal::open_sealed(app, sealed).await?;
     if let (Route::TriggerId { .. }, Some(plain)) = (route, header(headers, SECRET_HEADER)) {
         return if signature::secrets_equal(&secret, plain) {

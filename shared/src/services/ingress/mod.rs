@@ -132,8 +132,29 @@ pub(crate) fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> 
     headers.get(name).map(|v| v.to_str().unwrap_or(""))
 }
 
-/// Step 1: the agent (and trigger) a route names.
-async fn resolve(app: &App, route: Route<'_>, headers: &HeaderMap) -> Result<Target, Error> {
+/// Step 1: the agent (and trigger) a route names. A token is a credential:
+/// an address that guessed wrong too often this minute is refused before
+/// the lookup, and a wrong guess is counted.
+async fn resolve(
+    app: &App,
+    route: Route<'_>,
+    headers: &HeaderMap,
+    ip: Option<IpAddr>,
+) -> Result<Target, Error> {
+    let by_token = matches!(route, Route::TokenUrl { .. } | Route::Bearer);
+    if let (true, Some(ip)) = (by_token, ip) {
+        ratelimit::check_auth_failures(app, ip).await?;
+    }
+    let result = resolve_target(app, route, headers).await;
+    if let (true, Some(ip), Err(Error::NotFound(_) | Error::Unauthorized(_))) =
+        (by_token, ip, &result)
+    {
+        ratelimit::note_auth_failure(app, ip).await;
+    }
+    result
+}
+
+async fn resolve_target(app: &App, route: Route<'_>, headers: &HeaderMap) -> Result<Target, Error> {
     let trigger = match route {
         Route::AgentSigned {
             workspace_id,
@@ -187,7 +208,7 @@ where
     F: FnOnce(usize) -> Fut,
     Fut: Future<Output = Result<Bytes, Error>>,
 {
-    let target = resolve(app, route, &req.headers).await?;
+    let target = resolve(app, route, &req.headers, req.source_ip).await?;
     let ip = req.source_ip;
     let (result, body) = match read_body(app.settings.max_body_bytes).await {
         Ok(body) => {
@@ -257,11 +278,11 @@ async fn accept(
     body: &[u8],
     ip: Option<IpAddr>,
 ) -> Result<Accepted, Error> {
-    // 3. per source IP, before authentication.
+    // 3. per source IP (an IPv6 /64), before authentication.
     let ip_key = format!(
         "{}#{}",
         target.id(),
-        ip.map(|i| i.to_string()).unwrap_or_default()
+        ip.map(ratelimit::client_key).unwrap_or_default()
     );
     let ip_rate =
         ratelimit::hit(app, LimitScope::Ip, &ip_key, app.settings.rate_limit_per_ip).await?;

@@ -1,5 +1,5 @@
 //! The message an agent receives for a webhook event (docs/ARCHITECTURE.md,
-//! "The path of a trigger").
+//! "A trigger call, from HTTP to the 202").
 
 use serde_json::Value;
 
@@ -58,7 +58,7 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn formats_the_seed_example() {
+    fn formats_the_documented_example() {
         let payload = json!({
             "event": "pull_request.opened",
             "source": "github",

@@ -32,11 +32,14 @@ pub enum OutboundError {
          (ranges listed in HOOKRUN_OUTBOUND_ALLOW_CIDRS may be reached)"
     )]
     Address(IpAddr),
-    #[error("host {host} does not resolve{detail}")]
-    Unresolvable { host: String, detail: String },
-    /// A name that resolves to a refused address.
-    #[error("host {host} resolves to a refused address {ip} (ranges listed in HOOKRUN_OUTBOUND_ALLOW_CIDRS may be reached)")]
-    ResolvesToRefused { host: String, ip: IpAddr },
+    /// A name that does not resolve, or resolves to a refused address: one
+    /// answer for both, and no address in it, so saving a URL tells nothing
+    /// about what a name means inside the network.
+    #[error(
+        "host {0} does not resolve to an allowed public address \
+         (ranges listed in HOOKRUN_OUTBOUND_ALLOW_CIDRS may be reached)"
+    )]
+    NotPublic(String),
     /// At connect time: every address of the name is refused.
     #[error("destination refused: {0} resolves only to private, loopback or reserved addresses")]
     OnlyRefused(String),
@@ -62,41 +65,90 @@ pub struct OutboundPolicy {
     pub allow_http: bool,
     /// Ranges reachable even though they are otherwise refused.
     pub allow: Vec<IpNet>,
+    /// `HOOKRUN_OUTBOUND_PROXY`: the one proxy outgoing calls go through.
+    /// Without it no proxy is used, whatever `HTTP_PROXY`/`HTTPS_PROXY`
+    /// say: a proxy resolves names itself, past the guard's resolver.
+    pub proxy: Option<String>,
 }
 
+/// IPv4 addresses that are not globally reachable: every block of the IANA
+/// IPv4 Special-Purpose Address Registry marked so, plus multicast, the
+/// deprecated 6to4 relay anycast block and the "reserved" 240/4.
 fn v4_forbidden(ip: Ipv4Addr) -> bool {
     let o = ip.octets();
-    ip.is_unspecified()
-        || ip.is_loopback()
-        || ip.is_private()
-        || ip.is_link_local() // 169.254/16, cloud metadata included
-        || ip.is_broadcast()
-        || ip.is_multicast()
-        || ip.is_documentation()
-        || o[0] == 0 // "this network"
-        || (o[0] == 100 && (64..128).contains(&o[1])) // CGNAT 100.64/10
-        || (o[0] == 192 && o[1] == 0 && o[2] == 0) // IETF protocol assignments
-        || (o[0] == 198 && (18..20).contains(&o[1])) // benchmarking 198.18/15
-        || o[0] >= 240 // reserved
+    let in_net = |a: u8, b: u8, c: u8, prefix: u32| {
+        let net = u32::from_be_bytes([a, b, c, 0]);
+        let mask = if prefix == 0 {
+            0
+        } else {
+            u32::MAX << (32 - prefix)
+        };
+        (u32::from(ip) & mask) == (net & mask)
+    };
+    // 192.0.0.9 and 192.0.0.10 (PCP and TURN anycast) are globally reachable.
+    if o[..3] == [192, 0, 0] && (o[3] == 9 || o[3] == 10) {
+        return false;
+    }
+    in_net(0, 0, 0, 8) // "this network"
+        || in_net(10, 0, 0, 8) // private
+        || in_net(100, 64, 0, 10) // shared address space (CGNAT)
+        || in_net(127, 0, 0, 8) // loopback
+        || in_net(169, 254, 0, 16) // link-local, cloud metadata included
+        || in_net(172, 16, 0, 12) // private
+        || in_net(192, 0, 0, 24) // IETF protocol assignments
+        || in_net(192, 0, 2, 24) // documentation (TEST-NET-1)
+        || in_net(192, 88, 99, 24) // deprecated 6to4 relay anycast
+        || in_net(192, 168, 0, 16) // private
+        || in_net(198, 18, 0, 15) // benchmarking
+        || in_net(198, 51, 100, 24) // documentation (TEST-NET-2)
+        || in_net(203, 0, 113, 24) // documentation (TEST-NET-3)
+        || in_net(224, 0, 0, 4) // multicast
+        || in_net(240, 0, 0, 4) // reserved, and the limited broadcast address
 }
 
+/// The IPv4 address embedded in the low 32 bits.
+fn embedded_v4(s: &[u16; 8]) -> Ipv4Addr {
+    Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8)
+}
+
+/// IPv6 addresses that are not globally reachable (the IANA IPv6
+/// Special-Purpose Address Registry), and those that reach an IPv4
+/// address, judged by that address.
 fn v6_forbidden(ip: Ipv6Addr) -> bool {
-    if let Some(v4) = ip.to_ipv4_mapped() {
-        return v4_forbidden(v4);
-    }
     let s = ip.segments();
-    // NAT64 (64:ff9b::/96) reaches the embedded IPv4 address.
-    if s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0, 0, 0, 0] {
-        let v4 = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
-        return v4_forbidden(v4);
+    // IPv4-mapped ::ffff:0:0/96 and IPv4-translated ::ffff:0:0:0/96.
+    if s[..5] == [0, 0, 0, 0, 0] && s[5] == 0xffff {
+        return v4_forbidden(embedded_v4(&s));
     }
-    ip.is_unspecified()
-        || ip.is_loopback()
-        || ip.is_multicast()
-        || (s[0] & 0xfe00) == 0xfc00 // unique local fc00::/7 (AWS metadata fd00:ec2::254 too)
-        || (s[0] & 0xffc0) == 0xfe80 // link-local fe80::/10
-        || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation
-        || s[..6] == [0, 0, 0, 0, 0, 0] // IPv4-compatible (deprecated)
+    if s[..4] == [0, 0, 0, 0] && s[4] == 0xffff && s[5] == 0 {
+        return v4_forbidden(embedded_v4(&s));
+    }
+    // NAT64, well-known prefix 64:ff9b::/96: judged by the IPv4 address.
+    if s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0, 0, 0, 0] {
+        return v4_forbidden(embedded_v4(&s));
+    }
+    let in_net = |prefix: u32, net: u128| {
+        let mask = if prefix == 0 {
+            0
+        } else {
+            u128::MAX << (128 - prefix)
+        };
+        (u128::from(ip) & mask) == (net & mask)
+    };
+    let net = |text: &str| u128::from(text.parse::<Ipv6Addr>().expect("a literal network"));
+    in_net(96, 0) // unspecified, loopback, IPv4-compatible ::/96
+        || in_net(48, net("64:ff9b:1::")) // local-use NAT64
+        || in_net(64, net("100::")) // discard-only
+        || in_net(64, net("100:0:0:1::")) // dummy prefix
+        || in_net(23, net("2001::")) // IETF protocol assignments (Teredo included)
+        || in_net(32, net("2001:db8::")) // documentation
+        || in_net(16, net("2002::")) // 6to4: reaches an embedded IPv4 address
+        || in_net(20, net("3fff::")) // documentation
+        || in_net(16, net("5f00::")) // segment routing (SRv6) SIDs
+        || in_net(7, net("fc00::")) // unique local (AWS metadata fd00:ec2::254 too)
+        || in_net(10, net("fe80::")) // link-local
+        || in_net(10, net("fec0::")) // site-local (deprecated)
+        || in_net(8, net("ff00::")) // multicast
 }
 
 /// Addresses that are never a subscriber's, whatever DNS says.
@@ -147,39 +199,45 @@ impl OutboundPolicy {
         let url = self.check_url(raw)?;
         if let Some(url::Host::Domain(host)) = url.host() {
             let port = url.port_or_known_default().unwrap_or(443);
-            let unresolvable = |detail: String| OutboundError::Unresolvable {
-                host: host.to_owned(),
-                detail,
-            };
+            let refused = || OutboundError::NotPublic(host.to_owned());
             let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
                 .await
-                .map_err(|e| unresolvable(format!(": {e}")))?
+                .map_err(|_| refused())?
                 .collect();
-            if addrs.is_empty() {
-                return Err(unresolvable(String::new()));
-            }
-            for a in addrs {
-                if !self.ip_allowed(a.ip()) {
-                    return Err(OutboundError::ResolvesToRefused {
-                        host: host.to_owned(),
-                        ip: a.ip(),
-                    });
-                }
+            if addrs.is_empty() || addrs.iter().any(|a| !self.ip_allowed(a.ip())) {
+                return Err(refused());
             }
         }
         Ok(url)
     }
 
-    /// An HTTP client for subscriber calls: this policy on every resolved
-    /// address, no redirects (a 3xx is a failed delivery), the given timeout.
+    /// Checks a destination just before a call: the URL's form, and with a
+    /// proxy (which resolves the name itself, past the client's resolver)
+    /// every address the name resolves to now. Without a proxy the
+    /// client's resolver checks the addresses it connects to.
+    pub async fn guard(&self, raw: &str) -> Result<reqwest::Url, OutboundError> {
+        if self.proxy.is_some() {
+            self.check_destination(raw).await
+        } else {
+            self.check_url(raw)
+        }
+    }
+
+    /// An HTTP client for outgoing calls: this policy on every resolved
+    /// address, no redirects (a 3xx is a failed delivery), the given
+    /// timeout, and no proxy but `HOOKRUN_OUTBOUND_PROXY`.
     pub fn client(&self, timeout: std::time::Duration) -> reqwest::Client {
-        reqwest::Client::builder()
+        let builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(timeout)
             .user_agent(concat!("hookrun/", env!("CARGO_PKG_VERSION")))
-            .dns_resolver(Arc::new(GuardedResolver(self.clone())))
-            .build()
-            .expect("http client builds")
+            .dns_resolver(Arc::new(GuardedResolver(self.clone())));
+        let builder = match self.proxy.as_deref().map(reqwest::Proxy::all) {
+            Some(Ok(proxy)) => builder.proxy(proxy),
+            // The configuration refused a malformed proxy URL at start.
+            Some(Err(_)) | None => builder.no_proxy(),
+        };
+        builder.build().expect("http client builds")
     }
 }
 
@@ -251,6 +309,17 @@ mod tests {
             "64:ff9b::a00:1",
             "198.18.0.1",
             "240.0.0.1",
+            "::ffff:0:127.0.0.1",
+            "2002:7f00:1::",
+            "fec0::1",
+            "64:ff9b:1::a00:1",
+            "192.88.99.1",
+            "2001::1",
+            "100::1",
+            "5f00::1",
+            "3fff::1",
+            "192.0.0.1",
+            "203.0.113.9",
         ] {
             assert!(is_forbidden(ip(bad)), "{bad} must be refused");
         }
@@ -260,6 +329,8 @@ mod tests {
             "100.128.0.1",
             "2606:4700::1111",
             "::ffff:8.8.8.8",
+            "64:ff9b::808:808",
+            "192.0.0.9",
         ] {
             assert!(!is_forbidden(ip(good)), "{good} must be allowed");
         }
@@ -286,6 +357,7 @@ mod tests {
         let dev = OutboundPolicy {
             allow_http: true,
             allow: parse_allowlist("127.0.0.0/8, ::1").unwrap(),
+            proxy: None,
         };
         assert!(dev.check_url("http://127.0.0.1:9000/x").is_ok());
         assert!(
@@ -302,9 +374,20 @@ mod tests {
             .check_destination("https://localhost/x")
             .await
             .unwrap_err();
+        assert_eq!(err, OutboundError::NotPublic("localhost".into()));
+        let text = err.to_string();
         assert!(
-            matches!(err, OutboundError::ResolvesToRefused { ref host, .. } if host == "localhost"),
-            "{err}"
+            !text.contains("127.0.0.1") && !text.contains("::1"),
+            "{text}"
+        );
+        let err = p
+            .check_destination("https://no-such-host.invalid/x")
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err,
+            OutboundError::NotPublic("no-such-host.invalid".into()),
+            "a name that does not resolve reads the same"
         );
     }
 }

@@ -75,6 +75,7 @@ fn loopback() -> Settings {
         outbound: OutboundPolicy {
             allow_http: true,
             allow: parse_allowlist("127.0.0.1/32").unwrap(),
+            proxy: None,
         },
         ..Settings::default()
     }
@@ -270,6 +271,7 @@ async fn the_ssrf_guard_is_applied_again_at_send_time() {
             outbound: OutboundPolicy {
                 allow_http: true,
                 allow: vec![],
+                proxy: None,
             },
             ..Settings::default()
         },

@@ -249,7 +249,7 @@ async fn a_held_slot_defers_and_an_expired_one_is_taken_over() {
         renewed_at: f.clock.now(),
         expires_at: (f.clock.now() + chrono::Duration::from_std(lease).unwrap()).timestamp(),
     };
-    f.app.repo.take_slot(slot).await.unwrap().unwrap();
+    f.app.repo.take_slot(slot, 1).await.unwrap().unwrap();
     let mut r = stored(&f, &run).await;
     r.status = RunStatus::Running;
     r.attempt = 1;
@@ -308,7 +308,7 @@ async fn a_workspace_at_its_cap_waits_and_others_run() {
         renewed_at: f.clock.now(),
         expires_at: f.clock.now().timestamp() + 30,
     };
-    let held = f.app.repo.take_slot(slot).await.unwrap().unwrap();
+    let held = f.app.repo.take_slot(slot, 1).await.unwrap().unwrap();
     let waiting = queued_run(&f, &agent).await;
     assert!(matches!(
         process_message(&f.app, &message(&waiting)).await,
@@ -358,6 +358,7 @@ async fn the_lease_is_renewed_while_the_agent_runs() {
         outbound: hookrun_core::outbound::OutboundPolicy {
             allow_http: true,
             allow: hookrun_core::outbound::parse_allowlist("127.0.0.1/32").unwrap(),
+            proxy: None,
         },
         ..Settings::default()
     };

@@ -11,7 +11,7 @@ use sha2::Sha256;
 
 use crate::harness::{Hookrun, Received, Receiver, LOOPBACK_DELIVERIES};
 
-/// Seed 001's recipe: HMAC-SHA256 keyed by the secret string over
+/// The X-Crewship-Signature recipe: HMAC-SHA256 keyed by the secret string over
 /// "{timestamp}.{body}", compared with the whole header.
 fn seed_verify(secret: &str, r: &Received, header: &str) -> bool {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();

@@ -9,7 +9,7 @@
 
 use serde_json::Value;
 
-use crate::error::{StoreError, StoreResult};
+use crate::error::StoreResult;
 use crate::ports::{OutboxMessage, Queue};
 
 /// The item attribute holding the messages (a JSON array, as a string).
@@ -39,12 +39,21 @@ pub async fn send_all(queue: &dyn Queue, messages: &[OutboxMessage]) -> StoreRes
     Ok(())
 }
 
-/// Relays one record's outbox: Ok(false) when there was none.
+/// Relays one record's outbox: Ok(false) when there was none. An outbox
+/// that does not decode can never be sent: it is logged and skipped, so it
+/// cannot hold up the records behind it. A failed send is an error (the
+/// record is relayed again).
 pub async fn relay(queue: &dyn Queue, outbox: Option<&str>) -> StoreResult<bool> {
     let Some(raw) = outbox else {
         return Ok(false);
     };
-    let messages = decode(raw).map_err(StoreError::Corrupt)?;
+    let messages = match decode(raw) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::error!(error = %e, "skipping an outbox that does not decode");
+            return Ok(false);
+        }
+    };
     send_all(queue, &messages).await?;
     Ok(true)
 }

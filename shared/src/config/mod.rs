@@ -85,6 +85,7 @@ impl Settings {
                         name: vars::OUTBOUND_ALLOW_CIDRS.name,
                         reason,
                     })?,
+                proxy: parse_proxy(env.text(&vars::OUTBOUND_PROXY))?,
             },
             delivery_timeout: env.duration(&vars::DELIVERY_TIMEOUT_SECONDS)?,
             delivery_schedule: parse_schedule(&env.raw(&vars::DELIVERY_RETRY_SCHEDULE))?,
@@ -127,6 +128,21 @@ fn parse_schedule(raw: &str) -> Result<Vec<Duration>, ConfigError> {
         )));
     }
     Ok(steps.into_iter().map(Duration::from_secs).collect())
+}
+
+/// The outgoing proxy, an `http(s)://host:port` URL.
+fn parse_proxy(raw: Option<String>) -> Result<Option<String>, ConfigError> {
+    let Some(raw) = raw else { return Ok(None) };
+    let bad = |reason: &str| ConfigError {
+        name: vars::OUTBOUND_PROXY.name,
+        reason: reason.into(),
+    };
+    let url = url::Url::parse(&raw).map_err(|_| bad("not a URL"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(bad("must be an http:// or https:// URL with a host"));
+    }
+    reqwest::Proxy::all(raw.as_str()).map_err(|_| bad("not a usable proxy URL"))?;
+    Ok(Some(raw))
 }
 
 /// Secrets Manager names allow letters, digits and `/_+=.@-`.

@@ -175,6 +175,12 @@ pub const OUTBOUND_ALLOW_CIDRS: Var = text(
     "all",
     "comma-separated ranges that agent and subscriber URLs may reach although private or loopback",
 );
+pub const OUTBOUND_PROXY: Var = text(
+    "HOOKRUN_OUTBOUND_PROXY",
+    "",
+    "all",
+    "the proxy agent and subscriber calls go through (http:// or https:// URL); unset, none is used, whatever HTTP_PROXY and HTTPS_PROXY say; destinations are checked before the call either way",
+);
 pub const DELIVERY_TIMEOUT_SECONDS: Var = number(
     "HOOKRUN_DELIVERY_TIMEOUT_SECONDS",
     "30",
@@ -376,6 +382,7 @@ pub const ALL: &[Var] = &[
     TRUSTED_PROXIES,
     OUTBOUND_ALLOW_HTTP,
     OUTBOUND_ALLOW_CIDRS,
+    OUTBOUND_PROXY,
     DELIVERY_TIMEOUT_SECONDS,
     DELIVERY_RETRY_SCHEDULE,
     TABLE_NAME,

@@ -44,16 +44,22 @@ impl Repo {
         }
     }
 
-    /// Takes a free (or expired) slot: None when somebody holds it.
-    pub async fn take_slot(&self, slot: Slot) -> StoreResult<Option<Versioned<Slot>>> {
+    /// Takes a free (or expired) slot: None when somebody holds it. Each
+    /// hold starts at a version of its own (`version`, random), so a holder
+    /// whose hold expired can never renew or release the next holder's.
+    pub async fn take_slot(
+        &self,
+        slot: Slot,
+        version: u64,
+    ) -> StoreResult<Option<Versioned<Slot>>> {
         match self
             .table()
-            .put(slot.to_item(1), Condition::NotExists)
+            .put(slot.to_item(version), Condition::NotExists)
             .await
         {
             Ok(()) => Ok(Some(Versioned {
                 record: slot,
-                version: 1,
+                version,
             })),
             Err(StoreError::ConditionFailed) => Ok(None),
             Err(e) => Err(e),

@@ -30,7 +30,7 @@ impl HttpRunner {
     }
 
     pub async fn run(&self, url: &str, req: &RunRequest) -> Result<Value, RunnerError> {
-        self.policy.check_url(url).map_err(RunnerError::Refused)?;
+        self.policy.guard(url).await.map_err(RunnerError::Refused)?;
         // The URL is left out: it may carry a credential. A name that
         // resolves only to refused addresses is refused, not a transport error.
         let transport = |e: reqwest::Error| match crate::outbound::refusal_in(&e) {

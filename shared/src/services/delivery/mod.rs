@@ -54,7 +54,7 @@ async fn attempt(
 ) -> AttemptResult {
     let started = Instant::now();
     let mut r = AttemptResult::default();
-    if let Err(e) = app.settings.outbound.check_url(&sub.url) {
+    if let Err(e) = app.settings.outbound.guard(&sub.url).await {
         r.error = Some(format!("destination refused: url {e}"));
         r.refused = true;
         return r;
@@ -272,13 +272,51 @@ async fn attempt_delivery(app: &App, delivery_id: &str, manual: bool) -> Result<
         })
         .into_iter()
         .collect();
-    if !app.repo.try_save_with_messages(&mut d, retry).await? {
-        // Someone changed the delivery meanwhile (a manual redelivery):
-        // their outcome stands, and no second retry chain is started.
+    let next_attempt = d.next_attempt_at;
+    if !app
+        .repo
+        .try_save_with_messages(&mut d, retry.clone())
+        .await?
+    {
+        // Someone changed the delivery meanwhile: a manual redelivery (one
+        // attempt, never retried). Its outcome stands; if it left the
+        // delivery pending, this chain's retry must still be queued.
+        if !retry.is_empty() {
+            requeue_after_lost_save(app, &d.id, next_attempt, retry).await?;
+        }
         return Ok(Outcome::Done);
     }
     note_outcome(app, &sub.id, r.success(), gone).await?;
     Ok(Outcome::Done)
+}
+
+/// The automatic chain's outcome lost to a manual redelivery: while the
+/// delivery is still pending, write the chain's next attempt (and its
+/// message) onto the delivery as it is now.
+async fn requeue_after_lost_save(
+    app: &App,
+    id: &str,
+    next_attempt: Option<chrono::DateTime<chrono::Utc>>,
+    retry: Vec<crate::ports::OutboxMessage>,
+) -> Result<(), Error> {
+    for _ in 0..3 {
+        let Some(mut current) = app.repo.get::<Delivery>(id).await? else {
+            return Ok(());
+        };
+        if current.status != DeliveryStatus::Pending {
+            return Ok(());
+        }
+        current.next_attempt_at = next_attempt;
+        current.updated_at = app.clock.now();
+        if app
+            .repo
+            .try_save_with_messages(&mut current, retry.clone())
+            .await?
+        {
+            return Ok(());
+        }
+    }
+    Err(Error::Conflict(format!("delivery {id} keeps changing")))
 }
 
 /// Queues the next attempt, waiting at most what the queue allows now.

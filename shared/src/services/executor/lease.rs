@@ -74,11 +74,17 @@ pub async fn acquire(app: &App, run: &Run) -> Result<Option<Versioned<Slot>>, Er
             renewed_at: now,
             expires_at: lease_end(app),
         };
-        if let Some(v) = app.repo.take_slot(slot).await? {
+        if let Some(v) = app.repo.take_slot(slot, hold_version()).await? {
             return Ok(Some(v));
         }
     }
     Ok(None)
+}
+
+/// The first version of a new hold: random, so holds of one slot never
+/// share a version (each renewal adds one).
+fn hold_version() -> u64 {
+    rand::Rng::gen_range(&mut rand::thread_rng(), 1..(1u64 << 62))
 }
 
 /// The end of a lease taken now, in whole seconds (rounded up).
@@ -91,19 +97,24 @@ fn lease_end(app: &App) -> i64 {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Renewal {
     Held,
-    /// The lease ran out and another executor took the run: stop.
+    /// Another executor holds the slot now: stop.
     Lost,
 }
 
 /// Extends the slot and the message's visibility. A store error keeps the
-/// hold as it is (the next renewal tries again); only a lost condition
-/// means the run belongs to someone else now.
+/// hold as it is (the next renewal tries again). A lost condition is looked
+/// into: a slot that merely expired (nobody took it) is taken again, and
+/// only a slot somebody else holds means the run is theirs now.
 pub async fn renew(app: &App, slot: &mut Versioned<Slot>, receipt: Option<&str>) -> Renewal {
     slot.renewed_at = app.clock.now();
     slot.expires_at = lease_end(app);
     match app.repo.renew_slot(slot).await {
         Ok(true) => {}
-        Ok(false) => return Renewal::Lost,
+        Ok(false) => {
+            if reclaim(app, slot).await == Renewal::Lost {
+                return Renewal::Lost;
+            }
+        }
         Err(e) => {
             tracing::warn!(run_id = %slot.run_id, error = %e, "could not renew a run's lease; trying again");
         }
@@ -118,6 +129,34 @@ pub async fn renew(app: &App, slot: &mut Versioned<Slot>, receipt: Option<&str>)
         }
     }
     Renewal::Held
+}
+
+/// After a failed renewal: takes the slot again when it is free, keeps it
+/// when the failed write had in fact landed (the hold is ours), and gives
+/// up only when somebody else holds it.
+async fn reclaim(app: &App, slot: &mut Versioned<Slot>) -> Renewal {
+    match app.repo.slot(&slot.workspace_id, slot.index).await {
+        Ok(Some(current)) if current.run_id == slot.run_id && current.attempt == slot.attempt => {
+            slot.version = current.version;
+            Renewal::Held
+        }
+        Ok(Some(_)) => Renewal::Lost,
+        Ok(None) => match app
+            .repo
+            .take_slot(slot.record.clone(), hold_version())
+            .await
+        {
+            Ok(Some(v)) => {
+                tracing::warn!(run_id = %slot.run_id, "a run's lease lapsed before its renewal; taken again");
+                *slot = v;
+                Renewal::Held
+            }
+            Ok(None) => Renewal::Lost,
+            // Unknown: keep going, the next renewal looks again.
+            Err(_) => Renewal::Held,
+        },
+        Err(_) => Renewal::Held,
+    }
 }
 
 /// Gives the slot back once the run's outcome is recorded.

@@ -123,6 +123,7 @@ async fn process_run(app: &App, run_id: &RunId, receipt: Option<&str>) -> Result
     let Some(mut slot) = lease::acquire(app, &run).await? else {
         return Ok(Outcome::Defer(lease::FAIR_WAIT));
     };
+    let acquired = tokio::time::Instant::now();
     // queued (or running with an expired lease) → running, conditionally.
     let timeout = Duration::from_secs(run.timeout_seconds);
     run.status = RunStatus::Running;
@@ -161,9 +162,13 @@ async fn process_run(app: &App, run_id: &RunId, receipt: Option<&str>) -> Result
     }
 
     let started = Instant::now();
-    let Some(result) = execute_held(app, &agent, &run, timeout, &mut slot, receipt).await else {
+    let held = execute_held(app, &agent, &run, timeout, &mut slot, receipt, acquired).await;
+    let Some(result) = held else {
+        // Another executor holds the run now. The message stays: its next
+        // receive defers to that holder, or takes the run over should the
+        // holder be gone by then.
         tracing::warn!(run_id = %run.id, "lost the run's lease to another executor; dropping this attempt");
-        return Ok(Outcome::Done);
+        return Ok(Outcome::RetryAfter(Duration::from_secs(1)));
     };
     finish(
         app,
@@ -178,8 +183,10 @@ async fn process_run(app: &App, run_id: &RunId, receipt: Option<&str>) -> Result
     Ok(Outcome::Done)
 }
 
-/// Runs the agent while renewing the slot every third of a lease; None when
-/// the lease was lost (the runner is dropped, its call abandoned).
+/// Runs the agent while renewing the slot every third of a lease, counted
+/// from when the slot was taken (so slow bookkeeping before the runner
+/// starts renews at once); None when the lease was lost (the runner is
+/// dropped, its call abandoned).
 async fn execute_held(
     app: &App,
     agent: &Agent,
@@ -187,11 +194,12 @@ async fn execute_held(
     timeout: Duration,
     slot: &mut Versioned<Slot>,
     receipt: Option<&str>,
+    acquired: tokio::time::Instant,
 ) -> Option<Result<Value, RunnerError>> {
     let runner = execute(app, agent, run, timeout);
     tokio::pin!(runner);
     let period = app.settings.lease / 3;
-    let mut renewals = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    let mut renewals = tokio::time::interval_at(acquired + period, period);
     loop {
         tokio::select! {
             result = &mut runner => return Some(result),

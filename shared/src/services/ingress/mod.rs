@@ -1,4 +1,5 @@
-//! The trigger pipeline (docs/ARCHITECTURE.md, "The path of a trigger").
+//! The trigger pipeline (docs/ARCHITECTURE.md, "A trigger call, from HTTP
+//! to the 202").
 //! Every public trigger route runs these steps in this order; only how the
 //! target is named and authenticated differs:
 //!

@@ -35,9 +35,11 @@ pub struct Opened {
 pub async fn open(args: &ServeSettings, settings: Settings) -> anyhow::Result<Opened> {
     match args.backend {
         Backend::Sqlite => {
-            let store = SqliteStore::open_dir(&args.data_dir).with_context(|| {
-                format!("cannot open the data directory {}", args.data_dir.display())
-            })?;
+            let store =
+                SqliteStore::open_dir_with_key(&args.data_dir, args.master_key_file.as_deref())
+                    .with_context(|| {
+                        format!("cannot open the data directory {}", args.data_dir.display())
+                    })?;
             Ok(Opened {
                 wake: store.queue_signal(),
                 app: App::embedded(store.clone(), settings),

@@ -307,7 +307,13 @@ pub const DATA_DIR: Var = text(
     "HOOKRUN_DATA_DIR",
     "./hookrun-data",
     "serve",
-    "where the SQLite database lives; keep it private: it holds the secrets and the master key (--data-dir)",
+    "where the SQLite database and (by default) the master key live; created readable by the service user only (--data-dir)",
+);
+pub const MASTER_KEY_FILE: Var = text(
+    "HOOKRUN_MASTER_KEY_FILE",
+    "",
+    "serve",
+    "sqlite backend: the master key's file (default master.key in the data directory); keep it apart from database backups",
 );
 pub const AWS_PROVISION: Var = text(
     "HOOKRUN_AWS_PROVISION",
@@ -358,6 +364,7 @@ pub const ALL: &[Var] = &[
     ADDR,
     BACKEND,
     DATA_DIR,
+    MASTER_KEY_FILE,
     AWS_PROVISION,
     LOG_FORMAT,
     LOG,

@@ -8,6 +8,7 @@
 //! on a stale snapshot.
 
 mod items;
+pub mod keyfile;
 mod queue;
 mod secrets;
 
@@ -65,6 +66,9 @@ pub struct SqliteStore {
     /// The master key, read (or created) once: it never changes while the
     /// process runs, and trigger calls need it on the hot path.
     master_keys: Arc<std::sync::OnceLock<Vec<String>>>,
+    /// Where the master key lives: its own file (never the database); an
+    /// in-memory store keeps one in memory.
+    master_key_file: Option<std::path::PathBuf>,
     max_receives: u32,
     /// TTLs and queue visibility follow this clock (the application's),
     /// so a test that moves time moves it for the store too.
@@ -72,16 +76,31 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) `dir/hookrun.sqlite3`.
+    /// Opens (creating if needed) `dir/hookrun.sqlite3`, with the master
+    /// key in `dir/master.key`.
     pub fn open_dir(dir: &Path) -> StoreResult<Self> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| StoreError::Backend(format!("cannot create {}: {e}", dir.display())))?;
-        Self::open(&dir.join("hookrun.sqlite3"))
+        Self::open_dir_with_key(dir, None)
     }
 
-    pub fn open(path: &Path) -> StoreResult<Self> {
-        let conn = Connection::open(path)?;
-        Self::init(conn)
+    /// [`SqliteStore::open_dir`] with the master key in `key_file` when
+    /// given (`HOOKRUN_MASTER_KEY_FILE`). The directory is created 0700 and
+    /// the database 0600; a store from before the key had its own file is
+    /// moved to one, and its secrets sealed, on this first open.
+    pub fn open_dir_with_key(dir: &Path, key_file: Option<&Path>) -> StoreResult<Self> {
+        keyfile::private_dir(dir)?;
+        let db = dir.join("hookrun.sqlite3");
+        keyfile::private_file(&db)?;
+        let conn = Connection::open(&db).map_err(|e| {
+            StoreError::Backend(format!("cannot open the database {}: {e}", db.display()))
+        })?;
+        let mut store = Self::init(conn)?;
+        store.master_key_file = Some(
+            key_file
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| keyfile::default_path(dir)),
+        );
+        store.seal_at_rest()?;
+        Ok(store)
     }
 
     /// A private in-memory database, for tests and benchmarks.
@@ -99,6 +118,7 @@ impl SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
             queue_signal: Arc::new(Notify::new()),
             master_keys: Arc::new(std::sync::OnceLock::new()),
+            master_key_file: None,
             max_receives: DEFAULT_MAX_RECEIVES,
             clock: Arc::new(SystemClock),
         })

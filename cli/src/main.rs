@@ -3,6 +3,7 @@
 //! by `hookrun_core::config` alone (each command's `--help` lists what it
 //! reads).
 
+mod listener;
 mod serve;
 
 use std::io::Read;

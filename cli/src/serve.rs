@@ -128,12 +128,13 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     let router = hookrun_core::http::router(app);
     println!("listening on http://{local}");
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await?;
+    let limits = crate::listener::Limits {
+        max_connections: serve.max_connections,
+        header_read: serve.header_read_timeout,
+        idle: serve.idle_timeout,
+        body_read: serve.body_read_timeout,
+    };
+    crate::listener::serve(listener, router, limits, shutdown_signal()).await?;
     tracing::info!("stopping: no new runs are started");
     let _ = stop_tx.send(true);
     let _ = tokio::join!(worker, deliverer);

@@ -6,6 +6,7 @@ mod harness;
 
 mod agent_webhook;
 mod execution;
+mod limits;
 mod management;
 mod outgoing;
 mod restart;

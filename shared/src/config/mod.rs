@@ -233,6 +233,10 @@ pub struct ServeSettings {
     pub log_filter: String,
     pub drain: Duration,
     pub bootstrap_admin_key: Option<String>,
+    pub max_connections: usize,
+    pub header_read_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub body_read_timeout: Duration,
 }
 
 impl ServeSettings {
@@ -252,6 +256,10 @@ impl ServeSettings {
             log_filter: env.raw(&vars::LOG),
             drain: env.duration(&vars::DRAIN_SECONDS)?,
             bootstrap_admin_key: env.text(&vars::BOOTSTRAP_ADMIN_KEY),
+            max_connections: env.int(&vars::MAX_CONNECTIONS)?,
+            header_read_timeout: env.duration(&vars::HEADER_READ_TIMEOUT_SECONDS)?,
+            idle_timeout: env.duration(&vars::IDLE_TIMEOUT_SECONDS)?,
+            body_read_timeout: env.duration(&vars::BODY_READ_TIMEOUT_SECONDS)?,
         })
     }
 }

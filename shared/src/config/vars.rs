@@ -344,6 +344,50 @@ pub const DRAIN_SECONDS: Var = Var {
     scope: "serve",
     help: "how long a stop waits for work in progress (--drain-seconds)",
 };
+pub const MAX_CONNECTIONS: Var = Var {
+    name: "HOOKRUN_MAX_CONNECTIONS",
+    default: "512",
+    kind: Kind::Number {
+        min: 1,
+        max: 100_000,
+        unit: Unit::Count,
+    },
+    scope: "serve",
+    help: "connections served at once; more wait to be accepted (keep it below the process's file-descriptor limit)",
+};
+pub const HEADER_READ_TIMEOUT_SECONDS: Var = Var {
+    name: "HOOKRUN_HEADER_READ_TIMEOUT_SECONDS",
+    default: "10",
+    kind: Kind::Number {
+        min: 1,
+        max: 600,
+        unit: Unit::Seconds,
+    },
+    scope: "serve",
+    help: "time a client has to send a request's headers; slower connections are closed",
+};
+pub const IDLE_TIMEOUT_SECONDS: Var = Var {
+    name: "HOOKRUN_IDLE_TIMEOUT_SECONDS",
+    default: "60",
+    kind: Kind::Number {
+        min: 1,
+        max: 3600,
+        unit: Unit::Seconds,
+    },
+    scope: "serve",
+    help: "time a new connection may stay open before its first request",
+};
+pub const BODY_READ_TIMEOUT_SECONDS: Var = Var {
+    name: "HOOKRUN_BODY_READ_TIMEOUT_SECONDS",
+    default: "30",
+    kind: Kind::Number {
+        min: 1,
+        max: 3600,
+        unit: Unit::Seconds,
+    },
+    scope: "serve",
+    help: "time a client has to send a request's body",
+};
 pub const BOOTSTRAP_ADMIN_KEY: Var = Var {
     name: "HOOKRUN_BOOTSTRAP_ADMIN_KEY",
     default: "",
@@ -369,6 +413,10 @@ pub const ALL: &[Var] = &[
     LOG_FORMAT,
     LOG,
     DRAIN_SECONDS,
+    MAX_CONNECTIONS,
+    HEADER_READ_TIMEOUT_SECONDS,
+    IDLE_TIMEOUT_SECONDS,
+    BODY_READ_TIMEOUT_SECONDS,
     BOOTSTRAP_ADMIN_KEY,
     PUBLIC_URL,
     INTERNAL_TOKEN,

@@ -30,6 +30,8 @@ pub struct App {
     pub jitter: Arc<dyn Fn() -> f64 + Send + Sync>,
     /// When this process last recorded each trigger's use.
     pub trigger_use: Arc<UseMemory>,
+    /// How many calls of each trigger this process logged this minute.
+    pub invocation_budget: Arc<InvocationBudget>,
 }
 
 impl App {
@@ -51,6 +53,7 @@ impl App {
             outbound,
             jitter: Arc::new(|| rand::Rng::gen_range(&mut rand::thread_rng(), -1.0..=1.0)),
             trigger_use: Arc::default(),
+            invocation_budget: Arc::default(),
         }
     }
 
@@ -117,9 +120,42 @@ impl UseMemory {
     }
 }
 
+/// Calls of one trigger logged one by one per minute and process; the rest
+/// are counted (a trigger under a flood keeps its history readable).
+pub const INVOCATIONS_LOGGED_PER_MINUTE: u32 = 120;
+
+/// Counts logged calls per trigger in the current minute.
+#[derive(Default)]
+pub struct InvocationBudget(Mutex<(i64, HashMap<TriggerId, u32>)>);
+
+impl InvocationBudget {
+    /// True when one more call of `id` may be logged in `minute`.
+    pub fn take(&self, id: &TriggerId, minute: i64) -> bool {
+        let mut state = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if state.0 != minute {
+            *state = (minute, HashMap::new());
+        }
+        let used = state.1.entry(id.clone()).or_insert(0);
+        if *used >= INVOCATIONS_LOGGED_PER_MINUTE {
+            return false;
+        }
+        *used += 1;
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn invocations_are_logged_up_to_a_cap_per_minute() {
+        let b = InvocationBudget::default();
+        let t = TriggerId::parse("trg_a").unwrap();
+        let logged = (0..200).filter(|_| b.take(&t, 7)).count();
+        assert_eq!(logged as u32, INVOCATIONS_LOGGED_PER_MINUTE);
+        assert!(b.take(&t, 8), "a new minute, a new budget");
+    }
 
     #[test]
     fn a_use_is_recorded_once_a_minute() {

@@ -256,11 +256,11 @@ pub async fn items_transactions(t: &dyn ItemTable, prefix: &str) {
 pub async fn items_counters(t: &dyn ItemTable, prefix: &str) {
     let pk = unique(prefix);
     let exp = Some(Utc::now().timestamp() + 120);
-    assert_eq!(t.increment(&pk, "c", 1, 3, exp).await.unwrap(), 1);
-    assert_eq!(t.increment(&pk, "c", 1, 3, exp).await.unwrap(), 2);
-    assert_eq!(t.increment(&pk, "c", 1, 3, exp).await.unwrap(), 3);
+    assert_eq!(t.increment(&pk, "c", 1, 3, exp, None).await.unwrap(), 1);
+    assert_eq!(t.increment(&pk, "c", 1, 3, exp, None).await.unwrap(), 2);
+    assert_eq!(t.increment(&pk, "c", 1, 3, exp, None).await.unwrap(), 3);
     assert!(matches!(
-        t.increment(&pk, "c", 1, 3, exp).await,
+        t.increment(&pk, "c", 1, 3, exp, None).await,
         Err(StoreError::ConditionFailed)
     ));
     let item = t.get(&pk, "c").await.unwrap().unwrap();
@@ -270,6 +270,16 @@ pub async fn items_counters(t: &dyn ItemTable, prefix: &str) {
         "a refused increment changes nothing"
     );
     assert_eq!(item.expires_at, exp);
+    // A note rides beside the count; the latest one wins.
+    t.increment(&pk, "n", 1, 100, exp, Some("192.0.2.1"))
+        .await
+        .unwrap();
+    t.increment(&pk, "n", 1, 100, exp, Some("192.0.2.2"))
+        .await
+        .unwrap();
+    let noted = t.get(&pk, "n").await.unwrap().unwrap();
+    assert_eq!(noted.data["count"], 2);
+    assert_eq!(noted.data["note"], "192.0.2.2");
 }
 
 /// Receives until `n` messages arrived or `within` passed (SQS may return

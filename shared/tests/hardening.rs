@@ -256,3 +256,59 @@ async fn an_oversized_management_body_is_a_json_error() {
     assert_eq!(s, 413);
     assert_eq!(v["error"]["code"], "payload_too_large", "{v}");
 }
+
+/// A flood of calls that fail to authenticate writes counters, not rows:
+/// the trigger's history stays readable and the store does not grow.
+#[tokio::test]
+async fn unauthenticated_calls_are_counted_not_logged() {
+    let f = fixture(Settings {
+        rate_limit_per_ip: 0,
+        ..Settings::default()
+    })
+    .await;
+    let req = CreateTrigger {
+        agent_id: f.agent.to_string(),
+        name: "signed".into(),
+        description: None,
+        generate_secret: true,
+        secret: None,
+        signature: None,
+        allowed_sources: None,
+        input_mapping: None,
+        event_types: None,
+        environment: None,
+        rate_limit_per_minute: None,
+        metadata: None,
+        agent_route: false,
+        is_active: None,
+    };
+    let (t, _, _) = triggers::create(&f.app, &f.ws, "key_test", req)
+        .await
+        .unwrap();
+    for _ in 0..300 {
+        let call = Request::post(format!("/api/webhooks/{}", t.id))
+            .header("content-type", "application/json")
+            .header("x-webhook-signature", "sha256=00")
+            .body(Body::from(r#"{"payload":"junk"}"#))
+            .unwrap();
+        assert_eq!(send(&f, "192.0.2.44:1", call).await.0, 401);
+    }
+    let list = Request::get(format!("/api/v1/webhook-triggers/{}/invocations", t.id))
+        .header("authorization", format!("Bearer {ADMIN}"))
+        .body(Body::empty())
+        .unwrap();
+    let (s, v) = send(&f, "192.0.2.1:1", list).await;
+    assert_eq!(s, 200);
+    assert!(
+        v["data"].as_array().unwrap().is_empty(),
+        "no row per refused call"
+    );
+    let tally = &v["rejected_unauthenticated"][0];
+    assert_eq!(tally["reason"], "unauthorized");
+    assert_eq!(tally["count"], 300);
+    assert_eq!(tally["last_source_ip"], "192.0.2.44");
+    assert!(
+        !v.to_string().contains("junk"),
+        "no payload of an unauthenticated call is kept"
+    );
+}

@@ -743,25 +743,26 @@ async fn invocations_log_every_outcome_without_secrets() {
         .await;
     assert_eq!(s, StatusCode::OK);
     let entries = log["data"].as_array().unwrap();
-    assert_eq!(entries.len(), 4);
+    assert_eq!(entries.len(), 3, "{log}");
     let results: Vec<(&str, u64)> = entries
         .iter()
         .map(|e| (e["result"].as_str().unwrap(), e["status"].as_u64().unwrap()))
         .collect();
     assert_eq!(
         results,
-        [
-            ("accepted", 202),
-            ("ignored", 202),
-            ("rejected", 401),
-            ("accepted", 202)
-        ],
+        [("accepted", 202), ("ignored", 202), ("accepted", 202)],
         "newest first"
     );
-    assert_eq!(entries[3]["source_ip"], "127.0.0.1");
-    assert!(entries[3]["run_id"].as_str().unwrap().starts_with("run_"));
+    // The call that failed to authenticate is counted, not logged.
+    let tallies = log["rejected_unauthenticated"].as_array().unwrap();
+    assert_eq!(tallies.len(), 1, "{log}");
+    assert_eq!(tallies[0]["reason"], "unauthorized");
+    assert_eq!(tallies[0]["count"], 1);
+    assert_eq!(tallies[0]["last_source_ip"], "127.0.0.1");
+    assert_eq!(entries[2]["source_ip"], "127.0.0.1");
+    assert!(entries[2]["run_id"].as_str().unwrap().starts_with("run_"));
     assert_eq!(
-        entries[3]["payload_excerpt"],
+        entries[2]["payload_excerpt"],
         std::str::from_utf8(ok_body).unwrap()
     );
     assert!(entries[0]["timestamp"].is_string());
@@ -781,11 +782,11 @@ async fn invocations_log_every_outcome_without_secrets() {
     assert!(t2["last_used_at"].is_string());
     let (s, page) = h
         .get(&format!(
-            "/api/v1/webhook-triggers/{id}/invocations?limit=3"
+            "/api/v1/webhook-triggers/{id}/invocations?limit=2"
         ))
         .await;
     assert_eq!(s, StatusCode::OK);
-    assert_eq!(page["data"].as_array().unwrap().len(), 3);
+    assert_eq!(page["data"].as_array().unwrap().len(), 2);
     assert!(page["next_cursor"].is_string());
 }
 

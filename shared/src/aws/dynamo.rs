@@ -84,6 +84,9 @@ fn from_attrs(a: &Attrs) -> StoreResult<Item> {
     if let Some(count) = get_n(a, "count") {
         data["count"] = serde_json::json!(count);
     }
+    if let Some(note) = get_s(a, "note") {
+        data["note"] = serde_json::json!(note);
+    }
     Ok(Item {
         pk: get_s(a, "pk").ok_or_else(corrupt)?.to_owned(),
         sk: get_s(a, "sk").ok_or_else(corrupt)?.to_owned(),
@@ -443,6 +446,7 @@ impl ItemTable for DynamoItemTable {
         by: i64,
         max: i64,
         expires_at: Option<i64>,
+        note: Option<&str>,
     ) -> StoreResult<i64> {
         if pk.is_empty() || sk.is_empty() {
             return Err(StoreError::Invalid("empty key".into()));
@@ -458,6 +462,10 @@ impl ItemTable for DynamoItemTable {
         if let Some(exp) = expires_at {
             update.push_str(", expires_at = if_not_exists(expires_at, :exp)");
             values.insert(":exp".into(), n(exp));
+        }
+        if let Some(note) = note {
+            update.push_str(", note = :note");
+            values.insert(":note".into(), s(note));
         }
         let result = self
             .client

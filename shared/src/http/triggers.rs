@@ -149,6 +149,7 @@ pub async fn invocations(
     ApiPath(id): ApiPath<String>,
     ApiQuery(paging): ApiQuery<Paging>,
 ) -> Result<impl IntoResponse, ApiError> {
+    let first_page = paging.cursor().is_none();
     let listing = triggers::invocations(
         &app,
         &admin.workspace_id,
@@ -157,7 +158,14 @@ pub async fn invocations(
         paging.cursor(),
     )
     .await?;
-    Ok(Json(listing))
+    let mut body = serde_json::to_value(&listing).expect("serialises");
+    // Calls refused before they authenticated are tallied, not listed:
+    // the first page shows the latest tallies.
+    if first_page {
+        let tallies = triggers::rejection_tallies(&app, &admin.workspace_id, &id).await?;
+        body["rejected_unauthenticated"] = serde_json::to_value(tallies).expect("serialises");
+    }
+    Ok(Json(body))
 }
 
 /// `GET /api/v1/agents/{agentId}/webhook` (the agent's webhook summary).

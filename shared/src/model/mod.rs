@@ -48,7 +48,8 @@ pub use run::{Run, RunStatus, TriggerType};
 pub use slot::Slot;
 pub use subscription::Subscription;
 pub use trigger::{
-    AllowedSources, Invocation, InvocationResult, SignatureConfig, SignatureScheme, Trigger,
+    AllowedSources, Invocation, InvocationResult, RejectionTally, SignatureConfig, SignatureScheme,
+    Trigger,
 };
 pub use workspace::Workspace;
 

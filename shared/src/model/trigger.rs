@@ -221,6 +221,19 @@ impl Scoped for Trigger {
     }
 }
 
+/// Calls of a trigger in one minute that were refused before they
+/// authenticated (or not logged one by one), by reason.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RejectionTally {
+    #[serde(with = "crate::clock::ts")]
+    pub minute: DateTime<Utc>,
+    /// `unauthorized`, `rate_limited`, `too_large`, `bad_request`, or
+    /// `not_logged` for calls over the per-minute log cap.
+    pub reason: String,
+    pub count: u64,
+    pub last_source_ip: Option<String>,
+}
+
 /// What became of one call of a trigger.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -256,6 +269,16 @@ pub struct Invocation {
 impl Invocation {
     pub fn partition(trigger_id: &str) -> String {
         format!("INVOC#{trigger_id}")
+    }
+
+    /// Where calls refused before they authenticated are tallied: one
+    /// counter per minute and reason, never a row per call.
+    pub fn rejection_partition(trigger_id: &str) -> String {
+        format!("INVOCAGG#{trigger_id}")
+    }
+
+    pub fn rejection_sort_key(minute: i64, reason: &str) -> String {
+        format!("{minute:012}#{reason}")
     }
 
     pub fn to_item(&self) -> Item {

@@ -196,8 +196,10 @@ pub trait ItemTable: Send + Sync + 'static {
     /// Atomically adds `by` to the numeric field `counter` of the document at
     /// this key, creating the item (with `expires_at`) when absent, unless the
     /// result would exceed `max`, in which case nothing changes and
-    /// `ConditionFailed` is returned. Returns the new value. This is
-    /// DynamoDB's `UpdateItem ADD` with a condition, for rate counters.
+    /// `ConditionFailed` is returned. Returns the new value. `note`, when
+    /// given, is stored beside the count as the document's `note` (the
+    /// latest one wins). This is DynamoDB's `UpdateItem` with a condition,
+    /// for rate counters and rejection tallies.
     async fn increment(
         &self,
         pk: &str,
@@ -205,5 +207,6 @@ pub trait ItemTable: Send + Sync + 'static {
         by: i64,
         max: i64,
         expires_at: Option<i64>,
+        note: Option<&str>,
     ) -> StoreResult<i64>;
 }

@@ -28,7 +28,7 @@ impl Repo {
     ) -> StoreResult<i64> {
         let (pk, sk) = keys::rate_counter(scope, id, window);
         self.table()
-            .increment(&pk, &sk, 1, i64::from(max), Some((window + 2) * 60))
+            .increment(&pk, &sk, 1, i64::from(max), Some((window + 2) * 60), None)
             .await
     }
 }

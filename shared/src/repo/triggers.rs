@@ -110,6 +110,54 @@ impl Repo {
         self.table().put(item, Condition::None).await
     }
 
+    /// Counts a call refused before it authenticated: one conditional
+    /// counter per trigger, minute and reason, holding the latest source.
+    pub async fn count_rejection(
+        &self,
+        id: &TriggerId,
+        minute: i64,
+        reason: &str,
+        source_ip: Option<&str>,
+        expires_at: i64,
+    ) -> StoreResult<()> {
+        let pk = Invocation::rejection_partition(id);
+        let sk = Invocation::rejection_sort_key(minute, reason);
+        self.table()
+            .increment(&pk, &sk, 1, i64::MAX, Some(expires_at), source_ip)
+            .await
+            .map(|_| ())
+    }
+
+    /// The latest tallies of refused calls, newest minute first.
+    pub async fn rejection_tallies(
+        &self,
+        id: &TriggerId,
+        limit: usize,
+    ) -> StoreResult<Vec<crate::model::RejectionTally>> {
+        let page = self
+            .table()
+            .query(
+                Query::partition(Index::Primary, Invocation::rejection_partition(id))
+                    .backward()
+                    .limit(limit),
+            )
+            .await?;
+        Ok(page
+            .items
+            .iter()
+            .filter_map(|item| {
+                let (minute, reason) = item.sk.split_once('#')?;
+                let minute: i64 = minute.parse().ok()?;
+                Some(crate::model::RejectionTally {
+                    minute: DateTime::from_timestamp(minute * 60, 0)?,
+                    reason: reason.to_owned(),
+                    count: item.data["count"].as_u64().unwrap_or(0),
+                    last_source_ip: item.data["note"].as_str().map(str::to_owned),
+                })
+            })
+            .collect())
+    }
+
     pub async fn record_invocation(&self, inv: &Invocation) -> StoreResult<()> {
         self.table().put(inv.to_item(), Condition::None).await
     }

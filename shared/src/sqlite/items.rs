@@ -287,9 +287,11 @@ impl ItemTable for SqliteStore {
         by: i64,
         max: i64,
         expires_at: Option<i64>,
+        note: Option<&str>,
     ) -> StoreResult<i64> {
         validate_key(pk, sk)?;
         let (pk, sk) = (pk.to_owned(), sk.to_owned());
+        let note = note.map(str::to_owned);
         let clock = self.clock.clone();
         self.run(move |c| {
             let now = clock.now().timestamp();
@@ -301,7 +303,7 @@ impl ItemTable for SqliteStore {
                     |r| Ok((r.get(0)?, r.get(1)?)),
                 )
                 .optional()?;
-            let (item, old) = match current {
+            let (mut item, old) = match current {
                 Some((version, data)) => {
                     let mut data: serde_json::Value = serde_json::from_str(&data)?;
                     let old = data.get("count").and_then(|v| v.as_i64()).unwrap_or(0);
@@ -322,6 +324,9 @@ impl ItemTable for SqliteStore {
             };
             if old + by > max {
                 return Err(StoreError::ConditionFailed);
+            }
+            if let Some(note) = note {
+                item.data["note"] = serde_json::json!(note);
             }
             write(&tx, &item)?;
             tx.commit()?;

@@ -211,15 +211,36 @@ where
 {
     let target = resolve(app, route, &req.headers, req.source_ip).await?;
     let ip = req.source_ip;
+    let mut authenticated = false;
     let (result, body) = match read_body(app.settings.max_body_bytes).await {
         Ok(body) => {
-            let result = accept(app, route, &target, &req.headers, &body, ip).await;
+            let result = accept(
+                app,
+                route,
+                &target,
+                &req.headers,
+                &body,
+                ip,
+                &mut authenticated,
+            )
+            .await;
             (result, Some(body))
         }
         Err(e) => (Err(e), None),
     };
     if let Some(t) = &target.trigger {
-        triggers::record_invocation(app, invocation(app, t, ip, &result, body.as_deref())).await;
+        match &result {
+            // Refused before it authenticated: counted, not logged, so
+            // hostile traffic writes one counter, not a row per call.
+            Err(e) if !authenticated => {
+                triggers::count_rejection(app, t, rejection_reason(e), ip).await
+            }
+            _ if triggers::may_log(app, t) => {
+                let entry = invocation(app, t, ip, &result, body.as_deref());
+                triggers::record_invocation(app, entry).await
+            }
+            _ => triggers::count_rejection(app, t, "not_logged", ip).await,
+        }
         if result.is_ok() {
             triggers::touch(app, t).await;
         }
@@ -227,8 +248,18 @@ where
     result
 }
 
-/// The invocation log entry of one call: never a secret, a token or a
-/// signature, only the first 2 KiB of the body.
+/// Why a call was refused before it authenticated, as its tally names it.
+fn rejection_reason(e: &Error) -> &'static str {
+    match e {
+        Error::Unauthorized(_) => "unauthorized",
+        Error::RateLimited { .. } => "rate_limited",
+        Error::PayloadTooLarge(_) => "too_large",
+        _ => "bad_request",
+    }
+}
+
+/// The invocation log entry of one authenticated call: never a secret, a
+/// token or a signature, only the first 2 KiB of the body.
 fn invocation(
     app: &App,
     t: &Trigger,
@@ -278,6 +309,7 @@ async fn accept(
     headers: &HeaderMap,
     body: &[u8],
     ip: Option<IpAddr>,
+    authenticated: &mut bool,
 ) -> Result<Accepted, Error> {
     // 3. per source IP (an IPv6 /64), before authentication.
     let ip_key = format!(
@@ -292,6 +324,7 @@ async fn accept(
         None => auth::authenticate_agent(app, &target.agent, headers, body).await?,
         Some(t) => auth::authenticate_trigger(app, route, t, headers, body).await?,
     };
+    *authenticated = true;
     // 5. sources, then inactive.
     if let Some(t) = &target.trigger {
         auth::check_sources(t, headers, ip)?;

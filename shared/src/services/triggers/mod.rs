@@ -10,7 +10,9 @@ pub mod validate;
 
 pub use info::agent_webhook_info;
 pub use requests::{base_url, view, CreateTrigger, RegenerateSecret, TriggerView, UpdateTrigger};
-pub use usage::{invocations, record_invocation, touch};
+pub use usage::{
+    count_rejection, invocations, may_log, record_invocation, rejection_tallies, touch,
+};
 
 use crate::app::App;
 use crate::error::{Error, StoreError};

@@ -18,6 +18,38 @@ pub async fn invocations(
     Ok(app.repo.invocations(&t.id, limit, cursor).await?)
 }
 
+/// Whether this call may be logged one by one: at most
+/// [`crate::app::INVOCATIONS_LOGGED_PER_MINUTE`] per trigger and minute in
+/// one process; the rest are only counted.
+pub fn may_log(app: &App, t: &Trigger) -> bool {
+    let minute = app.clock.now().timestamp().div_euclid(60);
+    app.invocation_budget.take(&t.id, minute)
+}
+
+/// Counts a call that is not logged one by one (best effort).
+pub async fn count_rejection(app: &App, t: &Trigger, reason: &str, ip: Option<std::net::IpAddr>) {
+    let minute = app.clock.now().timestamp().div_euclid(60);
+    let expires_at = app.expiry_after(app.settings.invocation_retention);
+    let ip = ip.map(|i| i.to_string());
+    if let Err(e) = app
+        .repo
+        .count_rejection(&t.id, minute, reason, ip.as_deref(), expires_at)
+        .await
+    {
+        tracing::warn!(trigger_id = %t.id, error = %e, "could not count a refused call");
+    }
+}
+
+/// The latest tallies of calls counted instead of logged, newest first.
+pub async fn rejection_tallies(
+    app: &App,
+    workspace_id: &WorkspaceId,
+    id: &str,
+) -> Result<Vec<crate::model::RejectionTally>, Error> {
+    let t = app.repo.find::<Trigger>(workspace_id, id).await?;
+    Ok(app.repo.rejection_tallies(&t.id, 100).await?)
+}
+
 /// Records a call of a trigger (best effort: a lost log line never fails
 /// the call itself).
 pub async fn record_invocation(app: &App, inv: Invocation) {

@@ -68,6 +68,17 @@ mod tests {
         assert!(check_depth(deeper.as_bytes()).unwrap_err().contains("64"));
     }
 
+    /// Found by fuzzing (`json_depth`): a repeated key keeps only its last
+    /// value, so the parsed value can be shallower than the text. The count
+    /// is of the text, which is what the parser (and its limit) reads.
+    #[test]
+    fn a_repeated_key_counts_as_deep_as_its_text() {
+        let text = br#"{"a":[1,{}],"a":"\"{"}"#;
+        assert_eq!(depth(text), 3);
+        let v: serde_json::Value = serde_json::from_slice(text).unwrap();
+        assert_eq!(v["a"], "\"{");
+    }
+
     /// What is accepted survives being wrapped in a stored record and read
     /// back by the JSON parser.
     #[test]

@@ -14,16 +14,22 @@ targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
   targets=(signature_headers input_mapping paging_cursor outbound_url json_depth)
 fi
+if ! rustup toolchain list | grep -q '^nightly'; then
+  rustup toolchain install nightly --profile minimal
+fi
 triple="$(rustc -vV | sed -n 's/^host: //p')"
 export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table -Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing -Cdebug-assertions -Coverflow-checks"
-cargo +nightly build --release --locked --manifest-path fuzz/Cargo.toml \
+# Brief runs build fast and fuzz slowly; long ones the other way round.
+profile=release
+if [ "$seconds" -le 60 ]; then profile=smoke; fi
+cargo +nightly build --profile "$profile" --locked --manifest-path fuzz/Cargo.toml \
   --target "$triple" --target-dir target/fuzz --bins
 mkdir -p target/fuzz/artifacts
 failed=0
 for t in "${targets[@]}"; do
   scratch="$(mktemp -d)"
   echo "== fuzz $t (${seconds} s)"
-  if ! "target/fuzz/$triple/release/$t" -max_total_time="$seconds" -print_final_stats=1 \
+  if ! "target/fuzz/$triple/$profile/$t" -max_total_time="$seconds" -print_final_stats=1 \
       -artifact_prefix="target/fuzz/artifacts/$t-" "$scratch" "fuzz/corpus/$t" \
       > "target/fuzz/$t.log" 2>&1; then
     failed=1

@@ -1,0 +1,62 @@
+//! What the invocation log keeps of a call.
+
+use std::net::IpAddr;
+
+use super::{Accepted, Disposition, PAYLOAD_EXCERPT_BYTES};
+use crate::app::App;
+use crate::error::Error;
+use crate::message::truncate_utf8;
+use crate::model::{Invocation, InvocationResult, Trigger};
+
+/// Why a call was refused before it authenticated, as its tally names it.
+pub(super) fn rejection_reason(e: &Error) -> &'static str {
+    match e {
+        Error::Unauthorized(_) => "unauthorized",
+        Error::RateLimited { .. } => "rate_limited",
+        Error::PayloadTooLarge(_) => "too_large",
+        _ => "bad_request",
+    }
+}
+
+/// The invocation log entry of one authenticated call: never a secret, a
+/// token or a signature, only the first 2 KiB of the body.
+pub(super) fn invocation(
+    app: &App,
+    t: &Trigger,
+    ip: Option<IpAddr>,
+    result: &Result<Accepted, Error>,
+    body: Option<&[u8]>,
+) -> Invocation {
+    let now = app.clock.now();
+    let (result, run_id, error) = match result {
+        Ok(a) => (
+            match a.disposition {
+                Disposition::Queued => InvocationResult::Accepted,
+                Disposition::Duplicate => InvocationResult::Duplicate,
+                Disposition::Ignored => InvocationResult::Ignored,
+            },
+            a.run_id.clone(),
+            None,
+        ),
+        Err(e) => (InvocationResult::Rejected, None, Some(e)),
+    };
+    Invocation {
+        id: crate::ids::new_id("inv"),
+        trigger_id: t.id.clone(),
+        timestamp: now,
+        source_ip: ip.map(|i| i.to_string()),
+        result,
+        // The status the caller was answered with: the one place a service
+        // asks the HTTP layer's mapping, because the log shows it.
+        status: error.map_or(202, |e| crate::http::status_of(e).as_u16()),
+        run_id,
+        error: error.map(|e| e.to_string()),
+        payload_excerpt: body.map(|b| {
+            let mut s =
+                String::from_utf8_lossy(&b[..b.len().min(PAYLOAD_EXCERPT_BYTES + 4)]).into_owned();
+            truncate_utf8(&mut s, PAYLOAD_EXCERPT_BYTES);
+            s
+        }),
+        expires_at: Some(app.expiry_after(app.settings.invocation_retention)),
+    }
+}

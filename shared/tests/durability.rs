@@ -7,11 +7,12 @@ use axum::body::Body;
 use axum::http::Request;
 use hookrun_core::ids::{AgentId, WorkspaceId};
 use hookrun_core::model::{Record, Run, RunnerConfig};
+use hookrun_core::ports::QueueId;
 use hookrun_core::ports::{Condition, Item, ItemTable};
 use hookrun_core::services::triggers::{self, CreateTrigger};
 use hookrun_core::services::{admin, agents};
 use hookrun_core::sqlite::SqliteStore;
-use hookrun_core::{http, signature, App, Settings};
+use hookrun_core::{http, signature, work, App, Settings};
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
@@ -97,7 +98,7 @@ fn nested(levels: usize) -> String {
 }
 
 #[tokio::test]
-async fn the_deepest_accepted_body_is_stored_read_back_and_listed() {
+async fn the_deepest_accepted_body_is_stored_read_back_listed_and_run() {
     let f = fixture().await;
     // 64 levels in all: the object itself, then 63 arrays.
     let (s, v) = trigger(&f, &nested(63), None).await;
@@ -109,6 +110,11 @@ async fn the_deepest_accepted_body_is_stored_read_back_and_listed() {
     let (s, list) = admin_get(&f, &format!("/api/v1/agents/{}/runs", f.agent)).await;
     assert_eq!(s, 200, "{list}");
     assert_eq!(list["data"][0]["id"], run_id.as_str());
+    // ... and executed, as a runs-queue consumer would.
+    let body = json!({ "run_id": run_id }).to_string();
+    work::process(&f.app, QueueId::Runs, &body, None).await;
+    let (_, run) = admin_get(&f, &format!("/api/v1/runs/{run_id}")).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
 
     // One level deeper is refused before anything is written.
     let (s, v) = trigger(&f, &nested(64), None).await;

@@ -68,6 +68,8 @@ fn code_of(status: StatusCode) -> &'static str {
         StatusCode::CONFLICT => "conflict",
         StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
         StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::URI_TOO_LONG => "uri_too_long",
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => "headers_too_large",
         StatusCode::UNPROCESSABLE_ENTITY => "unprocessable",
         StatusCode::TOO_MANY_REQUESTS => "rate_limited",
         StatusCode::SERVICE_UNAVAILABLE => "unavailable",
@@ -90,6 +92,21 @@ fn message_of(e: &Error) -> String {
         }
         other => other.to_string(),
     }
+}
+
+/// The JSON body of an answer given before any route runs, to a request
+/// the HTTP server could not parse (400 malformed, 414 URI too long, 431
+/// header fields too large): the same shape as every other error answer.
+pub fn protocol_error_body(status: StatusCode) -> Vec<u8> {
+    let message = match status {
+        StatusCode::URI_TOO_LONG => "the request URI is too long",
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => {
+            "the request's header fields are too large or too many"
+        }
+        _ => "malformed HTTP request (request line, header or Content-Length)",
+    };
+    let body = json!({ "error": { "code": code_of(status), "message": message } });
+    serde_json::to_vec(&body).expect("a JSON value serialises")
 }
 
 impl ApiError {

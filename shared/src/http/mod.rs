@@ -22,7 +22,7 @@ use axum::Router;
 
 use crate::app::App;
 
-pub use error::{status_of, ApiError};
+pub use error::{protocol_error_body, status_of, ApiError};
 pub use extract::SourceIp;
 pub use ingress::SECRET_HEADER_SUNSET;
 pub use internal::INTERNAL_TOKEN_HEADER;

@@ -1,7 +1,8 @@
 //! The HTTP server of `hookrun serve`, with the limits an open port needs:
 //! a cap on concurrent connections, a time limit on reading a request's
 //! headers (slowloris), on an idle connection, and on reading a body.
-//! (On Lambda, API Gateway does all of this.)
+//! Requests hyper cannot parse are answered in the JSON error shape too
+//! (`protocol_errors`). (On Lambda, API Gateway does all of this.)
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -17,6 +18,9 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tower::ServiceExt;
+
+mod protocol_errors;
+use protocol_errors::JsonProtocolErrors;
 
 /// The limits (each from its `HOOKRUN_*` setting).
 #[derive(Clone, Copy, Debug)]
@@ -90,7 +94,10 @@ pub async fn serve(
                 Ok(Ok(n)) if n > 0 => {}
                 _ => return,
             }
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            let conn = builder.serve_connection_with_upgrades(
+                JsonProtocolErrors::new(TokioIo::new(stream)),
+                service,
+            );
             let conn = watcher.watch(conn.into_owned());
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "connection ended with an error");

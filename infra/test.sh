@@ -3,7 +3,7 @@
 #   template checks, formatting, lints, unit tests, port contract suites on
 #   SQLite and on the emulator, Lambda event tests, and the end-to-end suite
 #   twice (embedded store, then AWS adapters on the emulator), the crash
-#   test, and each fuzz target for 10 s (needs the nightly toolchain).
+#   test, and each fuzz target for 20 s (needs the nightly toolchain).
 # Usage: ./infra/test.sh   (needs cargo and python3; installs the Python
 # tools it uses into .venv from infra/requirements-test.txt)
 set -euo pipefail
@@ -39,4 +39,4 @@ echo "== end-to-end suite on the AWS adapters against the emulator"
 HOOKRUN_E2E_BACKEND=aws cargo test -p hookrun --test e2e --locked -- --test-threads=1
 
 echo "== fuzz targets, briefly (long runs: see README, Fuzzing)"
-./infra/fuzz.sh 10
+./infra/fuzz.sh 20

@@ -7,12 +7,18 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use crate::cache::TtlCache;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::ids::TriggerId;
 use crate::ports::{ItemTable, Queue, SecretStore};
 use crate::repo::Repo;
 use crate::runners::Runners;
+use crate::services::ingress::target::{Target, TargetKey};
+use crate::services::ratelimit::Limiter;
+
+/// Trigger targets one process keeps at most.
+const TARGET_CACHE_CAP: usize = 10_000;
 
 #[derive(Clone)]
 pub struct App {
@@ -32,6 +38,11 @@ pub struct App {
     pub trigger_use: Arc<UseMemory>,
     /// How many calls of each trigger this process logged this minute.
     pub invocation_budget: Arc<InvocationBudget>,
+    /// Trigger targets this process looked up lately (cleared by its own
+    /// changes to triggers and agents).
+    pub targets: Arc<TtlCache<TargetKey, Target>>,
+    /// This process's share of the shared rate-limit counters.
+    pub limiter: Arc<Limiter>,
 }
 
 impl App {
@@ -48,12 +59,14 @@ impl App {
             queue,
             secrets,
             clock: Arc::new(SystemClock),
-            settings: Arc::new(settings),
             runners,
             outbound,
             jitter: Arc::new(|| rand::Rng::gen_range(&mut rand::thread_rng(), -1.0..=1.0)),
             trigger_use: Arc::default(),
             invocation_budget: Arc::default(),
+            targets: Arc::new(TtlCache::new(settings.target_cache, TARGET_CACHE_CAP)),
+            limiter: Arc::default(),
+            settings: Arc::new(settings),
         }
     }
 
@@ -69,6 +82,12 @@ impl App {
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self
+    }
+
+    /// Forgets cached trigger targets: called after this process changed a
+    /// trigger or an agent, so its own changes apply at once.
+    pub fn forget_targets(&self) {
+        self.targets.clear();
     }
 
     pub fn with_jitter(mut self, jitter: Arc<dyn Fn() -> f64 + Send + Sync>) -> Self {

@@ -82,7 +82,7 @@ impl Entity {
 }
 
 /// Which rate limit refused a call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum LimitScope {
     /// One source address to one target, counted before authentication.
     Ip,

@@ -9,6 +9,7 @@
 pub mod app;
 #[cfg(feature = "aws")]
 pub mod aws;
+pub mod cache;
 pub mod clock;
 pub mod config;
 #[cfg(feature = "test-support")]

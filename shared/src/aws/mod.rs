@@ -3,6 +3,7 @@
 //! start) from the standard AWS environment (`AWS_REGION`, credentials,
 //! `AWS_ENDPOINT_URL` for a local emulator).
 
+pub mod calls;
 mod dynamo;
 pub mod provision;
 pub mod relay;
@@ -30,11 +31,52 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
 
 /// An [`App`] on the AWS adapters.
 pub fn app(sdk: &aws_config::SdkConfig, aws: &AwsSettings, settings: Settings) -> App {
-    let items = DynamoItemTable::new(aws_sdk_dynamodb::Client::new(sdk), aws.table_name.clone());
-    let queue = SqsQueue::new(aws_sdk_sqs::Client::new(sdk), aws.queue_urls.clone());
-    let secrets =
-        SecretsManagerStore::new(aws_sdk_secretsmanager::Client::new(sdk), aws.secret_cache)
-            .with_master_key(aws.master_key_secret.clone());
+    build_app(sdk, aws, settings, None)
+}
+
+/// An [`App`] on the AWS adapters whose every AWS call is recorded in
+/// `log` (the cost test's counter).
+pub fn app_recording(
+    sdk: &aws_config::SdkConfig,
+    aws: &AwsSettings,
+    settings: Settings,
+    log: calls::CallLog,
+) -> App {
+    build_app(sdk, aws, settings, Some(log))
+}
+
+fn build_app(
+    sdk: &aws_config::SdkConfig,
+    aws: &AwsSettings,
+    settings: Settings,
+    log: Option<calls::CallLog>,
+) -> App {
+    let recorder = || log.clone().map(calls::Recorder);
+    let mut dynamo = aws_sdk_dynamodb::config::Builder::from(sdk);
+    let mut sqs = aws_sdk_sqs::config::Builder::from(sdk);
+    let mut secrets = aws_sdk_secretsmanager::config::Builder::from(sdk);
+    if let Some(r) = recorder() {
+        dynamo = dynamo.interceptor(r);
+    }
+    if let Some(r) = recorder() {
+        sqs = sqs.interceptor(r);
+    }
+    if let Some(r) = recorder() {
+        secrets = secrets.interceptor(r);
+    }
+    let items = DynamoItemTable::new(
+        aws_sdk_dynamodb::Client::from_conf(dynamo.build()),
+        aws.table_name.clone(),
+    );
+    let queue = SqsQueue::new(
+        aws_sdk_sqs::Client::from_conf(sqs.build()),
+        aws.queue_urls.clone(),
+    );
+    let secrets = SecretsManagerStore::new(
+        aws_sdk_secretsmanager::Client::from_conf(secrets.build()),
+        aws.secret_cache,
+    )
+    .with_master_key(aws.master_key_secret.clone());
     App::new(
         Arc::new(items),
         Arc::new(queue),

@@ -40,7 +40,7 @@ pub async fn provision(sdk: &aws_config::SdkConfig, prefix: &str) -> StoreResult
             deliveries: Some(deliveries),
             deliveries_dlq: Some(deliveries_dlq),
         },
-        secret_cache: std::time::Duration::from_secs(30),
+        secret_cache: std::time::Duration::from_secs(5),
         master_key_secret: Some(master_key),
     })
 }

@@ -153,11 +153,16 @@ impl SecretStore for SecretsManagerStore {
                 return Ok(keys.clone());
             }
         }
-        let current = self.raw_stage(name, "AWSCURRENT").await?.ok_or_else(|| {
+        // Both stages at once: one round trip on a cold process.
+        let (current, previous) = tokio::join!(
+            self.raw_stage(name, "AWSCURRENT"),
+            self.raw_stage(name, "AWSPREVIOUS")
+        );
+        let current = current?.ok_or_else(|| {
             StoreError::Backend(format!("master-key secret {name} has no current value"))
         })?;
         let mut keys = vec![current];
-        if let Some(previous) = self.raw_stage(name, "AWSPREVIOUS").await? {
+        if let Some(previous) = previous? {
             if previous != keys[0] {
                 keys.push(previous);
             }

@@ -48,6 +48,8 @@ pub struct Settings {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub invocation_retention: Duration,
     pub secret_prefix: String,
+    /// How long a looked-up trigger target is reused (`HOOKRUN_TARGET_CACHE_SECONDS`).
+    pub target_cache: Duration,
 }
 
 /// The defaults of every variable.
@@ -100,6 +102,7 @@ impl Settings {
                 })?,
             invocation_retention: env.duration(&vars::INVOCATION_RETENTION_DAYS)?,
             secret_prefix: parse_secret_prefix(&env.raw(&vars::SECRET_PREFIX))?,
+            target_cache: env.duration(&vars::TARGET_CACHE_SECONDS)?,
         })
     }
 }

@@ -131,5 +131,5 @@ fn aws_settings_need_a_table() {
     let e = AwsSettings::from_lookup(lookup(&[])).unwrap_err();
     assert_eq!(e.name, "HOOKRUN_TABLE_NAME");
     let a = AwsSettings::from_lookup(lookup(&[("HOOKRUN_TABLE_NAME", "t")])).unwrap();
-    assert_eq!(a.secret_cache, Duration::from_secs(30));
+    assert_eq!(a.secret_cache, Duration::from_secs(5));
 }

@@ -227,6 +227,14 @@ pub const AUTH_FAILURES_PER_MINUTE: Var = number(
     Unit::Count,
     "failed admin-key, trigger-token and internal-token authentications one address (an IPv6 /64) may make in a minute; then 429 before any lookup (0: no limit)",
 );
+pub const TARGET_CACHE_SECONDS: Var = number(
+    "HOOKRUN_TARGET_CACHE_SECONDS",
+    "5",
+    0,
+    5,
+    Unit::Seconds,
+    "how long a process keeps a trigger, token or agent it looked up for a trigger call: the longest a deletion, deactivation or new token takes to reach every instance",
+);
 pub const TRUSTED_PROXIES: Var = text(
     "HOOKRUN_TRUSTED_PROXIES",
     "",
@@ -275,14 +283,14 @@ pub const DELIVERIES_DLQ_URL: Var = text(
 );
 pub const SECRET_CACHE_SECONDS: Var = Var {
     name: "HOOKRUN_SECRET_CACHE_SECONDS",
-    default: "30",
+    default: "5",
     kind: Kind::Number {
         min: 0,
-        max: 3600,
+        max: 5,
         unit: Unit::Seconds,
     },
     scope: "aws",
-    help: "how long a secret read from Secrets Manager is cached in the process",
+    help: "how long an agent secret read from Secrets Manager is cached in the process: the longest a rotation takes to reach every instance",
 };
 pub const MASTER_KEY_SECRET: Var = text(
     "HOOKRUN_MASTER_KEY_SECRET",
@@ -434,6 +442,7 @@ pub const ALL: &[Var] = &[
     RATE_LIMIT_PER_TRIGGER,
     RATE_LIMIT_PER_WORKSPACE,
     AUTH_FAILURES_PER_MINUTE,
+    TARGET_CACHE_SECONDS,
     TRUSTED_PROXIES,
     OUTBOUND_ALLOW_HTTP,
     OUTBOUND_ALLOW_CIDRS,

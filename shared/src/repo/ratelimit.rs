@@ -1,4 +1,5 @@
-//! Rate-limit counters: one conditional increment per check.
+//! Rate-limit counters: a conditional increment per check (failed
+//! authentications), an unconditional one per report of admitted calls.
 
 use super::Repo;
 use crate::error::{LimitScope, StoreResult};
@@ -29,6 +30,21 @@ impl Repo {
         let (pk, sk) = keys::rate_counter(scope, id, window);
         self.table()
             .increment(&pk, &sk, 1, i64::from(max), Some((window + 2) * 60), None)
+            .await
+    }
+
+    /// Adds `calls` admitted elsewhere to the counter of `scope`/`id` in
+    /// minute `window`, whatever it holds; the new total.
+    pub async fn add_calls(
+        &self,
+        scope: LimitScope,
+        id: &str,
+        window: i64,
+        calls: i64,
+    ) -> StoreResult<i64> {
+        let (pk, sk) = keys::rate_counter(scope, id, window);
+        self.table()
+            .increment(&pk, &sk, calls, i64::MAX, Some((window + 2) * 60), None)
             .await
     }
 }

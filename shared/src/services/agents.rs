@@ -163,6 +163,7 @@ pub async fn update(
     }
     agent.updated_at = app.clock.now();
     app.repo.save(&mut agent).await?;
+    app.forget_targets();
     Ok(agent.record)
 }
 
@@ -175,6 +176,7 @@ pub async fn delete(app: &App, workspace_id: &WorkspaceId, agent_id: &str) -> Re
         }
         Err(e) => return Err(e.into()),
     }
+    app.forget_targets();
     // The agent is gone for every route already; the secret goes next.
     app.secrets
         .delete(&Agent::secret_name(

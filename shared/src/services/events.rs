@@ -36,7 +36,9 @@ pub fn payload(event: &str, run: &Run, now: chrono::DateTime<chrono::Utc>) -> Va
     json!({ "event": event, "timestamp": rfc3339(now), "data": data })
 }
 
-fn delivery_id(run_id: &str, subscription_id: &str, event: &str) -> String {
+/// The id of `event`'s delivery of `run_id` to a subscription: derived, so
+/// emitting twice creates one delivery.
+pub fn delivery_id(run_id: &str, subscription_id: &str, event: &str) -> String {
     let h = Sha256::digest(format!("{run_id}|{subscription_id}|{event}").as_bytes());
     format!("dlv_{}", &hex::encode(h)[..26])
 }

@@ -22,10 +22,12 @@ pub mod auth;
 pub mod input;
 mod log;
 mod run;
+pub mod target;
 
 use log::{invocation, rejection_reason};
 use run::check_stored_size;
 pub use run::{new_run, test_trigger};
+use target::Target;
 
 use std::future::Future;
 use std::net::IpAddr;
@@ -34,13 +36,14 @@ use axum::http::HeaderMap;
 use bytes::Bytes;
 
 use crate::app::App;
-use crate::error::{Entity, Error, LimitScope, RateState};
+use crate::error::{Error, LimitScope, RateState};
 use crate::ids::{AgentId, RunId};
 use crate::message::webhook_message;
-use crate::model::{Agent, Run, SignatureScheme, Trigger, TriggerType};
-use crate::repo::runs::dedup_key;
+use crate::model::{Run, SignatureScheme, TriggerType};
+use crate::repo::runs::{dedup_key, DedupKey};
+use crate::services::ratelimit::{self, Report};
 use crate::services::runs::{self, Enqueued};
-use crate::services::{agents, ratelimit, triggers};
+use crate::services::triggers;
 
 pub const SIGNATURE_HEADER: &str = "x-signature";
 pub const SECRET_HEADER: &str = "x-webhook-secret";
@@ -95,7 +98,7 @@ pub enum Disposition {
     Ignored,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Accepted {
     pub disposition: Disposition,
     pub run_id: Option<RunId>,
@@ -114,91 +117,18 @@ pub struct Inbound {
     pub source_ip: Option<IpAddr>,
 }
 
-struct Target {
-    agent: Agent,
-    trigger: Option<Trigger>,
-}
-
-impl Target {
-    /// The id limits and dedup keys are scoped to.
-    fn id(&self) -> &str {
-        self.trigger
-            .as_ref()
-            .map(|t| t.id.as_str())
-            .unwrap_or(&self.agent.id)
-    }
-}
-
 pub(crate) fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).map(|v| v.to_str().unwrap_or(""))
-}
-
-/// Step 1: the agent (and trigger) a route names. A token is a credential:
-/// an address that guessed wrong too often this minute is refused before
-/// the lookup, and a wrong guess is counted.
-async fn resolve(
-    app: &App,
-    route: Route<'_>,
-    headers: &HeaderMap,
-    ip: Option<IpAddr>,
-) -> Result<Target, Error> {
-    let by_token = matches!(route, Route::TokenUrl { .. } | Route::Bearer);
-    if let (true, Some(ip)) = (by_token, ip) {
-        ratelimit::check_auth_failures(app, ip).await?;
-    }
-    let result = resolve_target(app, route, headers).await;
-    if let (true, Some(ip), Err(Error::NotFound(_) | Error::Unauthorized(_))) =
-        (by_token, ip, &result)
-    {
-        ratelimit::note_auth_failure(app, ip).await;
-    }
-    result
-}
-
-async fn resolve_target(app: &App, route: Route<'_>, headers: &HeaderMap) -> Result<Target, Error> {
-    let trigger = match route {
-        Route::AgentSigned {
-            workspace_id,
-            agent_id,
-        } => {
-            let agent = agents::find_any(app, agent_id)
-                .await?
-                .filter(|a| a.workspace_id == workspace_id)
-                .ok_or(Error::NotFound(Entity::Agent))?;
-            return Ok(Target {
-                agent,
-                trigger: None,
-            });
-        }
-        Route::TokenUrl { token } => triggers::by_token(app, token).await?,
-        Route::TriggerId { trigger_id } => triggers::by_id(app, trigger_id).await?,
-        Route::AgentSource { agent_id } => triggers::by_agent_route(app, agent_id).await?,
-        Route::Bearer => {
-            let token = auth::bearer(headers).ok_or_else(|| {
-                Error::unauthorized("missing Authorization: Bearer <trigger token>")
-            })?;
-            // An unknown bearer token is a failed authentication, not a 404.
-            Some(
-                triggers::by_token(app, token)
-                    .await?
-                    .ok_or_else(|| Error::unauthorized("invalid trigger token"))?,
-            )
-        }
-    };
-    let trigger = trigger.ok_or(Error::NotFound(Entity::Trigger))?;
-    let agent = agents::find_any(app, &trigger.agent_id)
-        .await?
-        .filter(|a| a.workspace_id == trigger.workspace_id)
-        .ok_or(Error::NotFound(Entity::Trigger))?;
-    Ok(Target {
-        agent,
-        trigger: Some(trigger),
-    })
 }
 
 /// Runs the whole pipeline for one call. `read_body(limit)` reads the
 /// request body, refusing more than `limit` bytes; it is called once the
 /// target is known (so an unknown target is a 404 whatever its body).
+///
+/// Every check before the run's write is answered from this process's
+/// memory when it can (cached target and secret, pre-aggregated rate
+/// limits); the writes at the end (the run, the invocation log, the
+/// trigger's last use, the rate-limit reports) go out together.
 pub async fn handle<F, Fut>(
     app: &App,
     route: Route<'_>,
@@ -209,12 +139,13 @@ where
     F: FnOnce(usize) -> Fut,
     Fut: Future<Output = Result<Bytes, Error>>,
 {
-    let target = resolve(app, route, &req.headers, req.source_ip).await?;
+    let target = target::resolve(app, route, &req.headers, req.source_ip).await?;
     let ip = req.source_ip;
     let mut authenticated = false;
-    let (result, body) = match read_body(app.settings.max_body_bytes).await {
+    let mut reports = Vec::new();
+    let (decision, body) = match read_body(app.settings.max_body_bytes).await {
         Ok(body) => {
-            let result = accept(
+            let decision = accept(
                 app,
                 route,
                 &target,
@@ -222,33 +153,121 @@ where
                 &body,
                 ip,
                 &mut authenticated,
+                &mut reports,
             )
             .await;
-            (result, Some(body))
+            (decision, Some(body))
         }
         Err(e) => (Err(e), None),
     };
-    if let Some(t) = &target.trigger {
-        match &result {
-            // Refused before it authenticated: counted, not logged, so
-            // hostile traffic writes one counter, not a row per call.
-            Err(e) if !authenticated => {
-                triggers::count_rejection(app, t, rejection_reason(e), ip).await
-            }
-            _ if triggers::may_log(app, t) => {
-                let entry = invocation(app, t, ip, &result, body.as_deref());
-                triggers::record_invocation(app, entry).await
-            }
-            _ => triggers::count_rejection(app, t, "not_logged", ip).await,
+    let (write, result) = match decision {
+        Ok(Decision::Write {
+            run,
+            dedup,
+            accepted,
+        }) => (Some((run, dedup)), Ok(accepted)),
+        Ok(Decision::Answer(accepted)) => (None, Ok(accepted)),
+        Err(e) => (None, Err(e)),
+    };
+    let Some(t) = &target.trigger else {
+        // The agent route keeps no invocation log.
+        let (enqueued, ()) =
+            tokio::join!(enqueue(app, write, result), ratelimit::report(app, reports));
+        return enqueued;
+    };
+    // What the invocation log keeps: a row for a call that authenticated,
+    // written as accepted beside the run and corrected in the rare case the
+    // write says otherwise; a tally for the rest.
+    let row = match &result {
+        Err(e) if !authenticated => {
+            let reason = rejection_reason(e);
+            let ((), ()) = tokio::join!(
+                triggers::count_rejection(app, t, reason, ip),
+                ratelimit::report(app, reports)
+            );
+            return result;
         }
-        if result.is_ok() {
-            triggers::touch(app, t).await;
+        _ if triggers::may_log(app, t) => Some(invocation(app, t, ip, &result, body.as_deref())),
+        _ => None,
+    };
+    let log = async {
+        match &row {
+            Some(entry) => triggers::record_invocation(app, entry.clone()).await,
+            None => triggers::count_rejection(app, t, "not_logged", ip).await,
+        }
+    };
+    let used = result.is_ok();
+    let touch = async {
+        if used {
+            triggers::touch(app, t).await
+        }
+    };
+    let planned = result
+        .as_ref()
+        .ok()
+        .map(|a| (a.disposition, a.run_id.clone()));
+    let (result, (), (), ()) = tokio::join!(
+        enqueue(app, write, result),
+        log,
+        touch,
+        ratelimit::report(app, reports)
+    );
+    if let Some(mut entry) = row {
+        let outcome = result
+            .as_ref()
+            .ok()
+            .map(|a| (a.disposition, a.run_id.clone()));
+        if outcome != planned {
+            let fresh = invocation(app, t, ip, &result, body.as_deref());
+            entry.result = fresh.result;
+            entry.status = fresh.status;
+            entry.run_id = fresh.run_id;
+            entry.error = fresh.error;
+            triggers::record_invocation(app, entry).await;
         }
     }
     result
 }
 
-/// Steps 3–9.
+/// What the checks decided: answer now, or write this run first.
+enum Decision {
+    Answer(Accepted),
+    Write {
+        run: Box<Run>,
+        dedup: Option<DedupKey>,
+        accepted: Accepted,
+    },
+}
+
+/// Step 9: dedup, write the run with its queue message. A repeat answers
+/// with the first call's run, as it is now.
+async fn enqueue(
+    app: &App,
+    write: Option<(Box<Run>, Option<DedupKey>)>,
+    result: Result<Accepted, Error>,
+) -> Result<Accepted, Error> {
+    let (Some((run, dedup)), Ok(accepted)) = (write, &result) else {
+        return result;
+    };
+    Ok(match runs::enqueue_once(app, &run, dedup).await? {
+        Enqueued::New(id) => Accepted {
+            run_id: Some(id),
+            ..accepted.clone()
+        },
+        Enqueued::Repeat(id) => {
+            let status = app.repo.get::<Run>(&id).await?.map(|r| r.status);
+            Accepted {
+                disposition: Disposition::Duplicate,
+                run_id: Some(id),
+                run_status: status,
+                ..accepted.clone()
+            }
+        }
+    })
+}
+
+/// Steps 3–8, and the run step 9 writes.
+#[allow(clippy::too_many_arguments)]
 async fn accept(
     app: &App,
     route: Route<'_>,
@@ -257,15 +276,21 @@ async fn accept(
     body: &[u8],
     ip: Option<IpAddr>,
     authenticated: &mut bool,
-) -> Result<Accepted, Error> {
+    reports: &mut Vec<Report>,
+) -> Result<Decision, Error> {
     // 3. per source IP (an IPv6 /64), before authentication.
     let ip_key = format!(
         "{}#{}",
         target.id(),
         ip.map(ratelimit::client_key).unwrap_or_default()
     );
-    let ip_rate =
-        ratelimit::hit(app, LimitScope::Ip, &ip_key, app.settings.rate_limit_per_ip).await?;
+    let ip_rate = ratelimit::admit(
+        app,
+        LimitScope::Ip,
+        &ip_key,
+        app.settings.rate_limit_per_ip,
+        reports,
+    )?;
     // 4. authenticate.
     let auth = match &target.trigger {
         None => auth::authenticate_agent(app, &target.agent, headers, body).await?,
@@ -291,22 +316,22 @@ async fn accept(
         ),
         None => (LimitScope::Agent, app.settings.rate_limit_per_trigger),
     };
-    let target_rate = ratelimit::hit(app, scope, target.id(), per_target).await?;
-    let workspace_rate = ratelimit::hit(
+    let target_rate = ratelimit::admit(app, scope, target.id(), per_target, reports)?;
+    let workspace_rate = ratelimit::admit(
         app,
         LimitScope::Workspace,
         &target.agent.workspace_id,
         app.settings.rate_limit_per_workspace,
-    )
-    .await?;
+        reports,
+    )?;
     // The headers describe the limit closest to refusing this caller.
     let rate = [ip_rate, target_rate, workspace_rate]
         .into_iter()
         .flatten()
         .min_by_key(|r| r.remaining);
-    let accepted = |disposition, run_id| Accepted {
+    let accepted = |disposition| Accepted {
         disposition,
-        run_id,
+        run_id: None,
         auth,
         agent_id: target.agent.id.clone(),
         agent_version: target.agent.version,
@@ -320,7 +345,7 @@ async fn accept(
     };
     if let Some(t) = &target.trigger {
         if !input::wanted(t, headers, &payload) {
-            return Ok(accepted(Disposition::Ignored, None));
+            return Ok(Decision::Answer(accepted(Disposition::Ignored)));
         }
     }
     // 8. input and message.
@@ -357,7 +382,6 @@ async fn accept(
         run.environment = t.environment;
     }
     check_stored_size(&run)?;
-    // 9. dedup, write, queue.
     let dedup = idempotency_key(target, headers).map(|key| {
         dedup_key(
             target.id(),
@@ -366,15 +390,13 @@ async fn accept(
             body,
         )
     });
-    Ok(match runs::enqueue_once(app, &run, dedup).await? {
-        Enqueued::New(id) => accepted(Disposition::Queued, Some(id)),
-        Enqueued::Repeat(id) => {
-            let status = app.repo.get::<Run>(&id).await?.map(|r| r.status);
-            Accepted {
-                run_status: status,
-                ..accepted(Disposition::Duplicate, Some(id))
-            }
-        }
+    Ok(Decision::Write {
+        accepted: Accepted {
+            run_id: Some(run.id.clone()),
+            ..accepted(Disposition::Queued)
+        },
+        run: Box::new(run),
+        dedup,
     })
 }
 

@@ -24,21 +24,26 @@ pub async fn test_trigger(app: &App, t: &Trigger, payload: Value) -> Result<RunI
     if !agent.enabled {
         return Err(Error::Forbidden("agent is disabled"));
     }
-    ratelimit::hit(
+    let mut reports = Vec::new();
+    let admitted = ratelimit::admit(
         app,
         LimitScope::Trigger,
         &t.id,
         t.rate_limit_per_minute
             .unwrap_or(app.settings.rate_limit_per_trigger),
+        &mut reports,
     )
-    .await?;
-    ratelimit::hit(
-        app,
-        LimitScope::Workspace,
-        &t.workspace_id,
-        app.settings.rate_limit_per_workspace,
-    )
-    .await?;
+    .and_then(|_| {
+        ratelimit::admit(
+            app,
+            LimitScope::Workspace,
+            &t.workspace_id,
+            app.settings.rate_limit_per_workspace,
+            &mut reports,
+        )
+    });
+    ratelimit::report(app, reports).await;
+    admitted?;
     let (run_input, message) = input::map_input(t, payload, None, Some("hookrun"))?;
     let mut run = new_run(app, &agent, TriggerType::Test, run_input, None);
     run.message = message;

@@ -114,6 +114,7 @@ pub async fn create(
         .create_trigger(&trigger)
         .await
         .map_err(route_conflict)?;
+    app.forget_targets();
     Ok((trigger, token, secret))
 }
 
@@ -239,13 +240,16 @@ pub async fn update(
         .save_trigger(&mut t, &old)
         .await
         .map_err(route_conflict)?;
+    app.forget_targets();
     Ok(t.record)
 }
 
 /// Deletes the trigger; its token and id URLs answer 404 from now on.
 pub async fn delete(app: &App, workspace_id: &WorkspaceId, id: &str) -> Result<(), Error> {
     let t = app.repo.find::<Trigger>(workspace_id, id).await?;
-    app.repo.delete_trigger(&t).await.map_err(route_conflict)
+    app.repo.delete_trigger(&t).await.map_err(route_conflict)?;
+    app.forget_targets();
+    Ok(())
 }
 
 /// A new token (shown once); the old one stops working at once.
@@ -264,6 +268,7 @@ pub async fn regenerate_token(
         .save_trigger(&mut t, &old)
         .await
         .map_err(route_conflict)?;
+    app.forget_targets();
     Ok((t.record, token))
 }
 
@@ -289,5 +294,6 @@ pub async fn regenerate_secret(
         .save_trigger(&mut t, &old)
         .await
         .map_err(route_conflict)?;
+    app.forget_targets();
     Ok((t.record, secret))
 }

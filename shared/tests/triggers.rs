@@ -20,6 +20,9 @@ use tower::ServiceExt;
 
 struct Fixture {
     app: App,
+    store: SqliteStore,
+    ws: hookrun_core::ids::WorkspaceId,
+    trigger: String,
     clock: Arc<ManualClock>,
     agent: hookrun_core::ids::AgentId,
     token: String,
@@ -35,7 +38,7 @@ async fn fixture(settings: Settings, rate: Option<u32>) -> Fixture {
     let store = SqliteStore::open_dir(dir.path())
         .unwrap()
         .with_clock(clock.clone());
-    let app = App::embedded(store, settings);
+    let app = App::embedded(store.clone(), settings);
     let ws = admin::bootstrap(&app, None).await.unwrap().workspace.id;
     let req = agents::CreateAgent {
         name: "a".into(),
@@ -60,9 +63,12 @@ async fn fixture(settings: Settings, rate: Option<u32>) -> Fixture {
         agent_route: false,
         is_active: None,
     };
-    let (_, token, _) = triggers::create(&app, &ws, "key_test", t).await.unwrap();
+    let (trigger, token, _) = triggers::create(&app, &ws, "key_test", t).await.unwrap();
     Fixture {
         app,
+        store,
+        ws,
+        trigger: trigger.id.to_string(),
         clock,
         agent: agent.id,
         token,
@@ -71,12 +77,20 @@ async fn fixture(settings: Settings, rate: Option<u32>) -> Fixture {
 }
 
 async fn call(f: &Fixture, idempotency_key: Option<&str>) -> (u16, Value, axum::http::HeaderMap) {
-    let mut req = Request::post(format!("/webhooks/runs/{}", f.token))
+    call_on(&f.app, &f.token, idempotency_key).await
+}
+
+async fn call_on(
+    app: &App,
+    token: &str,
+    idempotency_key: Option<&str>,
+) -> (u16, Value, axum::http::HeaderMap) {
+    let mut req = Request::post(format!("/webhooks/runs/{token}"))
         .header("content-type", "application/json");
     if let Some(k) = idempotency_key {
         req = req.header("idempotency-key", k);
     }
-    let resp = http::router(f.app.clone())
+    let resp = http::router(app.clone())
         .oneshot(req.body(Body::from(r#"{"a":1}"#)).unwrap())
         .await
         .unwrap();
@@ -228,4 +242,76 @@ async fn an_accepted_call_is_queued_with_its_run_and_a_repeat_queues_nothing() {
         .await
         .unwrap()
         .is_empty());
+}
+
+/// Another process on the same store (another Lambda instance): its own
+/// caches and its own share of the rate limits.
+fn other_process(f: &Fixture, settings: Settings) -> App {
+    App::embedded(f.store.clone(), settings).with_clock(f.clock.clone())
+}
+
+#[tokio::test]
+async fn changes_reach_other_processes_within_the_cache_time() {
+    let settings = Settings {
+        target_cache: std::time::Duration::from_millis(500),
+        ..Settings::default()
+    };
+    let f = fixture(settings.clone(), None).await;
+    let other = other_process(&f, settings);
+    let past_cache = || tokio::time::sleep(std::time::Duration::from_millis(600));
+    assert_eq!(call(&f, None).await.0, 202, "cached here now");
+
+    // Deactivated by the other process.
+    let off: triggers::UpdateTrigger = serde_json::from_value(serde_json::json!({"is_active": false})).unwrap();
+    triggers::update(&other, &f.ws, &f.trigger, off).await.unwrap();
+    assert_eq!(call_on(&other, &f.token, None).await.0, 403, "at once where it was made");
+    past_cache().await;
+    assert_eq!(call(&f, None).await.0, 403, "here within the cache time");
+
+    // Reactivated here: at once here.
+    let on: triggers::UpdateTrigger = serde_json::from_value(serde_json::json!({"is_active": true})).unwrap();
+    triggers::update(&f.app, &f.ws, &f.trigger, on).await.unwrap();
+    assert_eq!(call(&f, None).await.0, 202, "a change made here applies here at once");
+
+    // A new token: the old one stops everywhere within the cache time.
+    let (_, token) = triggers::regenerate_token(&other, &f.ws, &f.trigger).await.unwrap();
+    assert_eq!(call_on(&other, &f.token, None).await.0, 404);
+    assert_eq!(call_on(&f.app, &token, None).await.0, 202, "the new token works at once");
+    past_cache().await;
+    assert_eq!(call(&f, None).await.0, 404, "the old token has stopped here too");
+
+    // Deleted: gone everywhere within the cache time.
+    triggers::delete(&other, &f.ws, &f.trigger).await.unwrap();
+    past_cache().await;
+    assert_eq!(call_on(&f.app, &token, None).await.0, 404);
+}
+
+#[tokio::test]
+async fn a_limit_shared_by_two_processes_overshoots_by_at_most_a_batch_each() {
+    let settings = Settings {
+        rate_limit_per_ip: 0,
+        ..Settings::default()
+    };
+    let f = fixture(settings.clone(), Some(100)).await;
+    let other = other_process(&f, settings);
+    let mut accepted = 0;
+    for i in 0..200 {
+        let app = if i % 2 == 0 { &f.app } else { &other };
+        match call_on(app, &f.token, None).await.0 {
+            202 => accepted += 1,
+            429 => {}
+            s => panic!("unexpected {s}"),
+        }
+    }
+    // Each process reports every 10 calls (a tenth of the limit), so each
+    // may be up to 9 calls behind the other.
+    assert!(
+        (100..=118).contains(&accepted),
+        "{accepted} accepted against a limit of 100"
+    );
+    let runs = runs::list_for_agent(&f.app, &f.agent, &Default::default(), 200, None)
+        .await
+        .unwrap()
+        .data;
+    assert_eq!(runs.len(), accepted, "refused calls made no run");
 }

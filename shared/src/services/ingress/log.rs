@@ -19,7 +19,7 @@ pub(super) fn rejection_reason(e: &Error) -> &'static str {
 }
 
 /// The invocation log entry of one authenticated call: never a secret, a
-/// token or a signature, only the first 2 KiB of the body.
+/// token or a signature; the first 2 KiB of the body when it made no run.
 pub(super) fn invocation(
     app: &App,
     t: &Trigger,
@@ -49,9 +49,11 @@ pub(super) fn invocation(
         // The status the caller was answered with: the one place a service
         // asks the HTTP layer's mapping, because the log shows it.
         status: error.map_or(202, |e| crate::http::status_of(e).as_u16()),
-        run_id,
+        run_id: run_id.clone(),
         error: error.map(|e| e.to_string()),
-        payload_excerpt: body.map(|b| {
+        // A call that made a run points to it, and the run holds the
+        // payload: the excerpt is kept only for calls without one.
+        payload_excerpt: body.filter(|_| run_id.is_none()).map(|b| {
             let mut s =
                 String::from_utf8_lossy(&b[..b.len().min(PAYLOAD_EXCERPT_BYTES + 4)]).into_owned();
             truncate_utf8(&mut s, PAYLOAD_EXCERPT_BYTES);

@@ -223,6 +223,7 @@ where
             entry.status = fresh.status;
             entry.run_id = fresh.run_id;
             entry.error = fresh.error;
+            entry.payload_excerpt = fresh.payload_excerpt;
             triggers::record_invocation(app, entry).await;
         }
     }

@@ -85,8 +85,8 @@ async fn call_on(
     token: &str,
     idempotency_key: Option<&str>,
 ) -> (u16, Value, axum::http::HeaderMap) {
-    let mut req = Request::post(format!("/webhooks/runs/{token}"))
-        .header("content-type", "application/json");
+    let mut req =
+        Request::post(format!("/webhooks/runs/{token}")).header("content-type", "application/json");
     if let Some(k) = idempotency_key {
         req = req.header("idempotency-key", k);
     }
@@ -262,23 +262,47 @@ async fn changes_reach_other_processes_within_the_cache_time() {
     assert_eq!(call(&f, None).await.0, 202, "cached here now");
 
     // Deactivated by the other process.
-    let off: triggers::UpdateTrigger = serde_json::from_value(serde_json::json!({"is_active": false})).unwrap();
-    triggers::update(&other, &f.ws, &f.trigger, off).await.unwrap();
-    assert_eq!(call_on(&other, &f.token, None).await.0, 403, "at once where it was made");
+    let off: triggers::UpdateTrigger =
+        serde_json::from_value(serde_json::json!({"is_active": false})).unwrap();
+    triggers::update(&other, &f.ws, &f.trigger, off)
+        .await
+        .unwrap();
+    assert_eq!(
+        call_on(&other, &f.token, None).await.0,
+        403,
+        "at once where it was made"
+    );
     past_cache().await;
     assert_eq!(call(&f, None).await.0, 403, "here within the cache time");
 
     // Reactivated here: at once here.
-    let on: triggers::UpdateTrigger = serde_json::from_value(serde_json::json!({"is_active": true})).unwrap();
-    triggers::update(&f.app, &f.ws, &f.trigger, on).await.unwrap();
-    assert_eq!(call(&f, None).await.0, 202, "a change made here applies here at once");
+    let on: triggers::UpdateTrigger =
+        serde_json::from_value(serde_json::json!({"is_active": true})).unwrap();
+    triggers::update(&f.app, &f.ws, &f.trigger, on)
+        .await
+        .unwrap();
+    assert_eq!(
+        call(&f, None).await.0,
+        202,
+        "a change made here applies here at once"
+    );
 
     // A new token: the old one stops everywhere within the cache time.
-    let (_, token) = triggers::regenerate_token(&other, &f.ws, &f.trigger).await.unwrap();
+    let (_, token) = triggers::regenerate_token(&other, &f.ws, &f.trigger)
+        .await
+        .unwrap();
     assert_eq!(call_on(&other, &f.token, None).await.0, 404);
-    assert_eq!(call_on(&f.app, &token, None).await.0, 202, "the new token works at once");
+    assert_eq!(
+        call_on(&f.app, &token, None).await.0,
+        202,
+        "the new token works at once"
+    );
     past_cache().await;
-    assert_eq!(call(&f, None).await.0, 404, "the old token has stopped here too");
+    assert_eq!(
+        call(&f, None).await.0,
+        404,
+        "the old token has stopped here too"
+    );
 
     // Deleted: gone everywhere within the cache time.
     triggers::delete(&other, &f.ws, &f.trigger).await.unwrap();

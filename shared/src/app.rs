@@ -10,7 +10,8 @@ use std::time::Instant;
 use crate::cache::TtlCache;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
-use crate::ids::TriggerId;
+use crate::ids::{TriggerId, WorkspaceId};
+use crate::model::{Agent, Subscription};
 use crate::ports::{ItemTable, Queue, SecretStore};
 use crate::repo::Repo;
 use crate::runners::Runners;
@@ -41,6 +42,11 @@ pub struct App {
     /// Trigger targets this process looked up lately (cleared by its own
     /// changes to triggers and agents).
     pub targets: Arc<TtlCache<TargetKey, Target>>,
+    /// Agents the executor read lately, by id.
+    pub agents: Arc<TtlCache<String, Agent>>,
+    /// Each workspace's subscriptions, read once for all the events of
+    /// its runs for a few seconds.
+    pub subscriptions: Arc<TtlCache<WorkspaceId, Arc<Vec<Subscription>>>>,
     /// This process's share of the shared rate-limit counters.
     pub limiter: Arc<Limiter>,
 }
@@ -65,6 +71,8 @@ impl App {
             trigger_use: Arc::default(),
             invocation_budget: Arc::default(),
             targets: Arc::new(TtlCache::new(settings.target_cache, TARGET_CACHE_CAP)),
+            agents: Arc::new(TtlCache::new(settings.target_cache, TARGET_CACHE_CAP)),
+            subscriptions: Arc::new(TtlCache::new(settings.target_cache, TARGET_CACHE_CAP)),
             limiter: Arc::default(),
             settings: Arc::new(settings),
         }
@@ -84,10 +92,13 @@ impl App {
         self
     }
 
-    /// Forgets cached trigger targets: called after this process changed a
-    /// trigger or an agent, so its own changes apply at once.
-    pub fn forget_targets(&self) {
+    /// Forgets what this process cached (targets, agents, subscriptions):
+    /// called after it changed a trigger, an agent or a subscription, so its
+    /// own changes apply at once.
+    pub fn forget_cached(&self) {
         self.targets.clear();
+        self.agents.clear();
+        self.subscriptions.clear();
     }
 
     pub fn with_jitter(mut self, jitter: Arc<dyn Fn() -> f64 + Send + Sync>) -> Self {

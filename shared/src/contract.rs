@@ -96,6 +96,37 @@ pub async fn items_conditional_writes(t: &dyn ItemTable, prefix: &str) {
     );
 }
 
+/// A batch of unconditional puts (more than one BatchWriteItem holds)
+/// writes every item, replacing what was there.
+pub async fn items_put_batch(t: &dyn ItemTable, prefix: &str) {
+    let pk = unique(prefix);
+    t.put(
+        Item::new(&pk, "k007", json!({"old": true})),
+        Condition::None,
+    )
+    .await
+    .unwrap();
+    let items: Vec<Item> = (0..60)
+        .map(|i| Item::new(&pk, format!("k{i:03}"), json!({ "n": i })))
+        .collect();
+    t.put_batch(items).await.unwrap();
+    let mut seen = Vec::new();
+    let mut q = Query::partition(Index::Primary, &pk).limit(100);
+    loop {
+        let page = t.query(q.clone()).await.unwrap();
+        seen.extend(page.items.iter().map(|i| i.data["n"].as_i64().unwrap()));
+        match page.next_cursor {
+            Some(c) => q = q.after(Some(c)),
+            None => break,
+        }
+    }
+    assert_eq!(
+        seen,
+        (0..60).collect::<Vec<i64>>(),
+        "every item, replaced ones included"
+    );
+}
+
 /// Items whose TTL passed are gone for readers and conditions.
 pub async fn items_ttl(t: &dyn ItemTable, prefix: &str) {
     let pk = unique(prefix);

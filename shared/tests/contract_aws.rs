@@ -39,6 +39,13 @@ async fn moto_items_conditional_writes() {
 
 #[tokio::test]
 #[ignore = "needs the local AWS emulator: run ./infra/test.sh"]
+async fn moto_items_put_batch() {
+    let (sdk, s) = setup().await;
+    contract::items_put_batch(&table(&sdk, &s), "t-").await;
+}
+
+#[tokio::test]
+#[ignore = "needs the local AWS emulator: run ./infra/test.sh"]
 async fn moto_items_ttl() {
     let (sdk, s) = setup().await;
     contract::items_ttl(&table(&sdk, &s), "t-").await;

@@ -15,6 +15,12 @@ async fn items_conditional_writes() {
 }
 
 #[tokio::test]
+async fn items_put_batch() {
+    let (s, _d) = store();
+    contract::items_put_batch(&s, "t-").await;
+}
+
+#[tokio::test]
 async fn items_ttl() {
     let (s, _d) = store();
     contract::items_ttl(&s, "t-").await;

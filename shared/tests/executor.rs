@@ -7,10 +7,10 @@ use std::time::Duration;
 use chrono::Utc;
 use hookrun_core::clock::{Clock, ManualClock};
 use hookrun_core::ids::WorkspaceId;
-use hookrun_core::model::{Run, RunStatus, RunnerConfig, TriggerType};
+use hookrun_core::model::{Delivery, Run, RunStatus, RunnerConfig, TriggerType};
 use hookrun_core::ports::QueueId;
 use hookrun_core::repo::Versioned;
-use hookrun_core::services::{admin, agents, ingress, runs};
+use hookrun_core::services::{admin, agents, events, ingress, runs, subscriptions};
 use hookrun_core::sqlite::SqliteStore;
 use hookrun_core::work::{self, Outcome};
 use hookrun_core::{App, Settings};
@@ -20,18 +20,39 @@ struct Fixture {
     app: App,
     clock: Arc<ManualClock>,
     ws: WorkspaceId,
+    /// A subscription to every run event, to see what was announced.
+    subscription: String,
 }
 
 async fn fixture() -> Fixture {
     let clock = Arc::new(ManualClock::new(Utc::now()));
     let store = SqliteStore::in_memory().unwrap().with_clock(clock.clone());
-    let app = App::embedded(store, Settings::default());
+    let mut settings = Settings::default();
+    settings.outbound.allow_http = true;
+    settings.outbound.allow = vec!["127.0.0.0/8".parse().unwrap()];
+    let app = App::embedded(store, settings);
     let boot = admin::bootstrap(&app, None).await.unwrap();
+    let sub = serde_json::from_value(json!({
+        "name": "all",
+        "url": "http://127.0.0.1:9/hook",
+        "events": ["run.started", "run.succeeded", "run.failed"],
+    }))
+    .unwrap();
+    let (sub, _) = subscriptions::create(&app, &boot.workspace.id, sub)
+        .await
+        .unwrap();
     Fixture {
         app,
         clock,
         ws: boot.workspace.id,
+        subscription: sub.id.to_string(),
     }
+}
+
+/// Whether `event` of `run` was handed to the subscription.
+async fn announced(f: &Fixture, run: &Run, event: &str) -> bool {
+    let id = events::delivery_id(run.id.as_str(), &f.subscription, event);
+    f.app.repo.get::<Delivery>(&id).await.unwrap().is_some()
 }
 
 async fn echo_agent(f: &Fixture) -> hookrun_core::model::Agent {
@@ -83,7 +104,8 @@ async fn runs_once_and_redelivery_is_a_no_op() {
     assert_eq!(done.status, RunStatus::Succeeded);
     assert_eq!(done.attempt, 1);
     assert_eq!(done.exit_code, Some(0));
-    assert!(done.events_emitted);
+    assert!(announced(&f, &run, "run.started").await);
+    assert!(announced(&f, &run, "run.succeeded").await);
     assert!(done.output.unwrap()["message"]
         .as_str()
         .unwrap()
@@ -137,7 +159,10 @@ async fn too_many_attempts_fail_the_run() {
     assert_eq!(process_message(&f.app, &message(&run)).await, Outcome::Done);
     let failed = status(&f, &run).await;
     assert_eq!(failed.status, RunStatus::Failed);
-    assert!(failed.events_emitted, "run.failed is announced");
+    assert!(
+        announced(&f, &run, "run.failed").await,
+        "run.failed is announced"
+    );
     assert!(failed.error.unwrap().contains("abandoned"));
 }
 
@@ -202,7 +227,7 @@ async fn deleted_or_disabled_agent_fails_the_run() {
     assert_eq!(process_message(&f.app, &message(&run)).await, Outcome::Done);
     let r = status(&f, &run).await;
     assert_eq!(r.status, RunStatus::Failed);
-    assert!(r.events_emitted);
+    assert!(announced(&f, &run, "run.failed").await);
     assert!(r.error.unwrap().contains("disabled"));
 
     let run2 = queued_run(&f, &agent).await;
@@ -224,10 +249,10 @@ async fn a_finished_run_not_yet_announced_is_announced_on_redelivery() {
     r.status = RunStatus::Succeeded;
     r.attempt = 1;
     f.app.repo.save(&mut r).await.unwrap();
-    assert!(!status(&f, &run).await.events_emitted);
+    assert!(!announced(&f, &run, "run.succeeded").await);
     assert_eq!(process_message(&f.app, &message(&run)).await, Outcome::Done);
     let after = status(&f, &run).await;
-    assert!(after.events_emitted);
+    assert!(announced(&f, &run, "run.succeeded").await);
     assert_eq!(after.attempt, 1, "announcing does not run it again");
 }
 
@@ -296,6 +321,7 @@ async fn a_workspace_at_its_cap_waits_and_others_run() {
         app,
         clock,
         ws: ws.clone(),
+        subscription: String::new(),
     };
     let agent = echo_agent(&f).await;
     let busy = queued_run(&f, &agent).await;

@@ -398,6 +398,48 @@ impl ItemTable for DynamoItemTable {
         self.transact_items(items).await
     }
 
+    /// BatchWriteItem in groups of 25, sending again what DynamoDB left
+    /// unprocessed (throttling) a few times before giving up.
+    async fn put_batch(&self, items: Vec<Item>) -> StoreResult<()> {
+        use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+        for chunk in items.chunks(25) {
+            let mut requests = chunk
+                .iter()
+                .map(|i| {
+                    let put = PutRequest::builder()
+                        .set_item(Some(to_attrs(i)?))
+                        .build()
+                        .map_err(backend)?;
+                    Ok(WriteRequest::builder().put_request(put).build())
+                })
+                .collect::<StoreResult<Vec<_>>>()?;
+            for attempt in 0..5u64 {
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, requests)
+                    .send()
+                    .await
+                    .map_err(|e| backend(e.into_service_error()))?;
+                requests = out
+                    .unprocessed_items
+                    .and_then(|mut m| m.remove(&self.table))
+                    .unwrap_or_default();
+                if requests.is_empty() {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
+            }
+            if !requests.is_empty() {
+                return Err(StoreError::Backend(format!(
+                    "{} items left unprocessed by BatchWriteItem",
+                    requests.len()
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// The messages ride on the first item as its `outbox` attribute; the
     /// table's stream relays them (`crate::aws::relay`). A single put stays
     /// a PutItem.

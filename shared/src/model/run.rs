@@ -89,9 +89,6 @@ pub struct Run {
     /// Which subscriptions hear of it.
     #[serde(default)]
     pub environment: Environment,
-    /// Whether the run's terminal event was handed to the subscriptions.
-    #[serde(default)]
-    pub events_emitted: bool,
     /// Unix seconds; the item's TTL.
     pub expires_at: Option<i64>,
 }

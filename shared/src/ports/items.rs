@@ -182,6 +182,19 @@ pub trait ItemTable: Send + Sync + 'static {
     async fn query(&self, query: Query) -> StoreResult<Page>;
     /// Applies every operation or none; `ConditionFailed` if any condition fails.
     async fn transact(&self, ops: Vec<TxOp>) -> StoreResult<()>;
+    /// Unconditional puts that need not be atomic (log lines): on DynamoDB
+    /// a BatchWriteItem, which costs half a transaction. Items may become
+    /// visible one by one; on an error some may have been written.
+    async fn put_batch(&self, items: Vec<Item>) -> StoreResult<()> {
+        for chunk in items.chunks(MAX_TX_OPS) {
+            let ops = chunk
+                .iter()
+                .map(|i| TxOp::Put(i.clone(), Condition::None))
+                .collect();
+            self.transact(ops).await?;
+        }
+        Ok(())
+    }
     /// [`ItemTable::transact`], and with it `messages`: when this returns
     /// Ok, every message will reach its queue at least once; when it fails,
     /// neither the writes nor the messages happened. The first operation

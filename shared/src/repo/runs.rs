@@ -4,7 +4,6 @@ use super::{create_op, Listing, Repo};
 use crate::error::{StoreError, StoreResult};
 use crate::ids::{AgentId, RunId};
 use crate::model::{keys, LogLine, Run};
-use crate::ports::items::MAX_TX_OPS;
 use crate::ports::{Condition, Index, Item, OutboxMessage, Query, TxOp};
 
 /// An idempotency key to write with a run: where, until when, and the
@@ -89,16 +88,15 @@ impl Repo {
         self.page_filtered(q, limit, keep).await
     }
 
-    /// Appends log lines (each is its own item; at most 100 per transaction).
+    /// Appends log lines (each is its own item), batched without a
+    /// transaction: each line is whole on its own.
     pub async fn append_logs(&self, lines: &[LogLine]) -> StoreResult<()> {
-        let ops: Vec<TxOp> = lines
-            .iter()
-            .map(|l| TxOp::Put(l.to_item(), Condition::None))
-            .collect();
-        for chunk in ops.chunks(MAX_TX_OPS) {
-            self.table().transact(chunk.to_vec()).await?;
+        if lines.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        self.table()
+            .put_batch(lines.iter().map(LogLine::to_item).collect())
+            .await
     }
 
     /// An agent's log lines: one run's in order, or all runs' newest first.

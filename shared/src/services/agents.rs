@@ -163,7 +163,7 @@ pub async fn update(
     }
     agent.updated_at = app.clock.now();
     app.repo.save(&mut agent).await?;
-    app.forget_targets();
+    app.forget_cached();
     Ok(agent.record)
 }
 
@@ -176,7 +176,7 @@ pub async fn delete(app: &App, workspace_id: &WorkspaceId, agent_id: &str) -> Re
         }
         Err(e) => return Err(e.into()),
     }
-    app.forget_targets();
+    app.forget_cached();
     // The agent is gone for every route already; the secret goes next.
     app.secrets
         .delete(&Agent::secret_name(
@@ -253,6 +253,21 @@ pub async fn fresh_secret(app: &App, agent: &Agent) -> Result<SecretVersions, Er
         ))
         .await?
         .ok_or_else(|| Error::Internal(format!("agent {} has no secret", agent.id)))
+}
+
+/// [`find_any`] through this process's cache of agents (kept
+/// `HOOKRUN_TARGET_CACHE_SECONDS`): the executor's read, so a busy agent
+/// costs one read per few seconds, and a disabled or deleted agent stops
+/// starting runs within that time everywhere (at once in this process).
+pub async fn find_any_cached(app: &App, agent_id: &str) -> Result<Option<Agent>, Error> {
+    if let Some(hit) = app.agents.get(&agent_id.to_owned()) {
+        return Ok(Some(hit));
+    }
+    let agent = find_any(app, agent_id).await?;
+    if let Some(a) = &agent {
+        app.agents.insert(agent_id.to_owned(), a.clone());
+    }
+    Ok(agent)
 }
 
 /// An agent by id alone, for the internal route and the executor (no

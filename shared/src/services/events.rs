@@ -4,6 +4,7 @@
 //! delivery is created with a conditional put, so emitting an event again
 //! (after a crash or a redelivered queue message) creates nothing twice.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -12,6 +13,7 @@ use sha2::{Digest, Sha256};
 use crate::app::App;
 use crate::clock::rfc3339;
 use crate::error::Error;
+use crate::ids::WorkspaceId;
 use crate::model::{Delivery, DeliveryStatus, Run, Subscription};
 use crate::repo::Repo;
 use crate::work::Message;
@@ -46,31 +48,49 @@ pub fn delivery_id(run_id: &str, subscription_id: &str, event: &str) -> String {
 /// Creates and queues the deliveries of `event` for `run`. Returns how many
 /// subscriptions matched.
 pub async fn emit(app: &App, event: &str, run: &Run) -> Result<usize, Error> {
-    let mut matched = 0;
-    let mut cursor = None;
-    let mut seen = 0;
     let now = app.clock.now();
     let body = serde_json::to_string(&payload(event, run, now)).expect("serialises");
+    let subscriptions = workspace_subscriptions(app, &run.workspace_id).await?;
+    let mut matched = 0;
+    for sub in subscriptions
+        .iter()
+        .filter(|s| s.wants(event, run.environment, &run.agent_id))
+    {
+        matched += 1;
+        deliver(app, sub, event, run, &body).await?;
+    }
+    Ok(matched)
+}
+
+/// The workspace's subscriptions (at most [`MAX_SUBSCRIPTIONS`]), read once
+/// for every event of its runs within the cache time
+/// (`HOOKRUN_TARGET_CACHE_SECONDS`): a run's `run.started` and its terminal
+/// event share one read.
+async fn workspace_subscriptions(
+    app: &App,
+    workspace_id: &WorkspaceId,
+) -> Result<Arc<Vec<Subscription>>, Error> {
+    if let Some(hit) = app.subscriptions.get(workspace_id) {
+        return Ok(hit);
+    }
+    let mut all = Vec::new();
+    let mut cursor = None;
+    let mut seen = 0;
     loop {
-        let query = Repo::gsi_query(Subscription::list_partition(&run.workspace_id), false)
+        let query = Repo::gsi_query(Subscription::list_partition(workspace_id), false)
             .limit(100)
             .after(cursor);
         let page = app.repo.page::<Subscription>(query).await?;
         seen += page.data.len() + page.unreadable.len();
-        for sub in page
-            .data
-            .iter()
-            .filter(|s| s.wants(event, run.environment, &run.agent_id))
-        {
-            matched += 1;
-            deliver(app, sub, event, run, &body).await?;
-        }
+        all.extend(page.data);
         match page.next_cursor {
             Some(c) if seen < MAX_SUBSCRIPTIONS => cursor = Some(c),
             _ => break,
         }
     }
-    Ok(matched)
+    let all = Arc::new(all);
+    app.subscriptions.insert(workspace_id.clone(), all.clone());
+    Ok(all)
 }
 
 async fn deliver(

@@ -196,6 +196,7 @@ pub async fn create(
         updated_at: now,
     };
     app.repo.create(&sub).await?;
+    app.forget_cached();
     Ok((sub, secret))
 }
 
@@ -252,13 +253,17 @@ pub async fn update(
     }
     sub.updated_at = app.clock.now();
     app.repo.save(&mut sub).await?;
+    app.forget_cached();
     Ok(sub.record)
 }
 
 pub async fn delete(app: &App, workspace_id: &WorkspaceId, id: &str) -> Result<(), Error> {
     let sub = app.repo.find::<Subscription>(workspace_id, id).await?;
     match app.repo.delete(&sub).await {
-        Ok(()) => Ok(()),
+        Ok(()) => {
+            app.forget_cached();
+            Ok(())
+        }
         Err(StoreError::ConditionFailed) => {
             Err(Error::Conflict("the subscription changed; retry".into()))
         }
@@ -296,6 +301,7 @@ pub async fn rotate_secret(
     }
     sub.updated_at = now;
     app.repo.save(&mut sub).await?;
+    app.forget_cached();
     Ok((sub.record, secret))
 }
 

@@ -83,8 +83,8 @@ async fn process_run(app: &App, run_id: &RunId, receipt: Option<&str>) -> Result
     match run.status {
         RunStatus::Succeeded | RunStatus::Failed => {
             // Finished, but perhaps not yet announced (the process stopped
-            // between the two): announce it now.
-            emit_terminal(app, &run.id).await?;
+            // between the two): announce it (again) now.
+            emit_terminal(app, &run).await?;
             return Ok(Outcome::Done);
         }
         RunStatus::Running => {
@@ -99,11 +99,11 @@ async fn process_run(app: &App, run_id: &RunId, receipt: Option<&str>) -> Result
     if run.attempt >= app.settings.max_run_attempts {
         let failure = Failure::Abandoned(run.attempt);
         finish(app, &mut run, now, Err(failure), Instant::now()).await?;
-        emit_terminal(app, &run.id).await?;
+        emit_terminal(app, &run).await?;
         return Ok(Outcome::Done);
     }
 
-    let agent = agents::find_any(app, &run.agent_id).await?;
+    let agent = agents::find_any_cached(app, &run.agent_id).await?;
     let agent = match agent {
         Some(a) if a.enabled => a,
         other => {
@@ -113,7 +113,7 @@ async fn process_run(app: &App, run_id: &RunId, receipt: Option<&str>) -> Result
                 Failure::AgentDeleted
             };
             finish(app, &mut run, now, Err(failure), Instant::now()).await?;
-            emit_terminal(app, &run.id).await?;
+            emit_terminal(app, &run).await?;
             return Ok(Outcome::Done);
         }
     };
@@ -179,7 +179,7 @@ async fn process_run(app: &App, run_id: &RunId, receipt: Option<&str>) -> Result
     )
     .await?;
     lease::release(app, &slot).await;
-    emit_terminal(app, &run.id).await?;
+    emit_terminal(app, &run).await?;
     Ok(Outcome::Done)
 }
 
@@ -213,14 +213,12 @@ async fn execute_held(
 }
 
 /// Hands `run.succeeded` / `run.failed` to the subscriptions once the run
-/// is finished, then marks it announced. Emitting twice creates nothing twice
-/// (delivery ids are derived from the run), so a retry after a failure here
-/// is safe.
-async fn emit_terminal(app: &App, run_id: &RunId) -> Result<(), Error> {
-    let Some(mut run) = app.repo.get::<Run>(run_id).await? else {
-        return Ok(());
-    };
-    if run.events_emitted || !run.status.is_terminal() {
+/// is finished. Emitting again (when the message comes back after a crash
+/// between the outcome and this) creates nothing twice, since delivery ids
+/// are derived from the run, so nothing records that it was done: the
+/// outcome is the run's last write.
+async fn emit_terminal(app: &App, run: &Run) -> Result<(), Error> {
+    if !run.status.is_terminal() {
         return Ok(());
     }
     let event = if run.status == RunStatus::Succeeded {
@@ -228,10 +226,7 @@ async fn emit_terminal(app: &App, run_id: &RunId) -> Result<(), Error> {
     } else {
         "run.failed"
     };
-    events::emit(app, event, &run).await?;
-    run.events_emitted = true;
-    // Lost to a concurrent change: whoever changed it announces it too.
-    app.repo.try_save(&mut run).await?;
+    events::emit(app, event, run).await?;
     Ok(())
 }
 

@@ -97,7 +97,6 @@ pub fn new_run(
         slot: None,
         timeout_seconds: agent.timeout_seconds,
         environment: Default::default(),
-        events_emitted: false,
         expires_at: Some(app.retention_expiry()),
     }
 }

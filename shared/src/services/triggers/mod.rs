@@ -114,7 +114,7 @@ pub async fn create(
         .create_trigger(&trigger)
         .await
         .map_err(route_conflict)?;
-    app.forget_targets();
+    app.forget_cached();
     Ok((trigger, token, secret))
 }
 
@@ -240,7 +240,7 @@ pub async fn update(
         .save_trigger(&mut t, &old)
         .await
         .map_err(route_conflict)?;
-    app.forget_targets();
+    app.forget_cached();
     Ok(t.record)
 }
 
@@ -248,7 +248,7 @@ pub async fn update(
 pub async fn delete(app: &App, workspace_id: &WorkspaceId, id: &str) -> Result<(), Error> {
     let t = app.repo.find::<Trigger>(workspace_id, id).await?;
     app.repo.delete_trigger(&t).await.map_err(route_conflict)?;
-    app.forget_targets();
+    app.forget_cached();
     Ok(())
 }
 
@@ -268,7 +268,7 @@ pub async fn regenerate_token(
         .save_trigger(&mut t, &old)
         .await
         .map_err(route_conflict)?;
-    app.forget_targets();
+    app.forget_cached();
     Ok((t.record, token))
 }
 
@@ -294,6 +294,6 @@ pub async fn regenerate_secret(
         .save_trigger(&mut t, &old)
         .await
         .map_err(route_conflict)?;
-    app.forget_targets();
+    app.forget_cached();
     Ok((t.record, secret))
 }

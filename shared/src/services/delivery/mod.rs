@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use crate::app::App;
 use crate::error::Error;
 use crate::model::{Delivery, DeliveryAttempt, DeliveryStatus, Subscription};
+use crate::repo::Versioned;
 use crate::seal;
 use crate::work::{self, Message, Outcome};
 
@@ -176,7 +177,7 @@ async fn attempt_delivery(app: &App, delivery_id: &str, manual: bool) -> Result<
         }
     }
     let sub = match app.repo.get::<Subscription>(&d.subscription_id).await? {
-        Some(s) if s.enabled || manual => s.record,
+        Some(s) if s.enabled || manual => s,
         other => {
             let why = if other.is_some() {
                 "subscription disabled"
@@ -286,7 +287,7 @@ async fn attempt_delivery(app: &App, delivery_id: &str, manual: bool) -> Result<
         }
         return Ok(Outcome::Done);
     }
-    note_outcome(app, &sub.id, r.success(), gone).await?;
+    note_outcome(app, sub, r.success(), gone).await?;
     Ok(Outcome::Done)
 }
 
@@ -330,11 +331,24 @@ async fn requeue(app: &App, id: &str, wait: Duration) -> Result<(), Error> {
 }
 
 /// Keeps the subscription's failure streak: a success ends it, `410 Gone`
-/// or five days of nothing but failures disables the subscription.
-async fn note_outcome(app: &App, sub_id: &str, success: bool, gone: bool) -> Result<(), Error> {
+/// or five days of nothing but failures disables the subscription. Starts
+/// from the subscription as read for this attempt (most attempts change
+/// nothing), and reads it again only after losing a write to a change.
+async fn note_outcome(
+    app: &App,
+    loaded: Versioned<Subscription>,
+    success: bool,
+    gone: bool,
+) -> Result<(), Error> {
+    let id = loaded.id.clone();
+    let mut current = Some(loaded);
     for _ in 0..3 {
-        let Some(mut sub) = app.repo.get::<Subscription>(sub_id).await? else {
-            return Ok(());
+        let mut sub = match current.take() {
+            Some(s) => s,
+            None => match app.repo.get::<Subscription>(&id).await? {
+                Some(s) => s,
+                None => return Ok(()),
+            },
         };
         let now = app.clock.now();
         let changed = if success {

@@ -43,6 +43,10 @@ impl Work {
 /// How often the queue is looked at when nothing wakes the worker.
 const IDLE_POLL: Duration = Duration::from_millis(500);
 
+/// How long one receive waits for a message on a queue that can (SQS:
+/// about three requests a minute per idle queue instead of 120).
+pub const LONG_POLL: Duration = Duration::from_secs(20);
+
 /// Consumes a queue until `shutdown` turns true, then waits up to `drain`
 /// for the work in progress. A run cut off by the drain limit keeps its
 /// lease and is taken over after a restart once the lease expires; a cut-off
@@ -79,7 +83,14 @@ pub async fn run_worker(
             continue;
         }
         let notified = wake.notified();
-        let messages = match app.queue.receive(queue, free.min(10), visibility).await {
+        let receive = app
+            .queue
+            .receive_waiting(queue, free.min(10), visibility, LONG_POLL);
+        let received = tokio::select! {
+            r = receive => r,
+            _ = shutdown.changed() => continue,
+        };
+        let messages = match received {
             Ok(m) => m,
             Err(e) => {
                 tracing::warn!(queue = queue.name(), error = %e, "queue receive failed");

@@ -25,6 +25,7 @@ use hookrun_core::model::RunnerConfig;
 use hookrun_core::ports::QueueId;
 use hookrun_core::services::{admin, agents, events, subscriptions, triggers};
 use hookrun_core::work::{self, Message, Outcome};
+use hookrun_core::worker::{run_worker, Work};
 use hookrun_core::{signature, App, Settings};
 use serde_json::{json, Value};
 use tower::ServiceExt;
@@ -479,4 +480,42 @@ async fn aws_calls_per_trigger_stay_within_budget() {
         }
     }
     assert!(over.is_empty(), "over budget:\n{}", over.join("\n"));
+}
+
+/// `hookrun serve --backend aws` long-polls its queues: an idle worker makes
+/// one receive per 20 s per queue (at most 6 a minute), not one per poll.
+#[tokio::test]
+#[ignore = "needs the local AWS emulator: run ./infra/test.sh"]
+async fn idle_workers_long_poll() {
+    let w = world().await;
+    let log = CallLog::default();
+    let app = instance(&w, &log);
+    log.take();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let wake = std::sync::Arc::new(tokio::sync::Notify::new());
+    let workers = [Work::Runs, Work::Deliveries].map(|work| {
+        tokio::spawn(run_worker(
+            app.clone(),
+            work,
+            wake.clone(),
+            stopped.clone(),
+            Duration::from_secs(1),
+        ))
+    });
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    stop.send(true).unwrap();
+    for w in workers {
+        tokio::time::timeout(Duration::from_secs(5), w)
+            .await
+            .expect("a worker stops at once, even in a long poll")
+            .unwrap();
+    }
+    let receives = log
+        .take_started()
+        .iter()
+        .filter(|op| *op == "ReceiveMessage")
+        .count();
+    // One long poll each, still waiting when stopped (500 ms polls would
+    // have made about 40).
+    assert_eq!(receives, 2, "receives by two idle workers in 12 s");
 }

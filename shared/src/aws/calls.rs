@@ -13,7 +13,8 @@ use std::time::Instant;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::context::{
-    BeforeSerializationInterceptorContextRef, FinalizerInterceptorContextRef,
+    BeforeSerializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
+    FinalizerInterceptorContextRef,
 };
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
@@ -87,16 +88,27 @@ impl Call {
 
 /// The calls recorded so far; clones share one record.
 #[derive(Clone, Debug, Default)]
-pub struct CallLog(Arc<Mutex<Vec<Call>>>);
+pub struct CallLog {
+    ended: Arc<Mutex<Vec<Call>>>,
+    /// Operation names of every call started, finished or not (a long poll
+    /// cut short by a shutdown never ends).
+    started: Arc<Mutex<Vec<String>>>,
+}
 
 impl CallLog {
-    /// Everything recorded since the last `take`, in order of ending.
+    /// Every call that ended since the last `take`, in order of ending.
     pub fn take(&self) -> Vec<Call> {
-        std::mem::take(&mut *self.0.lock().expect("call log lock"))
+        self.take_started();
+        std::mem::take(&mut *self.ended.lock().expect("call log lock"))
+    }
+
+    /// The operations started since the last `take` or `take_started`.
+    pub fn take_started(&self) -> Vec<String> {
+        std::mem::take(&mut *self.started.lock().expect("call log lock"))
     }
 
     fn push(&self, call: Call) {
-        self.0.lock().expect("call log lock").push(call);
+        self.ended.lock().expect("call log lock").push(call);
     }
 }
 
@@ -149,6 +161,19 @@ impl Intercept for Recorder {
             items,
             item_bytes,
         });
+        Ok(())
+    }
+
+    fn read_before_transmit(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Some(meta) = cfg.load::<Metadata>() {
+            let name = meta.name().to_owned();
+            self.0.started.lock().expect("call log lock").push(name);
+        }
         Ok(())
     }
 

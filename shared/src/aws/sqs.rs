@@ -21,6 +21,8 @@ pub struct SqsQueue {
 
 /// SQS's longest visibility timeout.
 const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 3600);
+/// The longest a receive may wait for a message (SQS's limit).
+const MAX_WAIT: Duration = Duration::from_secs(20);
 
 fn secs(d: Duration) -> i32 {
     i32::try_from(d.as_secs()).unwrap_or(i32::MAX)
@@ -70,13 +72,24 @@ impl Queue for SqsQueue {
         max: usize,
         visibility: Duration,
     ) -> StoreResult<Vec<QueueMessage>> {
+        self.receive_waiting(queue, max, visibility, Duration::ZERO)
+            .await
+    }
+
+    async fn receive_waiting(
+        &self,
+        queue: QueueId,
+        max: usize,
+        visibility: Duration,
+        wait: Duration,
+    ) -> StoreResult<Vec<QueueMessage>> {
         let out = self
             .client
             .receive_message()
             .queue_url(self.url(queue)?)
             .max_number_of_messages(max.clamp(1, 10) as i32)
             .visibility_timeout(secs(visibility.min(MAX_VISIBILITY)))
-            .wait_time_seconds(0)
+            .wait_time_seconds(secs(wait.min(MAX_WAIT)))
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
             .send()
             .await

@@ -65,6 +65,20 @@ pub trait Queue: Send + Sync + 'static {
         max: usize,
         visibility: Duration,
     ) -> StoreResult<Vec<QueueMessage>>;
+    /// Like `receive`, but when the queue is empty waits up to `wait` for a
+    /// message (long polling: one request instead of one per poll). An
+    /// engine without it answers at once, as the embedded queue does (its
+    /// consumers are woken by sends instead).
+    async fn receive_waiting(
+        &self,
+        queue: QueueId,
+        max: usize,
+        visibility: Duration,
+        wait: Duration,
+    ) -> StoreResult<Vec<QueueMessage>> {
+        let _ = wait;
+        self.receive(queue, max, visibility).await
+    }
     /// Removes a received message for good.
     async fn delete(&self, queue: QueueId, receipt: &str) -> StoreResult<()>;
     /// Hides a received message for `visibility` from now (0 = visible now).

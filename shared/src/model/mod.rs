@@ -89,8 +89,13 @@ pub trait Record: Serialize + DeserializeOwned + Send + Sync + 'static {
             gsi1: self.gsi1(),
             expires_at: self.expires_at(),
             version,
-            data: to_doc(self),
+            data: self.to_doc(),
         }
+    }
+    /// The document stored for it (a record may store less than it shows,
+    /// when the rest can be rebuilt on reading: see [`from_item`]).
+    fn to_doc(&self) -> serde_json::Value {
+        to_doc(self)
     }
     /// Called before a save writes `version`: records that carry their own
     /// version (agents) keep it in step with the item's.
@@ -107,6 +112,12 @@ pub(crate) fn to_doc<T: Serialize>(value: &T) -> serde_json::Value {
     serde_json::to_value(value).expect("domain records serialise")
 }
 
+/// A stored record, with what its document left out to be rebuilt (a
+/// run's message, when it is the one its input makes).
 pub(crate) fn from_item<T: DeserializeOwned>(item: &Item) -> StoreResult<T> {
-    serde_json::from_value(item.data.clone()).map_err(StoreError::from)
+    let mut data = item.data.clone();
+    if item.pk.starts_with(run::PK_PREFIX) {
+        run::expand_doc(&mut data);
+    }
+    serde_json::from_value(data).map_err(StoreError::from)
 }

@@ -103,6 +103,29 @@ fn labels(calls: &[Call]) -> String {
         .join(", ")
 }
 
+/// The calls, then what they cost in units: `PutItem RUN# ×1, … (3 write
+/// units, 1 read unit, 1 SQS request)`, and each written item's size.
+fn described(calls: &[Call]) -> String {
+    let c = Cost::of(calls);
+    let mut written = BTreeMap::<String, usize>::new();
+    for c in calls.iter().filter(|c| c.item_bytes.iter().any(|b| *b > 0)) {
+        let bytes: Vec<String> = c.item_bytes.iter().map(|b| format!("{b} B")).collect();
+        *written
+            .entry(format!("{} {}", c.label(), bytes.join("+")))
+            .or_default() += 1;
+    }
+    let sizes: Vec<String> = written.iter().map(|(w, n)| format!("{w} ×{n}")).collect();
+    format!(
+        "{} — {} write units, {} read units, {} SQS requests, {} Secrets Manager calls; written: {}",
+        labels(calls),
+        c.write_units,
+        c.read_units,
+        c.sqs,
+        c.secrets,
+        sizes.join(", ")
+    )
+}
+
 struct World {
     sdk: aws_config::SdkConfig,
     aws: AwsSettings,
@@ -388,10 +411,10 @@ async fn measure(w: &World, route: Route, size: usize) -> Row {
         executor,
         delivery: delivery_cost,
         detail: vec![
-            ("ingress, cold".into(), labels(&cold)),
-            (format!("ingress, {WARM_CALLS} warm calls"), labels(&warm)),
-            ("executor".into(), labels(&exec)),
-            ("delivery".into(), labels(&delivery)),
+            ("ingress, cold".into(), described(&cold)),
+            (format!("ingress, {WARM_CALLS} warm calls"), described(&warm)),
+            ("executor".into(), described(&exec)),
+            ("delivery".into(), described(&delivery)),
         ],
     }
 }

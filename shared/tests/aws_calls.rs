@@ -412,7 +412,10 @@ async fn measure(w: &World, route: Route, size: usize) -> Row {
         delivery: delivery_cost,
         detail: vec![
             ("ingress, cold".into(), described(&cold)),
-            (format!("ingress, {WARM_CALLS} warm calls"), described(&warm)),
+            (
+                format!("ingress, {WARM_CALLS} warm calls"),
+                described(&warm),
+            ),
             ("executor".into(), described(&exec)),
             ("delivery".into(), described(&delivery)),
         ],

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 use super::SqliteStore;
@@ -66,7 +66,7 @@ fn parse(pair: (Item, String)) -> StoreResult<Item> {
 }
 
 /// The stored version of the live item at this key, if any.
-fn live_version(tx: &Transaction<'_>, pk: &str, sk: &str, now: i64) -> StoreResult<Option<u64>> {
+fn live_version(tx: &Connection, pk: &str, sk: &str, now: i64) -> StoreResult<Option<u64>> {
     Ok(tx
         .query_row(
             "SELECT version FROM items WHERE pk = ?1 AND sk = ?2 AND (expires_at IS NULL OR expires_at > ?3)",
@@ -77,7 +77,7 @@ fn live_version(tx: &Transaction<'_>, pk: &str, sk: &str, now: i64) -> StoreResu
         .map(|v| v as u64))
 }
 
-fn check(tx: &Transaction<'_>, pk: &str, sk: &str, cond: Condition, now: i64) -> StoreResult<()> {
+fn check(tx: &Connection, pk: &str, sk: &str, cond: Condition, now: i64) -> StoreResult<()> {
     if cond == Condition::None {
         return Ok(());
     }
@@ -102,7 +102,7 @@ fn validate_key(pk: &str, sk: &str) -> StoreResult<()> {
     Ok(())
 }
 
-fn write(tx: &Transaction<'_>, item: &Item) -> StoreResult<()> {
+fn write(tx: &Connection, item: &Item) -> StoreResult<()> {
     validate_key(&item.pk, &item.sk)?;
     let (gpk, gsk) = match &item.gsi1 {
         Some((p, s)) => (Some(p.as_str()), Some(s.as_str())),
@@ -123,7 +123,7 @@ fn write(tx: &Transaction<'_>, item: &Item) -> StoreResult<()> {
     Ok(())
 }
 
-fn apply(tx: &Transaction<'_>, op: &TxOp, now: i64) -> StoreResult<()> {
+fn apply(tx: &Connection, op: &TxOp, now: i64) -> StoreResult<()> {
     match op {
         TxOp::Put(item, cond) => {
             check(tx, &item.pk, &item.sk, *cond, now)?;
@@ -189,22 +189,20 @@ impl ItemTable for SqliteStore {
         }
         let clock = self.clock.clone();
         let sends = !messages.is_empty();
-        self.run(move |c| {
+        self.write(move |tx| {
             let now = clock.now();
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             for op in &ops {
-                apply(&tx, op, now.timestamp())?;
+                apply(tx, op, now.timestamp())?;
             }
             for m in &messages {
                 super::queue::insert_message(
-                    &tx,
+                    tx,
                     m.queue,
                     &m.body,
                     m.delay,
                     now.timestamp_millis(),
                 )?;
             }
-            tx.commit()?;
             Ok(())
         })
         .await?;
@@ -293,9 +291,8 @@ impl ItemTable for SqliteStore {
         let (pk, sk) = (pk.to_owned(), sk.to_owned());
         let note = note.map(str::to_owned);
         let clock = self.clock.clone();
-        self.run(move |c| {
+        self.write(move |tx| {
             let now = clock.now().timestamp();
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let current: Option<(i64, String)> = tx
                 .query_row(
                     "SELECT version, data FROM items WHERE pk = ?1 AND sk = ?2 AND (expires_at IS NULL OR expires_at > ?3)",
@@ -328,8 +325,7 @@ impl ItemTable for SqliteStore {
             if let Some(note) = note {
                 item.data["note"] = serde_json::json!(note);
             }
-            write(&tx, &item)?;
-            tx.commit()?;
+            write(tx, &item)?;
             Ok(old + by)
         })
         .await

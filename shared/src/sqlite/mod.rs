@@ -2,11 +2,13 @@
 //!
 //! One connection behind a mutex, used from blocking threads: SQLite
 //! serialises writers anyway, and `synchronous=FULL` in WAL mode makes a
-//! committed write durable before the caller (e.g. the 202) goes on.
+//! committed write durable before the caller (e.g. the 202) goes on. Item
+//! writes that arrive together share one commit (`group`).
 //! Transactions that write start IMMEDIATE, so a second process on the same
 //! file (`hookrun workspace create`) waits for the lock instead of failing
 //! on a stale snapshot.
 
+mod group;
 mod items;
 pub mod keyfile;
 mod queue;
@@ -61,6 +63,8 @@ pub const DEFAULT_MAX_RECEIVES: u32 = 5;
 #[derive(Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
+    /// Item writes waiting to be committed together (`group`).
+    pending: Arc<group::Pending>,
     /// Woken on every send so in-process consumers need not poll tightly.
     queue_signal: Arc<Notify>,
     /// The master key, read (or created) once: it never changes while the
@@ -116,6 +120,7 @@ impl SqliteStore {
         conn.execute_batch(SCHEMA)?;
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
+            pending: Arc::default(),
             queue_signal: Arc::new(Notify::new()),
             master_keys: Arc::new(std::sync::OnceLock::new()),
             master_key_file: None,
@@ -150,6 +155,17 @@ impl SqliteStore {
         let now = self.clock.now().timestamp();
         self.run(move |c| Ok(c.execute("DELETE FROM items WHERE expires_at <= ?1", [now])?))
             .await
+    }
+
+    /// Runs the write `f` in the next group commit (`group`): its result
+    /// once it is durable. `f` runs inside a transaction; it must not start
+    /// one.
+    async fn write<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        group::write(&self.conn, &self.pending, f).await
     }
 
     /// Runs `f` on the connection on a blocking thread.

@@ -1,8 +1,8 @@
 //! Group commit: writes that arrive together share one transaction and one
 //! fsync.
 //!
-//! Each write is queued with a channel for its result. Whoever next holds
-//! the connection takes every queued write, runs each in a savepoint of
+//! Each write is queued, with a channel for its result, to one writer
+//! thread. The writer takes every queued write, runs each in a savepoint of
 //! one IMMEDIATE transaction (a write that fails is rolled back alone, and
 //! each sees the ones before it, as if they ran one after the other),
 //! commits once, and only then hands out the results. So a caller still
@@ -25,47 +25,82 @@ struct Job {
     done: oneshot::Sender<StoreResult<Output>>,
 }
 
-/// Writes waiting for the connection, and how many commits took some.
-#[derive(Default)]
-pub(super) struct Pending(Mutex<Vec<Job>>, std::sync::atomic::AtomicUsize);
+/// The writer: a thread that takes the queued writes, as many as are
+/// waiting (up to [`MAX_GROUP`]), and commits them together. It ends when
+/// the store's last handle is dropped.
+pub(super) struct Pending {
+    jobs: Mutex<Option<std::sync::mpsc::Sender<Job>>>,
+    writer: Option<std::thread::JoinHandle<()>>,
+    /// How many commits the writer made (tests look at it).
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(super) commits: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Pending {
+    pub(super) fn start(conn: Arc<Mutex<Connection>>) -> Self {
+        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+        let commits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = commits.clone();
+        let writer = std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || {
+                // The first write blocks; the rest are whatever else waits.
+                while let Ok(first) = queue.recv() {
+                    let mut group = vec![first];
+                    while group.len() < MAX_GROUP {
+                        match queue.try_recv() {
+                            Ok(job) => group.push(job),
+                            Err(_) => break,
+                        }
+                    }
+                    let mut c = conn.lock().unwrap_or_else(|p| p.into_inner());
+                    counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    commit_group(&mut c, group);
+                }
+            })
+            .expect("the sqlite writer thread starts");
+        Pending {
+            jobs: Mutex::new(Some(jobs)),
+            writer: Some(writer),
+            commits,
+        }
+    }
+}
+
+/// The last handle of the store waits for the writer to finish what was
+/// queued and close its connection (which checkpoints the WAL).
+impl Drop for Pending {
+    fn drop(&mut self) {
+        self.jobs.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
+}
 
 /// Most writes one transaction takes (the rest wait for the next).
 const MAX_GROUP: usize = 512;
 
 /// Runs `f` in the next group transaction; its result once committed.
-pub(super) async fn write<T, F>(
-    conn: &Arc<Mutex<Connection>>,
-    pending: &Arc<Pending>,
-    f: F,
-) -> StoreResult<T>
+pub(super) async fn write<T, F>(pending: &Pending, f: F) -> StoreResult<T>
 where
     T: Send + 'static,
     F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
 {
     let (done, result) = oneshot::channel();
     let work: Work = Box::new(move |c| f(c).map(|v| Box::new(v) as Output));
-    pending
-        .0
+    let sent = match pending
+        .jobs
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .push(Job { work, done });
-    let (conn, pending) = (conn.clone(), pending.clone());
-    tokio::task::spawn_blocking(move || {
-        let mut c = conn.lock().unwrap_or_else(|p| p.into_inner());
-        loop {
-            let jobs: Vec<Job> = {
-                let mut queued = pending.0.lock().unwrap_or_else(|p| p.into_inner());
-                let n = queued.len().min(MAX_GROUP);
-                queued.drain(..n).collect()
-            };
-            if jobs.is_empty() {
-                // An earlier holder of the connection took this write.
-                return;
-            }
-            pending.1.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            commit_group(&mut c, jobs);
-        }
-    });
+        .as_ref()
+    {
+        Some(jobs) => jobs.send(Job { work, done }).is_ok(),
+        None => false,
+    };
+    if !sent {
+        return Err(StoreError::Backend("the sqlite writer stopped".into()));
+    }
     let output = result
         .await
         .map_err(|_| StoreError::Backend("the sqlite writer stopped".into()))??;
@@ -133,11 +168,11 @@ mod tests {
         c.execute_batch("CREATE TABLE t (k INTEGER PRIMARY KEY)")
             .unwrap();
         let conn = Arc::new(Mutex::new(c));
-        let pending = Arc::new(Pending::default());
+        let pending = Arc::new(Pending::start(conn.clone()));
         let writes = (0..400).map(|i| {
-            let (conn, pending) = (conn.clone(), pending.clone());
+            let pending = pending.clone();
             tokio::spawn(async move {
-                write(&conn, &pending, move |c| {
+                write(&pending, move |c| {
                     c.execute("INSERT INTO t (k) VALUES (?1)", [i])?;
                     if i % 3 == 0 {
                         // Fails after writing: its row must not stay.
@@ -167,7 +202,7 @@ mod tests {
             .unwrap();
         assert_eq!(rows, 400 - 134, "every successful write, and only those");
         assert_eq!(failing, 0);
-        let commits = pending.1.load(Ordering::Relaxed);
+        let commits = pending.commits.load(Ordering::Relaxed);
         assert!(commits < 400, "{commits} commits for 400 concurrent writes");
     }
 }

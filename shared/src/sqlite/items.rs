@@ -67,10 +67,7 @@ fn parse(pair: (Item, String)) -> StoreResult<Item> {
 
 /// The stored version of the live item at this key, if any.
 fn live_version(tx: &Connection, pk: &str, sk: &str, now: i64) -> StoreResult<Option<u64>> {
-    Ok(tx
-        .query_row(
-            "SELECT version FROM items WHERE pk = ?1 AND sk = ?2 AND (expires_at IS NULL OR expires_at > ?3)",
-            params![pk, sk, now],
+    Ok(tx.prepare_cached("SELECT version FROM items WHERE pk = ?1 AND sk = ?2 AND (expires_at IS NULL OR expires_at > ?3)")?.query_row(params![pk, sk, now],
             |r| r.get::<_, i64>(0),
         )
         .optional()?
@@ -108,9 +105,7 @@ fn write(tx: &Connection, item: &Item) -> StoreResult<()> {
         Some((p, s)) => (Some(p.as_str()), Some(s.as_str())),
         None => (None, None),
     };
-    tx.execute(
-        "INSERT OR REPLACE INTO items (pk, sk, gsi1pk, gsi1sk, expires_at, version, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![
+    tx.prepare_cached("INSERT OR REPLACE INTO items (pk, sk, gsi1pk, gsi1sk, expires_at, version, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?.execute(params![
             item.pk,
             item.sk,
             gpk,
@@ -131,10 +126,8 @@ fn apply(tx: &Connection, op: &TxOp, now: i64) -> StoreResult<()> {
         }
         TxOp::Delete { pk, sk, condition } => {
             check(tx, pk, sk, *condition, now)?;
-            tx.execute(
-                "DELETE FROM items WHERE pk = ?1 AND sk = ?2",
-                params![pk, sk],
-            )?;
+            tx.prepare_cached("DELETE FROM items WHERE pk = ?1 AND sk = ?2")?
+                .execute(params![pk, sk])?;
             Ok(())
         }
     }
@@ -145,11 +138,12 @@ impl ItemTable for SqliteStore {
     async fn get(&self, pk: &str, sk: &str) -> StoreResult<Option<Item>> {
         let (pk, sk) = (pk.to_owned(), sk.to_owned());
         let clock = self.clock.clone();
-        self.run(move |c| {
+        self.read(move |c| {
             let sql = format!(
                 "SELECT {COLUMNS} FROM items WHERE pk = ?1 AND sk = ?2 AND (expires_at IS NULL OR expires_at > ?3)"
             );
-            c.query_row(&sql, params![pk, sk, clock.now().timestamp()], row_to_item)
+            c.prepare_cached(&sql)?
+                .query_row(params![pk, sk, clock.now().timestamp()], row_to_item)
                 .optional()?
                 .map(parse)
                 .transpose()
@@ -218,7 +212,7 @@ impl ItemTable for SqliteStore {
         }
         let cursor = q.cursor.as_deref().map(decode_cursor).transpose()?;
         let clock = self.clock.clone();
-        self.run(move |c| {
+        self.read(move |c| {
             let now = clock.now().timestamp();
             let (pcol, scol) = match q.index {
                 Index::Primary => ("pk", "sk"),
@@ -293,10 +287,7 @@ impl ItemTable for SqliteStore {
         let clock = self.clock.clone();
         self.write(move |tx| {
             let now = clock.now().timestamp();
-            let current: Option<(i64, String)> = tx
-                .query_row(
-                    "SELECT version, data FROM items WHERE pk = ?1 AND sk = ?2 AND (expires_at IS NULL OR expires_at > ?3)",
-                    params![pk, sk, now],
+            let current: Option<(i64, String)> = tx.prepare_cached("SELECT version, data FROM items WHERE pk = ?1 AND sk = ?2 AND (expires_at IS NULL OR expires_at > ?3)")?.query_row(params![pk, sk, now],
                     |r| Ok((r.get(0)?, r.get(1)?)),
                 )
                 .optional()?;
@@ -307,9 +298,7 @@ impl ItemTable for SqliteStore {
                     data["count"] = serde_json::json!(old + by);
                     let mut item = Item::new(pk.clone(), sk.clone(), data);
                     item.version = version as u64 + 1;
-                    let prior_expiry: Option<i64> = tx.query_row(
-                        "SELECT expires_at FROM items WHERE pk = ?1 AND sk = ?2",
-                        params![pk, sk],
+                    let prior_expiry: Option<i64> = tx.prepare_cached("SELECT expires_at FROM items WHERE pk = ?1 AND sk = ?2")?.query_row(params![pk, sk],
                         |r| r.get(0),
                     )?;
                     (item.with_expiry(prior_expiry), old)

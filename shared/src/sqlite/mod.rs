@@ -48,12 +48,18 @@ CREATE TABLE IF NOT EXISTS queue_messages (
 );
 CREATE INDEX IF NOT EXISTS queue_visible ON queue_messages (queue, visible_at, seq);
 CREATE UNIQUE INDEX IF NOT EXISTS queue_receipt ON queue_messages (receipt) WHERE receipt IS NOT NULL;
+-- The next message's order is MAX(seq) + 1: without this, a scan per send.
+CREATE INDEX IF NOT EXISTS queue_seq ON queue_messages (seq);
 
 CREATE TABLE IF NOT EXISTS secrets (
     name TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
 "#;
+
+/// How long an agent secret read from the database is reused (changes made
+/// through this store apply at once).
+const SECRET_CACHE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// How many receives a message gets before it is moved to its dead-letter
 /// queue (SQS `maxReceiveCount`).
@@ -62,7 +68,15 @@ pub const DEFAULT_MAX_RECEIVES: u32 = 5;
 /// The SQLite database behind all three embedded adapters.
 #[derive(Clone)]
 pub struct SqliteStore {
+    /// A second connection for reads (file databases only): in WAL mode it
+    /// reads while the writer commits, so a read never waits for an fsync.
+    /// Declared first so it closes first: the writer, closing last,
+    /// checkpoints the WAL into the database (a read-only connection
+    /// cannot).
+    reader: Option<Arc<Mutex<Connection>>>,
     conn: Arc<Mutex<Connection>>,
+    /// Agent secrets read lately (the trigger path reads one per call).
+    secret_cache: Arc<crate::cache::TtlCache<String, Option<crate::ports::SecretVersions>>>,
     /// Item writes waiting to be committed together (`group`).
     pending: Arc<group::Pending>,
     /// Woken on every send so in-process consumers need not poll tightly.
@@ -98,6 +112,16 @@ impl SqliteStore {
             StoreError::Backend(format!("cannot open the database {}: {e}", db.display()))
         })?;
         let mut store = Self::init(conn)?;
+        let reader = Connection::open_with_flags(
+            &db,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| {
+            StoreError::Backend(format!("cannot open the database {}: {e}", db.display()))
+        })?;
+        reader.busy_timeout(std::time::Duration::from_secs(5))?;
+        reader.set_prepared_statement_cache_capacity(64);
+        store.reader = Some(Arc::new(Mutex::new(reader)));
         store.master_key_file = Some(
             key_file
                 .map(Path::to_path_buf)
@@ -117,10 +141,15 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // Every statement the adapters run, compiled once.
+        conn.set_prepared_statement_cache_capacity(64);
         conn.execute_batch(SCHEMA)?;
+        let conn = Arc::new(Mutex::new(conn));
         Ok(SqliteStore {
-            conn: Arc::new(Mutex::new(conn)),
-            pending: Arc::default(),
+            reader: None,
+            pending: Arc::new(group::Pending::start(conn.clone())),
+            conn,
+            secret_cache: Arc::new(crate::cache::TtlCache::new(SECRET_CACHE, 10_000)),
             queue_signal: Arc::new(Notify::new()),
             master_keys: Arc::new(std::sync::OnceLock::new()),
             master_key_file: None,
@@ -165,7 +194,23 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     {
-        group::write(&self.conn, &self.pending, f).await
+        group::write(&self.pending, f).await
+    }
+
+    /// Runs the read `f` on the read connection (the main one for an
+    /// in-memory database) on a blocking thread.
+    async fn read<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let conn = self.reader.clone().unwrap_or_else(|| self.conn.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut guard)
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("sqlite task failed: {e}")))?
     }
 
     /// Runs `f` on the connection on a blocking thread.

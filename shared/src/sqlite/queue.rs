@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use rusqlite::{params, TransactionBehavior};
+use rusqlite::params;
 
 use super::SqliteStore;
 use crate::error::{StoreError, StoreResult};
@@ -27,11 +27,11 @@ pub(super) fn insert_message(
         )));
     }
     let id = ulid::Ulid::new().to_string();
-    c.execute(
+    c.prepare_cached(
         "INSERT INTO queue_messages (id, queue, body, visible_at, receive_count, seq)
          VALUES (?1, ?2, ?3, ?4, 0, COALESCE((SELECT MAX(seq) FROM queue_messages), 0) + 1)",
-        params![id, queue.name(), body, now_millis + millis(delay)],
-    )?;
+    )?
+    .execute(params![id, queue.name(), body, now_millis + millis(delay)])?;
     Ok(id)
 }
 
@@ -46,7 +46,7 @@ impl Queue for SqliteStore {
         let body = body.to_owned();
         let clock = self.clock.clone();
         let id = self
-            .run(move |c| insert_message(c, queue, &body, delay, clock.now().timestamp_millis()))
+            .write(move |c| insert_message(c, queue, &body, delay, clock.now().timestamp_millis()))
             .await?;
         self.queue_signal.notify_waiters();
         Ok(id)
@@ -61,9 +61,8 @@ impl Queue for SqliteStore {
         let max_receives = self.max_receives;
         let clock = self.clock.clone();
         let moved = self
-            .run(move |c| {
+            .write(move |tx| {
                 let now = clock.now().timestamp_millis();
-                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 let candidates: Vec<(String, String, u32)> = {
                     let mut stmt = tx.prepare_cached(
                         "SELECT id, body, receive_count FROM queue_messages
@@ -83,17 +82,13 @@ impl Queue for SqliteStore {
                         Some(dlq) if count >= max_receives => {
                             // Redrive: the message keeps its id and body, its
                             // receive count starts again in the DLQ.
-                            tx.execute(
-                                "UPDATE queue_messages SET queue = ?2, visible_at = ?3, receive_count = 0, receipt = NULL WHERE id = ?1",
-                                params![id, dlq.name(), now],
+                            tx.prepare_cached("UPDATE queue_messages SET queue = ?2, visible_at = ?3, receive_count = 0, receipt = NULL WHERE id = ?1")?.execute(params![id, dlq.name(), now],
                             )?;
                             moved = true;
                         }
                         _ => {
                             let receipt = ulid::Ulid::new().to_string();
-                            tx.execute(
-                                "UPDATE queue_messages SET visible_at = ?2, receive_count = receive_count + 1, receipt = ?3 WHERE id = ?1",
-                                params![id, now + millis(visibility), receipt],
+                            tx.prepare_cached("UPDATE queue_messages SET visible_at = ?2, receive_count = receive_count + 1, receipt = ?3 WHERE id = ?1")?.execute(params![id, now + millis(visibility), receipt],
                             )?;
                             out.push(QueueMessage {
                                 id,
@@ -104,7 +99,6 @@ impl Queue for SqliteStore {
                         }
                     }
                 }
-                tx.commit()?;
                 Ok((out, moved))
             })
             .await?;
@@ -116,11 +110,9 @@ impl Queue for SqliteStore {
 
     async fn delete(&self, queue: QueueId, receipt: &str) -> StoreResult<()> {
         let receipt = receipt.to_owned();
-        self.run(move |c| {
-            c.execute(
-                "DELETE FROM queue_messages WHERE queue = ?1 AND receipt = ?2",
-                params![queue.name(), receipt],
-            )?;
+        self.write(move |c| {
+            c.prepare_cached("DELETE FROM queue_messages WHERE queue = ?1 AND receipt = ?2")?
+                .execute(params![queue.name(), receipt])?;
             Ok(())
         })
         .await
@@ -134,15 +126,16 @@ impl Queue for SqliteStore {
     ) -> StoreResult<()> {
         let receipt = receipt.to_owned();
         let clock = self.clock.clone();
-        self.run(move |c| {
-            let n = c.execute(
-                "UPDATE queue_messages SET visible_at = ?3 WHERE queue = ?1 AND receipt = ?2",
-                params![
+        self.write(move |c| {
+            let n = c
+                .prepare_cached(
+                    "UPDATE queue_messages SET visible_at = ?3 WHERE queue = ?1 AND receipt = ?2",
+                )?
+                .execute(params![
                     queue.name(),
                     receipt,
                     clock.now().timestamp_millis() + millis(visibility)
-                ],
-            )?;
+                ])?;
             if n == 0 {
                 return Err(StoreError::Invalid("unknown or stale receipt".into()));
             }

@@ -104,10 +104,25 @@ impl SqliteStore {
 
 #[async_trait]
 impl SecretStore for SqliteStore {
+    /// Read through a short cache (the trigger path reads an agent's secret
+    /// on every call); this process's own changes update it at once.
     async fn get(&self, name: &str) -> StoreResult<Option<SecretVersions>> {
+        if let Some(hit) = self.secret_cache.get(&name.to_owned()) {
+            return Ok(hit);
+        }
+        let value = self.get_uncached(name).await?;
+        self.secret_cache.insert(name.to_owned(), value.clone());
+        Ok(value)
+    }
+
+    async fn get_fresh(&self, name: &str) -> StoreResult<Option<SecretVersions>> {
+        self.get_uncached(name).await
+    }
+
+    async fn get_uncached(&self, name: &str) -> StoreResult<Option<SecretVersions>> {
         let keys = self.keys()?;
         let name = name.to_owned();
-        self.run(move |c| {
+        self.read(move |c| {
             let raw: Option<String> = c
                 .query_row("SELECT value FROM secrets WHERE name = ?1", [name], |r| {
                     r.get(0)
@@ -126,7 +141,8 @@ impl SecretStore for SqliteStore {
         let keys = self.keys()?;
         let name = name.to_owned();
         let sealed = seal::seal(&keys[0], &serde_json::to_string(value)?);
-        self.run(move |c| {
+        let key = name.clone();
+        self.write(move |c| {
             c.execute(
                 "INSERT INTO secrets (name, value) VALUES (?1, ?2)
                  ON CONFLICT (name) DO UPDATE SET value = excluded.value",
@@ -134,12 +150,15 @@ impl SecretStore for SqliteStore {
             )?;
             Ok(())
         })
-        .await
+        .await?;
+        self.secret_cache.insert(key, Some(value.clone()));
+        Ok(())
     }
 
     async fn delete(&self, name: &str) -> StoreResult<()> {
         let name = name.to_owned();
-        self.run(move |c| {
+        self.secret_cache.remove(&name);
+        self.write(move |c| {
             c.execute("DELETE FROM secrets WHERE name = ?1", [name])?;
             Ok(())
         })

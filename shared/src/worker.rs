@@ -44,8 +44,9 @@ impl Work {
 const IDLE_POLL: Duration = Duration::from_millis(500);
 
 /// How long one receive waits for a message on a queue that can (SQS:
-/// about three requests a minute per idle queue instead of 120).
-pub const LONG_POLL: Duration = Duration::from_secs(20);
+/// six requests a minute per idle queue instead of 120). It is also how
+/// long a stop may wait for the receive in flight.
+pub const LONG_POLL: Duration = Duration::from_secs(10);
 
 /// Consumes a queue until `shutdown` turns true, then waits up to `drain`
 /// for the work in progress. A run cut off by the drain limit keeps its
@@ -86,9 +87,21 @@ pub async fn run_worker(
         let receive = app
             .queue
             .receive_waiting(queue, free.min(10), visibility, LONG_POLL);
+        tokio::pin!(receive);
         let received = tokio::select! {
-            r = receive => r,
-            _ = shutdown.changed() => continue,
+            r = &mut receive => r,
+            _ = shutdown.changed() => {
+                // A receive in flight is not dropped: the queue may hand it
+                // messages even after its caller is gone, and they would
+                // stay hidden for their whole visibility timeout. It is let
+                // finish, and what it got is made visible again at once.
+                if let Ok(messages) = receive.await {
+                    for m in messages {
+                        let _ = app.queue.change_visibility(queue, &m.receipt, Duration::ZERO).await;
+                    }
+                }
+                continue;
+            }
         };
         let messages = match received {
             Ok(m) => m,

@@ -9,8 +9,12 @@
 # crates.io), or `./infra/fuzz.sh 3600 <target>`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# `./infra/fuzz.sh build` only builds (the test command builds while other
+# suites run).
 seconds="${1:-20}"
 shift || true
+build_only=0
+if [ "$seconds" = build ]; then build_only=1; seconds=20; fi
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
   targets=(signature_headers input_mapping paging_cursor outbound_url json_depth)
@@ -25,6 +29,7 @@ profile=release
 if [ "$seconds" -le 60 ]; then profile=smoke; fi
 cargo +nightly build --profile "$profile" --locked --manifest-path fuzz/Cargo.toml \
   --target "$triple" --target-dir target/fuzz --bins
+if [ "$build_only" = 1 ]; then exit 0; fi
 mkdir -p target/fuzz/artifacts
 # libFuzzer uses one core: run one target per core at a time.
 jobs="${FUZZ_JOBS:-$(nproc)}"

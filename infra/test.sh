@@ -32,11 +32,20 @@ echo "== local AWS emulator"
 . infra/moto.sh
 trap 'kill "$MOTO_PID" 2>/dev/null || true' EXIT
 
+echo "== ($SECONDS s so far)"
 echo "== cargo test: unit, contracts (SQLite and emulator), Lambda events, end-to-end on SQLite"
 cargo test --workspace --locked -- --include-ignored
 
-echo "== end-to-end suite on the AWS adapters against the emulator"
+echo "== end-to-end suite on the AWS adapters against the emulator ($SECONDS s so far)"
+# The suite mostly waits on the emulator: the fuzz targets build meanwhile.
+./infra/fuzz.sh build > target/fuzz-build.log 2>&1 &
+fuzz_build=$!
 HOOKRUN_E2E_BACKEND=aws cargo test -p hookrun --test e2e --locked -- --test-threads=1
 
-echo "== fuzz targets, briefly (long runs: see README, Fuzzing)"
+echo "== fuzz targets, briefly (long runs: see README, Fuzzing) ($SECONDS s so far)"
+if ! wait "$fuzz_build"; then
+  cat target/fuzz-build.log
+  exit 1
+fi
 ./infra/fuzz.sh 20
+echo "== all passed in $SECONDS s"

@@ -40,7 +40,9 @@ echo "== end-to-end suite on the AWS adapters against the emulator ($SECONDS s s
 # The suite mostly waits on the emulator: the fuzz targets build meanwhile.
 ./infra/fuzz.sh build > target/fuzz-build.log 2>&1 &
 fuzz_build=$!
-HOOKRUN_E2E_BACKEND=aws cargo test -p hookrun --test e2e --locked -- --test-threads=1
+# `--workspace`, as above, so the features are the same and nothing is
+# rebuilt.
+HOOKRUN_E2E_BACKEND=aws cargo test --workspace --test e2e --locked -- --test-threads=1
 
 echo "== fuzz targets, briefly (long runs: see README, Fuzzing) ($SECONDS s so far)"
 if ! wait "$fuzz_build"; then

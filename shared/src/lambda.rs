@@ -15,6 +15,32 @@ use crate::http::SourceIp;
 use crate::ports::QueueId;
 use crate::work::{self, Outcome, Settled};
 
+/// Logging for the Lambda functions, as Lambda's advanced logging controls
+/// set it: the level from `AWS_LAMBDA_LOG_LEVEL` (or `RUST_LOG` holding a
+/// level; default INFO), JSON lines when `AWS_LAMBDA_LOG_FORMAT` is `JSON`,
+/// no timestamps (Lambda adds its own). It stands in for lambda_runtime's
+/// default subscriber, which also reads per-module `RUST_LOG` directives:
+/// their regex engines were most of a megabyte in every bootstrap, for a
+/// setting the template never uses.
+pub fn init_logging() {
+    use tracing_subscriber::filter::LevelFilter;
+    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .ok()
+        .and_then(|l| l.trim().parse::<LevelFilter>().ok())
+        .unwrap_or(LevelFilter::INFO);
+    let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    let fmt = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_target(false)
+        .without_time();
+    if json {
+        fmt.json().init()
+    } else {
+        fmt.init()
+    }
+}
+
 /// The router as a Lambda handler: API Gateway HTTP API (payload 2.0) and
 /// REST API (1.0) requests both work; the caller's IP comes from the request
 /// context, never from a client-set header. For a REST API with a named

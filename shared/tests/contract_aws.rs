@@ -149,3 +149,20 @@ async fn moto_secrets_master_keys() {
         .with_master_key(s.master_key_secret.clone());
     contract::secrets_master_keys(&store).await;
 }
+
+/// The Lambda functions' SDK configuration (built from the environment
+/// alone, without the default provider chain) reaches all three services.
+#[tokio::test]
+#[ignore = "needs the local AWS emulator: run ./infra/test.sh"]
+async fn moto_lambda_sdk_config() {
+    let (_, s) = setup().await;
+    let sdk = aws::lambda_sdk_config();
+    assert_eq!(
+        sdk.region().map(|r| r.as_ref()),
+        std::env::var("AWS_REGION").ok().as_deref()
+    );
+    contract::items_conditional_writes(&table(&sdk, &s), "lambda-").await;
+    contract::queue_semantics(&queue(&sdk, &s)).await;
+    let store = SecretsManagerStore::new(aws_sdk_secretsmanager::Client::new(&sdk), Duration::ZERO);
+    contract::secrets_roundtrip(&store, "lambda-").await;
+}

@@ -5,8 +5,8 @@ use hookrun_core::config::{AwsSettings, Settings};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    lambda_http::tracing::init_default_subscriber();
-    let sdk = hookrun_core::aws::sdk_config().await;
+    hookrun_core::lambda::init_logging();
+    let sdk = hookrun_core::aws::lambda_sdk_config();
     let app = hookrun_core::aws::app(&sdk, &AwsSettings::from_env()?, Settings::from_env()?);
     let router = hookrun_core::lambda::http_handler(hookrun_core::http::api_router(app));
     lambda_http::run(router).await

@@ -7,8 +7,8 @@ use lambda_runtime::{service_fn, LambdaEvent};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda_runtime::tracing::init_default_subscriber();
-    let sdk = hookrun_core::aws::sdk_config().await;
+    hookrun_core::lambda::init_logging();
+    let sdk = hookrun_core::aws::lambda_sdk_config();
     let app = hookrun_core::aws::app(&sdk, &AwsSettings::from_env()?, Settings::from_env()?);
     let app = &app;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {

@@ -9,8 +9,8 @@ use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda_runtime::tracing::init_default_subscriber();
-    let sdk = hookrun_core::aws::sdk_config().await;
+    hookrun_core::lambda::init_logging();
+    let sdk = hookrun_core::aws::lambda_sdk_config();
     let aws = AwsSettings::from_env()?;
     let queue = SqsQueue::new(SqsClient::new(&sdk), aws.queue_urls);
     let queue = &queue;

@@ -5,6 +5,7 @@
 
 pub mod calls;
 mod dynamo;
+mod http;
 pub mod provision;
 pub mod relay;
 mod secrets;
@@ -24,9 +25,57 @@ use crate::app::App;
 use crate::config::{AwsSettings, Settings};
 use crate::error::StoreError;
 
-/// The shared SDK configuration, loaded once.
+/// The shared SDK configuration, loaded once, on hookrun's HTTP client
+/// ([`http`]).
 pub async fn sdk_config() -> aws_config::SdkConfig {
-    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(http::client())
+        .load()
+        .await
+}
+
+/// The SDK configuration of a Lambda function, from what Lambda puts in
+/// every function's environment: the region (`AWS_REGION`), the execution
+/// role's credentials (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+/// `AWS_SESSION_TOKEN`) and, for tests against an emulator,
+/// `AWS_ENDPOINT_URL`; otherwise the SDK's defaults for
+/// `BehaviorVersion::latest()` (standard retries, a 3.1 s connect timeout,
+/// a lazy identity cache).
+///
+/// Why not [`sdk_config`]: its default chain (profile files, SSO, web
+/// identity with its own STS client, container and instance metadata)
+/// never applies on Lambda, and linking it made each bootstrap about
+/// 0.5 MB larger (docs/cost.md, "Cold starts").
+pub fn lambda_sdk_config() -> aws_config::SdkConfig {
+    use aws_config::environment::EnvironmentVariableCredentialsProvider;
+    use aws_credential_types::provider::SharedCredentialsProvider;
+    let mut builder = aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(
+            std::env::var("AWS_REGION")
+                .ok()
+                .map(aws_config::Region::new),
+        )
+        .credentials_provider(SharedCredentialsProvider::new(
+            EnvironmentVariableCredentialsProvider::new(),
+        ))
+        .http_client(http::client())
+        .sleep_impl(aws_smithy_async::rt::sleep::TokioSleep::new())
+        .time_source(aws_smithy_async::time::SystemTimeSource::new())
+        .identity_cache(aws_config::identity::IdentityCache::lazy().build())
+        .retry_config(aws_config::retry::RetryConfig::standard())
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .connect_timeout(std::time::Duration::from_millis(3100))
+                .build(),
+        );
+    if let Some(url) = std::env::var("AWS_ENDPOINT_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    {
+        builder = builder.endpoint_url(url);
+    }
+    builder.build()
 }
 
 /// An [`App`] on the AWS adapters.

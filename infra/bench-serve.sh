@@ -7,6 +7,7 @@
 # latency, and hookrun's share of the floor. Rate limits are off for the
 # run; the echo agent runs the accepted triggers meanwhile, as in service.
 # Usage: ./infra/bench-serve.sh [SECONDS] [CONNECTIONS]   (default 10, 32)
+#   HOOKRUN_BASELINE=path/to/hookrun also measures that binary (before/after).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-10}"
@@ -35,28 +36,47 @@ pids+=($!)
 bare="$(addr_of "$work/bare.log")"
 
 admin="bench-admin-key-0123456789-abcdefghijklmnop"
-HOOKRUN_BOOTSTRAP_ADMIN_KEY="$admin" HOOKRUN_RATE_LIMIT_PER_IP=0 \
-  HOOKRUN_RATE_LIMIT_PER_TRIGGER=0 HOOKRUN_RATE_LIMIT_PER_WORKSPACE=0 RUST_LOG=warn \
-  "$bin/hookrun" serve --data-dir "$work/data" --addr 127.0.0.1:0 > "$work/serve.log" 2>&1 &
-pids+=($!)
-serve="$(addr_of "$work/serve.log")"
-ws="$(grep -o 'workspace: [a-z0-9_]*' "$work/serve.log" | head -1 | cut -d' ' -f2)"
-agent="$(curl -sf -X POST "http://$serve/api/v1/agents" -H "authorization: Bearer $admin" \
-  -H 'content-type: application/json' -d '{"name":"bench","runner":{"type":"echo"}}')"
-agent_id="$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["id"])' "$agent")"
-agent_secret="$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["webhook_secret"])' "$agent")"
+# Starts a `hookrun serve` binary on a fresh store with an echo agent;
+# sets `url` (its trigger URL) and `key` (the agent's secret).
+start_serve() {
+  local exe="$1" name="$2" serve ws agent
+  HOOKRUN_BOOTSTRAP_ADMIN_KEY="$admin" HOOKRUN_RATE_LIMIT_PER_IP=0 \
+    HOOKRUN_RATE_LIMIT_PER_TRIGGER=0 HOOKRUN_RATE_LIMIT_PER_WORKSPACE=0 RUST_LOG=warn \
+    "$exe" serve --data-dir "$work/$name" --addr 127.0.0.1:0 > "$work/$name.log" 2>&1 &
+  pids+=($!)
+  serve="$(addr_of "$work/$name.log")"
+  ws="$(grep -o 'workspace: [a-z0-9_]*' "$work/$name.log" | head -1 | cut -d' ' -f2)"
+  agent="$(curl -sf -X POST "http://$serve/api/v1/agents" -H "authorization: Bearer $admin" \
+    -H 'content-type: application/json' -d '{"name":"bench","runner":{"type":"echo"}}')"
+  url="http://$serve/api/v1/webhooks/$ws/$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["id"])' "$agent")/trigger"
+  key="$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["webhook_secret"])' "$agent")"
+}
 
 echo "== bare verify-parse-202 server, ${seconds} s, ${conns} connections"
 floor="$("$bin/loadgen" "http://$bare/trigger" "$secret" "$seconds" "$conns")"
 echo "$floor"
+# HOOKRUN_BASELINE=/path/to/an/older/hookrun: measured too, in the same run
+# (on its own store, stopped before the current one starts).
+if [ -n "${HOOKRUN_BASELINE:-}" ]; then
+  start_serve "$HOOKRUN_BASELINE" baseline
+  echo "== baseline $HOOKRUN_BASELINE, ${seconds} s, ${conns} connections"
+  base="$("$bin/loadgen" "$url" "$key" "$seconds" "$conns")"
+  echo "$base"
+  kill "${pids[-1]}"
+fi
+start_serve "$bin/hookrun" serve
 echo "== hookrun serve (embedded store), ${seconds} s, ${conns} connections"
-ours="$("$bin/loadgen" "http://$serve/api/v1/webhooks/$ws/$agent_id/trigger" "$agent_secret" "$seconds" "$conns")"
+ours="$("$bin/loadgen" "$url" "$key" "$seconds" "$conns")"
 echo "$ours"
-python3 - "$floor" "$ours" <<'PY'
+python3 - "$floor" "$ours" "${base:-}" <<'PY'
 import json, sys
 floor, ours = json.loads(sys.argv[1]), json.loads(sys.argv[2])
 ratio = ours["accepted_per_second"] / max(floor["accepted_per_second"], 1)
 print(f"hookrun serve: {ours['accepted_per_second']:.0f}/s (p50 {ours['p50_ms']} ms, p99 {ours['p99_ms']} ms); "
       f"bare: {floor['accepted_per_second']:.0f}/s (p50 {floor['p50_ms']} ms, p99 {floor['p99_ms']} ms); "
       f"ratio {ratio:.1%}")
+if len(sys.argv) > 3 and sys.argv[3]:
+    base = json.loads(sys.argv[3])
+    print(f"baseline: {base['accepted_per_second']:.0f}/s (p50 {base['p50_ms']} ms, p99 {base['p99_ms']} ms); "
+          f"hookrun serve / baseline {ours['accepted_per_second'] / max(base['accepted_per_second'], 1):.2f}x")
 PY

@@ -59,8 +59,8 @@ impl HttpClient for ReqwestClient {
                 let mut builder = reqwest::Client::builder()
                     // AWS endpoints never redirect; the SDK sees answers as sent.
                     .redirect(reqwest::redirect::Policy::none())
-                    // Proxies for AWS calls come from the SDK's own settings,
-                    // never implicitly from the environment.
+                    // No proxy, as with the SDK's default client: the
+                    // `*_PROXY` variables are never picked up implicitly.
                     .no_proxy()
                     .connect_timeout(key.0.unwrap_or(DEFAULT_CONNECT_TIMEOUT));
                 if let Some(read) = key.1 {

@@ -187,8 +187,13 @@ fn init_logging(format: LogFormat, filter: &str) -> anyhow::Result<()> {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_new(filter)
         .map_err(|e| anyhow::anyhow!("invalid value for HOOKRUN_LOG: {e}"))?;
+    // Colours only for a person at a terminal: a file, a pipe or a log
+    // collector gets plain text (and `NO_COLOR` turns them off anyway).
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),

@@ -151,8 +151,15 @@ pub enum Error {
     /// The request or a stored value exceeds a size limit (bytes).
     #[error("request body exceeds the limit of {0} bytes")]
     PayloadTooLarge(usize),
+    /// No or a wrong credential where an `Authorization: Bearer` one is
+    /// expected (admin key, trigger token, internal token).
     #[error("{0}")]
     Unauthorized(String),
+    /// No or a wrong signature (or secret) on a route authenticated by one:
+    /// `header` is where the caller must put it, and the 401 names it
+    /// instead of a Bearer challenge.
+    #[error("{message}")]
+    SignatureRejected { header: String, message: String },
     #[error("{0}")]
     Forbidden(&'static str),
     #[error(
@@ -182,6 +189,13 @@ impl Error {
 
     pub fn unauthorized(message: impl Into<String>) -> Self {
         Error::Unauthorized(message.into())
+    }
+
+    pub fn signature_rejected(header: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::SignatureRejected {
+            header: header.into(),
+            message: message.into(),
+        }
     }
 
     /// A conditional write lost: somebody changed the record meanwhile.

@@ -128,6 +128,15 @@ async fn bad_credentials_are_401_and_leave_no_run() {
     for headers in cases {
         let hs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let resp = h.trigger_raw(&path, BODY.to_vec(), &hs).await;
+        // The challenge names the signature header, not a Bearer token.
+        let challenge = resp.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(
+            challenge, r#"Signature realm="hookrun", header="X-Signature""#,
+            "headers {headers:?}"
+        );
         let (status, code) = error_code(resp).await;
         assert_eq!(
             (status, code.as_str()),

@@ -531,3 +531,24 @@ async fn created_resources_carry_their_location() {
     );
     assert_eq!(h.get(&location).await.0, StatusCode::OK);
 }
+
+/// Logs written to a file (or a pipe, or a collector) are plain text: no
+/// terminal colour codes in the way of grep or a log shipper.
+#[tokio::test]
+async fn text_logs_to_a_file_carry_no_colour_codes() {
+    let h = Hookrun::start();
+    let anonymous = reqwest::get(h.url("/api/v1/agents")).await.unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    let (status, _) = h.get("/api/v1/agents").await;
+    assert_eq!(status, StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let log = h.log();
+    assert!(
+        log.lines().filter(|l| !l.trim().is_empty()).count() >= 2,
+        "requests are logged: {log}"
+    );
+    assert!(
+        !log.contains('\u{1b}'),
+        "colour codes in a log file: {log:?}"
+    );
+}

@@ -1034,3 +1034,53 @@ async fn patch_updates_name_limits_mapping_and_event_types() {
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 }
+
+/// A 401 names what the caller must send: the provider's signature header on
+/// a signed trigger (the configured one for `hmac`), a Bearer token on the
+/// bearer route.
+#[tokio::test]
+async fn a_401_names_the_credential_the_route_expects() {
+    let h = Hookrun::start();
+    let (agent, _) = h.create_agent(json!({"name": "a"})).await;
+    let gh = trigger(
+        &h,
+        json!({"agent_id": agent, "name": "gh", "secret": "s3cret-value-for-github",
+        "signature": {"scheme": "github"}}),
+    )
+    .await;
+    let custom = trigger(
+        &h,
+        json!({"agent_id": agent, "name": "custom", "secret": "s3cret-value-for-hmac",
+        "signature": {"scheme": "hmac", "header": "X-Acme-Signature"}}),
+    )
+    .await;
+    let body = br#"{"a":1}"#;
+    let cases = [
+        (
+            format!("/api/webhooks/{}", gh["id"].as_str().unwrap()),
+            vec![("x-hub-signature-256", "sha256=00")],
+            r#"Signature realm="hookrun", header="X-Hub-Signature-256""#,
+        ),
+        (
+            format!("/api/webhooks/{}", gh["id"].as_str().unwrap()),
+            vec![("x-webhook-secret", "s3cret-value-for-github")],
+            r#"Signature realm="hookrun", header="X-Hub-Signature-256""#,
+        ),
+        (
+            format!("/api/webhooks/{}", custom["id"].as_str().unwrap()),
+            vec![],
+            r#"Signature realm="hookrun", header="X-Acme-Signature""#,
+        ),
+        (
+            "/api/v1/webhook/trigger".to_string(),
+            vec![("authorization", "Bearer wht_0000")],
+            r#"Bearer realm="hookrun""#,
+        ),
+    ];
+    for (path, headers, challenge) in cases {
+        let (s, v, hs) = post(&h, &path, body, &headers).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{path} {headers:?}: {v}");
+        assert_eq!(v["error"]["code"], "unauthorized", "{v}");
+        assert_eq!(hs["www-authenticate"], challenge, "{path} {headers:?}");
+    }
+}

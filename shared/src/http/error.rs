@@ -42,7 +42,7 @@ pub fn status_of(e: &Error) -> StatusCode {
         Error::Invalid { .. } => StatusCode::BAD_REQUEST,
         Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         Error::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
-        Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+        Error::Unauthorized(_) | Error::SignatureRejected { .. } => StatusCode::UNAUTHORIZED,
         Error::Forbidden(_) => StatusCode::FORBIDDEN,
         Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -164,11 +164,21 @@ impl IntoResponse for ApiError {
             );
         }
         if status == StatusCode::UNAUTHORIZED {
-            // RFC 9110: a 401 names the scheme the client should use.
-            resp.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"hookrun\""),
-            );
+            // RFC 9110: a 401 names the scheme the client should use. A
+            // signed route's is its signature header (the `Signature`
+            // scheme of HTTP message signatures has no registered
+            // parameters for a plain HMAC header, so it is named as such).
+            let challenge = match &self {
+                ApiError::Service(Error::SignatureRejected { header, .. }) => {
+                    HeaderValue::from_str(&format!(
+                        "Signature realm=\"hookrun\", header=\"{header}\""
+                    ))
+                    .unwrap_or_else(|_| HeaderValue::from_static("Signature realm=\"hookrun\""))
+                }
+                _ => HeaderValue::from_static("Bearer realm=\"hookrun\""),
+            };
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, challenge);
         }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             resp.headers_mut()
@@ -225,6 +235,12 @@ mod tests {
                 "bad name",
             ),
             (Error::unauthorized("no"), 401, "unauthorized", "no"),
+            (
+                Error::signature_rejected("X-Signature", "bad"),
+                401,
+                "unauthorized",
+                "bad",
+            ),
             (Error::Forbidden("off"), 403, "forbidden", "off"),
             (Error::Conflict("c".into()), 409, "conflict", "c"),
             (

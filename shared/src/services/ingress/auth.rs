@@ -41,7 +41,8 @@ pub async fn authenticate_agent(
         header(headers, SECRET_HEADER),
     );
     if signature.is_none() && plaintext.is_none() {
-        return Err(Error::unauthorized(
+        return Err(Error::signature_rejected(
+            "X-Signature",
             "missing X-Signature (hex HMAC-SHA256 of the body) or X-Webhook-Secret",
         ));
     }
@@ -57,11 +58,14 @@ pub async fn authenticate_agent(
             return Ok(method);
         }
     }
-    Err(Error::unauthorized(if signature.is_some() {
-        "invalid signature"
-    } else {
-        "invalid webhook secret"
-    }))
+    Err(Error::signature_rejected(
+        "X-Signature",
+        if signature.is_some() {
+            "invalid signature"
+        } else {
+            "invalid webhook secret"
+        },
+    ))
 }
 
 /// Every valid value is checked, without stopping early, so timing does not
@@ -109,10 +113,13 @@ pub async fn authenticate_trigger(
         // the body and a timestamp, a plaintext secret covers nothing.
         let scheme = t.signature.scheme;
         if scheme != crate::model::SignatureScheme::Hmac {
-            return Err(Error::unauthorized(format!(
-                "this trigger checks {scheme} signatures: send {}, not X-Webhook-Secret",
-                scheme.header_name()
-            )));
+            return Err(Error::signature_rejected(
+                scheme.header_name(),
+                format!(
+                    "this trigger checks {scheme} signatures: send {}, not X-Webhook-Secret",
+                    scheme.header_name()
+                ),
+            ));
         }
     }
     let secret = seal::open_sealed(app, sealed).await?;
@@ -120,7 +127,10 @@ pub async fn authenticate_trigger(
         return if signature::secrets_equal(&secret, plain) {
             Ok(AuthMethod::TriggerSignature)
         } else {
-            Err(Error::unauthorized("invalid webhook secret"))
+            Err(Error::signature_rejected(
+                "X-Webhook-Secret",
+                "invalid webhook secret",
+            ))
         };
     }
     providers::verify(
@@ -130,7 +140,13 @@ pub async fn authenticate_trigger(
         body,
         app.clock.now().timestamp(),
     )
-    .map_err(Error::unauthorized)?;
+    .map_err(|reason| {
+        let header = match &t.signature.header {
+            Some(h) if t.signature.scheme == crate::model::SignatureScheme::Hmac => h.clone(),
+            _ => t.signature.scheme.header_name().to_owned(),
+        };
+        Error::signature_rejected(header, reason)
+    })?;
     Ok(if by_token {
         AuthMethod::Token
     } else {

@@ -11,7 +11,7 @@ use crate::model::{Invocation, InvocationResult, Trigger};
 /// Why a call was refused before it authenticated, as its tally names it.
 pub(super) fn rejection_reason(e: &Error) -> &'static str {
     match e {
-        Error::Unauthorized(_) => "unauthorized",
+        Error::Unauthorized(_) | Error::SignatureRejected { .. } => "unauthorized",
         Error::RateLimited { .. } => "rate_limited",
         Error::PayloadTooLarge(_) => "too_large",
         _ => "bad_request",

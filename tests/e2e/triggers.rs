@@ -192,6 +192,25 @@ async fn id_route_with_and_without_secret() {
     let h = Hookrun::start();
     let (agent, _) = h.create_agent(json!({"name": "a"})).await;
     let open = trigger(&h, json!({"agent_id": agent, "name": "open"})).await;
+    // The create answer says that the id URL takes calls from anyone.
+    assert!(
+        open["urls"]["by_id"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("/api/webhooks/{}", open["id"].as_str().unwrap())),
+        "{open}"
+    );
+    assert!(
+        open["authentication"]["by_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("none: anyone who knows the trigger id"),
+        "{open}"
+    );
+    assert_eq!(
+        open["authentication"]["bearer"],
+        "Authorization: Bearer with the trigger token"
+    );
     let (s, v, _) = post(
         &h,
         &format!("/api/webhooks/{}", open["id"].as_str().unwrap()),
@@ -217,6 +236,14 @@ async fn id_route_with_and_without_secret() {
     let (id, secret) = (
         closed["id"].as_str().unwrap(),
         closed["secret"].as_str().unwrap(),
+    );
+    assert_eq!(
+        closed["authentication"]["by_id"],
+        "the trigger's hmac signature in X-Webhook-Signature, or the secret itself in X-Webhook-Secret"
+    );
+    assert_eq!(
+        closed["authentication"]["token_url"],
+        "the trigger token in the URL, plus the trigger's hmac signature in X-Webhook-Signature"
     );
     let path = format!("/api/webhooks/{id}");
     let body = br#"{"message":"hi"}"#;
@@ -1054,6 +1081,15 @@ async fn a_401_names_the_credential_the_route_expects() {
         "signature": {"scheme": "hmac", "header": "X-Acme-Signature"}}),
     )
     .await;
+    // The create answers name the same headers as the challenges below.
+    assert_eq!(
+        gh["authentication"]["by_id"],
+        "the trigger's github signature in X-Hub-Signature-256"
+    );
+    assert_eq!(
+        custom["authentication"]["bearer"],
+        "Authorization: Bearer with the trigger token, plus the trigger's hmac signature in X-Acme-Signature"
+    );
     let body = br#"{"a":1}"#;
     let cases = [
         (

@@ -3,20 +3,11 @@
 
 use serde_json::{json, Value};
 
-use super::requests::base_url;
+use super::requests::{authentication, base_url};
 use crate::app::App;
 use crate::error::Error;
 use crate::ids::WorkspaceId;
-use crate::model::{Agent, Trigger};
-
-/// How a trigger's callers authenticate, in words.
-fn scheme_name(t: &Trigger) -> &'static str {
-    if t.secret_sealed.is_some() {
-        t.signature.scheme.as_str()
-    } else {
-        "none"
-    }
-}
+use crate::model::Agent;
 
 pub async fn agent_webhook_info(
     app: &App,
@@ -34,27 +25,26 @@ pub async fn agent_webhook_info(
         .await?
         .data;
     for t in &triggers {
-        let scheme = scheme_name(t);
-        let signed = t.secret_sealed.is_some();
+        let auth = authentication(t);
         urls.push(json!({
             "trigger_id": t.id,
             "name": t.name,
             "is_active": t.is_active,
             "url": format!("{base}/api/webhooks/{}", t.id),
             "method": "POST",
-            "auth": if signed { format!("signature ({scheme}) or X-Webhook-Secret") } else { "none".into() },
+            "auth": auth["by_id"],
         }));
         urls.push(json!({
             "trigger_id": t.id,
             "url": format!("{base}/api/v1/webhook/trigger"),
             "method": "POST",
-            "auth": format!("Authorization: Bearer {}… (the trigger token){}", t.token_prefix, if signed { format!(", plus signature ({scheme})") } else { String::new() }),
+            "auth": auth["bearer"],
         }));
         urls.push(json!({
             "trigger_id": t.id,
             "url": format!("{base}/webhooks/runs/{}…", t.token_prefix),
             "method": "POST",
-            "auth": "the trigger token in the URL",
+            "auth": auth["token_url"],
         }));
     }
     let route = super::by_agent_route(app, &agent.id).await?;
@@ -63,7 +53,7 @@ pub async fn agent_webhook_info(
             "trigger_id": t.id,
             "url": format!("{base}/api/v1/agents/{}/webhook", agent.id),
             "method": "POST",
-            "auth": if t.secret_sealed.is_some() { format!("source validation and signature ({})", t.signature.scheme) } else { "source validation".into() },
+            "auth": authentication(t)["agent"],
         }));
     }
     Ok(json!({

@@ -77,6 +77,8 @@ pub struct TriggerView {
     pub token_prefix: String,
     pub is_active: bool,
     pub has_secret: bool,
+    /// The last accepted call, written at most once a minute per trigger
+    /// and process: it may lag the last call by up to a minute.
     #[serde(with = "crate::clock::ts::option")]
     pub last_used_at: Option<DateTime<Utc>>,
     pub created_by_id: String,
@@ -94,6 +96,55 @@ pub struct TriggerView {
     pub agent_route: bool,
     /// The URLs that reach this trigger without its token in them.
     pub urls: Value,
+    /// How a call to each of `urls` authenticates, in words, under the
+    /// same keys. A trigger without a secret says so here: its id URL
+    /// (and agent route) then take calls from anyone who knows the id.
+    pub authentication: Value,
+}
+
+/// The header a signed call to `t` carries.
+fn signature_header(t: &Trigger) -> String {
+    match &t.signature.header {
+        Some(h) if t.signature.scheme == crate::model::SignatureScheme::Hmac => h.clone(),
+        _ => t.signature.scheme.header_name().to_owned(),
+    }
+}
+
+/// How each of a trigger's URLs authenticates (`TriggerView::authentication`).
+pub fn authentication(t: &Trigger) -> Value {
+    let signed = t.secret_sealed.as_ref().map(|_| {
+        format!(
+            "the trigger's {} signature in {}",
+            t.signature.scheme,
+            signature_header(t)
+        )
+    });
+    let by_id = match &signed {
+        Some(sig) if t.signature.scheme == crate::model::SignatureScheme::Hmac => {
+            format!("{sig}, or the secret itself in X-Webhook-Secret")
+        }
+        Some(sig) => sig.clone(),
+        None => "none: anyone who knows the trigger id can call it; give the trigger a secret \
+                 (regenerate-secret) to require a signature"
+            .to_owned(),
+    };
+    let plus = |base: &str| match &signed {
+        Some(sig) => format!("{base}, plus {sig}"),
+        None => base.to_owned(),
+    };
+    let mut auth = json!({
+        "by_id": by_id,
+        "bearer": plus("Authorization: Bearer with the trigger token"),
+        "token_url": plus("the trigger token in the URL"),
+    });
+    if t.agent_route {
+        auth["agent"] = json!(match &signed {
+            Some(sig) => format!("the allowed sources, plus {sig}"),
+            None => "the allowed sources only (Origin host or caller IP; an empty list allows all)"
+                .to_owned(),
+        });
+    }
+    auth
 }
 
 /// The base every shown URL starts with (`HOOKRUN_PUBLIC_URL`, or none).
@@ -133,5 +184,6 @@ pub fn view(app: &App, t: &Trigger) -> TriggerView {
         metadata: t.metadata.clone(),
         agent_route: t.agent_route,
         urls,
+        authentication: authentication(t),
     }
 }

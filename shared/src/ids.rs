@@ -53,6 +53,20 @@ macro_rules! id_type {
             }
         }
 
+        /// On the wire an id is a string: its prefix, `_`, a ULID.
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .description(Some(concat!("An id: `", $prefix, "_` and a lowercase ULID.")))
+                    .max_length(Some(64))
+                    .examples([concat!($prefix, "_01m82neera0ww62px4wgbmk408")])
+                    .into()
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
+
         impl std::ops::Deref for $name {
             type Target = str;
             fn deref(&self) -> &str {

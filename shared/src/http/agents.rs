@@ -5,65 +5,120 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
 use serde::Serialize;
-use serde_json::json;
 
 use super::extract::{Admin, ApiJson, ApiPath, ApiQuery, OptionalJson, Paging};
+use super::openapi::ManagementErrors;
 use super::ApiError;
 use crate::app::App;
 use crate::model::Agent;
-use crate::services::agents::{self, CreateAgent, RotateSecret, UpdateAgent};
+use crate::repo::Listing;
+use crate::services::agents::{self, CreateAgent, RotateSecret, RotatedSecret, UpdateAgent};
 
 /// An agent as the API shows it: its record and where to send its webhooks.
-#[derive(Serialize)]
-pub struct AgentView<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct AgentView {
     #[serde(flatten)]
-    agent: &'a Agent,
+    agent: Agent,
+    /// The per-agent trigger URL (`X-Signature` with the agent's secret).
     webhook_url: String,
 }
 
-pub fn view<'a>(app: &App, agent: &'a Agent) -> AgentView<'a> {
+/// A new agent, with its webhook secret: shown this once.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CreatedAgent {
+    #[serde(flatten)]
+    agent: AgentView,
+    /// `whk_…`: signs calls to `webhook_url`. Not shown again.
+    webhook_secret: String,
+}
+
+pub fn view(app: &App, agent: Agent) -> AgentView {
     let base = app.settings.public_url.as_deref().unwrap_or("");
     AgentView {
-        agent,
         webhook_url: format!(
             "{base}/api/v1/webhooks/{}/{}/trigger",
             agent.workspace_id, agent.id
         ),
+        agent,
     }
 }
 
+/// Create an agent.
+#[utoipa::path(
+    post,
+    path = "/api/v1/agents",
+    tag = "agents",
+    operation_id = "create_agent",
+    security(("admin_key" = [])),
+    request_body = CreateAgent,
+    responses(
+        (status = 201, description = "Created; `Location` names it", body = CreatedAgent),
+        ManagementErrors
+    )
+)]
 pub async fn create(
     State(app): State<App>,
     admin: Admin,
     ApiJson(req): ApiJson<CreateAgent>,
 ) -> Result<impl IntoResponse, ApiError> {
     let (agent, secret) = agents::create(&app, &admin.workspace_id, req).await?;
-    let mut body = serde_json::to_value(view(&app, &agent)).expect("serialises");
-    body["webhook_secret"] = json!(secret);
-    Ok(super::created(format!("/api/v1/agents/{}", agent.id), body))
+    let location = format!("/api/v1/agents/{}", agent.id);
+    let body = CreatedAgent {
+        agent: view(&app, agent),
+        webhook_secret: secret,
+    };
+    Ok(super::created(location, body))
 }
 
+/// List the workspace's agents.
+#[utoipa::path(
+    get,
+    path = "/api/v1/agents",
+    tag = "agents",
+    operation_id = "list_agents",
+    security(("admin_key" = [])),
+    params(Paging),
+    responses((status = 200, body = Listing<AgentView>), ManagementErrors)
+)]
 pub async fn list(
     State(app): State<App>,
     admin: Admin,
     ApiQuery(paging): ApiQuery<Paging>,
 ) -> Result<impl IntoResponse, ApiError> {
     let listing = agents::list(&app, &admin.workspace_id, paging.limit()?, paging.cursor()).await?;
-    let listing = listing.map(|a| serde_json::to_value(view(&app, &a)).expect("serialises"));
-    Ok(Json(listing))
+    Ok(Json(listing.map(|a| view(&app, a))))
 }
 
+/// Read an agent.
+#[utoipa::path(
+    get,
+    path = "/api/v1/agents/{agent_id}",
+    tag = "agents",
+    operation_id = "get_agent",
+    security(("admin_key" = [])),
+    params(("agent_id" = String, Path, description = "The agent's id")),
+    responses((status = 200, body = AgentView), ManagementErrors)
+)]
 pub async fn get(
     State(app): State<App>,
     admin: Admin,
     ApiPath(agent_id): ApiPath<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let agent = agents::get(&app, &admin.workspace_id, &agent_id).await?;
-    Ok(Json(
-        serde_json::to_value(view(&app, &agent)).expect("serialises"),
-    ))
+    Ok(Json(view(&app, agent)))
 }
 
+/// Update an agent (bumps its `version`); absent fields are kept.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/agents/{agent_id}",
+    tag = "agents",
+    operation_id = "update_agent",
+    security(("admin_key" = [])),
+    params(("agent_id" = String, Path, description = "The agent's id")),
+    request_body = UpdateAgent,
+    responses((status = 200, body = AgentView), ManagementErrors)
+)]
 pub async fn update(
     State(app): State<App>,
     admin: Admin,
@@ -71,11 +126,19 @@ pub async fn update(
     ApiJson(req): ApiJson<UpdateAgent>,
 ) -> Result<impl IntoResponse, ApiError> {
     let agent = agents::update(&app, &admin.workspace_id, &agent_id, req).await?;
-    Ok(Json(
-        serde_json::to_value(view(&app, &agent)).expect("serialises"),
-    ))
+    Ok(Json(view(&app, agent)))
 }
 
+/// Delete an agent, its triggers and its secret.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/agents/{agent_id}",
+    tag = "agents",
+    operation_id = "delete_agent",
+    security(("admin_key" = [])),
+    params(("agent_id" = String, Path, description = "The agent's id")),
+    responses((status = 204, description = "Deleted"), ManagementErrors)
+)]
 pub async fn delete(
     State(app): State<App>,
     admin: Admin,
@@ -85,6 +148,18 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Give the agent a new webhook secret (shown once); the previous one
+/// keeps working for `grace_seconds`. The body may be empty.
+#[utoipa::path(
+    post,
+    path = "/api/v1/agents/{agent_id}/rotate-secret",
+    tag = "agents",
+    operation_id = "rotate_agent_secret",
+    security(("admin_key" = [])),
+    params(("agent_id" = String, Path, description = "The agent's id")),
+    request_body(content = Option<RotateSecret>, description = "Optional"),
+    responses((status = 200, body = RotatedSecret), ManagementErrors)
+)]
 pub async fn rotate_secret(
     State(app): State<App>,
     admin: Admin,

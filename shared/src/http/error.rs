@@ -9,6 +9,26 @@ use serde_json::json;
 
 use crate::error::{Entity, Error, StoreError};
 
+/// Every error answer: `{"error":{"code":…,"message":…}}`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, one per status: `invalid_request` (400), `unauthorized`
+    /// (401), `forbidden` (403), `not_found` (404), `method_not_allowed`
+    /// (405), `conflict` (409), `payload_too_large` (413),
+    /// `unsupported_media_type` (415), `uri_too_long` (414),
+    /// `unprocessable` (422), `headers_too_large` (431), `rate_limited`
+    /// (429), `internal` (500), `unavailable` (503).
+    #[schema(example = "not_found")]
+    pub code: &'static str,
+    /// For people: what was wrong, naming the field or header.
+    pub message: String,
+}
+
 /// Everything a route can answer with besides success: a service error, or
 /// a request the router could not even hand to a service.
 #[derive(Debug)]
@@ -154,7 +174,12 @@ impl IntoResponse for ApiError {
                 _ => {}
             }
         }
-        let body = json!({ "error": { "code": code_of(status), "message": self.message() } });
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: code_of(status),
+                message: self.message(),
+            },
+        };
         let mut resp = (status, Json(body)).into_response();
         if let ApiError::Service(Error::RateLimited { state, .. }) = &self {
             super::ratelimit_headers(resp.headers_mut(), state.limit, 0, state.reset_secs);

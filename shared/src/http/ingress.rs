@@ -7,12 +7,15 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
-use serde_json::{json, Value};
+use serde::Serialize;
 
 use super::extract::{ApiPath, SourceIp};
+use super::openapi::TriggerErrors;
 use super::ApiError;
 use crate::app::App;
 use crate::error::Error;
+use crate::ids::RunId;
+use crate::model::RunStatus;
 use crate::services::ingress::{self, Accepted, AuthMethod, Disposition, Inbound, Route};
 
 /// When the plaintext `X-Webhook-Secret` scheme stops working.
@@ -50,7 +53,7 @@ pub async fn read_limited(body: Body, limit: usize) -> Result<Bytes, Error> {
     })
 }
 
-fn answer(accepted: &Accepted, body: Value) -> Response {
+fn answer(accepted: &Accepted, body: impl Serialize) -> Response {
     let mut resp = (StatusCode::ACCEPTED, Json(body)).into_response();
     if let Some(r) = accepted.rate {
         super::ratelimit_headers(resp.headers_mut(), r.limit, r.remaining, r.reset_secs);
@@ -58,22 +61,95 @@ fn answer(accepted: &Accepted, body: Value) -> Response {
     resp
 }
 
-/// `{"status":"accepted","run_id":…}`, or `{"status":"ignored"}`; a
-/// repeat also says so and gives its run's status now.
-fn accepted_body(a: &Accepted) -> Value {
-    match a.disposition {
-        Disposition::Ignored => json!({ "status": "ignored" }),
-        Disposition::Queued => json!({ "status": "accepted", "run_id": a.run_id }),
-        Disposition::Duplicate => json!({
-            "status": "accepted",
-            "run_id": a.run_id,
-            "duplicate": true,
-            "run_status": a.run_status.map(|s| s.as_str()),
-        }),
+/// Whether a call made (or repeats) a run, or was not wanted.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Accepted,
+    Ignored,
+}
+
+/// The `202` of a trigger route: `{"status":"accepted","run_id":…}`, or
+/// `{"status":"ignored"}` for an event the trigger does not want. A repeat
+/// (same idempotency key and body) also says `duplicate` and gives its
+/// run's status now.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TriggerAnswer {
+    pub status: Outcome,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<RunId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duplicate: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_status: Option<RunStatus>,
+}
+
+impl TriggerAnswer {
+    pub fn of(a: &Accepted) -> Self {
+        let (status, duplicate) = match a.disposition {
+            Disposition::Ignored => (Outcome::Ignored, None),
+            Disposition::Queued => (Outcome::Accepted, None),
+            Disposition::Duplicate => (Outcome::Accepted, Some(true)),
+        };
+        TriggerAnswer {
+            status,
+            run_id: a.run_id.clone().filter(|_| status_has_run(a)),
+            duplicate,
+            run_status: a.run_status.filter(|_| duplicate.is_some()),
+        }
     }
 }
 
-/// `POST /api/v1/webhooks/{crewId}/{agentId}/trigger`: per-agent HMAC.
+fn status_has_run(a: &Accepted) -> bool {
+    a.disposition != Disposition::Ignored
+}
+
+/// The token route's `202`, in its original product's shape: the run and
+/// the agent version it was made for, or `{"status":"ignored"}`.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum TokenAnswer {
+    Run {
+        run_id: Option<RunId>,
+        /// `ver_{agent}_{version}`.
+        version_id: String,
+        version_number: u64,
+        /// `queued`, or a repeat's run status now.
+        status: RunStatus,
+    },
+    Ignored {
+        status: IgnoredOnly,
+    },
+}
+
+/// Only `ignored`.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum IgnoredOnly {
+    Ignored,
+}
+
+/// Standard headers of a trigger answer.
+const RATE_HEADERS_DOC: &str = "`RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` carry the tightest limit that counted the call";
+
+/// Start a run of an agent, signed with the agent's webhook secret.
+#[utoipa::path(
+    post,
+    path = "/api/v1/webhooks/{crew_id}/{agent_id}/trigger",
+    tag = "triggers",
+    operation_id = "trigger_agent",
+    security(("agent_signature" = []), ("webhook_secret" = [])),
+    params(
+        ("crew_id" = String, Path, description = "The agent's workspace id"),
+        ("agent_id" = String, Path, description = "The agent's id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes the call idempotent for 24 h (also `X-GitHub-Delivery`, `webhook-id`)"),
+    ),
+    request_body(content = Object, content_type = "application/json", description = "Any JSON payload; the agent gets it as `Webhook event received:` with its `event`, `source` and `data`"),
+    responses(
+        (status = 202, description = RATE_HEADERS_DOC, body = TriggerAnswer),
+        TriggerErrors
+    )
+)]
 pub async fn agent_trigger(
     State(app): State<App>,
     ApiPath((workspace_id, agent_id)): ApiPath<(String, String)>,
@@ -85,7 +161,7 @@ pub async fn agent_trigger(
         agent_id: &agent_id,
     };
     let accepted = run(&app, route, ip, req).await?;
-    let mut resp = answer(&accepted, accepted_body(&accepted));
+    let mut resp = answer(&accepted, TriggerAnswer::of(&accepted));
     if accepted.auth == AuthMethod::PlaintextSecret {
         let h = resp.headers_mut();
         h.insert("deprecation", HeaderValue::from_static("true"));
@@ -94,8 +170,24 @@ pub async fn agent_trigger(
     Ok(resp)
 }
 
-/// `POST /webhooks/runs/{token}`: answers with the agent version
-/// the run was made for.
+/// Start a run through a trigger's token URL; also checks the trigger's
+/// signature when it has a secret.
+#[utoipa::path(
+    post,
+    path = "/webhooks/runs/{token}",
+    tag = "triggers",
+    operation_id = "trigger_by_token_url",
+    security((), ("trigger_signature" = [])),
+    params(
+        ("token" = String, Path, description = "The trigger's token (`wht_…`): a credential, keep it secret"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes the call idempotent for 24 h"),
+    ),
+    request_body(content = Object, content_type = "application/json", description = "The payload: JSON (or a form body, kept as text)"),
+    responses(
+        (status = 202, description = RATE_HEADERS_DOC, body = TokenAnswer),
+        TriggerErrors
+    )
+)]
 pub async fn token_url(
     State(app): State<App>,
     ApiPath(token): ApiPath<String>,
@@ -104,19 +196,42 @@ pub async fn token_url(
 ) -> Result<Response, ApiError> {
     let accepted = run(&app, Route::TokenUrl { token: &token }, ip, req).await?;
     let body = match accepted.disposition {
-        Disposition::Ignored => json!({ "status": "ignored" }),
-        _ => json!({
-            "run_id": accepted.run_id,
-            "version_id": format!("ver_{}_{}", accepted.agent_id.trim_start_matches("agt_"), accepted.agent_version),
-            "version_number": accepted.agent_version,
+        Disposition::Ignored => TokenAnswer::Ignored {
+            status: IgnoredOnly::Ignored,
+        },
+        _ => TokenAnswer::Run {
+            run_id: accepted.run_id.clone(),
+            version_id: format!(
+                "ver_{}_{}",
+                accepted.agent_id.trim_start_matches("agt_"),
+                accepted.agent_version
+            ),
+            version_number: accepted.agent_version,
             // A repeat answers its run's status now.
-            "status": accepted.run_status.map_or("queued", |s| s.as_str()),
-        }),
+            status: accepted.run_status.unwrap_or(RunStatus::Queued),
+        },
     };
     Ok(answer(&accepted, body))
 }
 
-/// `POST /api/webhooks/{triggerId}`.
+/// Start a run through a trigger's id. A trigger without a secret takes
+/// calls here from anyone who knows its id.
+#[utoipa::path(
+    post,
+    path = "/api/webhooks/{trigger_id}",
+    tag = "triggers",
+    operation_id = "trigger_by_id",
+    security(("trigger_signature" = []), ("webhook_secret" = []), ()),
+    params(
+        ("trigger_id" = String, Path, description = "The trigger's id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes the call idempotent for 24 h"),
+    ),
+    request_body(content = Object, content_type = "application/json", description = "The payload: JSON (or a form body, kept as text)"),
+    responses(
+        (status = 202, description = RATE_HEADERS_DOC, body = TriggerAnswer),
+        TriggerErrors
+    )
+)]
 pub async fn by_trigger_id(
     State(app): State<App>,
     ApiPath(trigger_id): ApiPath<String>,
@@ -127,20 +242,55 @@ pub async fn by_trigger_id(
         trigger_id: &trigger_id,
     };
     let accepted = run(&app, route, ip, req).await?;
-    Ok(answer(&accepted, accepted_body(&accepted)))
+    Ok(answer(&accepted, TriggerAnswer::of(&accepted)))
 }
 
-/// `POST /api/v1/webhook/trigger` with `Authorization: Bearer wht_…`.
+/// Start a run with a trigger's token as a bearer token, plus the
+/// trigger's signature (`X-Webhook-Signature: sha256=<hex>` by default)
+/// when it has a secret.
+#[utoipa::path(
+    post,
+    path = "/api/v1/webhook/trigger",
+    tag = "triggers",
+    operation_id = "trigger_by_bearer",
+    security(("trigger_token" = []), ("trigger_token" = [], "trigger_signature" = [])),
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes the call idempotent for 24 h"),
+    ),
+    request_body(content = Object, content_type = "application/json", description = "The payload: JSON (or a form body, kept as text)"),
+    responses(
+        (status = 202, description = RATE_HEADERS_DOC, body = TriggerAnswer),
+        TriggerErrors
+    )
+)]
 pub async fn bearer(
     State(app): State<App>,
     ip: SourceIp,
     req: Request<Body>,
 ) -> Result<Response, ApiError> {
     let accepted = run(&app, Route::Bearer, ip, req).await?;
-    Ok(answer(&accepted, accepted_body(&accepted)))
+    Ok(answer(&accepted, TriggerAnswer::of(&accepted)))
 }
 
-/// `POST /api/v1/agents/{agentId}/webhook`: source-validated.
+/// Start a run through the agent's `agent_route` trigger: the caller's
+/// `Origin` host or IP must be allowed, plus the trigger's signature when
+/// it has a secret.
+#[utoipa::path(
+    post,
+    path = "/api/v1/agents/{agent_id}/webhook",
+    tag = "triggers",
+    operation_id = "trigger_agent_route",
+    security((), ("trigger_signature" = [])),
+    params(
+        ("agent_id" = String, Path, description = "The agent's id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes the call idempotent for 24 h"),
+    ),
+    request_body(content = Object, content_type = "application/json", description = "The payload: JSON (or a form body, kept as text)"),
+    responses(
+        (status = 202, description = RATE_HEADERS_DOC, body = TriggerAnswer),
+        TriggerErrors
+    )
+)]
 pub async fn agent_source(
     State(app): State<App>,
     ApiPath(agent_id): ApiPath<String>,
@@ -151,5 +301,5 @@ pub async fn agent_source(
         agent_id: &agent_id,
     };
     let accepted = run(&app, route, ip, req).await?;
-    Ok(answer(&accepted, accepted_body(&accepted)))
+    Ok(answer(&accepted, TriggerAnswer::of(&accepted)))
 }

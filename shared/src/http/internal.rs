@@ -4,12 +4,13 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use axum::Json;
-use serde_json::json;
 
 use super::extract::{ApiPath, SourceIp};
+use super::openapi::ManagementErrors;
 use super::ApiError;
 use crate::app::App;
 use crate::error::{Entity, Error};
+use crate::ids::{AgentId, WorkspaceId};
 use crate::services::{agents, ratelimit};
 use crate::signature::secrets_equal;
 
@@ -35,7 +36,25 @@ async fn check_token(app: &App, headers: &HeaderMap, from: SourceIp) -> Result<(
     }
 }
 
-/// `GET /api/v1/internal/agents/{agentId}/webhook-secret`
+/// An agent's current webhook secret, for services of the same deployment.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct InternalAgentSecret {
+    agent_id: AgentId,
+    workspace_id: WorkspaceId,
+    webhook_secret: String,
+}
+
+/// An agent's current webhook secret, for other services of the same
+/// deployment. Absent (404) unless `HOOKRUN_INTERNAL_TOKEN` is set.
+#[utoipa::path(
+    get,
+    path = "/api/v1/internal/agents/{agent_id}/webhook-secret",
+    tag = "agents",
+    operation_id = "get_agent_secret_internal",
+    security(("internal_token" = [])),
+    params(("agent_id" = String, Path, description = "The agent's id")),
+    responses((status = 200, body = InternalAgentSecret), ManagementErrors)
+)]
 pub async fn agent_webhook_secret(
     State(app): State<App>,
     from: SourceIp,
@@ -47,9 +66,9 @@ pub async fn agent_webhook_secret(
         .await?
         .ok_or(Error::NotFound(Entity::Agent))?;
     let secret = agents::secret(&app, &agent).await?;
-    Ok(Json(json!({
-        "agent_id": agent.id,
-        "workspace_id": agent.workspace_id,
-        "webhook_secret": secret.current,
-    })))
+    Ok(Json(InternalAgentSecret {
+        agent_id: agent.id,
+        workspace_id: agent.workspace_id,
+        webhook_secret: secret.current,
+    }))
 }

@@ -8,6 +8,7 @@ mod error;
 pub mod extract;
 mod ingress;
 mod internal;
+pub mod openapi;
 mod runs;
 mod subscriptions;
 mod triggers;
@@ -17,12 +18,13 @@ use std::time::Instant;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, post};
 use axum::Router;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::app::App;
 
-pub use error::{protocol_error_body, status_of, ApiError};
+pub use error::{protocol_error_body, status_of, ApiError, ErrorBody};
 pub use extract::SourceIp;
 pub use ingress::SECRET_HEADER_SUNSET;
 pub use internal::INTERNAL_TOKEN_HEADER;
@@ -44,104 +46,58 @@ pub fn api_router(app: App) -> Router {
 
 /// Every route (`hookrun serve`).
 pub fn router(app: App) -> Router {
-    finish(management_routes().merge(trigger_routes()), app)
+    finish(all_routes(), app)
 }
 
-/// The public trigger routes (docs/ARCHITECTURE.md, glossary).
-fn trigger_routes() -> Router<App> {
-    Router::new()
-        .route(
-            "/api/v1/webhooks/{crew_id}/{agent_id}/trigger",
-            post(ingress::agent_trigger),
-        )
-        .route("/webhooks/runs/{token}", post(ingress::token_url))
-        .route("/api/webhooks/{trigger_id}", post(ingress::by_trigger_id))
-        .route("/api/v1/webhook/trigger", post(ingress::bearer))
-        .route(
-            "/api/v1/agents/{agent_id}/webhook",
-            post(ingress::agent_source),
-        )
+/// Every route with its OpenAPI description (`openapi::document`).
+fn all_routes() -> OpenApiRouter<App> {
+    management_routes().merge(trigger_routes())
 }
 
-fn management_routes() -> Router<App> {
-    Router::new()
-        .route("/api/v1/agents", post(agents::create).get(agents::list))
-        .route(
-            "/api/v1/agents/{agent_id}",
-            get(agents::get)
-                .patch(agents::update)
-                .delete(agents::delete),
-        )
-        .route(
-            "/api/v1/agents/{agent_id}/rotate-secret",
-            post(agents::rotate_secret),
-        )
-        .route("/api/v1/agents/{agent_id}/runs", get(runs::list_for_agent))
-        .route("/api/v1/agents/{agent_id}/logs", get(runs::logs))
-        .route("/api/v1/runs/{run_id}", get(runs::get))
-        .route(
-            "/api/v1/subscriptions",
-            post(subscriptions::create).get(subscriptions::list),
-        )
-        .route(
-            "/api/v1/subscriptions/{id}",
-            get(subscriptions::get)
-                .patch(subscriptions::update)
-                .delete(subscriptions::delete),
-        )
-        .route(
-            "/api/v1/subscriptions/{id}/rotate-secret",
-            post(subscriptions::rotate_secret),
-        )
-        .route(
-            "/api/v1/subscriptions/{id}/deliveries",
-            get(subscriptions::deliveries),
-        )
-        .route("/api/v1/deliveries/{id}", get(subscriptions::delivery))
-        .route(
-            "/api/v1/deliveries/{id}/redeliver",
-            post(subscriptions::redeliver),
-        )
-        .route(
-            "/api/v1/webhook-triggers",
-            post(triggers::create).get(triggers::list),
-        )
-        .route(
-            "/api/v1/webhook-triggers/{id}",
-            get(triggers::get)
-                .patch(triggers::update)
-                .delete(triggers::delete),
-        )
-        .route(
-            "/api/v1/webhook-triggers/{id}/regenerate-token",
-            post(triggers::regenerate_token),
-        )
-        .route(
-            "/api/v1/webhook-triggers/{id}/regenerate-secret",
-            post(triggers::regenerate_secret),
-        )
-        .route("/api/v1/webhook-triggers/{id}/test", post(triggers::test))
-        .route(
-            "/api/v1/webhook-triggers/{id}/invocations",
-            get(triggers::invocations),
-        )
-        .route(
-            "/api/v1/agents/{agent_id}/webhook",
-            get(triggers::agent_webhook_info),
-        )
-        .route(
-            "/api/v1/internal/agents/{agent_id}/webhook-secret",
-            get(internal::agent_webhook_secret),
-        )
-        .route(
-            "/healthz",
-            get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }),
-        )
+/// The public trigger routes (docs/ARCHITECTURE.md, glossary). Each route
+/// is registered from its handler's `#[utoipa::path]`, which documents it.
+fn trigger_routes() -> OpenApiRouter<App> {
+    OpenApiRouter::new()
+        .routes(routes!(ingress::agent_trigger))
+        .routes(routes!(ingress::token_url))
+        .routes(routes!(ingress::by_trigger_id))
+        .routes(routes!(ingress::bearer))
+        .routes(routes!(ingress::agent_source))
+}
+
+fn management_routes() -> OpenApiRouter<App> {
+    OpenApiRouter::new()
+        .routes(routes!(agents::create, agents::list))
+        .routes(routes!(agents::get, agents::update, agents::delete))
+        .routes(routes!(agents::rotate_secret))
+        .routes(routes!(runs::list_for_agent))
+        .routes(routes!(runs::logs))
+        .routes(routes!(runs::get))
+        .routes(routes!(subscriptions::create, subscriptions::list))
+        .routes(routes!(
+            subscriptions::get,
+            subscriptions::update,
+            subscriptions::delete
+        ))
+        .routes(routes!(subscriptions::rotate_secret))
+        .routes(routes!(subscriptions::deliveries))
+        .routes(routes!(subscriptions::delivery))
+        .routes(routes!(subscriptions::redeliver))
+        .routes(routes!(triggers::create, triggers::list))
+        .routes(routes!(triggers::get, triggers::update, triggers::delete))
+        .routes(routes!(triggers::regenerate_token))
+        .routes(routes!(triggers::regenerate_secret))
+        .routes(routes!(triggers::test))
+        .routes(routes!(triggers::invocations))
+        .routes(routes!(triggers::agent_webhook_info))
+        .routes(routes!(internal::agent_webhook_secret))
+        .routes(routes!(openapi::health))
+        .routes(routes!(openapi::serve_document))
         .layer(DefaultBodyLimit::max(MAX_MANAGEMENT_BODY_BYTES))
 }
 
-fn finish(routes: Router<App>, app: App) -> Router {
-    routes
+fn finish(routes: OpenApiRouter<App>, app: App) -> Router {
+    Router::from(routes)
         .fallback(|| async { ApiError::no_route() })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::from_fn(log_request))
@@ -149,7 +105,7 @@ fn finish(routes: Router<App>, app: App) -> Router {
 }
 
 /// A `201 Created` answer with the new resource's `Location`.
-pub fn created(location: String, body: serde_json::Value) -> axum::response::Response {
+pub fn created(location: String, body: impl serde::Serialize) -> axum::response::Response {
     use axum::response::IntoResponse;
     let mut resp = (axum::http::StatusCode::CREATED, axum::Json(body)).into_response();
     if let Ok(v) = axum::http::HeaderValue::from_str(&location) {

@@ -6,22 +6,41 @@ use axum::Json;
 use serde::Deserialize;
 
 use super::extract::{Admin, ApiPath, ApiQuery, Paging};
+use super::openapi::ManagementErrors;
 use super::ApiError;
 use crate::app::App;
 use crate::error::Error;
-use crate::model::{RunStatus, TriggerType};
+use crate::model::{LogLine, Run, RunStatus, TriggerType};
+use crate::repo::Listing;
 use crate::services::agents;
 use crate::services::runs::{self, RunFilter};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RunsQuery {
+    /// Only runs started this way (any case).
+    #[param(value_type = Option<TriggerType>)]
     trigger_type: Option<String>,
+    /// Only runs in this state.
+    #[param(value_type = Option<RunStatus>)]
     status: Option<String>,
+    /// Page size, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<usize>,
+    /// The `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
-/// `GET /api/v1/agents/{agentId}/runs?trigger_type=&status=&limit=&cursor=`
+/// An agent's runs, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/agents/{agent_id}/runs",
+    tag = "agents",
+    operation_id = "list_runs",
+    security(("admin_key" = [])),
+    params(("agent_id" = String, Path, description = "The agent's id"), RunsQuery),
+    responses((status = 200, body = Listing<Run>), ManagementErrors)
+)]
 pub async fn list_for_agent(
     State(app): State<App>,
     admin: Admin,
@@ -64,7 +83,16 @@ pub async fn list_for_agent(
     Ok(Json(listing))
 }
 
-/// `GET /api/v1/runs/{runId}`
+/// One run: status, input, message, output, error, times.
+#[utoipa::path(
+    get,
+    path = "/api/v1/runs/{run_id}",
+    tag = "agents",
+    operation_id = "get_run",
+    security(("admin_key" = [])),
+    params(("run_id" = String, Path, description = "The run's id")),
+    responses((status = 200, body = Run), ManagementErrors)
+)]
 pub async fn get(
     State(app): State<App>,
     admin: Admin,
@@ -73,14 +101,28 @@ pub async fn get(
     Ok(Json(runs::get(&app, &admin.workspace_id, &run_id).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LogsQuery {
+    /// Only this run's lines.
     run_id: Option<String>,
+    /// Page size, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<usize>,
+    /// The `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
-/// `GET /api/v1/agents/{agentId}/logs?run_id=&limit=&cursor=`
+/// An agent's log lines, in the order its runs wrote them.
+#[utoipa::path(
+    get,
+    path = "/api/v1/agents/{agent_id}/logs",
+    tag = "agents",
+    operation_id = "list_logs",
+    security(("admin_key" = [])),
+    params(("agent_id" = String, Path, description = "The agent's id"), LogsQuery),
+    responses((status = 200, body = Listing<LogLine>), ManagementErrors)
+)]
 pub async fn logs(
     State(app): State<App>,
     admin: Admin,

@@ -4,33 +4,78 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::extract::{Admin, ApiBytes, ApiJson, ApiPath, ApiQuery, OptionalJson, Paging};
+use super::ingress::{Outcome, TriggerAnswer};
+use super::openapi::ManagementErrors;
 use super::ApiError;
 use crate::app::App;
+use crate::model::{Invocation, RejectionTally};
+use crate::repo::Listing;
 use crate::services::ingress;
-use crate::services::triggers::{self, CreateTrigger, RegenerateSecret, UpdateTrigger};
+use crate::services::triggers::{
+    self, AgentWebhookInfo, CreateTrigger, RegenerateSecret, TriggerView, UpdateTrigger,
+};
+
+/// A trigger with what is shown once: its token (and the full token
+/// URL in `urls.token_url`) and its secret, when just made.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TriggerWithSecrets {
+    #[serde(flatten)]
+    trigger: TriggerView,
+    /// `wht_…`: the trigger's token. Not shown again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token: Option<String>,
+    /// The signing secret. Not shown again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    secret: Option<String>,
+}
 
 fn with_secrets(
     app: &App,
     t: &crate::model::Trigger,
-    token: Option<&str>,
-    secret: Option<&str>,
-) -> Value {
-    let mut v = serde_json::to_value(triggers::view(app, t)).expect("serialises");
-    if let Some(token) = token {
+    token: Option<String>,
+    secret: Option<String>,
+) -> TriggerWithSecrets {
+    let mut view = triggers::view(app, t);
+    if let Some(token) = &token {
         let base = triggers::base_url(app);
-        v["token"] = json!(token);
-        v["urls"]["token_url"] = json!(format!("{base}/webhooks/runs/{token}"));
+        view.urls["token_url"] = json!(format!("{base}/webhooks/runs/{token}"));
     }
-    if let Some(secret) = secret {
-        v["secret"] = json!(secret);
+    TriggerWithSecrets {
+        trigger: view,
+        token,
+        secret,
     }
-    v
 }
 
+/// The invocations of a trigger: each call that authenticated, newest
+/// first, and on the first page the tallies of calls refused before.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct InvocationListing {
+    #[serde(flatten)]
+    listing: Listing<Invocation>,
+    /// First page only: calls refused before they authenticated (or over
+    /// the per-minute log cap), counted per minute and reason.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rejected_unauthenticated: Option<Vec<RejectionTally>>,
+}
+
+/// Create a trigger for an agent.
+#[utoipa::path(
+    post,
+    path = "/api/v1/webhook-triggers",
+    tag = "webhook-triggers",
+    operation_id = "create_trigger",
+    security(("admin_key" = [])),
+    request_body = CreateTrigger,
+    responses(
+        (status = 201, description = "Created; `Location` names it. `token` and `secret` are shown this once", body = TriggerWithSecrets),
+        ManagementErrors
+    )
+)]
 pub async fn create(
     State(app): State<App>,
     admin: Admin,
@@ -40,17 +85,32 @@ pub async fn create(
         triggers::create(&app, &admin.workspace_id, &admin.key_id, req).await?;
     Ok(super::created(
         format!("/api/v1/webhook-triggers/{}", t.id),
-        with_secrets(&app, &t, Some(&token), secret.as_deref()),
+        with_secrets(&app, &t, Some(token), secret),
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only this agent's triggers.
     agent_id: Option<String>,
+    /// Page size, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<usize>,
+    /// The `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
+/// List the workspace's triggers.
+#[utoipa::path(
+    get,
+    path = "/api/v1/webhook-triggers",
+    tag = "webhook-triggers",
+    operation_id = "list_triggers",
+    security(("admin_key" = [])),
+    params(ListQuery),
+    responses((status = 200, body = Listing<TriggerView>), ManagementErrors)
+)]
 pub async fn list(
     State(app): State<App>,
     admin: Admin,
@@ -71,6 +131,16 @@ pub async fn list(
     Ok(Json(listing.map(|t| triggers::view(&app, &t))))
 }
 
+/// Read a trigger (never its token or secret).
+#[utoipa::path(
+    get,
+    path = "/api/v1/webhook-triggers/{id}",
+    tag = "webhook-triggers",
+    operation_id = "get_trigger",
+    security(("admin_key" = [])),
+    params(("id" = String, Path, description = "The trigger's id")),
+    responses((status = 200, body = TriggerView), ManagementErrors)
+)]
 pub async fn get(
     State(app): State<App>,
     admin: Admin,
@@ -80,6 +150,17 @@ pub async fn get(
     Ok(Json(triggers::view(&app, &t)))
 }
 
+/// Update a trigger; absent fields are kept, `null` clears.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/webhook-triggers/{id}",
+    tag = "webhook-triggers",
+    operation_id = "update_trigger",
+    security(("admin_key" = [])),
+    params(("id" = String, Path, description = "The trigger's id")),
+    request_body = UpdateTrigger,
+    responses((status = 200, body = TriggerView), ManagementErrors)
+)]
 pub async fn update(
     State(app): State<App>,
     admin: Admin,
@@ -90,6 +171,16 @@ pub async fn update(
     Ok(Json(triggers::view(&app, &t)))
 }
 
+/// Delete a trigger: its URLs answer 404 at once.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/webhook-triggers/{id}",
+    tag = "webhook-triggers",
+    operation_id = "delete_trigger",
+    security(("admin_key" = [])),
+    params(("id" = String, Path, description = "The trigger's id")),
+    responses((status = 204, description = "Deleted"), ManagementErrors)
+)]
 pub async fn delete(
     State(app): State<App>,
     admin: Admin,
@@ -99,15 +190,37 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// A new token, shown once; the old one stops at once.
+#[utoipa::path(
+    post,
+    path = "/api/v1/webhook-triggers/{id}/regenerate-token",
+    tag = "webhook-triggers",
+    operation_id = "regenerate_trigger_token",
+    security(("admin_key" = [])),
+    params(("id" = String, Path, description = "The trigger's id")),
+    responses((status = 200, body = TriggerWithSecrets), ManagementErrors)
+)]
 pub async fn regenerate_token(
     State(app): State<App>,
     admin: Admin,
     ApiPath(id): ApiPath<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let (t, token) = triggers::regenerate_token(&app, &admin.workspace_id, &id).await?;
-    Ok(Json(with_secrets(&app, &t, Some(&token), None)))
+    Ok(Json(with_secrets(&app, &t, Some(token), None)))
 }
 
+/// A new signing secret (or the one given), shown once; the old one
+/// stops at once. The body may be empty.
+#[utoipa::path(
+    post,
+    path = "/api/v1/webhook-triggers/{id}/regenerate-secret",
+    tag = "webhook-triggers",
+    operation_id = "regenerate_trigger_secret",
+    security(("admin_key" = [])),
+    params(("id" = String, Path, description = "The trigger's id")),
+    request_body(content = Option<RegenerateSecret>, description = "Optional"),
+    responses((status = 200, body = TriggerWithSecrets), ManagementErrors)
+)]
 pub async fn regenerate_secret(
     State(app): State<App>,
     admin: Admin,
@@ -115,10 +228,21 @@ pub async fn regenerate_secret(
     OptionalJson(req): OptionalJson<RegenerateSecret>,
 ) -> Result<impl IntoResponse, ApiError> {
     let (t, secret) = triggers::regenerate_secret(&app, &admin.workspace_id, &id, req).await?;
-    Ok(Json(with_secrets(&app, &t, None, Some(&secret))))
+    Ok(Json(with_secrets(&app, &t, None, Some(secret))))
 }
 
-/// Sends a test event (the body, or a default one) through the pipeline.
+/// Send a test event (the body, or a default one) through the pipeline;
+/// the run's type is `TEST`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/webhook-triggers/{id}/test",
+    tag = "webhook-triggers",
+    operation_id = "test_trigger",
+    security(("admin_key" = [])),
+    params(("id" = String, Path, description = "The trigger's id")),
+    request_body(content = Option<Object>, content_type = "application/json", description = "Optional payload"),
+    responses((status = 202, body = TriggerAnswer), ManagementErrors)
+)]
 pub async fn test(
     State(app): State<App>,
     admin: Admin,
@@ -139,10 +263,26 @@ pub async fn test(
     let run_id = ingress::test_trigger(&app, &t, payload).await?;
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({ "status": "accepted", "run_id": run_id })),
+        Json(TriggerAnswer {
+            status: Outcome::Accepted,
+            run_id: Some(run_id),
+            duplicate: None,
+            run_status: None,
+        }),
     ))
 }
 
+/// Every call of the trigger that authenticated, newest first (never a
+/// secret, token or signature); kept 14 days.
+#[utoipa::path(
+    get,
+    path = "/api/v1/webhook-triggers/{id}/invocations",
+    tag = "webhook-triggers",
+    operation_id = "list_invocations",
+    security(("admin_key" = [])),
+    params(("id" = String, Path, description = "The trigger's id"), Paging),
+    responses((status = 200, body = InvocationListing), ManagementErrors)
+)]
 pub async fn invocations(
     State(app): State<App>,
     admin: Admin,
@@ -158,17 +298,30 @@ pub async fn invocations(
         paging.cursor(),
     )
     .await?;
-    let mut body = serde_json::to_value(&listing).expect("serialises");
     // Calls refused before they authenticated are tallied, not listed:
     // the first page shows the latest tallies.
-    if first_page {
-        let tallies = triggers::rejection_tallies(&app, &admin.workspace_id, &id).await?;
-        body["rejected_unauthenticated"] = serde_json::to_value(tallies).expect("serialises");
-    }
-    Ok(Json(body))
+    let rejected_unauthenticated = if first_page {
+        Some(triggers::rejection_tallies(&app, &admin.workspace_id, &id).await?)
+    } else {
+        None
+    };
+    Ok(Json(InvocationListing {
+        listing,
+        rejected_unauthenticated,
+    }))
 }
 
-/// `GET /api/v1/agents/{agentId}/webhook` (the agent's webhook summary).
+/// Every URL that reaches an agent and how each authenticates; never a
+/// secret.
+#[utoipa::path(
+    get,
+    path = "/api/v1/agents/{agent_id}/webhook",
+    tag = "agents",
+    operation_id = "get_agent_webhooks",
+    security(("admin_key" = [])),
+    params(("agent_id" = String, Path, description = "The agent's id")),
+    responses((status = 200, body = AgentWebhookInfo), ManagementErrors)
+)]
 pub async fn agent_webhook_info(
     State(app): State<App>,
     admin: Admin,

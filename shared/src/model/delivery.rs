@@ -6,7 +6,7 @@ use crate::error::Entity;
 use crate::ids::{RunId, WorkspaceId};
 use crate::ports::Item;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryStatus {
     Pending,
@@ -16,7 +16,7 @@ pub enum DeliveryStatus {
 
 /// One event for one subscription. The body is fixed when the event is
 /// emitted, so every attempt sends the same bytes under the same id.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Delivery {
     pub id: String,
     pub workspace_id: WorkspaceId,
@@ -77,7 +77,7 @@ impl Scoped for Delivery {
 }
 
 /// One HTTP attempt of a delivery.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DeliveryAttempt {
     pub delivery_id: String,
     pub attempt: u32,

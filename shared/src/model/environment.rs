@@ -4,7 +4,9 @@ use serde::{Deserialize, Serialize};
 
 /// A run's environment decides which subscriptions hear of it; triggers
 /// set it for the runs they make.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case", try_from = "String")]
 pub enum Environment {
     #[default]

@@ -6,7 +6,7 @@ use crate::ports::Item;
 
 /// One line of a run's log: lifecycle events from the executor and the
 /// runner's output.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LogLine {
     pub run_id: RunId,
     pub agent_id: AgentId,

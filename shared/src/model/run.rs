@@ -7,7 +7,7 @@ use crate::error::Entity;
 use crate::ids::{AgentId, RunId, TriggerId, WorkspaceId};
 use crate::message::webhook_message;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
     Queued,
@@ -36,7 +36,7 @@ impl RunStatus {
 }
 
 /// What started a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum TriggerType {
     Webhook,
@@ -54,7 +54,7 @@ impl TriggerType {
 
 /// One run of an agent. Written `queued` before the trigger's 202; every
 /// later change is a conditional write on the item's version.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Run {
     pub id: RunId,
     pub workspace_id: WorkspaceId,

@@ -8,7 +8,7 @@ use crate::ids::{AgentId, RunId, TriggerId, WorkspaceId};
 use crate::ports::Item;
 
 /// How a trigger's callers sign their calls.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case", try_from = "String")]
 pub enum SignatureScheme {
     /// An HMAC-SHA256 of the body in a header of the trigger's choosing
@@ -78,7 +78,7 @@ impl std::fmt::Display for SignatureScheme {
 }
 
 /// How a trigger's callers prove they hold its secret.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignatureConfig {
     /// `hmac` (default), `github`, `stripe`, `slack` or `standard-webhooks`.
@@ -112,7 +112,7 @@ impl Default for SignatureConfig {
 }
 
 /// Who may call a trigger: an empty list allows everyone.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AllowedSources {
     /// Hosts (or origins such as `https://hooks.example.com`) the `Origin`
@@ -223,7 +223,7 @@ impl Scoped for Trigger {
 
 /// Calls of a trigger in one minute that were refused before they
 /// authenticated (or not logged one by one), by reason.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RejectionTally {
     #[serde(with = "crate::clock::ts")]
     pub minute: DateTime<Utc>,
@@ -235,7 +235,7 @@ pub struct RejectionTally {
 }
 
 /// What became of one call of a trigger.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum InvocationResult {
     /// A new run was queued.
@@ -250,7 +250,7 @@ pub enum InvocationResult {
 
 /// One call of a trigger, kept for its retention period. Never holds a
 /// secret, a token or a signature.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Invocation {
     pub id: String,
     pub trigger_id: TriggerId,

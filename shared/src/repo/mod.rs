@@ -46,7 +46,7 @@ impl<T> std::ops::DerefMut for Versioned<T> {
 /// One page of a listing, as the API answers it: the records, the cursor
 /// to the next page (when more may follow), and the stored records of this
 /// page that could not be read. One bad record spoils only itself.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct Listing<T> {
     pub data: Vec<T>,
     pub next_cursor: Option<String>,
@@ -55,7 +55,7 @@ pub struct Listing<T> {
 }
 
 /// A stored record a listing skipped because it does not decode.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct Unreadable {
     /// The record's id when its document names one, else its sort key.
     pub id: String,

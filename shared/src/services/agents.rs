@@ -11,7 +11,7 @@ use crate::model::{Agent, RunnerConfig};
 use crate::ports::SecretVersions;
 use crate::repo::{Listing, Repo};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateAgent {
     pub name: String,
@@ -25,7 +25,7 @@ fn default_runner() -> RunnerConfig {
     RunnerConfig::Echo
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateAgent {
     pub name: Option<String>,
@@ -34,7 +34,7 @@ pub struct UpdateAgent {
     pub enabled: Option<bool>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RotateSecret {
     /// How long the previous secret keeps working; default from settings.
@@ -42,7 +42,7 @@ pub struct RotateSecret {
 }
 
 /// The answer to a rotation: the new secret, shown once.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RotatedSecret {
     pub agent_id: AgentId,
     pub webhook_secret: String,

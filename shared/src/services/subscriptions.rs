@@ -25,7 +25,7 @@ pub fn new_secret() -> String {
     format!("whsec_{}", STANDARD.encode(key))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSubscription {
     pub name: String,
@@ -36,7 +36,7 @@ pub struct CreateSubscription {
     pub enabled: Option<bool>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateSubscription {
     pub name: Option<String>,
@@ -58,7 +58,7 @@ mod double_option {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RotateSubscriptionSecret {
     /// How long the previous secret also signs deliveries (default 0).
@@ -66,7 +66,7 @@ pub struct RotateSubscriptionSecret {
 }
 
 /// A subscription as the API shows it: never its secret.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SubscriptionView {
     pub id: String,
     pub workspace_id: WorkspaceId,

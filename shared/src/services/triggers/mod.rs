@@ -8,7 +8,7 @@ mod requests;
 mod usage;
 pub mod validate;
 
-pub use info::agent_webhook_info;
+pub use info::{agent_webhook_info, AgentWebhookInfo, WebhookUrl};
 pub use requests::{base_url, view, CreateTrigger, RegenerateSecret, TriggerView, UpdateTrigger};
 pub use usage::{
     count_rejection, invocations, may_log, record_invocation, rejection_tallies, touch,

@@ -9,7 +9,7 @@ use crate::app::App;
 use crate::ids::{AgentId, TriggerId, WorkspaceId};
 use crate::model::{AllowedSources, Environment, SignatureConfig, Trigger};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTrigger {
     pub agent_id: String,
@@ -40,7 +40,7 @@ fn some_or_null<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
     Option::<T>::deserialize(d).map(Some)
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateTrigger {
     pub name: Option<String>,
@@ -59,7 +59,7 @@ pub struct UpdateTrigger {
     pub agent_route: Option<bool>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegenerateSecret {
     /// Use this secret instead of making one.
@@ -67,7 +67,7 @@ pub struct RegenerateSecret {
 }
 
 /// A trigger as the API shows it: never its secret or token.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TriggerView {
     pub id: TriggerId,
     pub workspace_id: WorkspaceId,

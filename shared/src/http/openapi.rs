@@ -1,0 +1,219 @@
+//! The OpenAPI 3.1 document of every route. It is generated: each handler
+//! carries its `#[utoipa::path]` (route, parameters, bodies, answers) and
+//! the routers are built from those same annotations (`utoipa_axum`'s
+//! `routes!` in `super`), so a route cannot exist undocumented or be
+//! documented at another path. `hookrun openapi` prints it, `GET
+//! /openapi.json` serves it, and `docs/openapi.json` is a committed copy
+//! that a test keeps equal to it.
+
+use std::sync::OnceLock;
+
+use axum::http::header;
+use axum::response::IntoResponse;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::OpenApi;
+
+use super::error::ErrorBody;
+
+/// Security scheme names, as operations refer to them.
+pub const ADMIN_KEY: &str = "admin_key";
+pub const TRIGGER_TOKEN: &str = "trigger_token";
+pub const AGENT_SIGNATURE: &str = "agent_signature";
+pub const TRIGGER_SIGNATURE: &str = "trigger_signature";
+pub const WEBHOOK_SECRET: &str = "webhook_secret";
+pub const INTERNAL_TOKEN: &str = "internal_token";
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "hookrun",
+        description = "Webhook-to-agent trigger service. Trigger routes take calls from outside systems and answer `202` once a run is recorded and queued; the management API (admin key) manages agents, triggers, subscriptions, runs, logs, invocations and deliveries. Every error is `{\"error\":{\"code\",\"message\"}}`."
+    ),
+    modifiers(&SecuritySchemes),
+    components(schemas(ErrorBody, super::error::ErrorDetail)),
+    tags(
+        (name = "triggers", description = "Public routes that start runs; each authenticates the call its own way."),
+        (name = "agents", description = "Agents, their webhook secrets, runs and logs."),
+        (name = "webhook-triggers", description = "Named triggers of an agent: tokens, signature schemes, limits, input mapping, invocations."),
+        (name = "subscriptions", description = "Outgoing webhooks (run events) and their deliveries."),
+        (name = "service", description = "Health and this document."),
+    )
+)]
+struct Base;
+
+/// Adds the security schemes the operations name.
+struct SecuritySchemes;
+
+impl utoipa::Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let bearer = |description: &str| {
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(description))
+                    .build(),
+            )
+        };
+        let header = |name: &str, description: &str| {
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                name,
+                description,
+            )))
+        };
+        components.add_security_scheme(
+            ADMIN_KEY,
+            bearer("A workspace's admin key (`hka_…`): `Authorization: Bearer <key>`."),
+        );
+        components.add_security_scheme(
+            TRIGGER_TOKEN,
+            bearer("A trigger's token (`wht_…`): `Authorization: Bearer <token>`."),
+        );
+        components.add_security_scheme(
+            AGENT_SIGNATURE,
+            header(
+                "X-Signature",
+                "Lowercase (or uppercase) hex HMAC-SHA256 of the raw body, keyed by the agent's webhook secret as text.",
+            ),
+        );
+        components.add_security_scheme(
+            TRIGGER_SIGNATURE,
+            header(
+                "X-Webhook-Signature",
+                "The trigger's signature scheme over the raw body: `hmac` (`X-Webhook-Signature: sha256=<hex>`, or the trigger's own header, encoding and prefix), `github` (`X-Hub-Signature-256`), `stripe` (`Stripe-Signature`), `slack` (`X-Slack-Signature` with `X-Slack-Request-Timestamp`) or `standard-webhooks` (`webhook-id`, `webhook-timestamp`, `webhook-signature`).",
+            ),
+        );
+        components.add_security_scheme(
+            WEBHOOK_SECRET,
+            header(
+                "X-Webhook-Secret",
+                "Deprecated: the secret itself, in plain text (answers carry `Deprecation` and `Sunset`). Not accepted by triggers with a provider's scheme.",
+            ),
+        );
+        components.add_security_scheme(
+            INTERNAL_TOKEN,
+            header(
+                "X-Internal-Token",
+                "The deployment's internal token (`HOOKRUN_INTERNAL_TOKEN`), between services only.",
+            ),
+        );
+    }
+}
+
+/// Answers every management route may give besides its success.
+#[derive(utoipa::IntoResponses)]
+pub enum ManagementErrors {
+    /// Invalid input: a bad field (named in the message), JSON, query or
+    /// path parameter, or cursor.
+    #[response(status = 400)]
+    BadRequest(ErrorBody),
+    /// A missing or unknown admin key (`WWW-Authenticate: Bearer`).
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+    /// Nothing with that id in the key's workspace.
+    #[response(status = 404)]
+    NotFound(ErrorBody),
+    /// A body over 64 KiB.
+    #[response(status = 413)]
+    PayloadTooLarge(ErrorBody),
+    /// A JSON body without `Content-Type: application/json`.
+    #[response(status = 415)]
+    UnsupportedMediaType(ErrorBody),
+    /// Too many failed authentications from this address (`Retry-After`).
+    #[response(status = 429)]
+    TooManyRequests(ErrorBody),
+    /// The store is unavailable; retry (`Retry-After`).
+    #[response(status = 503)]
+    Unavailable(ErrorBody),
+    /// Any other error, in the same shape.
+    #[response(status = "default")]
+    Other(ErrorBody),
+}
+
+/// Answers every trigger route may give besides its success, in the
+/// order its pipeline checks (README, "Trigger routes").
+#[derive(utoipa::IntoResponses)]
+pub enum TriggerErrors {
+    /// The body does not parse, or the input mapping misses a required field.
+    #[response(status = 400)]
+    BadRequest(ErrorBody),
+    /// Authentication failed; `WWW-Authenticate` names the expected scheme
+    /// and header.
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+    /// The source is not allowed, or the trigger or agent is inactive.
+    #[response(status = 403)]
+    Forbidden(ErrorBody),
+    /// No such target (the same answer for unknown, deleted and other
+    /// workspaces' targets).
+    #[response(status = 404)]
+    NotFound(ErrorBody),
+    /// The body is over the limit (default 256 KiB).
+    #[response(status = 413)]
+    PayloadTooLarge(ErrorBody),
+    /// The idempotency key was used with another body.
+    #[response(status = 422)]
+    Unprocessable(ErrorBody),
+    /// A rate limit: `Retry-After` and `RateLimit-*` say when to retry.
+    #[response(status = 429)]
+    TooManyRequests(ErrorBody),
+    /// The store is unavailable; retry (`Retry-After`).
+    #[response(status = 503)]
+    Unavailable(ErrorBody),
+    /// Any other error, in the same shape.
+    #[response(status = "default")]
+    Other(ErrorBody),
+}
+
+/// The whole document: the annotated routes with the base above.
+pub fn document() -> utoipa::openapi::OpenApi {
+    let (_, paths) = super::all_routes().split_for_parts();
+    let mut doc = Base::openapi();
+    doc.merge(paths);
+    doc
+}
+
+/// The document as served and committed: pretty JSON, one trailing newline.
+pub fn document_json() -> &'static str {
+    static JSON: OnceLock<String> = OnceLock::new();
+    JSON.get_or_init(|| {
+        let mut s = serde_json::to_string_pretty(&document()).expect("the document serialises");
+        s.push('\n');
+        s
+    })
+}
+
+/// This document.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "service",
+    operation_id = "get_openapi",
+    responses((status = 200, description = "This OpenAPI document", content_type = "application/json", body = Object))
+)]
+pub async fn serve_document() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        document_json(),
+    )
+}
+
+/// The service's answer to a health check.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// Always `ok`: the process answers HTTP. The store is not checked.
+    #[schema(example = "ok")]
+    pub status: &'static str,
+}
+
+/// For load balancers and supervisors; no authentication.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "service",
+    operation_id = "health",
+    responses((status = 200, description = "The process serves HTTP", body = Health))
+)]
+pub async fn health() -> axum::Json<Health> {
+    axum::Json(Health { status: "ok" })
+}

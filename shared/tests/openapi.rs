@@ -1,0 +1,177 @@
+//! The OpenAPI document: generated from the handlers' annotations, served
+//! at `/openapi.json`, and committed as `docs/openapi.json`, which must be
+//! the generated document byte for byte. After changing a route, a body or
+//! an answer, regenerate the committed copy with
+//! `HOOKRUN_WRITE_OPENAPI=1 cargo test -p hookrun-core --test openapi`.
+
+use std::path::PathBuf;
+
+use axum::body::Body;
+use axum::http::{Method, Request};
+use hookrun_core::http::openapi;
+use hookrun_core::sqlite::SqliteStore;
+use hookrun_core::{http, App, Settings};
+use serde_json::Value;
+use tower::ServiceExt;
+
+fn committed_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/openapi.json")
+}
+
+#[test]
+fn the_committed_document_is_the_generated_one() {
+    let generated = openapi::document_json();
+    let path = committed_path();
+    if std::env::var_os("HOOKRUN_WRITE_OPENAPI").is_some() {
+        std::fs::write(&path, generated).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == generated,
+        "docs/openapi.json differs from the document the code generates; \
+         regenerate it with HOOKRUN_WRITE_OPENAPI=1 cargo test -p hookrun-core --test openapi"
+    );
+}
+
+fn doc() -> Value {
+    serde_json::from_str(openapi::document_json()).unwrap()
+}
+
+/// Each operation with its method, path and body.
+fn operations(doc: &Value) -> Vec<(String, String, Value)> {
+    let mut out = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            out.push((method.clone(), path.clone(), op.clone()));
+        }
+    }
+    out
+}
+
+#[test]
+fn every_operation_is_described_secured_and_answers_json_errors() {
+    let doc = doc();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let ops = operations(&doc);
+    // 5 trigger routes, 29 management routes, /healthz and /openapi.json.
+    assert_eq!(
+        ops.len(),
+        36,
+        "{:?}",
+        ops.iter().map(|o| (&o.0, &o.1)).collect::<Vec<_>>()
+    );
+    let mut ids: Vec<&str> = ops
+        .iter()
+        .map(|(_, _, op)| op["operationId"].as_str().unwrap())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), ops.len(), "operation ids are unique");
+    let schemes = doc["components"]["securitySchemes"].as_object().unwrap();
+    for (method, path, op) in &ops {
+        let what = format!("{method} {path}");
+        assert!(op["summary"].is_string(), "{what} has a summary");
+        assert!(op["tags"][0].is_string(), "{what} has a tag");
+        let responses = op["responses"].as_object().unwrap();
+        assert!(
+            responses.keys().any(|k| k.starts_with('2')),
+            "{what} documents its success"
+        );
+        if path != "/healthz" && path != "/openapi.json" {
+            assert_eq!(
+                responses["default"]["content"]["application/json"]["schema"]["$ref"],
+                "#/components/schemas/ErrorBody",
+                "{what} documents its errors"
+            );
+            for requirement in op["security"].as_array().unwrap() {
+                for name in requirement.as_object().unwrap().keys() {
+                    assert!(schemes.contains_key(name), "{what} names scheme {name}");
+                }
+            }
+        }
+        if path.starts_with("/api/v1/") && !path.contains("/webhook") {
+            assert_eq!(
+                op["security"],
+                serde_json::json!([{ "admin_key": [] }]),
+                "{what} takes the admin key"
+            );
+        }
+    }
+}
+
+/// Every `$ref` names a schema of the document.
+#[test]
+fn every_reference_resolves() {
+    fn walk(v: &Value, schemas: &serde_json::Map<String, Value>, seen: &mut usize) {
+        match v {
+            Value::Object(map) => {
+                if let Some(r) = map.get("$ref").and_then(Value::as_str) {
+                    let name = r.strip_prefix("#/components/schemas/").unwrap_or(r);
+                    assert!(schemas.contains_key(name), "dangling {r}");
+                    *seen += 1;
+                }
+                map.values().for_each(|v| walk(v, schemas, seen));
+            }
+            Value::Array(items) => items.iter().for_each(|v| walk(v, schemas, seen)),
+            _ => {}
+        }
+    }
+    let doc = doc();
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    let mut seen = 0;
+    walk(&doc, schemas, &mut seen);
+    assert!(seen > 100, "{seen} references");
+}
+
+/// Every documented operation reaches a handler: no documented path or
+/// method is answered by the router's fallbacks (404 "no such route",
+/// 405). The routers are built from the same annotations; this checks
+/// the path templates mean the same to axum and to OpenAPI.
+#[tokio::test]
+async fn every_documented_operation_is_routed() {
+    // The internal route exists only with an internal token.
+    let settings = Settings {
+        internal_token: Some("openapi-test-internal-token".into()),
+        ..Settings::default()
+    };
+    let app = App::embedded(SqliteStore::in_memory().unwrap(), settings);
+    let router = http::router(app);
+    for (method, path, _) in operations(&doc()) {
+        let uri = path
+            .split('/')
+            .map(|seg| if seg.starts_with('{') { "x1" } else { seg })
+            .collect::<Vec<_>>()
+            .join("/");
+        let req = Request::builder()
+            .method(Method::from_bytes(method.to_uppercase().as_bytes()).unwrap())
+            .uri(&uri)
+            .header("content-type", "application/json")
+            .body(Body::from("{}"))
+            .unwrap();
+        let resp = router.clone().oneshot(req).await.unwrap();
+        let status = resp.status().as_u16();
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        assert_ne!(status, 405, "{method} {path}: {body}");
+        let fallback = http::ApiError::no_route().message();
+        assert!(
+            !(status == 404 && body["error"]["message"] == fallback.as_str()),
+            "{method} {path} is not routed: {body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_document_is_served() {
+    let app = App::embedded(SqliteStore::in_memory().unwrap(), Settings::default());
+    let req = Request::get("/openapi.json").body(Body::empty()).unwrap();
+    let resp = http::router(app).oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "application/json");
+    let body = axum::body::to_bytes(resp.into_body(), 1 << 22)
+        .await
+        .unwrap();
+    assert_eq!(body, openapi::document_json().as_bytes());
+}

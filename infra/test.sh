@@ -3,14 +3,15 @@
 #   template checks, formatting, lints, unit tests, port contract suites on
 #   SQLite and on the emulator, Lambda event tests, and the end-to-end suite
 #   twice (embedded store, then AWS adapters on the emulator), the crash
-#   test, and each fuzz target for 20 s (needs the nightly toolchain).
+#   test, schemathesis against the OpenAPI document, and each fuzz target
+#   for 20 s (needs the nightly toolchain).
 # Usage: ./infra/test.sh   (needs cargo and python3; installs the Python
 # tools it uses into .venv from infra/requirements-test.txt)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export SAM_CLI_TELEMETRY=0
 
-echo "== tools (.venv: moto server, cfn-lint, aws-sam-cli)"
+echo "== tools (.venv: moto server, cfn-lint, aws-sam-cli, schemathesis)"
 if [ ! -x .venv/bin/moto_server ] || ! cmp -s infra/requirements-test.txt .venv/.requirements; then
   python3 -m venv .venv
   .venv/bin/pip install --quiet --disable-pip-version-check -r infra/requirements-test.txt
@@ -35,6 +36,9 @@ trap 'kill "$MOTO_PID" 2>/dev/null || true' EXIT
 echo "== ($SECONDS s so far)"
 echo "== cargo test: unit, contracts (SQLite and emulator), Lambda events, end-to-end on SQLite"
 cargo test --workspace --locked -- --include-ignored
+
+echo "== schemathesis against hookrun serve: every operation of /openapi.json ($SECONDS s so far)"
+./infra/schemathesis.sh 30
 
 echo "== end-to-end suite on the AWS adapters against the emulator ($SECONDS s so far)"
 # The suite mostly waits on the emulator: the fuzz targets build meanwhile.

@@ -269,8 +269,8 @@ impl<S: Send + Sync> FromRequest<S> for ApiBytes {
     }
 }
 
-/// A JSON body that may be absent: no body (or only whitespace) is `T`'s
-/// default. For actions such as rotations whose options all have defaults.
+/// A JSON body that may be absent: no body (or only whitespace) and
+/// `null` are `T`'s default. For actions such as rotations whose options all have defaults.
 pub struct OptionalJson<T>(pub T);
 
 impl<S, T> FromRequest<S> for OptionalJson<T>
@@ -286,8 +286,10 @@ where
             return Ok(OptionalJson(T::default()));
         }
         crate::json::check_depth(&body).map_err(ApiError::BadRequest)?;
-        serde_json::from_slice(&body)
-            .map(OptionalJson)
+        // `null` is "no options" too, as the document says (the body is
+        // an optional object).
+        serde_json::from_slice::<Option<T>>(&body)
+            .map(|t| OptionalJson(t.unwrap_or_default()))
             .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
     }
 }

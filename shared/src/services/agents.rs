@@ -14,9 +14,13 @@ use crate::repo::{Listing, Repo};
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateAgent {
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
+    /// How the agent runs (default `{"type":"echo"}`).
     #[serde(default = "default_runner")]
     pub runner: RunnerConfig,
+    /// Default 600.
+    #[schema(minimum = 1, maximum = 840)]
     pub timeout_seconds: Option<u64>,
     pub enabled: Option<bool>,
 }
@@ -28,8 +32,10 @@ fn default_runner() -> RunnerConfig {
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateAgent {
+    #[schema(min_length = 1, max_length = 200)]
     pub name: Option<String>,
     pub runner: Option<RunnerConfig>,
+    #[schema(minimum = 1, maximum = 840)]
     pub timeout_seconds: Option<u64>,
     pub enabled: Option<bool>,
 }
@@ -38,6 +44,7 @@ pub struct UpdateAgent {
 #[serde(deny_unknown_fields)]
 pub struct RotateSecret {
     /// How long the previous secret keeps working; default from settings.
+    #[schema(minimum = 0, maximum = 2_592_000)]
     pub grace_seconds: Option<i64>,
 }
 

@@ -25,11 +25,27 @@ pub fn new_secret() -> String {
     format!("whsec_{}", STANDARD.encode(key))
 }
 
+/// The run events a subscription can hear of (documents `events`; the
+/// service checks names against `model::subscription::EVENTS`).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub enum EventName {
+    #[schema(rename = "run.started")]
+    RunStarted,
+    #[schema(rename = "run.succeeded")]
+    RunSucceeded,
+    #[schema(rename = "run.failed")]
+    RunFailed,
+}
+
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSubscription {
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
+    /// HTTPS (unless `HOOKRUN_OUTBOUND_ALLOW_HTTP`), to a public address.
     pub url: String,
+    #[schema(value_type = Vec<EventName>, min_items = 1)]
     pub events: Vec<String>,
     pub environment: Option<Environment>,
     pub agent_id: Option<String>,
@@ -39,8 +55,10 @@ pub struct CreateSubscription {
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateSubscription {
+    #[schema(min_length = 1, max_length = 200)]
     pub name: Option<String>,
     pub url: Option<String>,
+    #[schema(value_type = Option<Vec<EventName>>, min_items = 1)]
     pub events: Option<Vec<String>>,
     pub environment: Option<Environment>,
     /// `null` removes the agent filter.
@@ -62,6 +80,7 @@ mod double_option {
 #[serde(deny_unknown_fields)]
 pub struct RotateSubscriptionSecret {
     /// How long the previous secret also signs deliveries (default 0).
+    #[schema(minimum = 0, maximum = 2_592_000)]
     pub grace_seconds: Option<i64>,
 }
 

@@ -13,19 +13,29 @@ use crate::model::{AllowedSources, Environment, SignatureConfig, Trigger};
 #[serde(deny_unknown_fields)]
 pub struct CreateTrigger {
     pub agent_id: String,
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
+    #[schema(max_length = 2000)]
     pub description: Option<String>,
     /// Make a signing secret (shown once).
     #[serde(default)]
     pub generate_secret: bool,
     /// Or use this one (e.g. a Stripe or Slack signing secret).
+    #[schema(min_length = 8, max_length = 512)]
     pub secret: Option<String>,
     pub signature: Option<SignatureConfig>,
     pub allowed_sources: Option<AllowedSources>,
+    /// Input field name to a JSON pointer into the payload, or
+    /// `{"pointer", "default", "required"}`.
     pub input_mapping: Option<serde_json::Map<String, Value>>,
+    /// Only these events start runs (others answer `ignored`).
+    #[schema(max_items = 100)]
     pub event_types: Option<Vec<String>>,
     pub environment: Option<Environment>,
+    #[schema(minimum = 1, maximum = 100_000)]
     pub rate_limit_per_minute: Option<u32>,
+    /// A JSON object of at most 8 KiB.
+    #[schema(value_type = Option<Object>)]
     pub metadata: Option<Value>,
     /// Also answer `POST /api/v1/agents/{agentId}/webhook` (one per agent).
     #[serde(default)]
@@ -43,18 +53,23 @@ fn some_or_null<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateTrigger {
+    #[schema(min_length = 1, max_length = 200)]
     pub name: Option<String>,
     #[serde(default, deserialize_with = "some_or_null")]
+    #[schema(max_length = 2000)]
     pub description: Option<Option<String>>,
     pub is_active: Option<bool>,
     #[serde(default, deserialize_with = "some_or_null")]
+    #[schema(minimum = 1, maximum = 100_000)]
     pub rate_limit_per_minute: Option<Option<u32>>,
     #[serde(default, deserialize_with = "some_or_null")]
     pub input_mapping: Option<Option<serde_json::Map<String, Value>>>,
     pub allowed_sources: Option<AllowedSources>,
+    #[schema(max_items = 100)]
     pub event_types: Option<Vec<String>>,
     pub signature: Option<SignatureConfig>,
     pub environment: Option<Environment>,
+    #[schema(value_type = Option<Object>)]
     pub metadata: Option<Value>,
     pub agent_route: Option<bool>,
 }
@@ -63,6 +78,7 @@ pub struct UpdateTrigger {
 #[serde(deny_unknown_fields)]
 pub struct RegenerateSecret {
     /// Use this secret instead of making one.
+    #[schema(min_length = 8, max_length = 512)]
     pub secret: Option<String>,
 }
 

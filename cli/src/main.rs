@@ -284,19 +284,20 @@ mod tests {
         Cli::command().debug_assert();
     }
 
-    /// No subcommand has a flag of its own named like a global one: clap
-    /// would hand `--url` to one of them silently (a subscription's
-    /// endpoint is `--endpoint` for this reason).
+    /// No subcommand has a flag of its own named like a global one, by
+    /// flag or by id (a field's name): clap would hand the value to one of
+    /// them silently (a subscription's endpoint is `--endpoint` for this
+    /// reason).
     #[test]
     fn no_flag_shadows_a_global_one() {
         fn walk(cmd: &clap::Command, globals: &[String], path: &str) {
             for arg in cmd.get_arguments().filter(|a| !a.is_global_set()) {
-                if let Some(long) = arg.get_long() {
-                    assert!(
-                        !globals.iter().any(|g| g == long),
-                        "{path} --{long} shadows the global flag"
-                    );
-                }
+                let id = arg.get_id().as_str().to_owned();
+                let long = arg.get_long().unwrap_or_default().to_owned();
+                assert!(
+                    !globals.contains(&id) && !globals.contains(&long),
+                    "{path} --{long} ({id}) shadows a global flag"
+                );
             }
             for sub in cmd.get_subcommands() {
                 walk(sub, globals, &format!("{path} {}", sub.get_name()));
@@ -306,7 +307,11 @@ mod tests {
         let globals: Vec<String> = cmd
             .get_arguments()
             .filter(|a| a.is_global_set())
-            .filter_map(|a| a.get_long().map(str::to_owned))
+            .flat_map(|a| {
+                [a.get_id().as_str().to_owned()]
+                    .into_iter()
+                    .chain(a.get_long().map(str::to_owned))
+            })
             .collect();
         assert!(globals.contains(&"url".to_owned()), "{globals:?}");
         for sub in cmd.get_subcommands() {

@@ -523,7 +523,7 @@ async fn cli_subscriptions_deliveries_and_verify() {
         got[0].header("x-crewship-event"),
         old,
         &got[0].body,
-        &[secret.clone()],
+        std::slice::from_ref(&secret),
     ) {
         stale.headers.insert(k.to_owned(), v);
     }

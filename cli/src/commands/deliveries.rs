@@ -36,7 +36,8 @@ pub async fn run(ctx: &Ctx, cmd: Command) -> Result<()> {
                 .get(&["api", "v1", "deliveries", &id], &[])
                 .await?;
             if out.json {
-                return Ok(out.print_json(Some(&ans.raw), &ans.json));
+                out.print_json(Some(&ans.raw), &ans.json);
+                return Ok(());
             }
             // The attempt log reads better as rows than as one JSON cell.
             let mut summary = ans.json.clone();

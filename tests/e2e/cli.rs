@@ -732,6 +732,50 @@ async fn cli_logs_follow_a_run_to_its_end() {
             .is_some_and(|l| l.contains("run succeeded")),
         "oldest first: {all}"
     );
+
+    // An agent's lines followed: what is there, then a new run's as it comes.
+    let mut child = client(&h.base, Some(ADMIN_KEY))
+        .args(["logs", "--agent", &slow, "--follow", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<Value>();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if let Ok(v) = serde_json::from_str(&line) {
+                let _ = tx.send(v);
+            }
+        }
+    });
+    let wait_for = |run: &str| loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("no line of {run} in time"));
+        if line["run_id"] == run
+            && line["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("run succeeded"))
+        {
+            break;
+        }
+    };
+    wait_for(&run_id);
+    let second = h
+        .trigger(&slow, &slow_secret, json!({"event": "e", "source": "s"}))
+        .await;
+    wait_for(&second);
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "an agent's logs are followed until interrupted"
+    );
+    child.kill().unwrap();
+    let _ = child.wait();
 }
 
 #[test]

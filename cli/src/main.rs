@@ -1,23 +1,43 @@
-//! `hookrun`: run the whole service (`hookrun serve`), and small helpers
-//! for operators. Flags override the environment; the environment is read
-//! by `hookrun_core::config` alone (each command's `--help` lists what it
-//! reads).
+//! `hookrun`: run the whole service (`hookrun serve`), small helpers for
+//! operators, and a client of a running service's management API
+//! (`agents`, `triggers`, … in `commands`). Flags override the
+//! environment; the service's environment is read by `hookrun_core::config`
+//! alone (each command's `--help` lists what it reads); the client's
+//! connection variables (`HOOKRUN_URL`, `HOOKRUN_API_KEY`) are clap's, as
+//! they configure the client, not the service.
 
+mod client;
+mod commands;
 mod listener;
+mod output;
 mod serve;
 
 use std::io::Read;
 use std::path::PathBuf;
 use std::sync::LazyLock;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use hookrun_core::config::{self, vars, ServeSettings};
 
+use crate::client::{Connection, EXIT_CODES_HELP};
+use crate::output::Output;
+
 #[derive(Parser)]
-#[command(name = "hookrun", version, about = "Webhook-to-agent trigger service")]
+#[command(
+    name = "hookrun",
+    version,
+    about = "Webhook-to-agent trigger service",
+    after_help = EXIT_CODES_HELP
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    conn: Connection,
+    /// Print the API's JSON answers as they are, for scripts (client
+    /// commands and verify).
+    #[arg(long, global = true)]
+    json: bool,
 }
 
 static SERVE_ENV: LazyLock<String> = LazyLock::new(|| vars::help_text(&["serve", "all", "aws"]));
@@ -48,6 +68,14 @@ enum Command {
         #[arg(long)]
         data: Option<String>,
     },
+    #[command(flatten)]
+    Remote(commands::Remote),
+    /// Check the signatures of an outgoing webhook (a delivery) saved as a
+    /// raw HTTP request; exit 0 only if one is valid and fresh.
+    Verify(commands::verify::Args),
+    /// Print a shell completion script, e.g.
+    /// `hookrun completions bash > /etc/bash_completion.d/hookrun`.
+    Completions(commands::completions::Args),
 }
 
 #[derive(Subcommand)]
@@ -170,9 +198,39 @@ fn block_on(f: impl std::future::Future<Output = anyhow::Result<()>>) -> std::pr
     }
 }
 
+/// A client command's outcome as an exit code; errors go to standard
+/// error as the API's `code` and `message` (`client::CliError`).
+fn finish(result: client::Result<()>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::from(client::exit::OK),
+        Err(e) => {
+            eprintln!("hookrun: {e}");
+            std::process::ExitCode::from(e.exit_code())
+        }
+    }
+}
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    let out = Output { json: cli.json };
     match cli.command {
+        Command::Remote(cmd) => {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    return finish(Err(client::CliError::usage(format!("cannot start: {e}"))))
+                }
+            };
+            finish(runtime.block_on(commands::run(cmd, &cli.conn, out)))
+        }
+        Command::Verify(args) => finish(commands::verify::run(args, out)),
+        Command::Completions(args) => {
+            commands::completions::print(args, Cli::command());
+            std::process::ExitCode::SUCCESS
+        }
         Command::Serve(args) => block_on(serve::serve(args)),
         Command::Workspace {
             command: WorkspaceCommand::Create { name, backend },
@@ -212,6 +270,52 @@ fn main() -> std::process::ExitCode {
             };
             println!("{}", hookrun_core::signature::sign_hex(&secret, &body));
             std::process::ExitCode::SUCCESS
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// clap's own checks of the command tree.
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    /// No subcommand has a flag of its own named like a global one, by
+    /// flag or by id (a field's name): clap would hand the value to one of
+    /// them silently (a subscription's endpoint is `--endpoint` for this
+    /// reason).
+    #[test]
+    fn no_flag_shadows_a_global_one() {
+        fn walk(cmd: &clap::Command, globals: &[String], path: &str) {
+            for arg in cmd.get_arguments().filter(|a| !a.is_global_set()) {
+                let id = arg.get_id().as_str().to_owned();
+                let long = arg.get_long().unwrap_or_default().to_owned();
+                assert!(
+                    !globals.contains(&id) && !globals.contains(&long),
+                    "{path} --{long} ({id}) shadows a global flag"
+                );
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, globals, &format!("{path} {}", sub.get_name()));
+            }
+        }
+        let cmd = Cli::command();
+        let globals: Vec<String> = cmd
+            .get_arguments()
+            .filter(|a| a.is_global_set())
+            .flat_map(|a| {
+                [a.get_id().as_str().to_owned()]
+                    .into_iter()
+                    .chain(a.get_long().map(str::to_owned))
+            })
+            .collect();
+        assert!(globals.contains(&"url".to_owned()), "{globals:?}");
+        for sub in cmd.get_subcommands() {
+            walk(sub, &globals, sub.get_name());
         }
     }
 }

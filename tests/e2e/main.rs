@@ -5,6 +5,7 @@
 mod harness;
 
 mod agent_webhook;
+mod cli;
 mod execution;
 mod limits;
 mod management;

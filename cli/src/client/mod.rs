@@ -1,0 +1,267 @@
+//! The management API over HTTP: one place that knows the base URL, sends
+//! the admin key, and turns answers into values or [`CliError`]s (and so
+//! into exit codes).
+
+mod error;
+
+use std::time::Duration;
+
+use reqwest::header::{HeaderValue, AUTHORIZATION};
+use reqwest::{Method, StatusCode, Url};
+use serde_json::Value;
+
+pub use error::{exit, CliError, Result, EXIT_CODES_HELP};
+
+/// Where the service is and how to authenticate; global flags of every
+/// client command.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Connection {
+    /// Base URL of a running hookrun service (client commands).
+    #[arg(
+        long,
+        global = true,
+        env = "HOOKRUN_URL",
+        default_value = "http://127.0.0.1:8080",
+        value_name = "URL"
+    )]
+    pub url: String,
+    /// Admin API key of the workspace (client commands); sent as
+    /// `Authorization: Bearer`, never printed.
+    #[arg(
+        long,
+        global = true,
+        env = "HOOKRUN_API_KEY",
+        hide_env_values = true,
+        value_name = "KEY"
+    )]
+    pub api_key: Option<String>,
+}
+
+/// How long a request may take in all. The API answers at once (runs are
+/// asynchronous), so a slow answer means a service in trouble.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A successful answer: its raw body (printed as is by `--json`) and that
+/// body parsed (`Null` when empty, e.g. a 204).
+#[derive(Debug)]
+pub struct Answer {
+    pub raw: String,
+    pub json: Value,
+}
+
+/// The client. Not `Debug`: it holds the key.
+pub struct Client {
+    http: reqwest::Client,
+    base: Url,
+    auth: HeaderValue,
+}
+
+impl Client {
+    /// Checks the connection settings before anything is sent, so a typo
+    /// is a usage error rather than a network one.
+    pub fn new(conn: &Connection) -> Result<Client> {
+        let base = Url::parse(&conn.url)
+            .map_err(|e| CliError::usage(format!("--url {:?}: {e}", conn.url)))?;
+        if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
+            return Err(CliError::usage(format!(
+                "--url {:?}: expected an http:// or https:// URL",
+                conn.url
+            )));
+        }
+        let key = conn
+            .api_key
+            .as_deref()
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .ok_or_else(|| CliError::usage("give --api-key or set HOOKRUN_API_KEY"))?;
+        let mut auth = HeaderValue::from_str(&format!("Bearer {key}"))
+            .map_err(|_| CliError::usage("the API key has characters a header cannot carry"))?;
+        // Keeps the key out of reqwest's debug output.
+        auth.set_sensitive(true);
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("hookrun-cli/", env!("CARGO_PKG_VERSION")))
+            .timeout(REQUEST_TIMEOUT)
+            .connect_timeout(CONNECT_TIMEOUT)
+            // An admin key is not for whatever a redirect points at.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| CliError::usage(format!("cannot set up the HTTP client: {e}")))?;
+        Ok(Client { http, base, auth })
+    }
+
+    /// The URL of `segments` under the base; each segment is
+    /// percent-encoded, so an id typed by a user cannot change the route
+    /// (`url` drops `.` and `..` segments, so those are refused).
+    pub fn url(&self, segments: &[&str], query: &[(&str, String)]) -> Result<Url> {
+        if let Some(bad) = segments
+            .iter()
+            .find(|s| matches!(s.trim(), "" | "." | ".."))
+        {
+            return Err(CliError::usage(format!("{bad:?} is not an id")));
+        }
+        let mut url = self.base.clone();
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty().extend(segments);
+        }
+        if !query.is_empty() {
+            url.query_pairs_mut()
+                .extend_pairs(query.iter().map(|(k, v)| (*k, v.as_str())));
+        }
+        Ok(url)
+    }
+
+    pub async fn get(&self, segments: &[&str], query: &[(&str, String)]) -> Result<Answer> {
+        self.send(Method::GET, self.url(segments, query)?, None)
+            .await
+    }
+
+    pub async fn post(&self, segments: &[&str], body: Option<&Value>) -> Result<Answer> {
+        self.send(Method::POST, self.url(segments, &[])?, body)
+            .await
+    }
+
+    pub async fn patch(&self, segments: &[&str], body: &Value) -> Result<Answer> {
+        self.send(Method::PATCH, self.url(segments, &[])?, Some(body))
+            .await
+    }
+
+    pub async fn delete(&self, segments: &[&str]) -> Result<Answer> {
+        self.send(Method::DELETE, self.url(segments, &[])?, None)
+            .await
+    }
+
+    async fn send(&self, method: Method, url: Url, body: Option<&Value>) -> Result<Answer> {
+        let mut req = self
+            .http
+            .request(method, url.clone())
+            .header(AUTHORIZATION, self.auth.clone());
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let shown = without_query(&url);
+        let resp = req.send().await.map_err(|e| unreachable(&shown, &e))?;
+        let status = resp.status();
+        let raw = resp.text().await.map_err(|e| unreachable(&shown, &e))?;
+        if status.is_success() {
+            let json = if raw.trim().is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_str(&raw).map_err(|_| {
+                    CliError::BadAnswer(format!("{status} with a body that is not JSON"))
+                })?
+            };
+            return Ok(Answer { raw, json });
+        }
+        Err(api_error(status, &raw))
+    }
+}
+
+/// The API's `{"error":{"code","message"}}`, or what there is of it when
+/// something else (a proxy, another server) answered.
+fn api_error(status: StatusCode, raw: &str) -> CliError {
+    let parsed: Option<(String, String)> = serde_json::from_str::<Value>(raw).ok().and_then(|v| {
+        let e = v.get("error")?;
+        Some((
+            e.get("code")?.as_str()?.to_owned(),
+            e.get("message")?.as_str()?.to_owned(),
+        ))
+    });
+    let (code, message) = parsed.unwrap_or_else(|| {
+        let mut text: String = raw.trim().chars().take(200).collect();
+        if text.is_empty() {
+            text = status.canonical_reason().unwrap_or("error").to_owned();
+        }
+        ("http_error".to_owned(), text)
+    });
+    CliError::Api {
+        status: status.as_u16(),
+        code,
+        message,
+    }
+}
+
+/// A request that got no answer. Timeouts and refusals alike: nothing
+/// says the service saw it. The message names the kind of failure and its
+/// root cause (reqwest's own layers repeat the URL and add nothing).
+fn unreachable(url: &str, e: &reqwest::Error) -> CliError {
+    let mut root: &dyn std::error::Error = e;
+    while let Some(s) = root.source() {
+        root = s;
+    }
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else {
+        "request failed"
+    };
+    CliError::Unreachable {
+        url: url.to_owned(),
+        detail: format!("{kind}: {root}"),
+    }
+}
+
+/// A URL as shown in messages: without its query (cursors are long and
+/// say nothing).
+fn without_query(url: &Url) -> String {
+    let mut u = url.clone();
+    u.set_query(None);
+    u.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(url: &str) -> Result<Client> {
+        Client::new(&Connection {
+            url: url.into(),
+            api_key: Some("k".into()),
+        })
+    }
+
+    #[test]
+    fn ids_are_path_segments_never_routes() {
+        let c = client("http://h:1/base/").unwrap_or_else(|e| panic!("{e}"));
+        let u = c
+            .url(
+                &["api", "v1", "agents", "../x?y#z"],
+                &[("cursor", "a&b".into())],
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            u.as_str(),
+            "http://h:1/base/api/v1/agents/..%2Fx%3Fy%23z?cursor=a%26b"
+        );
+        for bad in ["..", ".", ""] {
+            let e = c.url(&["api", "v1", "agents", bad], &[]).err();
+            assert_eq!(e.map(|e| e.exit_code()), Some(exit::USAGE), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn bad_connection_settings_are_usage_errors() {
+        for url in ["not a url", "ftp://h/", "mailto:x@y"] {
+            let e = client(url).err().map(|e| e.exit_code());
+            assert_eq!(e, Some(exit::USAGE), "{url}");
+        }
+        let no_key = Client::new(&Connection {
+            url: "http://h/".into(),
+            api_key: None,
+        });
+        assert_eq!(no_key.err().map(|e| e.exit_code()), Some(exit::USAGE));
+    }
+
+    #[test]
+    fn error_bodies_are_read_or_summarised() {
+        let e = api_error(
+            StatusCode::NOT_FOUND,
+            r#"{"error":{"code":"not_found","message":"agent not found"}}"#,
+        );
+        assert_eq!(e.to_string(), "404 not_found: agent not found");
+        let e = api_error(StatusCode::BAD_GATEWAY, "<html>bad gateway</html>");
+        assert_eq!(e.exit_code(), exit::UNAVAILABLE);
+        assert!(e.to_string().contains("bad gateway"), "{e}");
+    }
+}

@@ -1,0 +1,156 @@
+//! `hookrun agents …`: `/api/v1/agents` (request fields:
+//! `hookrun_core::services::agents::{CreateAgent, UpdateAgent}`).
+
+use clap::Subcommand;
+use serde_json::{json, Value};
+
+use super::{list, some, BodyArg, Ctx, Paging};
+use crate::client::Result;
+use crate::col;
+use crate::output::{cell, Column};
+
+/// The secret an agent's create and rotate answers show once.
+const SECRETS: &[&str] = &["webhook_secret"];
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create an agent; prints its webhook secret once.
+    Create {
+        /// Display name (1-200 characters).
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        fields: Fields,
+        #[command(flatten)]
+        body: BodyArg,
+    },
+    /// List the workspace's agents.
+    List {
+        #[command(flatten)]
+        paging: Paging,
+    },
+    /// Show one agent.
+    Get { id: String },
+    /// Change an agent (only the fields given); bumps its version.
+    Update {
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        fields: Fields,
+        #[command(flatten)]
+        body: BodyArg,
+    },
+    /// Delete an agent and its webhook secret.
+    Delete { id: String },
+    /// Replace the webhook secret; prints the new one once.
+    RotateSecret {
+        id: String,
+        /// How long the previous secret keeps working (default: the
+        /// service's, 86400; 0 ends it at once).
+        #[arg(long, value_name = "SECONDS")]
+        grace_seconds: Option<i64>,
+    },
+}
+
+/// The fields create and update share.
+#[derive(clap::Args, Debug)]
+pub struct Fields {
+    /// Run the agent by POSTing each run to this URL (an `http` runner).
+    #[arg(long, value_name = "URL", conflicts_with = "echo")]
+    runner_url: Option<String>,
+    /// Answer with the message it was given (the `echo` runner; the default
+    /// for a new agent).
+    #[arg(long)]
+    echo: bool,
+    /// Run timeout in seconds (1-840; default 600).
+    #[arg(long, value_name = "SECONDS")]
+    timeout_seconds: Option<u64>,
+    /// Whether the agent accepts runs.
+    #[arg(long, value_name = "BOOL")]
+    enabled: Option<bool>,
+}
+
+impl Fields {
+    fn json(&self, name: Option<String>) -> Vec<(&'static str, Option<Value>)> {
+        let runner = match (&self.runner_url, self.echo) {
+            (Some(url), _) => Some(json!({ "type": "http", "url": url })),
+            (None, true) => Some(json!({ "type": "echo" })),
+            (None, false) => None,
+        };
+        vec![
+            ("name", some(name)),
+            ("runner", runner),
+            ("timeout_seconds", some(self.timeout_seconds)),
+            ("enabled", some(self.enabled)),
+        ]
+    }
+}
+
+pub fn columns() -> Vec<Column> {
+    vec![
+        col!("id", "/id"),
+        col!("name", "/name"),
+        col!("runner", |v| match v.pointer("/runner/url") {
+            Some(url) => format!("http {}", cell(Some(url))),
+            None => cell(v.pointer("/runner/type")),
+        }),
+        col!("enabled", "/enabled"),
+        col!("timeout_s", "/timeout_seconds"),
+        col!("version", "/version"),
+        col!("created_at", "/created_at"),
+    ]
+}
+
+pub async fn run(ctx: &Ctx, cmd: Command) -> Result<()> {
+    let out = ctx.out;
+    match cmd {
+        Command::Create { name, fields, body } => {
+            let req = body.merged(fields.json(name))?;
+            let ans = ctx
+                .client
+                .post(&["api", "v1", "agents"], Some(&req))
+                .await?;
+            out.object(Some(&ans.raw), &ans.json, SECRETS);
+        }
+        Command::List { paging } => {
+            let (raw, listing) = list(ctx, &["api", "v1", "agents"], &[], &paging).await?;
+            out.listing(raw.as_deref(), &listing, &columns());
+        }
+        Command::Get { id } => {
+            let ans = ctx.client.get(&["api", "v1", "agents", &id], &[]).await?;
+            out.object(Some(&ans.raw), &ans.json, &[]);
+        }
+        Command::Update {
+            id,
+            name,
+            fields,
+            body,
+        } => {
+            let req = body.merged(fields.json(name))?;
+            let ans = ctx
+                .client
+                .patch(&["api", "v1", "agents", &id], &req)
+                .await?;
+            out.object(Some(&ans.raw), &ans.json, &[]);
+        }
+        Command::Delete { id } => {
+            ctx.client.delete(&["api", "v1", "agents", &id]).await?;
+            out.note(&format!("deleted agent {id}"));
+        }
+        Command::RotateSecret { id, grace_seconds } => {
+            let req = json!({ "grace_seconds": grace_seconds });
+            let req = if grace_seconds.is_some() {
+                Some(&req)
+            } else {
+                None
+            };
+            let ans = ctx
+                .client
+                .post(&["api", "v1", "agents", &id, "rotate-secret"], req)
+                .await?;
+            out.object(Some(&ans.raw), &ans.json, SECRETS);
+        }
+    }
+    Ok(())
+}

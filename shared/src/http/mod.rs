@@ -20,7 +20,6 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::Router;
 use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use crate::app::App;
 
@@ -32,72 +31,121 @@ pub use internal::INTERNAL_TOKEN_HEADER;
 /// Largest management API request body.
 pub const MAX_MANAGEMENT_BODY_BYTES: usize = 64 * 1024;
 
+/// Registers a path's handlers on a router from their `#[utoipa::path]`
+/// annotations: the path and the methods, nothing else. Building the
+/// OpenAPI operations too (`documented!`) would cost a Lambda function's
+/// cold start several milliseconds for a document it never serves.
+macro_rules! route {
+    ($router:expr, $($module:ident :: $handler:ident),+ $(,)?) => {{
+        let mut path: Option<String> = None;
+        let mut methods = axum::routing::MethodRouter::new();
+        $(
+            pastey::paste! {
+                let this = <$module::[<__path_ $handler>] as utoipa::Path>::path();
+                assert!(
+                    path.as_ref().is_none_or(|p| *p == this),
+                    "the handlers of one route! share one path"
+                );
+                for m in <$module::[<__path_ $handler>] as utoipa::Path>::methods() {
+                    methods = methods.on(
+                        utoipa_axum::PathItemExt::to_method_filter(&m),
+                        $module::$handler,
+                    );
+                }
+                path = Some(this);
+            }
+        )+
+        $router.route(&path.expect("a handler"), methods)
+    }};
+}
+
+/// Registers a path's handlers with their OpenAPI operations
+/// (utoipa-axum), for the document.
+macro_rules! documented {
+    ($router:expr, $($module:ident :: $handler:ident),+ $(,)?) => {
+        $router.routes(utoipa_axum::routes!($($module::$handler),+))
+    };
+}
+
+/// The public trigger routes (docs/ARCHITECTURE.md, glossary), one line
+/// per path, registered with `$register!` (`route!` or `documented!`): one
+/// list for the routers and the document, so they cannot differ.
+macro_rules! trigger_routes {
+    ($register:ident, $router:expr) => {{
+        let r = $router;
+        let r = $register!(r, ingress::agent_trigger);
+        let r = $register!(r, ingress::token_url);
+        let r = $register!(r, ingress::by_trigger_id);
+        let r = $register!(r, ingress::bearer);
+        $register!(r, ingress::agent_source)
+    }};
+}
+
+/// The management, internal and service routes, as `trigger_routes!`.
+macro_rules! management_routes {
+    ($register:ident, $router:expr) => {{
+        let r = $router;
+        let r = $register!(r, agents::create, agents::list);
+        let r = $register!(r, agents::get, agents::update, agents::delete);
+        let r = $register!(r, agents::rotate_secret);
+        let r = $register!(r, runs::list_for_agent);
+        let r = $register!(r, runs::logs);
+        let r = $register!(r, runs::get);
+        let r = $register!(r, subscriptions::create, subscriptions::list);
+        let r = $register!(
+            r,
+            subscriptions::get,
+            subscriptions::update,
+            subscriptions::delete
+        );
+        let r = $register!(r, subscriptions::rotate_secret);
+        let r = $register!(r, subscriptions::deliveries);
+        let r = $register!(r, subscriptions::delivery);
+        let r = $register!(r, subscriptions::redeliver);
+        let r = $register!(r, triggers::create, triggers::list);
+        let r = $register!(r, triggers::get, triggers::update, triggers::delete);
+        let r = $register!(r, triggers::regenerate_token);
+        let r = $register!(r, triggers::regenerate_secret);
+        let r = $register!(r, triggers::test);
+        let r = $register!(r, triggers::invocations);
+        let r = $register!(r, triggers::agent_webhook_info);
+        let r = $register!(r, internal::agent_webhook_secret);
+        let r = $register!(r, openapi::health);
+        $register!(r, openapi::serve_document)
+    }};
+}
 /// Public trigger routes only (the ingress function). Trigger bodies are
 /// read by the pipeline itself, which enforces its own limit after
 /// resolving the target (404 before 413).
 pub fn ingress_router(app: App) -> Router {
-    finish(trigger_routes(), app)
+    finish(trigger_routes!(route, Router::new()), app)
 }
 
 /// Management and internal routes only (the api function).
 pub fn api_router(app: App) -> Router {
-    finish(management_routes(), app)
+    finish(management_router(), app)
 }
 
 /// Every route (`hookrun serve`).
 pub fn router(app: App) -> Router {
-    finish(all_routes(), app)
+    finish(
+        management_router().merge(trigger_routes!(route, Router::new())),
+        app,
+    )
+}
+
+fn management_router() -> Router<App> {
+    management_routes!(route, Router::new()).layer(DefaultBodyLimit::max(MAX_MANAGEMENT_BODY_BYTES))
 }
 
 /// Every route with its OpenAPI description (`openapi::document`).
-fn all_routes() -> OpenApiRouter<App> {
-    management_routes().merge(trigger_routes())
+fn documented_routes() -> OpenApiRouter<App> {
+    management_routes!(documented, OpenApiRouter::new())
+        .merge(trigger_routes!(documented, OpenApiRouter::new()))
 }
 
-/// The public trigger routes (docs/ARCHITECTURE.md, glossary). Each route
-/// is registered from its handler's `#[utoipa::path]`, which documents it.
-fn trigger_routes() -> OpenApiRouter<App> {
-    OpenApiRouter::new()
-        .routes(routes!(ingress::agent_trigger))
-        .routes(routes!(ingress::token_url))
-        .routes(routes!(ingress::by_trigger_id))
-        .routes(routes!(ingress::bearer))
-        .routes(routes!(ingress::agent_source))
-}
-
-fn management_routes() -> OpenApiRouter<App> {
-    OpenApiRouter::new()
-        .routes(routes!(agents::create, agents::list))
-        .routes(routes!(agents::get, agents::update, agents::delete))
-        .routes(routes!(agents::rotate_secret))
-        .routes(routes!(runs::list_for_agent))
-        .routes(routes!(runs::logs))
-        .routes(routes!(runs::get))
-        .routes(routes!(subscriptions::create, subscriptions::list))
-        .routes(routes!(
-            subscriptions::get,
-            subscriptions::update,
-            subscriptions::delete
-        ))
-        .routes(routes!(subscriptions::rotate_secret))
-        .routes(routes!(subscriptions::deliveries))
-        .routes(routes!(subscriptions::delivery))
-        .routes(routes!(subscriptions::redeliver))
-        .routes(routes!(triggers::create, triggers::list))
-        .routes(routes!(triggers::get, triggers::update, triggers::delete))
-        .routes(routes!(triggers::regenerate_token))
-        .routes(routes!(triggers::regenerate_secret))
-        .routes(routes!(triggers::test))
-        .routes(routes!(triggers::invocations))
-        .routes(routes!(triggers::agent_webhook_info))
-        .routes(routes!(internal::agent_webhook_secret))
-        .routes(routes!(openapi::health))
-        .routes(routes!(openapi::serve_document))
-        .layer(DefaultBodyLimit::max(MAX_MANAGEMENT_BODY_BYTES))
-}
-
-fn finish(routes: OpenApiRouter<App>, app: App) -> Router {
-    Router::from(routes)
+fn finish(routes: Router<App>, app: App) -> Router {
+    routes
         .fallback(|| async { ApiError::no_route() })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::from_fn(log_request))

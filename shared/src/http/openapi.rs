@@ -1,12 +1,10 @@
 //! The OpenAPI 3.1 document of every route. It is generated: each handler
 //! carries its `#[utoipa::path]` (route, parameters, bodies, answers) and
-//! the routers are built from those same annotations (`utoipa_axum`'s
-//! `routes!` in `super`), so a route cannot exist undocumented or be
-//! documented at another path. `hookrun openapi` prints it, `GET
-//! /openapi.json` serves it, and `docs/openapi.json` is a committed copy
-//! that a test keeps equal to it.
-
-use std::sync::OnceLock;
+//! the routers are built from those same annotations and from the same
+//! list of handlers (`trigger_routes!`, `management_routes!` in `super`),
+//! so a route cannot exist undocumented or be documented at another path.
+//! `docs/openapi.json` is the generated document, committed; a test keeps
+//! it equal to what the code generates, and `GET /openapi.json` serves it.
 
 use axum::http::header;
 use axum::response::IntoResponse;
@@ -167,21 +165,24 @@ pub enum TriggerErrors {
 
 /// The whole document: the annotated routes with the base above.
 pub fn document() -> utoipa::openapi::OpenApi {
-    let (_, paths) = super::all_routes().split_for_parts();
+    let (_, paths) = super::documented_routes().split_for_parts();
     let mut doc = Base::openapi();
     doc.merge(paths);
     doc
 }
 
-/// The document as served and committed: pretty JSON, one trailing newline.
-pub fn document_json() -> &'static str {
-    static JSON: OnceLock<String> = OnceLock::new();
-    JSON.get_or_init(|| {
-        let mut s = serde_json::to_string_pretty(&document()).expect("the document serialises");
-        s.push('\n');
-        s
-    })
+/// The generated document as committed: pretty JSON, one trailing newline.
+pub fn generated_json() -> String {
+    let mut s = serde_json::to_string_pretty(&document()).expect("the document serialises");
+    s.push('\n');
+    s
 }
+
+/// The document as served: the committed copy, which a test keeps equal
+/// to [`generated_json`]. Serving it rather than generating it keeps the
+/// schema-building code out of the binaries (a Lambda function would pay
+/// milliseconds of cold start and a few hundred KB for it).
+pub const SERVED_JSON: &str = include_str!("../../../docs/openapi.json");
 
 /// This document.
 #[utoipa::path(
@@ -192,10 +193,7 @@ pub fn document_json() -> &'static str {
     responses((status = 200, description = "This OpenAPI document", content_type = "application/json", body = Object))
 )]
 pub async fn serve_document() -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        document_json(),
-    )
+    ([(header::CONTENT_TYPE, "application/json")], SERVED_JSON)
 }
 
 /// The service's answer to a health check.

@@ -67,7 +67,27 @@ pub struct Output {
     pub json: bool,
 }
 
-/// A value as a table cell: strings bare, lists joined, absent as `-`.
+/// Text from the service made safe for a terminal: control characters
+/// (ESC, OSC, C1, …) other than tab are shown escaped (`\u{1b}`). Log
+/// lines and outputs carry what outside callers sent, and raw escape
+/// sequences could rewrite an operator's screen or clipboard.
+pub fn printable(text: &str) -> String {
+    if !text.chars().any(|c| c.is_control() && c != '\t') {
+        return text.to_owned();
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() && c != '\t' {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// A value as a table cell: strings bare, lists joined, absent as `-`;
+/// always [`printable`].
 pub fn cell(v: Option<&Value>) -> String {
     let text = match v {
         None | Some(Value::Null) => "-".to_owned(),
@@ -79,7 +99,7 @@ pub fn cell(v: Option<&Value>) -> String {
             .join(", "),
         Some(other) => other.to_string(),
     };
-    shorten(text)
+    shorten(printable(&text))
 }
 
 fn shorten(text: String) -> String {
@@ -153,12 +173,23 @@ impl Output {
         }
         let mut t = table();
         t.set_header(["field", "value"]);
+        // A secret shown once also appears inside other fields (the token
+        // in `urls.token_url`): the table names it instead, so it is
+        // printed in one place only, below.
+        let shown: Vec<(&str, &str)> = secrets
+            .iter()
+            .filter_map(|k| Some((*k, value.get(*k)?.as_str().filter(|s| !s.is_empty())?)))
+            .collect();
         if let Some(fields) = value.as_object() {
             for (k, v) in fields {
                 if secrets.contains(&k.as_str()) {
                     continue;
                 }
-                t.add_row([k.clone(), cell(Some(v))]);
+                let mut text = cell(Some(v));
+                for (name, secret) in &shown {
+                    text = text.replace(&printable(secret), &format!("<{name}, below>"));
+                }
+                t.add_row([printable(k), text]);
             }
         }
         say!("{t}");
@@ -176,7 +207,7 @@ impl Output {
         }
         say!();
         for (k, v) in shown {
-            say!("{k} (shown once, keep it): {v}");
+            say!("{k} (shown once, keep it): {}", printable(v));
         }
     }
 
@@ -202,6 +233,11 @@ mod tests {
         assert_eq!(cell(Some(&json!(["a", "b"]))), "a, b");
         assert_eq!(cell(Some(&json!({"a": 1}))), r#"{"a":1}"#);
         assert_eq!(cell(Some(&json!(true))), "true");
+        // Escape sequences from outside callers never reach the terminal.
+        assert_eq!(
+            cell(Some(&json!("a\u{1b}]52;c;aGk=\u{7}b\tc\nd\u{9b}"))),
+            "a\\u{1b}]52;c;aGk=\\u{7}b\tc\\nd\\u{9b}"
+        );
         let long = cell(Some(&json!("y".repeat(1000))));
         assert!(long.ends_with("(--json shows all)"));
         assert!(long.chars().count() < 400);

@@ -310,6 +310,18 @@ async fn cli_triggers_and_runs() {
         .ok()
         .json();
     assert_ne!(retoken["token"].as_str().unwrap(), token);
+    // In the table, the new token is printed once, below it: the token
+    // URL in `urls` names it instead of repeating it.
+    let retoken = cli(&h, &["triggers", "regenerate-token", &trigger])
+        .ok()
+        .stdout;
+    let shown = retoken
+        .lines()
+        .find_map(|l| l.strip_prefix("token (shown once, keep it): "))
+        .unwrap_or_else(|| panic!("{retoken}"))
+        .to_owned();
+    assert_eq!(retoken.matches(shown.as_str()).count(), 1, "{retoken}");
+    assert!(retoken.contains("<token, below>"), "{retoken}");
     let resecret = cli(&h, &["triggers", "regenerate-secret", &trigger])
         .ok()
         .stdout;
@@ -569,6 +581,15 @@ async fn cli_subscriptions_deliveries_and_verify() {
         ],
     );
     assert_eq!(parts.code, 0, "{}{}", parts.stdout, parts.stderr);
+    // The secret from a file (with an editor's final newline), out of argv.
+    let secret_file = dir.path().join("secret.txt");
+    std::fs::write(&secret_file, format!("{secret}\n")).unwrap();
+    let from_file = verify(&saved, &format!("@{}", secret_file.display()));
+    assert_eq!(
+        from_file.code, 0,
+        "{}{}",
+        from_file.stdout, from_file.stderr
+    );
 
     let rotated = cli(&h, &["subscriptions", "rotate-secret", &sub, "--json"])
         .ok()

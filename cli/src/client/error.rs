@@ -11,8 +11,8 @@ pub mod exit {
     pub const REFUSED: u8 = 1;
     /// The command line or a file it names is wrong (clap uses 2 too).
     pub const USAGE: u8 = 2;
-    /// The service could not be reached, timed out, or failed (5xx):
-    /// retrying later may help.
+    /// The service could not be reached, timed out, failed (5xx) or is
+    /// rate limiting (429): retrying later may help.
     pub const UNAVAILABLE: u8 = 3;
     /// The resource does not exist (404).
     pub const NOT_FOUND: u8 = 4;
@@ -25,7 +25,8 @@ Exit codes:
   1  the service refused the request (4xx other than 404), a signature did
      not verify (verify), or the followed run failed (logs --follow --run)
   2  usage error: bad flags, an unreadable file, malformed JSON given
-  3  the service could not be reached, timed out, or answered 5xx
+  3  the service could not be reached, timed out, answered 5xx, or
+     rate limited the call (429): retry later
   4  not found (404)";
 
 #[derive(Debug, thiserror::Error)]
@@ -38,7 +39,11 @@ pub enum CliError {
     Unreachable { url: String, detail: String },
     /// The service answered with an error; `code` and `message` are the
     /// API's own (`{"error":{"code","message"}}`).
-    #[error("{status} {code}: {message}")]
+    #[error(
+        "{status} {}: {}",
+        crate::output::printable(code),
+        crate::output::printable(message)
+    )]
     Api {
         status: u16,
         code: String,
@@ -60,7 +65,8 @@ impl CliError {
             CliError::Usage(_) => exit::USAGE,
             CliError::Unreachable { .. } => exit::UNAVAILABLE,
             CliError::Api { status: 404, .. } => exit::NOT_FOUND,
-            CliError::Api { status, .. } if *status >= 500 => exit::UNAVAILABLE,
+            // Rate limited: retrying later helps, as with a 5xx.
+            CliError::Api { status, .. } if *status >= 500 || *status == 429 => exit::UNAVAILABLE,
             CliError::Api { .. } => exit::REFUSED,
             CliError::BadAnswer(_) => exit::UNAVAILABLE,
             CliError::Negative(_) => exit::REFUSED,
@@ -94,6 +100,7 @@ mod tests {
         assert_eq!(api(404).exit_code(), 4);
         assert_eq!(api(500).exit_code(), 3);
         assert_eq!(api(503).exit_code(), 3);
+        assert_eq!(api(429).exit_code(), 3);
         assert_eq!(CliError::usage("x").exit_code(), 2);
         assert_eq!(
             CliError::Unreachable {

@@ -161,21 +161,39 @@ async fn follow_run(
     }
 }
 
-/// Prints an agent's new lines until interrupted.
+/// Prints an agent's new lines until interrupted. Each poll reads the
+/// newest page; lines already printed are remembered for the last two
+/// polls only (memory stays bounded), and a page that is all new says that
+/// lines between polls may have been missed.
 async fn follow_agent(ctx: &Ctx, segs: &[&str], query: &[(&str, String)]) -> Result<()> {
-    let mut seen: HashSet<(String, u64)> = HashSet::new();
+    let mut previous: HashSet<(String, u64)> = HashSet::new();
+    let mut first = true;
     loop {
         let page = ctx.client.get(segs, query).await?.json;
+        let lines = lines_of(&page);
+        let mut current = HashSet::with_capacity(lines.len());
+        let mut new = 0;
         // Newest first: printed oldest first.
-        for l in lines_of(&page).iter().rev() {
+        for l in lines.iter().rev() {
             let key = (
                 cell(l.get("run_id")),
                 l.get("seq").and_then(Value::as_u64).unwrap_or(0),
             );
-            if seen.insert(key) {
+            if !previous.contains(&key) {
                 print_line(ctx, l);
+                new += 1;
             }
+            current.insert(key);
         }
+        if !first
+            && new > 0
+            && new == lines.len()
+            && page.get("next_cursor").is_some_and(Value::is_string)
+        {
+            eprintln!("hookrun: more lines arrived than one page between polls; some may not be shown (raise --limit)");
+        }
+        first = false;
+        previous = current;
         tokio::time::sleep(POLL).await;
     }
 }

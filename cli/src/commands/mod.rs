@@ -109,6 +109,15 @@ pub fn read_json(spec: &str, flag: &str) -> Result<Value> {
     serde_json::from_str(&text).map_err(|e| CliError::usage(format!("{flag}: not valid JSON: {e}")))
 }
 
+/// A secret given on the command line: `@FILE` or `-` (standard input)
+/// keep it out of the process list and the shell history; a trailing
+/// newline is not part of it.
+pub fn read_secret(spec: &str, flag: &str) -> Result<String> {
+    let text = read_text(spec, flag)?;
+    let text = text.strip_suffix('\n').unwrap_or(&text);
+    Ok(text.strip_suffix('\r').unwrap_or(text).to_owned())
+}
+
 fn read_text(spec: &str, flag: &str) -> Result<String> {
     if spec == "-" {
         let mut s = String::new();
@@ -186,6 +195,11 @@ pub async fn list(
         if cursor.is_none() {
             break;
         }
+    }
+    if cursor.is_some() {
+        return Err(CliError::BadAnswer(format!(
+            "the listing did not end after {MAX_PAGES} pages"
+        )));
     }
     let mut all = combined.unwrap_or_else(|| serde_json::json!({ "data": [] }));
     all["next_cursor"] = Value::Null;

@@ -28,8 +28,10 @@ pub enum Command {
         /// Make a signing secret (printed once).
         #[arg(long, conflicts_with = "secret")]
         generate_secret: bool,
-        /// Use this signing secret (e.g. a provider's).
-        #[arg(long)]
+        /// Use this signing secret (e.g. a provider's): the secret,
+        /// `@FILE` or `-` (standard input), which keep it out of `ps` and
+        /// the shell history.
+        #[arg(long, value_name = "SECRET|@FILE|-")]
         secret: Option<String>,
         /// Also answer POST /api/v1/agents/{agent}/webhook (one per agent).
         #[arg(long)]
@@ -70,7 +72,8 @@ pub enum Command {
     /// at once.
     RegenerateSecret {
         id: String,
-        #[arg(long)]
+        /// Use this secret: the secret, `@FILE` or `-` (standard input).
+        #[arg(long, value_name = "SECRET|@FILE|-")]
         secret: Option<String>,
     },
     /// Send a test event through the trigger's pipeline (a run of type TEST).
@@ -183,7 +186,14 @@ pub async fn run(ctx: &Ctx, cmd: Command) -> Result<()> {
                 ("agent_id", some(agent_id)),
                 ("name", some(name)),
                 ("generate_secret", generate_secret.then_some(json!(true))),
-                ("secret", some(secret)),
+                (
+                    "secret",
+                    some(
+                        secret
+                            .map(|s| super::read_secret(&s, "--secret"))
+                            .transpose()?,
+                    ),
+                ),
                 ("agent_route", agent_route.then_some(json!(true))),
             ];
             f.extend(fields.json());
@@ -224,7 +234,10 @@ pub async fn run(ctx: &Ctx, cmd: Command) -> Result<()> {
         }
         Command::RegenerateSecret { id, secret } => {
             let p = under(&PATH, &[&id, "regenerate-secret"]);
-            let req = secret.map(|s| json!({ "secret": s }));
+            let req = secret
+                .map(|s| super::read_secret(&s, "--secret"))
+                .transpose()?
+                .map(|s| json!({ "secret": s }));
             let ans = ctx.client.post(&p, req.as_ref()).await?;
             out.object(Some(&ans.raw), &ans.json, SECRETS);
         }

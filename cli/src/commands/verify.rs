@@ -21,8 +21,14 @@ const MAX_HEADERS: usize = 128;
 #[derive(clap::Args, Debug)]
 #[command(group = clap::ArgGroup::new("input").required(true).args(["request", "headers"]))]
 pub struct Args {
-    /// The subscription's signing secret (whsec_…).
-    #[arg(long, env = "HOOKRUN_SUBSCRIPTION_SECRET", hide_env_values = true)]
+    /// The subscription's signing secret (whsec_…), `@FILE` or `-`
+    /// (standard input); or HOOKRUN_SUBSCRIPTION_SECRET.
+    #[arg(
+        long,
+        env = "HOOKRUN_SUBSCRIPTION_SECRET",
+        hide_env_values = true,
+        value_name = "SECRET|@FILE|-"
+    )]
     secret: String,
     /// The raw HTTP request as received: request line, headers, blank
     /// line, body.
@@ -198,7 +204,7 @@ impl Outcome {
 pub fn check(saved: &Saved, secret: &str, now: i64, tolerance: Duration) -> (Outcome, Outcome) {
     let body = std::str::from_utf8(&saved.body);
     let fresh = |ts: i64| {
-        let age = now - ts;
+        let age = now.saturating_sub(ts);
         if age.unsigned_abs() > tolerance.as_secs() {
             Outcome::Stale { age_secs: age }
         } else {
@@ -284,7 +290,8 @@ pub fn run(args: Args, out: Output) -> Result<()> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
-    let (crewship, standard) = check(&saved, &args.secret, now, args.tolerance);
+    let secret = super::read_secret(&args.secret, "--secret")?;
+    let (crewship, standard) = check(&saved, &secret, now, args.tolerance);
     let valid = crewship == Outcome::Valid || standard == Outcome::Valid;
     if out.json {
         let one = |o: &Outcome| json!({ "status": o.word(), "detail": o.detail(args.tolerance) });

@@ -52,7 +52,7 @@ pub fn view(app: &App, agent: Agent) -> AgentView {
     security(("admin_key" = [])),
     request_body = CreateAgent,
     responses(
-        (status = 201, description = "Created; `Location` names it", body = CreatedAgent),
+        (status = 201, description = "Created; `Location` names it", body = CreatedAgent, headers(("Location" = String, description = "The new resource's path"))),
         ManagementErrors
     )
 )]

@@ -80,8 +80,10 @@ pub struct TriggerAnswer {
     pub run_id: Option<RunId>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub duplicate: Option<bool>,
+    /// A repeat's run status now (`null` once the run has expired).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub run_status: Option<RunStatus>,
+    #[schema(value_type = Option<RunStatus>)]
+    pub run_status: Option<Option<RunStatus>>,
 }
 
 impl TriggerAnswer {
@@ -95,7 +97,7 @@ impl TriggerAnswer {
             status,
             run_id: a.run_id.clone().filter(|_| status_has_run(a)),
             duplicate,
-            run_status: a.run_status.filter(|_| duplicate.is_some()),
+            run_status: duplicate.map(|_| a.run_status),
         }
     }
 }
@@ -129,9 +131,6 @@ pub enum IgnoredOnly {
     Ignored,
 }
 
-/// Standard headers of a trigger answer.
-const RATE_HEADERS_DOC: &str = "`RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` carry the tightest limit that counted the call";
-
 /// Start a run of an agent, signed with the agent's webhook secret.
 #[utoipa::path(
     post,
@@ -144,9 +143,9 @@ const RATE_HEADERS_DOC: &str = "`RateLimit-Limit`, `RateLimit-Remaining` and `Ra
         ("agent_id" = String, Path, description = "The agent's id"),
         ("Idempotency-Key" = Option<String>, Header, description = "Makes the call idempotent for 24 h (also `X-GitHub-Delivery`, `webhook-id`)"),
     ),
-    request_body(content = Object, content_type = "application/json", description = "Any JSON payload; the agent gets it as `Webhook event received:` with its `event`, `source` and `data`"),
+    request_body(description = "Any JSON payload; the agent gets it as `Webhook event received:` with its `event`, `source` and `data`", content((Option<serde_json::Value> = "application/json"), (Option<std::collections::HashMap<String, String>> = "application/x-www-form-urlencoded"))),
     responses(
-        (status = 202, description = RATE_HEADERS_DOC, body = TriggerAnswer),
+        (status = 202, description = "A run was queued (or the call repeats one, or was ignored)", body = TriggerAnswer, headers(("RateLimit-Limit" = u32, description = "The tightest limit that counted the call, when one did"), ("RateLimit-Remaining" = u32), ("RateLimit-Reset" = u64))),
         TriggerErrors
     )
 )]
@@ -182,9 +181,9 @@ pub async fn agent_trigger(
         ("token" = String, Path, description = "The trigger's token (`wht_…`): a credential, keep it secret"),
         ("Idempotency-Key" = Option<String>, Header, description = "Makes the call idempotent for 24 h"),
     ),
-    request_body(content = Object, content_type = "application/json", description = "The payload: JSON (or a form body, kept as text)"),
+    request_body(description = "The payload: JSON (or a form body, kept as text)", content((Option<serde_json::Value> = "application/json"), (Option<std::collections::HashMap<String, String>> = "application/x-www-form-urlencoded"))),
     responses(
-        (status = 202, description = RATE_HEADERS_DOC, body = TokenAnswer),
+        (status = 202, description = "A run was queued (or the call repeats one, or was ignored)", body = TokenAnswer, headers(("RateLimit-Limit" = u32, description = "The tightest limit that counted the call, when one did"), ("RateLimit-Remaining" = u32), ("RateLimit-Reset" = u64))),
         TriggerErrors
     )
 )]
@@ -226,9 +225,9 @@ pub async fn token_url(
         ("trigger_id" = String, Path, description = "The trigger's id"),
         ("Idempotency-Key" = Option<String>, Header, description = "Makes the call idempotent for 24 h"),
     ),
-    request_body(content = Object, content_type = "application/json", description = "The payload: JSON (or a form body, kept as text)"),
+    request_body(description = "The payload: JSON (or a form body, kept as text)", content((Option<serde_json::Value> = "application/json"), (Option<std::collections::HashMap<String, String>> = "application/x-www-form-urlencoded"))),
     responses(
-        (status = 202, description = RATE_HEADERS_DOC, body = TriggerAnswer),
+        (status = 202, description = "A run was queued (or the call repeats one, or was ignored)", body = TriggerAnswer, headers(("RateLimit-Limit" = u32, description = "The tightest limit that counted the call, when one did"), ("RateLimit-Remaining" = u32), ("RateLimit-Reset" = u64))),
         TriggerErrors
     )
 )]
@@ -257,9 +256,9 @@ pub async fn by_trigger_id(
     params(
         ("Idempotency-Key" = Option<String>, Header, description = "Makes the call idempotent for 24 h"),
     ),
-    request_body(content = Object, content_type = "application/json", description = "The payload: JSON (or a form body, kept as text)"),
+    request_body(description = "The payload: JSON (or a form body, kept as text)", content((Option<serde_json::Value> = "application/json"), (Option<std::collections::HashMap<String, String>> = "application/x-www-form-urlencoded"))),
     responses(
-        (status = 202, description = RATE_HEADERS_DOC, body = TriggerAnswer),
+        (status = 202, description = "A run was queued (or the call repeats one, or was ignored)", body = TriggerAnswer, headers(("RateLimit-Limit" = u32, description = "The tightest limit that counted the call, when one did"), ("RateLimit-Remaining" = u32), ("RateLimit-Reset" = u64))),
         TriggerErrors
     )
 )]
@@ -285,9 +284,9 @@ pub async fn bearer(
         ("agent_id" = String, Path, description = "The agent's id"),
         ("Idempotency-Key" = Option<String>, Header, description = "Makes the call idempotent for 24 h"),
     ),
-    request_body(content = Object, content_type = "application/json", description = "The payload: JSON (or a form body, kept as text)"),
+    request_body(description = "The payload: JSON (or a form body, kept as text)", content((Option<serde_json::Value> = "application/json"), (Option<std::collections::HashMap<String, String>> = "application/x-www-form-urlencoded"))),
     responses(
-        (status = 202, description = RATE_HEADERS_DOC, body = TriggerAnswer),
+        (status = 202, description = "A run was queued (or the call repeats one, or was ignored)", body = TriggerAnswer, headers(("RateLimit-Limit" = u32, description = "The tightest limit that counted the call, when one did"), ("RateLimit-Remaining" = u32), ("RateLimit-Reset" = u64))),
         TriggerErrors
     )
 )]
@@ -302,4 +301,44 @@ pub async fn agent_source(
     };
     let accepted = run(&app, route, ip, req).await?;
     Ok(answer(&accepted, TriggerAnswer::of(&accepted)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::AgentId;
+
+    fn accepted(disposition: Disposition, run_status: Option<RunStatus>) -> Accepted {
+        Accepted {
+            disposition,
+            run_id: Some(RunId::generate()),
+            auth: AuthMethod::Signature,
+            agent_id: AgentId::generate(),
+            agent_version: 1,
+            rate: None,
+            run_status,
+        }
+    }
+
+    fn answer_of(a: &Accepted) -> serde_json::Value {
+        serde_json::to_value(TriggerAnswer::of(a)).unwrap()
+    }
+
+    #[test]
+    fn answers_keep_their_documented_shapes() {
+        let queued = answer_of(&accepted(Disposition::Queued, None));
+        assert_eq!(queued["status"], "accepted");
+        assert!(queued["run_id"].is_string());
+        assert!(queued.get("duplicate").is_none() && queued.get("run_status").is_none());
+
+        let repeat = answer_of(&accepted(Disposition::Duplicate, Some(RunStatus::Running)));
+        assert_eq!(repeat["duplicate"], true);
+        assert_eq!(repeat["run_status"], "running");
+        // A repeat whose run has expired still says so, with null.
+        let expired = answer_of(&accepted(Disposition::Duplicate, None));
+        assert!(expired["run_status"].is_null() && expired.get("run_status").is_some());
+
+        let ignored = answer_of(&accepted(Disposition::Ignored, None));
+        assert_eq!(ignored, serde_json::json!({ "status": "ignored" }));
+    }
 }

@@ -85,7 +85,7 @@ impl utoipa::Modify for SecuritySchemes {
             WEBHOOK_SECRET,
             header(
                 "X-Webhook-Secret",
-                "Deprecated: the secret itself, in plain text (answers carry `Deprecation` and `Sunset`). Not accepted by triggers with a provider's scheme.",
+                "The secret itself, in plain text: deprecated on the per-agent route (its answers carry `Deprecation` and `Sunset`); on the trigger-id route, for triggers of the `hmac` scheme only.",
             ),
         );
         components.add_security_scheme(
@@ -105,23 +105,27 @@ pub enum ManagementErrors {
     /// path parameter, or cursor.
     #[response(status = 400)]
     BadRequest(ErrorBody),
-    /// A missing or unknown admin key (`WWW-Authenticate: Bearer`).
-    #[response(status = 401)]
+    /// A missing or unknown admin key.
+    #[response(status = 401, headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"hookrun\"`")))]
     Unauthorized(ErrorBody),
     /// Nothing with that id in the key's workspace.
     #[response(status = 404)]
     NotFound(ErrorBody),
+    /// A conflicting change: the agent already has an agent-route trigger,
+    /// or the record changed concurrently (retry).
+    #[response(status = 409)]
+    Conflict(ErrorBody),
     /// A body over 64 KiB.
     #[response(status = 413)]
     PayloadTooLarge(ErrorBody),
     /// A JSON body without `Content-Type: application/json`.
     #[response(status = 415)]
     UnsupportedMediaType(ErrorBody),
-    /// Too many failed authentications from this address (`Retry-After`).
-    #[response(status = 429)]
+    /// Too many failed authentications from this address.
+    #[response(status = 429, headers(("Retry-After" = u64, description = "Seconds to wait")))]
     TooManyRequests(ErrorBody),
-    /// The store is unavailable; retry (`Retry-After`).
-    #[response(status = 503)]
+    /// The store is unavailable; retry.
+    #[response(status = 503, headers(("Retry-After" = u64, description = "Seconds to wait")))]
     Unavailable(ErrorBody),
     /// Any other error, in the same shape.
     #[response(status = "default")]
@@ -135,9 +139,8 @@ pub enum TriggerErrors {
     /// The body does not parse, or the input mapping misses a required field.
     #[response(status = 400)]
     BadRequest(ErrorBody),
-    /// Authentication failed; `WWW-Authenticate` names the expected scheme
-    /// and header.
-    #[response(status = 401)]
+    /// Authentication failed.
+    #[response(status = 401, headers(("WWW-Authenticate" = String, description = "The expected credential: `Signature realm=\"hookrun\", header=\"<the signature header>\"`, or `Bearer realm=\"hookrun\"` for a token")))]
     Unauthorized(ErrorBody),
     /// The source is not allowed, or the trigger or agent is inactive.
     #[response(status = 403)]
@@ -152,11 +155,16 @@ pub enum TriggerErrors {
     /// The idempotency key was used with another body.
     #[response(status = 422)]
     Unprocessable(ErrorBody),
-    /// A rate limit: `Retry-After` and `RateLimit-*` say when to retry.
-    #[response(status = 429)]
+    /// A rate limit.
+    #[response(status = 429, headers(
+        ("Retry-After" = u64, description = "Seconds to wait"),
+        ("RateLimit-Limit" = u32, description = "The limit that refused the call, per minute"),
+        ("RateLimit-Remaining" = u32, description = "0"),
+        ("RateLimit-Reset" = u64, description = "Seconds until the window resets"),
+    ))]
     TooManyRequests(ErrorBody),
-    /// The store is unavailable; retry (`Retry-After`).
-    #[response(status = 503)]
+    /// The store is unavailable; retry.
+    #[response(status = 503, headers(("Retry-After" = u64, description = "Seconds to wait")))]
     Unavailable(ErrorBody),
     /// Any other error, in the same shape.
     #[response(status = "default")]

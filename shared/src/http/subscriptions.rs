@@ -51,7 +51,7 @@ pub struct Redelivery {
     security(("admin_key" = [])),
     request_body = CreateSubscription,
     responses(
-        (status = 201, description = "Created; `Location` names it", body = SubscriptionWithSecret),
+        (status = 201, description = "Created; `Location` names it", body = SubscriptionWithSecret, headers(("Location" = String, description = "The new resource's path"))),
         ManagementErrors
     )
 )]

@@ -72,7 +72,7 @@ pub struct InvocationListing {
     security(("admin_key" = [])),
     request_body = CreateTrigger,
     responses(
-        (status = 201, description = "Created; `Location` names it. `token` and `secret` are shown this once", body = TriggerWithSecrets),
+        (status = 201, description = "Created; `Location` names it. `token` and `secret` are shown this once", body = TriggerWithSecrets, headers(("Location" = String, description = "The new resource's path"))),
         ManagementErrors
     )
 )]
@@ -240,7 +240,7 @@ pub async fn regenerate_secret(
     operation_id = "test_trigger",
     security(("admin_key" = [])),
     params(("id" = String, Path, description = "The trigger's id")),
-    request_body(content = Option<Object>, content_type = "application/json", description = "Optional payload"),
+    request_body(content = Option<Value>, content_type = "application/json", description = "Optional payload, any JSON"),
     responses((status = 202, body = TriggerAnswer), ManagementErrors)
 )]
 pub async fn test(

@@ -114,6 +114,7 @@ macro_rules! management_routes {
         $register!(r, openapi::serve_document)
     }};
 }
+
 /// Public trigger routes only (the ingress function). Trigger bodies are
 /// read by the pipeline itself, which enforces its own limit after
 /// resolving the target (404 before 413).

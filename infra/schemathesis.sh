@@ -15,7 +15,9 @@ cd "$(dirname "$0")/.."
 examples="${1:-30}"
 bin=target/debug/hookrun
 # Nothing to do when the binary is current; never tests a stale one.
-cargo build -q -p hookrun --locked
+# `--workspace`, as the test command builds, so the features are the same
+# and nothing is rebuilt (`-p hookrun` would resolve other features).
+cargo build -q --workspace --bin hookrun --locked
 
 data=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')

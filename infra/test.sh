@@ -38,7 +38,7 @@ echo "== cargo test: unit, contracts (SQLite and emulator), Lambda events, end-t
 cargo test --workspace --locked -- --include-ignored
 
 echo "== schemathesis against hookrun serve: every operation of /openapi.json ($SECONDS s so far)"
-./infra/schemathesis.sh 30
+HOOKRUN_BIN=target/debug/hookrun ./infra/schemathesis.sh 30
 
 echo "== end-to-end suite on the AWS adapters against the emulator ($SECONDS s so far)"
 # The suite mostly waits on the emulator: the fuzz targets build meanwhile.

@@ -6,7 +6,7 @@
 pub mod exit {
     /// The command did what it was asked.
     pub const OK: u8 = 0;
-    /// The service refused the request (a 4xx other than 404), a
+    /// The service refused the request (a 4xx other than 404 and 429), a
     /// signature did not verify, or a followed run failed.
     pub const REFUSED: u8 = 1;
     /// The command line or a file it names is wrong (clap uses 2 too).
@@ -22,8 +22,9 @@ pub mod exit {
 pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
   0  success
-  1  the service refused the request (4xx other than 404), a signature did
-     not verify (verify), or the followed run failed (logs --follow --run)
+  1  the service refused the request (4xx other than 404 and 429), a
+     signature did not verify (verify), or the followed run failed
+     (logs --follow --run)
   2  usage error: bad flags, an unreadable file, malformed JSON given
   3  the service could not be reached, timed out, answered 5xx, or
      rate limited the call (429): retry later

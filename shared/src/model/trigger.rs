@@ -99,6 +99,18 @@ pub struct SignatureConfig {
     pub tolerance: Option<u64>,
 }
 
+impl SignatureConfig {
+    /// The header a signed call carries: an `hmac` trigger's own header,
+    /// else its scheme's (what a 401 challenge and the trigger's
+    /// `authentication` name).
+    pub fn header_name(&self) -> &str {
+        match &self.header {
+            Some(h) if self.scheme == SignatureScheme::Hmac => h,
+            _ => self.scheme.header_name(),
+        }
+    }
+}
+
 impl Default for SignatureConfig {
     fn default() -> Self {
         SignatureConfig {

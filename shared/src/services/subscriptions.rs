@@ -25,18 +25,21 @@ pub fn new_secret() -> String {
     format!("whsec_{}", STANDARD.encode(key))
 }
 
-/// The run events a subscription can hear of (documents `events`; the
-/// service checks names against `model::subscription::EVENTS`).
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
-pub enum EventName {
-    #[schema(rename = "run.started")]
-    RunStarted,
-    #[schema(rename = "run.succeeded")]
-    RunSucceeded,
-    #[schema(rename = "run.failed")]
-    RunFailed,
+/// A run event a subscription can hear of, in the document: its names are
+/// `model::subscription::EVENTS`, the list the service checks against.
+pub struct EventName;
+
+impl utoipa::PartialSchema for EventName {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some("A run event a subscription can hear of."))
+            .enum_values(Some(EVENTS))
+            .into()
+    }
 }
+
+impl utoipa::ToSchema for EventName {}
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -140,13 +140,7 @@ pub async fn authenticate_trigger(
         body,
         app.clock.now().timestamp(),
     )
-    .map_err(|reason| {
-        let header = match &t.signature.header {
-            Some(h) if t.signature.scheme == crate::model::SignatureScheme::Hmac => h.clone(),
-            _ => t.signature.scheme.header_name().to_owned(),
-        };
-        Error::signature_rejected(header, reason)
-    })?;
+    .map_err(|reason| Error::signature_rejected(t.signature.header_name(), reason))?;
     Ok(if by_token {
         AuthMethod::Token
     } else {

@@ -118,21 +118,13 @@ pub struct TriggerView {
     pub authentication: Value,
 }
 
-/// The header a signed call to `t` carries.
-fn signature_header(t: &Trigger) -> String {
-    match &t.signature.header {
-        Some(h) if t.signature.scheme == crate::model::SignatureScheme::Hmac => h.clone(),
-        _ => t.signature.scheme.header_name().to_owned(),
-    }
-}
-
 /// How each of a trigger's URLs authenticates (`TriggerView::authentication`).
 pub fn authentication(t: &Trigger) -> Value {
     let signed = t.secret_sealed.as_ref().map(|_| {
         format!(
             "the trigger's {} signature in {}",
             t.signature.scheme,
-            signature_header(t)
+            t.signature.header_name()
         )
     });
     let by_id = match &signed {

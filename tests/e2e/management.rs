@@ -552,3 +552,51 @@ async fn text_logs_to_a_file_carry_no_colour_codes() {
         "colour codes in a log file: {log:?}"
     );
 }
+
+/// `serve --help` names both backends and lists the environment it reads
+/// (it used to say "on the embedded SQLite store" only, and list none).
+#[test]
+fn serve_help_names_both_backends_and_its_environment() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hookrun"))
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    assert!(help.contains("or on AWS (--backend aws)"), "{help}");
+    for var in [
+        "HOOKRUN_DATA_DIR",
+        "HOOKRUN_ADDR",
+        "HOOKRUN_BOOTSTRAP_ADMIN_KEY",
+        "HOOKRUN_TABLE_NAME",
+        "HOOKRUN_RATE_LIMIT_PER_IP",
+    ] {
+        assert!(help.contains(var), "serve --help lists {var}: {help}");
+    }
+}
+
+/// A `--data-dir` that names a file is refused with "not a directory",
+/// not an errno text, and nothing is started.
+#[test]
+fn a_data_dir_that_is_a_file_is_not_a_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("plain");
+    std::fs::write(&file, "x").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hookrun"))
+        .args([
+            "serve",
+            "--backend",
+            "sqlite",
+            "--addr",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is not a directory"), "{err}");
+    assert!(!err.contains("os error 17"), "{err}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "x");
+}

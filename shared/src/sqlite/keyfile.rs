@@ -156,4 +156,23 @@ mod tests {
         let e = private_dir(&file).unwrap_err();
         assert!(e.to_string().contains("not a directory"), "{e}");
     }
+
+    /// An unwritable data directory says so in words (tests may run as
+    /// root, where no directory is unwritable, so the error is made here).
+    #[test]
+    fn permission_errors_say_permission_denied() {
+        let e = io_error(
+            "create",
+            Path::new("/srv/data"),
+            std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        );
+        let text = e.to_string();
+        assert!(text.contains("/srv/data (permission denied)"), "{text}");
+        let other = io_error(
+            "create",
+            Path::new("/srv/data"),
+            std::io::Error::from(std::io::ErrorKind::NotFound),
+        );
+        assert!(!other.to_string().contains("permission denied"));
+    }
 }

@@ -11,22 +11,33 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export SAM_CLI_TELEMETRY=0
 
-echo "== tools (.venv: moto server, cfn-lint, aws-sam-cli, schemathesis)"
+echo "== tools (.venv: moto server, cfn-lint, aws-sam-cli, schemathesis), installed while clippy builds"
+# pip mostly downloads and clippy mostly compiles: they run side by side.
+tools=""
 if [ ! -x .venv/bin/moto_server ] || ! cmp -s infra/requirements-test.txt .venv/.requirements; then
-  python3 -m venv .venv
-  .venv/bin/pip install --quiet --disable-pip-version-check -r infra/requirements-test.txt
-  cp infra/requirements-test.txt .venv/.requirements
+  mkdir -p target
+  (
+    python3 -m venv .venv
+    .venv/bin/pip install --quiet --disable-pip-version-check -r infra/requirements-test.txt
+    cp infra/requirements-test.txt .venv/.requirements
+  ) > target/pip-install.log 2>&1 &
+  tools=$!
 fi
-
-echo "== template checks"
-.venv/bin/cfn-lint template.yaml
-.venv/bin/sam validate --lint --template template.yaml --region us-east-1
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+if [ -n "$tools" ] && ! wait "$tools"; then
+  cat target/pip-install.log
+  exit 1
+fi
+
+echo "== template checks ($SECONDS s so far)"
+.venv/bin/cfn-lint template.yaml
+.venv/bin/sam validate --lint --template template.yaml --region us-east-1
 
 echo "== local AWS emulator"
 # shellcheck source=infra/moto.sh
@@ -37,16 +48,23 @@ echo "== ($SECONDS s so far)"
 echo "== cargo test: unit, contracts (SQLite and emulator), Lambda events, end-to-end on SQLite"
 cargo test --workspace --locked -- --include-ignored
 
-echo "== schemathesis against hookrun serve: every operation of /openapi.json ($SECONDS s so far)"
-HOOKRUN_BIN=target/debug/hookrun ./infra/schemathesis.sh 30
-
-echo "== end-to-end suite on the AWS adapters against the emulator ($SECONDS s so far)"
-# The suite mostly waits on the emulator: the fuzz targets build meanwhile.
+echo "== end-to-end suite on the AWS adapters against the emulator, schemathesis meanwhile ($SECONDS s so far)"
+# The suite mostly waits on the emulator: the fuzz targets build and
+# schemathesis runs against hookrun serve meanwhile.
 ./infra/fuzz.sh build > target/fuzz-build.log 2>&1 &
 fuzz_build=$!
+HOOKRUN_BIN=target/debug/hookrun ./infra/schemathesis.sh 30 > target/schemathesis.log 2>&1 &
+schemathesis=$!
 # `--workspace`, as above, so the features are the same and nothing is
 # rebuilt.
 HOOKRUN_E2E_BACKEND=aws cargo test --workspace --test e2e --locked -- --test-threads=1
+
+echo "== schemathesis against hookrun serve: every operation of /openapi.json ($SECONDS s so far)"
+if ! wait "$schemathesis"; then
+  cat target/schemathesis.log
+  exit 1
+fi
+sed -n '/SUMMARY/,$p' target/schemathesis.log
 
 echo "== fuzz targets, briefly (long runs: see README, Fuzzing) ($SECONDS s so far)"
 if ! wait "$fuzz_build"; then

@@ -92,6 +92,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         relay,
         description,
     } = open(&serve, settings).await?;
+    // This process streams run events to its own WebSocket and SSE clients.
+    let app = app.with_live(hookrun_core::live::Hub::local());
 
     let boot = admin::bootstrap(&app, serve.bootstrap_admin_key.as_deref())
         .await
@@ -126,6 +128,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let relay = relay.map(|r| tokio::spawn(r.run(stop_rx.clone())));
     let purger = sqlite.map(|store| tokio::spawn(purge_loop(store, stop_rx)));
 
+    let hub = app.live.clone();
     let router = hookrun_core::http::router(app);
     println!("listening on http://{local}");
     let limits = crate::listener::Limits {
@@ -134,7 +137,13 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         idle: serve.idle_timeout,
         body_read: serve.body_read_timeout,
     };
-    crate::listener::serve(listener, router, limits, shutdown_signal()).await?;
+    let stopping = async move {
+        shutdown_signal().await;
+        // Live streams end now (clients resume elsewhere or later), so the
+        // listener's drain does not wait on them.
+        hub.close();
+    };
+    crate::listener::serve(listener, router, limits, stopping).await?;
     tracing::info!("stopping: no new runs are started");
     let _ = stop_tx.send(true);
     let _ = tokio::join!(worker, deliverer);

@@ -11,6 +11,7 @@ use crate::cache::TtlCache;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::ids::{TriggerId, WorkspaceId};
+use crate::live::Hub;
 use crate::model::{Agent, Subscription};
 use crate::ports::{ItemTable, Queue, SecretStore};
 use crate::repo::Repo;
@@ -49,6 +50,9 @@ pub struct App {
     pub subscriptions: Arc<TtlCache<WorkspaceId, Arc<Vec<Subscription>>>>,
     /// This process's share of the shared rate-limit counters.
     pub limiter: Arc<Limiter>,
+    /// Where real-time run events go once stored (docs/ARCHITECTURE.md,
+    /// "Real-time events").
+    pub live: Hub,
 }
 
 impl App {
@@ -74,6 +78,7 @@ impl App {
             agents: Arc::new(TtlCache::new(settings.target_cache, TARGET_CACHE_CAP)),
             subscriptions: Arc::new(TtlCache::new(settings.target_cache, TARGET_CACHE_CAP)),
             limiter: Arc::default(),
+            live: Hub::default(),
             settings: Arc::new(settings),
         }
     }
@@ -99,6 +104,12 @@ impl App {
         self.targets.clear();
         self.agents.clear();
         self.subscriptions.clear();
+    }
+
+    /// The same app publishing to `hub` (`hookrun serve`: a local hub).
+    pub fn with_live(mut self, hub: Hub) -> Self {
+        self.live = hub;
+        self
     }
 
     pub fn with_jitter(mut self, jitter: Arc<dyn Fn() -> f64 + Send + Sync>) -> Self {

@@ -20,6 +20,7 @@ pub mod ids;
 pub mod json;
 #[cfg(feature = "lambda")]
 pub mod lambda;
+pub mod live;
 pub mod message;
 pub mod model;
 pub mod outbound;

@@ -149,6 +149,12 @@ impl ApiError {
         }
     }
 
+    /// The stable code of this answer (`not_found`, …), for channels that
+    /// carry errors without an HTTP status (the WebSocket).
+    pub fn code(&self) -> &'static str {
+        code_of(self.status())
+    }
+
     /// "No route here", as the router's fallback answers it.
     pub fn no_route() -> Self {
         ApiError::Service(Error::NotFound(Entity::Route))

@@ -5,6 +5,7 @@
 
 mod agents;
 mod error;
+mod events;
 pub mod extract;
 mod ingress;
 mod internal;
@@ -12,6 +13,8 @@ pub mod openapi;
 mod runs;
 mod subscriptions;
 mod triggers;
+#[cfg(feature = "websocket")]
+pub mod ws;
 
 use std::time::Instant;
 
@@ -91,6 +94,8 @@ macro_rules! management_routes {
         let r = $register!(r, runs::list_for_agent);
         let r = $register!(r, runs::logs);
         let r = $register!(r, runs::get);
+        let r = $register!(r, events::run_events);
+        let r = $register!(r, events::agent_events);
         let r = $register!(r, subscriptions::create, subscriptions::list);
         let r = $register!(
             r,
@@ -127,12 +132,12 @@ pub fn api_router(app: App) -> Router {
     finish(management_router(), app)
 }
 
-/// Every route (`hookrun serve`).
+/// Every route (`hookrun serve`), and the WebSocket channel.
 pub fn router(app: App) -> Router {
-    finish(
-        management_router().merge(trigger_routes!(route, Router::new())),
-        app,
-    )
+    let routes = management_router().merge(trigger_routes!(route, Router::new()));
+    #[cfg(feature = "websocket")]
+    let routes = routes.route(ws::PATH, axum::routing::get(ws::upgrade));
+    finish(routes, app)
 }
 
 fn management_router() -> Router<App> {

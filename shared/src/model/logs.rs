@@ -44,3 +44,40 @@ impl LogLine {
         .with_expiry(self.expires_at)
     }
 }
+
+/// Where each line and event of a run sits in its sequence
+/// (docs/ARCHITECTURE.md, "Real-time events"). Each attempt owns the
+/// numbers from `attempt * 10000`: its `run.started` event, then its start
+/// lines, the lines an agent streams while it runs, its outcome lines, and
+/// the terminal event last. So a run's lines and events share one order,
+/// numbers of a taken-over attempt never collide with the next one's, and
+/// a client that saw number N has seen everything before it.
+pub mod seq {
+    /// `run.queued`: before everything.
+    pub const QUEUED: u32 = 0;
+    const ATTEMPT: u32 = 10_000;
+    /// Lines streamed by the agent while it runs start here.
+    const STREAM: u32 = 10;
+    /// The outcome lines start here.
+    const OUTCOME: u32 = 1_000;
+    /// The terminal event: after every line of its attempt.
+    const TERMINAL: u32 = ATTEMPT - 1;
+    /// Streamed lines an attempt numbers (the rest are not logged).
+    pub const MAX_STREAMED: u32 = OUTCOME - STREAM;
+
+    pub fn started(attempt: u32) -> u32 {
+        attempt.saturating_mul(ATTEMPT)
+    }
+    pub fn start_lines(attempt: u32) -> u32 {
+        started(attempt).saturating_add(1)
+    }
+    pub fn streamed_lines(attempt: u32) -> u32 {
+        started(attempt).saturating_add(STREAM)
+    }
+    pub fn outcome_lines(attempt: u32) -> u32 {
+        started(attempt).saturating_add(OUTCOME)
+    }
+    pub fn terminal(attempt: u32) -> u32 {
+        started(attempt).saturating_add(TERMINAL)
+    }
+}

@@ -2,7 +2,8 @@
 
 use serde_json::Value;
 
-use super::{RunRequest, RunnerError};
+use super::stream::{Format, Parser};
+use super::{LineSender, RunRequest, RunnerError};
 use crate::outbound::OutboundPolicy;
 
 #[derive(Clone)]
@@ -29,7 +30,12 @@ impl HttpRunner {
         }
     }
 
-    pub async fn run(&self, url: &str, req: &RunRequest) -> Result<Value, RunnerError> {
+    pub async fn run(
+        &self,
+        url: &str,
+        req: &RunRequest,
+        lines: LineSender,
+    ) -> Result<Value, RunnerError> {
         self.policy.guard(url).await.map_err(RunnerError::Refused)?;
         // The URL is left out: it may carry a credential. A name that
         // resolves only to refused addresses is refused, not a transport error.
@@ -45,6 +51,14 @@ impl HttpRunner {
             .await
             .map_err(transport)?;
         let status = resp.status();
+        let streamed = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(Format::of);
+        if let (true, Some(format)) = (status.is_success(), streamed) {
+            return self.read_stream(resp, format, lines, transport).await;
+        }
         let mut body = Vec::new();
         while let Some(chunk) = resp.chunk().await.map_err(transport)? {
             if body.len() + chunk.len() > self.max_response_bytes {
@@ -60,10 +74,53 @@ impl HttpRunner {
                 excerpt,
             });
         }
-        // An answer nested deeper than hookrun keeps is kept as text.
-        let parsed = crate::json::check_depth(&body)
-            .ok()
-            .and_then(|()| serde_json::from_slice(&body).ok());
-        Ok(parsed.unwrap_or_else(|| Value::String(String::from_utf8_lossy(&body).into_owned())))
+        Ok(output_of(&body))
     }
+
+    /// Reads a streamed answer: every event or line goes to `lines` as it
+    /// completes, the last one is the output. The size cap counts the
+    /// whole stream; the run's timeout (the executor's) bounds its time.
+    async fn read_stream(
+        &self,
+        mut resp: reqwest::Response,
+        format: Format,
+        lines: LineSender,
+        transport: impl Fn(reqwest::Error) -> RunnerError,
+    ) -> Result<Value, RunnerError> {
+        let mut parser = Parser::new(format);
+        let mut read = 0usize;
+        let mut last = None;
+        loop {
+            let chunk = resp.chunk().await.map_err(&transport)?;
+            let done = chunk.is_none();
+            let events = match chunk {
+                Some(chunk) => {
+                    read += chunk.len();
+                    if read > self.max_response_bytes {
+                        return Err(RunnerError::TooLarge(self.max_response_bytes));
+                    }
+                    parser.push(&chunk)
+                }
+                None => parser.finish(),
+            };
+            for event in events {
+                last = Some(event.raw.clone());
+                // The executor may have stopped listening (a lost lease).
+                let _ = lines.send(event).await;
+            }
+            if done {
+                break;
+            }
+        }
+        Ok(last.map_or(Value::Null, |raw| output_of(raw.as_bytes())))
+    }
+}
+
+/// An answer as the run's output: JSON when it is JSON hookrun can keep (an
+/// answer nested deeper than hookrun keeps is kept as text), else text.
+fn output_of(body: &[u8]) -> Value {
+    let parsed = crate::json::check_depth(body)
+        .ok()
+        .and_then(|()| serde_json::from_slice(body).ok());
+    parsed.unwrap_or_else(|| Value::String(String::from_utf8_lossy(body).into_owned()))
 }

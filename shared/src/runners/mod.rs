@@ -2,6 +2,7 @@
 //! back. The executor applies the run's timeout around every runner.
 
 mod http;
+pub mod stream;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -66,6 +67,10 @@ impl RunnerError {
     }
 }
 
+/// Where a runner hands the events or lines an agent streams, as they
+/// arrive (the executor logs and broadcasts them).
+pub type LineSender = tokio::sync::mpsc::Sender<stream::Streamed>;
+
 /// The runners, sharing one HTTP client (connection pool, TLS config).
 #[derive(Clone)]
 pub struct Runners {
@@ -79,10 +84,17 @@ impl Runners {
         }
     }
 
-    pub async fn run(&self, config: &RunnerConfig, req: &RunRequest) -> Result<Value, RunnerError> {
+    /// Runs `req`; an agent that streams its answer has each event or line
+    /// sent to `lines` as it arrives.
+    pub async fn run(
+        &self,
+        config: &RunnerConfig,
+        req: &RunRequest,
+        lines: LineSender,
+    ) -> Result<Value, RunnerError> {
         match config {
             RunnerConfig::Echo => Ok(serde_json::json!({ "message": req.message })),
-            RunnerConfig::Http { url } => self.http.run(url, req).await,
+            RunnerConfig::Http { url } => self.http.run(url, req, lines).await,
         }
     }
 }

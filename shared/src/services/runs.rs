@@ -47,7 +47,14 @@ pub async fn enqueue_once(
     }
     .outbox(Duration::ZERO);
     match app.repo.create_run(run, dedup.as_ref(), message).await? {
-        Written::New => Ok(Enqueued::New(run.id.clone())),
+        Written::New => {
+            // Stored: announce it. (On AWS the ingress function has no
+            // fan-out; the relay announces the run as it sends its message.)
+            app.live
+                .publish(vec![crate::live::LiveEvent::lifecycle(run)])
+                .await;
+            Ok(Enqueued::New(run.id.clone()))
+        }
         Written::Repeat {
             run_id,
             body_sha256,

@@ -1,15 +1,22 @@
-//! A run's log lines, collected during one phase and written in one go.
+//! A run's log lines, collected during one phase and written in one go,
+//! then published as `agent.log` events (after they are stored, so a
+//! client that missed one can read it back).
 
 use serde_json::Value;
 
 use crate::app::App;
 use crate::ids::{AgentId, RunId};
 use crate::message::truncate_utf8;
+use crate::live::LiveEvent;
+use crate::model::logs::seq;
 use crate::model::{LogLine, Run};
+use crate::ids::WorkspaceId;
 
 #[derive(PartialEq, Eq)]
 pub(super) enum Phase {
     Start,
+    /// Lines the agent streams while it runs.
+    Stream,
     Outcome,
 }
 
@@ -18,8 +25,15 @@ pub(super) struct RunLog<'a> {
     app: &'a App,
     run_id: RunId,
     agent_id: AgentId,
+    workspace_id: WorkspaceId,
     base: u32,
+    /// Lines numbered so far in this phase (written or not).
+    count: u32,
+    /// At most this many lines in this phase.
+    cap: u32,
     lines: Vec<LogLine>,
+    /// Events to publish after the lines (the terminal event).
+    then: Vec<LiveEvent>,
 }
 
 /// Output lines kept per run in the log (the full output is on the run).
@@ -27,23 +41,50 @@ const MAX_OUTPUT_LINES: usize = 500;
 const MAX_LINE_BYTES: usize = 8 * 1024;
 
 impl<'a> RunLog<'a> {
-    /// Each attempt numbers its lines in its own range (start lines from
-    /// `attempt * 10000`, outcome lines from `+ 1000`), so lines of an attempt
-    /// that was taken over never collide with the next one's.
+    /// Each attempt numbers its lines in its own range
+    /// ([`crate::model::logs::seq`]), so lines of an attempt that was taken
+    /// over never collide with the next one's.
     pub(super) fn new(app: &'a App, run: &Run, phase: Phase) -> Self {
-        let base = run.attempt * 10_000 + if phase == Phase::Outcome { 1_000 } else { 0 };
+        let (base, cap) = match phase {
+            Phase::Start => (seq::start_lines(run.attempt), 9),
+            Phase::Stream => (seq::streamed_lines(run.attempt), seq::MAX_STREAMED),
+            Phase::Outcome => (seq::outcome_lines(run.attempt), 8_000),
+        };
         RunLog {
             app,
             run_id: run.id.clone(),
             agent_id: run.agent_id.clone(),
+            workspace_id: run.workspace_id.clone(),
             base,
+            count: 0,
+            cap,
             lines: vec![],
+            then: vec![],
         }
     }
 
-    fn push(&mut self, stream: &str, level: &str, mut message: String) {
+    /// Lines this phase numbered so far.
+    pub(super) fn count(&self) -> u32 {
+        self.count
+    }
+
+    /// Whether this phase has room for another line.
+    pub(super) fn has_room(&self) -> bool {
+        self.count < self.cap
+    }
+
+    /// Publishes `event` after this phase's lines.
+    pub(super) fn then_publish(&mut self, event: LiveEvent) {
+        self.then.push(event);
+    }
+
+    pub(super) fn push(&mut self, stream: &str, level: &str, mut message: String) {
+        if !self.has_room() {
+            return;
+        }
         truncate_utf8(&mut message, MAX_LINE_BYTES);
-        let seq = self.base + self.lines.len() as u32;
+        let seq = self.base + self.count;
+        self.count += 1;
         self.lines.push(LogLine {
             run_id: self.run_id.clone(),
             agent_id: self.agent_id.clone(),
@@ -60,6 +101,20 @@ impl<'a> RunLog<'a> {
         self.push("system", level, message);
     }
 
+    /// A line the agent streamed; past the phase's room, one line says
+    /// that the rest is not logged.
+    pub(super) fn stream(&mut self, line: crate::runners::stream::Streamed) {
+        if self.count + 1 == self.cap {
+            self.push(
+                "system",
+                "warn",
+                format!("the agent streamed more than {} lines; the rest are not logged (the run's output keeps the last)", self.cap - 1),
+            );
+        } else {
+            self.push("output", &line.level, line.line);
+        }
+    }
+
     pub(super) fn output(&mut self, output: &Value) {
         let text = match output {
             Value::String(s) => s.clone(),
@@ -70,11 +125,19 @@ impl<'a> RunLog<'a> {
         }
     }
 
-    /// Logs are best effort: a failed log write never fails the run.
+    /// Writes what was collected, then publishes it. Logs are best effort:
+    /// a failed log write never fails the run (the lines are published
+    /// anyway, so live clients still see them).
     pub(super) async fn flush(&mut self) {
         let lines = std::mem::take(&mut self.lines);
         if let Err(e) = self.app.repo.append_logs(&lines).await {
             tracing::warn!(run_id = %self.run_id, error = %e, "could not write run log lines");
         }
+        let mut events: Vec<LiveEvent> = lines
+            .iter()
+            .map(|l| LiveEvent::log(&self.workspace_id, l))
+            .collect();
+        events.append(&mut self.then);
+        self.app.live.publish(events).await;
     }
 }

@@ -20,10 +20,11 @@ use serde_json::Value;
 use crate::app::App;
 use crate::error::Error;
 use crate::ids::RunId;
+use crate::live::LiveEvent;
 use crate::model::run::MAX_STORED_RUN_BYTES;
 use crate::model::{Agent, Run, RunStatus, Slot};
 use crate::repo::Versioned;
-use crate::runners::{RunRequest, RunnerError, TriggerInfo};
+use crate::runners::{LineSender, RunRequest, RunnerError, TriggerInfo};
 use crate::services::{agents, events};
 use crate::work::Outcome;
 use lease::Renewal;
@@ -98,7 +99,7 @@ async fn process_run(app: &App, run_id: &RunId, receipt: Option<&str>) -> Result
 
     if run.attempt >= app.settings.max_run_attempts {
         let failure = Failure::Abandoned(run.attempt);
-        finish(app, &mut run, now, Err(failure), Instant::now()).await?;
+        finish(app, &mut run, now, Err(failure), Instant::now(), false).await?;
         emit_terminal(app, &run).await?;
         return Ok(Outcome::Done);
     }
@@ -112,7 +113,7 @@ async fn process_run(app: &App, run_id: &RunId, receipt: Option<&str>) -> Result
             } else {
                 Failure::AgentDeleted
             };
-            finish(app, &mut run, now, Err(failure), Instant::now()).await?;
+            finish(app, &mut run, now, Err(failure), Instant::now(), false).await?;
             emit_terminal(app, &run).await?;
             return Ok(Outcome::Done);
         }
@@ -144,6 +145,7 @@ async fn process_run(app: &App, run_id: &RunId, receipt: Option<&str>) -> Result
             .change_visibility(crate::ports::QueueId::Runs, receipt, lease::visibility(app))
             .await;
     }
+    app.live.publish(vec![LiveEvent::lifecycle(&run)]).await;
     let mut log = RunLog::new(app, &run, Phase::Start);
     log.system(
         "info",
@@ -163,7 +165,7 @@ async fn process_run(app: &App, run_id: &RunId, receipt: Option<&str>) -> Result
 
     let started = Instant::now();
     let held = execute_held(app, &agent, &run, timeout, &mut slot, receipt, acquired).await;
-    let Some(result) = held else {
+    let Some((result, streamed)) = held else {
         // Another executor holds the run now. The message stays: its next
         // receive defers to that holder, or takes the run over should the
         // holder be gone by then.
@@ -176,6 +178,7 @@ async fn process_run(app: &App, run_id: &RunId, receipt: Option<&str>) -> Result
         app.clock.now(),
         result.map_err(Failure::Runner),
         started,
+        streamed,
     )
     .await?;
     lease::release(app, &slot).await;
@@ -183,10 +186,15 @@ async fn process_run(app: &App, run_id: &RunId, receipt: Option<&str>) -> Result
     Ok(Outcome::Done)
 }
 
+/// Lines a streaming agent's run writes in one go at most.
+const STREAM_BATCH: usize = 25;
+
 /// Runs the agent while renewing the slot every third of a lease, counted
 /// from when the slot was taken (so slow bookkeeping before the runner
-/// starts renews at once); None when the lease was lost (the runner is
-/// dropped, its call abandoned).
+/// starts renews at once), and logs what it streams as it arrives (each
+/// batch stored, then published); None when the lease was lost (the runner
+/// is dropped, its call abandoned). With the result: whether the agent
+/// streamed lines (then its output is not logged again).
 async fn execute_held(
     app: &App,
     agent: &Agent,
@@ -195,14 +203,33 @@ async fn execute_held(
     slot: &mut Versioned<Slot>,
     receipt: Option<&str>,
     acquired: tokio::time::Instant,
-) -> Option<Result<Value, RunnerError>> {
-    let runner = execute(app, agent, run, timeout);
+) -> Option<(Result<Value, RunnerError>, bool)> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel(STREAM_BATCH * 4);
+    let runner = execute(app, agent, run, timeout, tx);
     tokio::pin!(runner);
+    let mut streamed = RunLog::new(app, run, Phase::Stream);
     let period = app.settings.lease / 3;
     let mut renewals = tokio::time::interval_at(acquired + period, period);
     loop {
         tokio::select! {
-            result = &mut runner => return Some(result),
+            biased;
+            Some(first) = rx.recv() => {
+                streamed.stream(first);
+                for _ in 1..STREAM_BATCH {
+                    match rx.try_recv() {
+                        Ok(next) => streamed.stream(next),
+                        Err(_) => break,
+                    }
+                }
+                streamed.flush().await;
+            }
+            result = &mut runner => {
+                while let Ok(next) = rx.try_recv() {
+                    streamed.stream(next);
+                }
+                streamed.flush().await;
+                return Some((result, streamed.count() > 0));
+            }
             _ = renewals.tick() => {
                 if lease::renew(app, slot, receipt).await == Renewal::Lost {
                     return None;
@@ -235,6 +262,7 @@ async fn execute(
     agent: &Agent,
     run: &Run,
     timeout: Duration,
+    lines: LineSender,
 ) -> Result<Value, RunnerError> {
     let req = RunRequest {
         run_id: run.id.clone(),
@@ -246,7 +274,7 @@ async fn execute(
             id: run.trigger_id.clone(),
         },
     };
-    match tokio::time::timeout(timeout, app.runners.run(&agent.runner, &req)).await {
+    match tokio::time::timeout(timeout, app.runners.run(&agent.runner, &req, lines)).await {
         Ok(result) => result,
         Err(_) => Err(RunnerError::Timeout),
     }
@@ -260,6 +288,7 @@ async fn finish(
     now: DateTime<Utc>,
     result: Result<Value, Failure>,
     started: Instant,
+    streamed: bool,
 ) -> Result<(), Error> {
     let elapsed = started.elapsed();
     let mut log = RunLog::new(app, run, Phase::Outcome);
@@ -282,7 +311,9 @@ async fn finish(
                 run.error = Some(failure.to_string());
                 run.exit_code = Some(failure.exit_code());
             } else {
-                log.output(run.output.as_ref().expect("just set"));
+                if !streamed {
+                    log.output(run.output.as_ref().expect("just set"));
+                }
                 log.system(
                     "info",
                     format!("run succeeded in {} ms", elapsed.as_millis()),
@@ -312,6 +343,7 @@ async fn finish(
     loop {
         match app.repo.save(run).await {
             Ok(()) => {
+                log.then_publish(LiveEvent::lifecycle(run));
                 log.flush().await;
                 return Ok(());
             }

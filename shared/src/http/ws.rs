@@ -1,0 +1,356 @@
+//! The WebSocket channel `workspace:{workspaceId}` of `hookrun serve`
+//! (docs/ARCHITECTURE.md, "Real-time events"; the protocol is in the
+//! README). The admin key never travels in the URL, where it would be
+//! logged: it comes in `Sec-WebSocket-Protocol` (`hookrun.v1,
+//! hookrun.bearer.<key>`, for browsers, which cannot set headers), in
+//! `Authorization`, or as the first message.
+
+use std::time::Duration;
+
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::extract::SourceIp;
+use super::ApiError;
+use crate::app::App;
+use crate::error::Error;
+use crate::ids::{RunId, WorkspaceId};
+use crate::live::{parse_event_id, Ended, Filter, Follower};
+use crate::services::{admin, agents, runs};
+
+/// Where the channel is served.
+pub const PATH: &str = "/api/v1/ws";
+/// The subprotocol a client offers (and the server selects).
+pub const PROTOCOL: &str = "hookrun.v1";
+/// The prefix of the subprotocol entry that carries the admin key.
+pub const BEARER_PROTOCOL: &str = "hookrun.bearer.";
+
+/// The close codes the channel uses besides the standard ones.
+pub mod close {
+    /// No valid admin key (or none within [`super::AUTH_WAIT`]).
+    pub const UNAUTHORIZED: u16 = 4001;
+    /// Another workspace's channel.
+    pub const FORBIDDEN: u16 = 4003;
+    /// The client fell behind: reconnect with the last event id.
+    pub const TOO_SLOW: u16 = 4008;
+    /// A message that is not the protocol's.
+    pub const BAD_MESSAGE: u16 = 1008;
+    /// The server is stopping.
+    pub const GOING_AWAY: u16 = 1001;
+    /// No pong to two pings.
+    pub const NO_PONG: u16 = 4009;
+}
+
+/// How long an unauthenticated connection may wait for its auth message.
+pub const AUTH_WAIT: Duration = Duration::from_secs(10);
+/// Pings every this often; a client that answered none of two is dropped.
+pub const PING_EVERY: Duration = Duration::from_secs(20);
+/// How long one frame may take to go out before the client counts as gone.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest message a client may send.
+const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
+
+/// What a client sends.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+enum ClientMessage {
+    Auth {
+        api_key: String,
+    },
+    Subscribe {
+        channel: String,
+        agent_id: Option<String>,
+        run_id: Option<String>,
+        last_event_id: Option<String>,
+    },
+    Unsubscribe,
+    Ping,
+}
+
+/// The upgrade: a key offered in the handshake is checked before it, so a
+/// bad one gets an ordinary `401`.
+pub async fn upgrade(
+    State(app): State<App>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    headers: HeaderMap,
+    SourceIp(ip): SourceIp,
+) -> Result<Response, ApiError> {
+    // Not a WebSocket handshake: a JSON answer like every other error.
+    let ws = ws.map_err(|r| {
+        ApiError::BadRequest(format!(
+            "{PATH} is a WebSocket endpoint: {} (connect with Upgrade: websocket)",
+            r.body_text()
+        ))
+    })?;
+    let offered = handshake_key(&headers);
+    let workspace = match offered {
+        Some(key) => Some(admin::authenticate(&app, &key, ip).await?.workspace_id),
+        None => None,
+    };
+    Ok(ws
+        .protocols([PROTOCOL])
+        .max_message_size(MAX_CLIENT_MESSAGE)
+        .on_upgrade(move |socket| async move {
+            Connection {
+                app,
+                socket,
+                ip,
+                follower: None,
+            }
+            .run(workspace)
+            .await
+        })
+        .into_response())
+}
+
+/// The admin key of the handshake: a `hookrun.bearer.<key>` subprotocol
+/// entry, or `Authorization: Bearer <key>`.
+fn handshake_key(headers: &HeaderMap) -> Option<String> {
+    let from_protocol = headers
+        .get_all(axum::http::header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .find_map(|p| p.trim().strip_prefix(BEARER_PROTOCOL).map(str::to_owned));
+    from_protocol.or_else(|| {
+        headers
+            .get(axum::http::header::AUTHORIZATION)?
+            .to_str()
+            .ok()?
+            .strip_prefix("Bearer ")
+            .map(|k| k.trim().to_owned())
+    })
+}
+
+struct Connection {
+    app: App,
+    socket: WebSocket,
+    ip: std::net::IpAddr,
+    follower: Option<Follower>,
+}
+
+/// Why the connection ends.
+struct Close(u16, String);
+
+impl Connection {
+    async fn run(mut self, workspace: Option<WorkspaceId>) {
+        let end = match workspace {
+            Some(ws) => self.serve(ws).await,
+            None => match self.authenticate().await {
+                Ok(ws) => self.serve(ws).await,
+                Err(close) => close,
+            },
+        };
+        let Close(code, reason) = end;
+        let _ = tokio::time::timeout(
+            SEND_TIMEOUT,
+            self.socket.send(Message::Close(Some(CloseFrame {
+                code,
+                reason: Utf8Bytes::from(reason),
+            }))),
+        )
+        .await;
+    }
+
+    /// Waits for `{"type":"auth","api_key":…}`.
+    async fn authenticate(&mut self) -> Result<WorkspaceId, Close> {
+        let first = tokio::time::timeout(AUTH_WAIT, self.socket.recv()).await;
+        let text = match first {
+            Ok(Some(Ok(Message::Text(t)))) => t,
+            Ok(Some(Ok(_))) | Ok(Some(Err(_))) | Ok(None) | Err(_) => {
+                return Err(self.refuse("unauthorized", "send {\"type\":\"auth\",\"api_key\":\"hka_…\"} first, or offer the key in Sec-WebSocket-Protocol", close::UNAUTHORIZED).await);
+            }
+        };
+        match serde_json::from_str::<ClientMessage>(&text) {
+            Ok(ClientMessage::Auth { api_key }) => {
+                match admin::authenticate(&self.app, &api_key, self.ip).await {
+                    Ok(key) => Ok(key.workspace_id),
+                    Err(e) => {
+                        let (code, message) = describe(e);
+                        Err(self.refuse(code, &message, close::UNAUTHORIZED).await)
+                    }
+                }
+            }
+            _ => Err(self.refuse("unauthorized", "the first message must be {\"type\":\"auth\",\"api_key\":\"hka_…\"}", close::UNAUTHORIZED).await),
+        }
+    }
+
+    async fn refuse(&mut self, code: &str, message: &str, close: u16) -> Close {
+        self.send_json(json!({"type":"error","code":code,"message":message})).await;
+        Close(close, code.to_owned())
+    }
+
+    async fn serve(&mut self, workspace: WorkspaceId) -> Close {
+        if !self
+            .send_json(json!({"type":"ready","workspace_id":workspace,"channel":format!("workspace:{workspace}")}))
+            .await
+        {
+            return Close(close::GOING_AWAY, "send failed".into());
+        }
+        let mut pings = tokio::time::interval(PING_EVERY);
+        pings.tick().await;
+        let mut unanswered = 0u32;
+        let hub = self.app.live.clone();
+        loop {
+            let follower = &mut self.follower;
+            let next_event = async {
+                match follower {
+                    Some(f) => f.next().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                incoming = self.socket.recv() => {
+                    unanswered = 0;
+                    match incoming {
+                        None | Some(Err(_)) | Some(Ok(Message::Close(_))) => {
+                            return Close(1000, "bye".into());
+                        }
+                        Some(Ok(Message::Text(text))) => {
+                            if let Err(close) = self.handle(&workspace, &text).await {
+                                return close;
+                            }
+                        }
+                        Some(Ok(Message::Binary(_))) => {
+                            return self.refuse("invalid_message", "messages are JSON text frames", close::BAD_MESSAGE).await;
+                        }
+                        Some(Ok(_)) => {} // ping (answered for us), pong
+                    }
+                }
+                event = next_event => match event {
+                    Ok(e) => {
+                        if !self.send_text(e.to_json()).await {
+                            return Close(close::TOO_SLOW, "too_slow".into());
+                        }
+                    }
+                    Err(Ended::Lagged) => {
+                        return self.refuse("too_slow", &Ended::Lagged.to_string(), close::TOO_SLOW).await;
+                    }
+                    Err(Ended::Closed) => return Close(close::GOING_AWAY, "going_away".into()),
+                },
+                _ = pings.tick() => {
+                    if unanswered >= 2 {
+                        return Close(close::NO_PONG, "no_pong".into());
+                    }
+                    unanswered += 1;
+                    if tokio::time::timeout(SEND_TIMEOUT, self.socket.send(Message::Ping(Default::default()))).await.is_err() {
+                        return Close(close::TOO_SLOW, "too_slow".into());
+                    }
+                }
+                () = hub.closed() => return Close(close::GOING_AWAY, "going_away".into()),
+            }
+        }
+    }
+
+    /// One client message after authentication.
+    async fn handle(&mut self, workspace: &WorkspaceId, text: &str) -> Result<(), Close> {
+        let msg = match serde_json::from_str::<ClientMessage>(text) {
+            Ok(m) => m,
+            Err(e) => {
+                self.send_error("invalid_message", &format!("not a message of this channel: {e}")).await;
+                return Ok(());
+            }
+        };
+        match msg {
+            ClientMessage::Auth { .. } => {
+                self.send_error("invalid_message", "already authenticated").await;
+            }
+            ClientMessage::Ping => {
+                self.send_json(json!({"type":"pong"})).await;
+            }
+            ClientMessage::Unsubscribe => {
+                self.follower = None;
+                self.send_json(json!({"type":"unsubscribed"})).await;
+            }
+            ClientMessage::Subscribe {
+                channel,
+                agent_id,
+                run_id,
+                last_event_id,
+            } => {
+                let wanted = Filter::workspace(workspace.clone()).channel();
+                if channel != wanted {
+                    return Err(self
+                        .refuse("forbidden", &format!("this key may subscribe to {wanted} only"), close::FORBIDDEN)
+                        .await);
+                }
+                match self.subscribe(workspace, agent_id, run_id, last_event_id).await {
+                    Ok(filter) => {
+                        self.send_json(json!({
+                            "type": "subscribed",
+                            "channel": channel,
+                            "agent_id": filter.agent_id,
+                            "run_id": filter.run_id,
+                        }))
+                        .await;
+                    }
+                    Err(e) => {
+                        let (code, message) = describe(e);
+                        self.send_error(code, &message).await;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts following (replacing any earlier subscription); the replay
+    /// of what was missed goes out before any live event.
+    async fn subscribe(
+        &mut self,
+        workspace: &WorkspaceId,
+        agent_id: Option<String>,
+        run_id: Option<String>,
+        last_event_id: Option<String>,
+    ) -> Result<Filter, Error> {
+        let mut filter = Filter::workspace(workspace.clone());
+        if let Some(agent) = agent_id {
+            filter.agent_id = Some(agents::get(&self.app, workspace, &agent).await?.id);
+        }
+        if let Some(run) = run_id {
+            let run = runs::get(&self.app, workspace, &run).await?;
+            if filter.agent_id.as_ref().is_some_and(|a| *a != run.agent_id) {
+                return Err(Error::NotFound(crate::error::Entity::Run));
+            }
+            filter.agent_id = Some(run.agent_id);
+            filter.run_id = Some(run.id);
+        }
+        let last: Option<(RunId, u32)> = match last_event_id.as_deref() {
+            None => None,
+            Some(raw) => Some(parse_event_id(raw).ok_or_else(|| {
+                Error::invalid("last_event_id", "last_event_id must be an event id as the channel sent it: {run_id}:{seq}")
+            })?),
+        };
+        self.follower = None;
+        let follower = Follower::start(&self.app, filter.clone(), last).await?;
+        self.follower = Some(follower);
+        Ok(filter)
+    }
+
+    async fn send_error(&mut self, code: &str, message: &str) {
+        self.send_json(json!({"type":"error","code":code,"message":message})).await;
+    }
+
+    async fn send_json(&mut self, value: serde_json::Value) -> bool {
+        self.send_text(value.to_string()).await
+    }
+
+    /// False when the frame did not go out in time (or at all).
+    async fn send_text(&mut self, text: String) -> bool {
+        matches!(
+            tokio::time::timeout(SEND_TIMEOUT, self.socket.send(Message::Text(text.into()))).await,
+            Ok(Ok(()))
+        )
+    }
+}
+
+/// The code and message an error gets on the channel: the HTTP API's.
+fn describe(e: Error) -> (&'static str, String) {
+    let e = ApiError::from(e);
+    (e.code(), e.message())
+}

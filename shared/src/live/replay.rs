@@ -1,0 +1,152 @@
+//! What a client missed, read back from the store: a run's events are its
+//! stored log lines plus the lifecycle events its record shows, numbered
+//! as they were published ([`crate::model::logs::seq`]), so a client that
+//! reconnects with the last id it saw gets exactly the rest of that run.
+//!
+//! A resume point names a run. For an agent or a workspace it also brings
+//! the other runs of that scope back from the moment of that event: those
+//! created since, and those created up to [`RESUME_WINDOW`] before it
+//! (a run created earlier and still writing is not looked for).
+
+use std::time::Duration;
+
+use super::{Filter, LiveEvent};
+use crate::app::App;
+use crate::error::Error;
+use crate::ids::{AgentId, RunId};
+use crate::model::{Agent, LogLine, Run};
+use crate::repo::Repo;
+
+/// How far before the resume point a broad replay looks for runs that may
+/// have written since: the longest a run can take (840 s) and a margin.
+pub const RESUME_WINDOW: Duration = Duration::from_secs(15 * 60);
+
+/// Events one replay returns at most (the rest: resume again from the last).
+pub const MAX_REPLAY: usize = 10_000;
+
+/// Agents of a workspace a broad replay looks at.
+const MAX_AGENTS: usize = 100;
+/// Recent runs of each agent a broad replay looks at.
+const MAX_RUNS_PER_AGENT: usize = 50;
+
+/// Every stored event of `run` after `after` (all of them without), in order.
+pub async fn run_events(app: &App, run: &Run, after: Option<u32>) -> Result<Vec<LiveEvent>, Error> {
+    let mut events = vec![LiveEvent::queued(run)];
+    // The current attempt's start (earlier attempts' starts show in their
+    // start lines only).
+    if run.started_at.is_some() && run.attempt > 0 {
+        let mut started = run.clone();
+        started.status = crate::model::RunStatus::Running;
+        started.completed_at = None;
+        started.duration_ms = None;
+        started.exit_code = None;
+        started.error = None;
+        events.push(LiveEvent::lifecycle(&started));
+    }
+    let mut cursor = None;
+    loop {
+        let page = app
+            .repo
+            .logs(&run.agent_id, Some(&run.id), 100, cursor)
+            .await?;
+        events.extend(
+            page.data
+                .iter()
+                .map(|l: &LogLine| LiveEvent::log(&run.workspace_id, l)),
+        );
+        cursor = page.next_cursor;
+        if cursor.is_none() || events.len() >= MAX_REPLAY {
+            break;
+        }
+    }
+    if run.status.is_terminal() {
+        events.push(LiveEvent::lifecycle(run));
+    }
+    events.sort_by_key(|e| e.seq);
+    events.dedup_by_key(|e| e.seq);
+    if let Some(after) = after {
+        events.retain(|e| e.seq > after);
+    }
+    events.truncate(MAX_REPLAY);
+    Ok(events)
+}
+
+/// What a subscriber of `filter` missed since the event `last` (its
+/// `{run_id}:{seq}`), oldest first. A run-scoped filter without a resume
+/// point gets the run's whole history; broader ones get nothing (they
+/// start live). A resume point outside the filter's scope is ignored.
+pub async fn since(
+    app: &App,
+    filter: &Filter,
+    last: Option<(RunId, u32)>,
+) -> Result<Vec<LiveEvent>, Error> {
+    if let Some(run_id) = &filter.run_id {
+        let Some(run) = find_run(app, filter, run_id).await? else {
+            return Ok(vec![]);
+        };
+        let after = last.filter(|(r, _)| r == run_id).map(|(_, s)| s);
+        return run_events(app, &run, after).await;
+    }
+    let Some((run_id, after)) = last else {
+        return Ok(vec![]);
+    };
+    let Some(cursor_run) = find_run(app, filter, &run_id).await? else {
+        return Ok(vec![]);
+    };
+    let all = run_events(app, &cursor_run, None).await?;
+    let from = all
+        .iter()
+        .find(|e| e.seq == after)
+        .map_or(cursor_run.created_at, |e| e.time);
+    let mut events: Vec<LiveEvent> = all.into_iter().filter(|e| e.seq > after).collect();
+    let window = chrono::Duration::from_std(RESUME_WINDOW).unwrap_or_default();
+    let oldest = from - window;
+    for agent_id in agents_in_scope(app, filter).await? {
+        let runs = app
+            .repo
+            .runs_of_agent(&agent_id, MAX_RUNS_PER_AGENT, None, |r| {
+                r.created_at >= oldest && r.id != cursor_run.id
+            })
+            .await?;
+        for run in runs.data {
+            events.extend(
+                run_events(app, &run, None)
+                    .await?
+                    .into_iter()
+                    .filter(|e| e.time >= from),
+            );
+            if events.len() >= MAX_REPLAY {
+                break;
+            }
+        }
+    }
+    // One order across runs: time, then the run, then its own order.
+    events.sort_by(|a, b| {
+        (a.time, a.run_id.as_str(), a.seq).cmp(&(b.time, b.run_id.as_str(), b.seq))
+    });
+    events.truncate(MAX_REPLAY);
+    Ok(events)
+}
+
+/// The run, if it is within the filter's scope.
+async fn find_run(app: &App, filter: &Filter, run_id: &RunId) -> Result<Option<Run>, Error> {
+    let run = match app.repo.find::<Run>(&filter.workspace_id, run_id.as_str()).await {
+        Ok(v) => v.record,
+        Err(Error::NotFound(_)) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    Ok(filter
+        .agent_id
+        .as_ref()
+        .is_none_or(|a| *a == run.agent_id)
+        .then_some(run))
+}
+
+async fn agents_in_scope(app: &App, filter: &Filter) -> Result<Vec<AgentId>, Error> {
+    if let Some(agent) = &filter.agent_id {
+        return Ok(vec![agent.clone()]);
+    }
+    let query = Repo::gsi_query(Agent::list_partition(&filter.workspace_id), false).limit(MAX_AGENTS);
+    let page: crate::repo::Listing<Agent> = app.repo.page(query).await?;
+    Ok(page.data.into_iter().map(|a| a.id).collect())
+}

@@ -371,6 +371,7 @@ impl FakeAgent {
             .route("/slow", post(slow))
             .route("/big", post(big))
             .route("/work", post(work))
+            .route("/stream", post(stream))
             .with_state(state);
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
@@ -441,6 +442,65 @@ async fn work(calls: Calls, Json(body): Json<Value>) -> Json<Value> {
     record(&calls, "/work", &body);
     tokio::time::sleep(Duration::from_millis(100)).await;
     Json(json!({ "worked": true }))
+}
+
+#[derive(serde::Deserialize)]
+pub struct StreamParams {
+    /// Lines before the last one.
+    n: usize,
+    /// Milliseconds between lines.
+    #[serde(default)]
+    delay_ms: u64,
+    /// `sse` or `ndjson`.
+    format: String,
+}
+
+/// A streaming agent: `n` lines `line {i}` (`sse`: events, `ndjson`: JSON
+/// lines with a level), `delay_ms` apart, then a last one that is the
+/// output, `{"done":true,"lines":n}`.
+async fn stream(
+    calls: Calls,
+    axum::extract::Query(p): axum::extract::Query<StreamParams>,
+    Json(body): Json<Value>,
+) -> axum::response::Response {
+    record(&calls, "/stream", &body);
+    let sse = p.format == "sse";
+    let chunks = futures_util::stream::unfold(0usize, move |i| async move {
+        if i > p.n {
+            return None;
+        }
+        if i > 0 && p.delay_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(p.delay_ms)).await;
+        }
+        let text = if i == p.n {
+            let done = json!({"done": true, "lines": p.n}).to_string();
+            if sse {
+                format!("event: result\ndata: {done}\n\n")
+            } else {
+                format!("{done}\n")
+            }
+        } else if sse {
+            format!(": keep-alive\ndata: line {i}\n\n")
+        } else {
+            format!(
+                "{}\n",
+                json!({"level": if i % 10 == 9 { "warn" } else { "info" }, "message": format!("line {i}")})
+            )
+        };
+        Some((
+            Ok::<_, std::convert::Infallible>(bytes::Bytes::from(text)),
+            i + 1,
+        ))
+    });
+    let content_type = if sse {
+        "text/event-stream"
+    } else {
+        "application/x-ndjson"
+    };
+    axum::response::Response::builder()
+        .header("content-type", content_type)
+        .body(axum::body::Body::from_stream(chunks))
+        .unwrap()
 }
 
 async fn slow(calls: Calls, Json(body): Json<Value>) -> Json<Value> {

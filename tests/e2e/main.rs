@@ -8,6 +8,7 @@ mod agent_webhook;
 mod cli;
 mod execution;
 mod limits;
+mod live;
 mod management;
 mod outgoing;
 mod restart;

@@ -176,12 +176,19 @@ impl Connection {
                     }
                 }
             }
-            _ => Err(self.refuse("unauthorized", "the first message must be {\"type\":\"auth\",\"api_key\":\"hka_…\"}", close::UNAUTHORIZED).await),
+            _ => Err(self
+                .refuse(
+                    "unauthorized",
+                    "the first message must be {\"type\":\"auth\",\"api_key\":\"hka_…\"}",
+                    close::UNAUTHORIZED,
+                )
+                .await),
         }
     }
 
     async fn refuse(&mut self, code: &str, message: &str, close: u16) -> Close {
-        self.send_json(json!({"type":"error","code":code,"message":message})).await;
+        self.send_json(json!({"type":"error","code":code,"message":message}))
+            .await;
         Close(close, code.to_owned())
     }
 
@@ -252,13 +259,18 @@ impl Connection {
         let msg = match serde_json::from_str::<ClientMessage>(text) {
             Ok(m) => m,
             Err(e) => {
-                self.send_error("invalid_message", &format!("not a message of this channel: {e}")).await;
+                self.send_error(
+                    "invalid_message",
+                    &format!("not a message of this channel: {e}"),
+                )
+                .await;
                 return Ok(());
             }
         };
         match msg {
             ClientMessage::Auth { .. } => {
-                self.send_error("invalid_message", "already authenticated").await;
+                self.send_error("invalid_message", "already authenticated")
+                    .await;
             }
             ClientMessage::Ping => {
                 self.send_json(json!({"type":"pong"})).await;
@@ -276,10 +288,17 @@ impl Connection {
                 let wanted = Filter::workspace(workspace.clone()).channel();
                 if channel != wanted {
                     return Err(self
-                        .refuse("forbidden", &format!("this key may subscribe to {wanted} only"), close::FORBIDDEN)
+                        .refuse(
+                            "forbidden",
+                            &format!("this key may subscribe to {wanted} only"),
+                            close::FORBIDDEN,
+                        )
                         .await);
                 }
-                match self.subscribe(workspace, agent_id, run_id, last_event_id).await {
+                match self
+                    .subscribe(workspace, agent_id, run_id, last_event_id)
+                    .await
+                {
                     Ok(filter) => {
                         self.send_json(json!({
                             "type": "subscribed",
@@ -323,7 +342,10 @@ impl Connection {
         let last: Option<(RunId, u32)> = match last_event_id.as_deref() {
             None => None,
             Some(raw) => Some(parse_event_id(raw).ok_or_else(|| {
-                Error::invalid("last_event_id", "last_event_id must be an event id as the channel sent it: {run_id}:{seq}")
+                Error::invalid(
+                    "last_event_id",
+                    "last_event_id must be an event id as the channel sent it: {run_id}:{seq}",
+                )
             })?),
         };
         self.follower = None;
@@ -333,7 +355,8 @@ impl Connection {
     }
 
     async fn send_error(&mut self, code: &str, message: &str) {
-        self.send_json(json!({"type":"error","code":code,"message":message})).await;
+        self.send_json(json!({"type":"error","code":code,"message":message}))
+            .await;
     }
 
     async fn send_json(&mut self, value: serde_json::Value) -> bool {

@@ -244,7 +244,15 @@ mod tests {
         let id = event_id(&run, 10_003);
         assert_eq!(id, "run_01jabc:10003");
         assert_eq!(parse_event_id(&id), Some((run, 10_003)));
-        for bad in ["", "run_01jabc", "run_01jabc:", "run_01jabc:x", ":5", "../x:1", "run_a:-1"] {
+        for bad in [
+            "",
+            "run_01jabc",
+            "run_01jabc:",
+            "run_01jabc:x",
+            ":5",
+            "../x:1",
+            "run_a:-1",
+        ] {
             assert_eq!(parse_event_id(bad), None, "{bad}");
         }
     }

@@ -11,6 +11,8 @@ mod follow;
 mod hub;
 pub mod replay;
 
-pub use event::{event_id, parse_event_id, EventData, EventKind, Filter, LiveEvent, LogData, RunSummary};
+pub use event::{
+    event_id, parse_event_id, EventData, EventKind, Filter, LiveEvent, LogData, RunSummary,
+};
 pub use follow::{Ended, Follower};
 pub use hub::{Fanout, Hub, SUBSCRIBER_BUFFER};

@@ -130,7 +130,11 @@ pub async fn since(
 
 /// The run, if it is within the filter's scope.
 async fn find_run(app: &App, filter: &Filter, run_id: &RunId) -> Result<Option<Run>, Error> {
-    let run = match app.repo.find::<Run>(&filter.workspace_id, run_id.as_str()).await {
+    let run = match app
+        .repo
+        .find::<Run>(&filter.workspace_id, run_id.as_str())
+        .await
+    {
         Ok(v) => v.record,
         Err(Error::NotFound(_)) => return Ok(None),
         Err(e) => return Err(e),
@@ -146,7 +150,8 @@ async fn agents_in_scope(app: &App, filter: &Filter) -> Result<Vec<AgentId>, Err
     if let Some(agent) = &filter.agent_id {
         return Ok(vec![agent.clone()]);
     }
-    let query = Repo::gsi_query(Agent::list_partition(&filter.workspace_id), false).limit(MAX_AGENTS);
+    let query =
+        Repo::gsi_query(Agent::list_partition(&filter.workspace_id), false).limit(MAX_AGENTS);
     let page: crate::repo::Listing<Agent> = app.repo.page(query).await?;
     Ok(page.data.into_iter().map(|a| a.id).collect())
 }

@@ -197,7 +197,10 @@ mod tests {
 
     #[test]
     fn content_types_choose_the_format() {
-        assert_eq!(Format::of("text/event-stream; charset=utf-8"), Some(Format::Sse));
+        assert_eq!(
+            Format::of("text/event-stream; charset=utf-8"),
+            Some(Format::Sse)
+        );
         assert_eq!(Format::of("Application/X-NDJSON"), Some(Format::Ndjson));
         assert_eq!(Format::of("application/jsonl"), Some(Format::Ndjson));
         assert_eq!(Format::of("application/json"), None);
@@ -208,12 +211,24 @@ mod tests {
     fn sse_events_split_across_chunks_come_out_whole() {
         let out = all(
             Format::Sse,
-            &[": keep-alive\n\ndata: one\n", "\nevent: error\nda", "ta: two\ndata: lines\r\n\r\n", "id: 3\ndata:{\"done\":true}"],
+            &[
+                ": keep-alive\n\ndata: one\n",
+                "\nevent: error\nda",
+                "ta: two\ndata: lines\r\n\r\n",
+                "id: 3\ndata:{\"done\":true}",
+            ],
         );
-        let lines: Vec<(&str, &str)> = out.iter().map(|s| (s.level.as_str(), s.line.as_str())).collect();
+        let lines: Vec<(&str, &str)> = out
+            .iter()
+            .map(|s| (s.level.as_str(), s.line.as_str()))
+            .collect();
         assert_eq!(
             lines,
-            vec![("info", "one"), ("error", "two\nlines"), ("info", "{\"done\":true}")]
+            vec![
+                ("info", "one"),
+                ("error", "two\nlines"),
+                ("info", "{\"done\":true}")
+            ]
         );
     }
 
@@ -221,11 +236,21 @@ mod tests {
     fn ndjson_lines_log_their_message_and_level() {
         let out = all(
             Format::Ndjson,
-            &["{\"level\":\"WARN\",\"message\":\"careful\"}\n\n", "plain text\n{\"result\":", "42}"],
+            &[
+                "{\"level\":\"WARN\",\"message\":\"careful\"}\n\n",
+                "plain text\n{\"result\":",
+                "42}",
+            ],
         );
         assert_eq!(out.len(), 3);
-        assert_eq!((out[0].level.as_str(), out[0].line.as_str()), ("warn", "careful"));
-        assert_eq!((out[1].level.as_str(), out[1].line.as_str()), ("info", "plain text"));
+        assert_eq!(
+            (out[0].level.as_str(), out[0].line.as_str()),
+            ("warn", "careful")
+        );
+        assert_eq!(
+            (out[1].level.as_str(), out[1].line.as_str()),
+            ("info", "plain text")
+        );
         assert_eq!(out[2].raw, "{\"result\":42}");
     }
 
@@ -235,6 +260,9 @@ mod tests {
         let out = p.push(b"\xff\xfe\n");
         assert_eq!(out.len(), 1);
         assert!(all(Format::Sse, &[]).is_empty());
-        assert!(all(Format::Sse, &["event: x\n\n"]).is_empty(), "no data, no event");
+        assert!(
+            all(Format::Sse, &["event: x\n\n"]).is_empty(),
+            "no data, no event"
+        );
     }
 }

@@ -5,12 +5,12 @@
 use serde_json::Value;
 
 use crate::app::App;
+use crate::ids::WorkspaceId;
 use crate::ids::{AgentId, RunId};
-use crate::message::truncate_utf8;
 use crate::live::LiveEvent;
+use crate::message::truncate_utf8;
 use crate::model::logs::seq;
 use crate::model::{LogLine, Run};
-use crate::ids::WorkspaceId;
 
 #[derive(PartialEq, Eq)]
 pub(super) enum Phase {

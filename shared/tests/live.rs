@@ -1,0 +1,226 @@
+//! Real-time events on the embedded store: what a follower is given when
+//! replay and live events overlap, slow subscribers, the hub closing, and
+//! broad resumes across runs.
+
+use std::time::Duration;
+
+use hookrun_core::ids::WorkspaceId;
+use hookrun_core::live::{
+    replay, Ended, EventKind, Filter, Follower, Hub, LiveEvent, SUBSCRIBER_BUFFER,
+};
+use hookrun_core::model::{Agent, Run, RunnerConfig, TriggerType};
+use hookrun_core::ports::QueueId;
+use hookrun_core::services::{admin, agents, ingress, runs};
+use hookrun_core::sqlite::SqliteStore;
+use hookrun_core::work;
+use hookrun_core::{App, Settings};
+use serde_json::json;
+
+async fn fixture() -> (App, WorkspaceId, Agent) {
+    let store = SqliteStore::in_memory().unwrap();
+    let app = App::embedded(store, Settings::default()).with_live(Hub::local());
+    let boot = admin::bootstrap(&app, None).await.unwrap();
+    let req = agents::CreateAgent {
+        name: "echo".into(),
+        runner: RunnerConfig::Echo,
+        timeout_seconds: Some(60),
+        enabled: None,
+    };
+    let agent = agents::create(&app, &boot.workspace.id, req)
+        .await
+        .unwrap()
+        .0;
+    (app, boot.workspace.id, agent)
+}
+
+async fn executed_run(app: &App, agent: &Agent) -> Run {
+    let run = ingress::new_run(
+        app,
+        agent,
+        TriggerType::Webhook,
+        json!({"event": "e"}),
+        None,
+    );
+    runs::enqueue(app, &run).await.unwrap();
+    let body = json!({ "run_id": run.id }).to_string();
+    assert_eq!(
+        work::process(app, QueueId::Runs, &body, None).await,
+        work::Outcome::Done
+    );
+    app.repo.get::<Run>(&run.id).await.unwrap().unwrap().record
+}
+
+async fn next(f: &mut Follower) -> Result<LiveEvent, Ended> {
+    tokio::time::timeout(Duration::from_secs(5), f.next())
+        .await
+        .expect("an event in time")
+}
+
+#[tokio::test]
+async fn a_run_replays_as_it_was_published() {
+    let (app, ws, agent) = fixture().await;
+    let mut live = app.live.subscribe();
+    let run = executed_run(&app, &agent).await;
+    let mut published = vec![];
+    while let Ok(e) = live.try_recv() {
+        published.push(LiveEvent::clone(&e));
+    }
+    let kinds: Vec<EventKind> = published.iter().map(|e| e.kind).collect();
+    assert_eq!(kinds.first(), Some(&EventKind::RunQueued));
+    assert_eq!(kinds[1], EventKind::RunStarted);
+    assert_eq!(kinds.last(), Some(&EventKind::RunSucceeded));
+    let replayed = replay::run_events(&app, &run, None).await.unwrap();
+    let ids = |v: &[LiveEvent]| v.iter().map(|e| e.id.clone()).collect::<Vec<_>>();
+    assert_eq!(
+        ids(&replayed),
+        ids(&published),
+        "the replay is what was published"
+    );
+    // Lifecycle events carry the run's summary as it was then.
+    assert_eq!(
+        serde_json::to_value(&replayed[0].data).unwrap()["status"],
+        "queued"
+    );
+    assert_eq!(
+        serde_json::to_value(&replayed[1].data).unwrap()["status"],
+        "running"
+    );
+    assert_eq!(replayed[0].workspace_id, ws);
+    let after = replay::run_events(&app, &run, Some(replayed[2].seq))
+        .await
+        .unwrap();
+    assert_eq!(ids(&after), ids(&replayed[3..]));
+}
+
+#[tokio::test]
+async fn what_replay_and_live_both_give_is_given_once() {
+    let (app, ws, agent) = fixture().await;
+    let run = executed_run(&app, &agent).await;
+    let stored = replay::run_events(&app, &run, None).await.unwrap();
+    let filter = Filter {
+        run_id: Some(run.id.clone()),
+        ..Filter::workspace(ws)
+    };
+    let resume = (run.id.clone(), stored[1].seq);
+    let mut f = Follower::start(&app, filter, Some(resume)).await.unwrap();
+    // The race a follower is built for: events stored before its replay
+    // read them, published after it subscribed.
+    app.live.publish(stored.clone()).await;
+    let mut got = vec![];
+    for _ in 2..stored.len() {
+        got.push(next(&mut f).await.unwrap().id);
+    }
+    let want: Vec<String> = stored[2..].iter().map(|e| e.id.clone()).collect();
+    assert_eq!(got, want);
+    // Nothing else is pending: a newer event comes next.
+    let mut later = stored.last().unwrap().clone();
+    later.seq += 1;
+    later.id = format!("{}:{}", run.id, later.seq);
+    app.live.publish(vec![later.clone()]).await;
+    assert_eq!(next(&mut f).await.unwrap().id, later.id);
+}
+
+#[tokio::test]
+async fn a_subscriber_that_falls_behind_is_dropped_and_never_slows_publishing() {
+    let (app, ws, agent) = fixture().await;
+    let run = executed_run(&app, &agent).await;
+    let mut f = Follower::start(&app, Filter::workspace(ws), None)
+        .await
+        .unwrap();
+    let event = replay::run_events(&app, &run, None)
+        .await
+        .unwrap()
+        .remove(0);
+    // Many more events than the subscriber's buffer, nobody reading: the
+    // publisher is not held up.
+    tokio::time::timeout(Duration::from_secs(5), async {
+        for _ in 0..(SUBSCRIBER_BUFFER * 3) {
+            app.live.publish(vec![event.clone()]).await;
+        }
+    })
+    .await
+    .expect("publishing never waits for a subscriber");
+    assert_eq!(next(&mut f).await, Err(Ended::Lagged));
+}
+
+#[tokio::test]
+async fn closing_the_hub_ends_every_follow() {
+    let (app, ws, _) = fixture().await;
+    let hub = app.live.clone();
+    let waiter = tokio::spawn(async move { hub.closed().await });
+    app.live.close();
+    tokio::time::timeout(Duration::from_secs(5), waiter)
+        .await
+        .unwrap()
+        .unwrap();
+    // Closed before anyone waits: still closed.
+    tokio::time::timeout(Duration::from_secs(5), app.live.closed())
+        .await
+        .unwrap();
+    let _ = Follower::start(&app, Filter::workspace(ws), None)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_broad_resume_brings_back_other_runs_from_that_moment() {
+    let (app, ws, agent) = fixture().await;
+    let first = executed_run(&app, &agent).await;
+    let second = executed_run(&app, &agent).await;
+    let first_events = replay::run_events(&app, &first, None).await.unwrap();
+    let second_events = replay::run_events(&app, &second, None).await.unwrap();
+    // Resumed from the first run's start line: the rest of it, and all of
+    // the second run (which began later).
+    let cursor = first_events[2].clone();
+    let back = replay::since(
+        &app,
+        &Filter::workspace(ws.clone()),
+        Some((first.id.clone(), cursor.seq)),
+    )
+    .await
+    .unwrap();
+    let mut want: Vec<String> = first_events[3..].iter().map(|e| e.id.clone()).collect();
+    want.extend(second_events.iter().map(|e| e.id.clone()));
+    let mut got: Vec<String> = back.iter().map(|e| e.id.clone()).collect();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want);
+    // Oldest first across runs.
+    assert!(back.windows(2).all(|w| w[0].time <= w[1].time));
+    // Another agent's scope has none of it; a resume point of another
+    // workspace gives nothing.
+    let other = Filter {
+        agent_id: agents::create(
+            &app,
+            &ws,
+            agents::CreateAgent {
+                name: "other".into(),
+                runner: RunnerConfig::Echo,
+                timeout_seconds: None,
+                enabled: None,
+            },
+        )
+        .await
+        .unwrap()
+        .0
+        .id
+        .into(),
+        ..Filter::workspace(ws.clone())
+    };
+    assert!(
+        replay::since(&app, &other, Some((first.id.clone(), cursor.seq)))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let stranger = Filter::workspace(WorkspaceId::parse("ws_someoneelse").unwrap());
+    assert!(replay::since(&app, &stranger, Some((first.id.clone(), 0)))
+        .await
+        .unwrap()
+        .is_empty());
+    // Without a resume point a broad subscription starts live.
+    assert!(replay::since(&app, &Filter::workspace(ws), None)
+        .await
+        .unwrap()
+        .is_empty());
+}

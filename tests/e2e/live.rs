@@ -1,0 +1,458 @@
+//! Real-time run events: the WebSocket channel `workspace:{id}` and the SSE
+//! routes follow runs of streaming agents, every line in order exactly
+//! once, across a reconnect; workspaces are kept apart.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::harness::{FakeAgent, Hookrun, ADMIN_KEY};
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn ws_url(h: &Hookrun) -> String {
+    format!("{}/api/v1/ws", h.base.replacen("http", "ws", 1))
+}
+
+/// Connects with the key in the subprotocol (as a browser would).
+async fn ws_connect(h: &Hookrun, key: &str) -> Ws {
+    let mut req = ws_url(h).into_client_request().unwrap();
+    req.headers_mut().insert(
+        "sec-websocket-protocol",
+        format!("hookrun.v1, hookrun.bearer.{key}").parse().unwrap(),
+    );
+    let (mut ws, resp) = tokio_tungstenite::connect_async(req).await.unwrap();
+    // The key is never echoed: the server picks the protocol name.
+    assert_eq!(resp.headers()["sec-websocket-protocol"], "hookrun.v1");
+    let ready = next_json(&mut ws).await;
+    assert_eq!(ready["type"], "ready", "{ready}");
+    ws
+}
+
+/// The next JSON text frame (pings and pongs skipped).
+async fn next_json(ws: &mut Ws) -> Value {
+    loop {
+        let msg = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("a frame in time")
+            .expect("the connection is open")
+            .unwrap();
+        match msg {
+            Message::Text(t) => return serde_json::from_str(&t).unwrap(),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("unexpected frame {other:?}"),
+        }
+    }
+}
+
+/// The close frame's code (frames before it skipped).
+async fn close_code(ws: &mut Ws) -> u16 {
+    loop {
+        match tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("a frame in time")
+        {
+            Some(Ok(Message::Close(Some(frame)))) => return frame.code.into(),
+            Some(Ok(_)) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    }
+}
+
+async fn send(ws: &mut Ws, v: Value) {
+    ws.send(Message::Text(v.to_string().into())).await.unwrap();
+}
+
+async fn subscribe(ws: &mut Ws, v: Value) -> Value {
+    let mut msg = json!({"type": "subscribe"});
+    msg.as_object_mut()
+        .unwrap()
+        .extend(v.as_object().unwrap().clone());
+    send(ws, msg).await;
+    next_json(ws).await
+}
+
+/// Events of one run off a WebSocket until its terminal event, or until
+/// `stop_after` events (then the connection is dropped).
+async fn ws_events(ws: &mut Ws, run_id: &str, stop_after: Option<usize>) -> Vec<Value> {
+    let mut got = vec![];
+    loop {
+        let e = next_json(ws).await;
+        assert_ne!(e["type"], "error", "{e}");
+        if e["run_id"] != run_id {
+            continue;
+        }
+        let terminal = e["type"] == "run.succeeded" || e["type"] == "run.failed";
+        got.push(e);
+        if terminal || stop_after == Some(got.len()) {
+            return got;
+        }
+    }
+}
+
+/// An SSE stream's events (`id`, `event`, `data` parsed), until it ends or
+/// `stop_after` events were read (then the request is dropped).
+async fn sse_events(
+    h: &Hookrun,
+    path: &str,
+    last_event_id: Option<&str>,
+    stop_after: Option<usize>,
+) -> Vec<Value> {
+    sse_from(h.http.clone(), h.url(path), last_event_id, stop_after).await
+}
+
+async fn sse_from(
+    http: reqwest::Client,
+    url: String,
+    last_event_id: Option<&str>,
+    stop_after: Option<usize>,
+) -> Vec<Value> {
+    let mut req = http.get(url).bearer_auth(ADMIN_KEY);
+    if let Some(id) = last_event_id {
+        req = req.header("last-event-id", id);
+    }
+    let mut resp = req.send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    let mut buf = String::new();
+    let mut got = vec![];
+    loop {
+        let chunk = tokio::time::timeout(WAIT, resp.chunk())
+            .await
+            .expect("SSE data in time")
+            .unwrap();
+        let Some(chunk) = chunk else { return got };
+        buf.push_str(std::str::from_utf8(&chunk).unwrap());
+        while let Some(end) = buf.find("\n\n") {
+            let block: String = buf.drain(..end + 2).collect();
+            let (mut id, mut event, mut data) = (None, None, None);
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("id: ") {
+                    id = Some(v.to_owned());
+                } else if let Some(v) = line.strip_prefix("event: ") {
+                    event = Some(v.to_owned());
+                } else if let Some(v) = line.strip_prefix("data: ") {
+                    data = Some(serde_json::from_str::<Value>(v).unwrap());
+                }
+            }
+            let Some(data) = data else { continue }; // a keep-alive comment
+            assert_eq!(
+                event.as_deref(),
+                data["type"].as_str(),
+                "event: names the type"
+            );
+            assert_eq!(id.as_deref(), data["id"].as_str(), "id: is the event id");
+            got.push(data);
+            if stop_after == Some(got.len()) {
+                return got;
+            }
+        }
+    }
+}
+
+/// What a run of the streaming agent with `n` lines announces, in order:
+/// queued, started, the start line, every streamed line, the outcome line,
+/// succeeded.
+fn assert_whole_run(events: &[Value], n: usize, run_id: &str) {
+    let ids: Vec<&str> = events.iter().map(|e| e["id"].as_str().unwrap()).collect();
+    let unique: HashSet<&str> = ids.iter().copied().collect();
+    assert_eq!(unique.len(), ids.len(), "each event exactly once: {ids:?}");
+    let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "in order: {seqs:?}");
+    assert!(events.iter().all(|e| e["run_id"] == run_id));
+    let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds.first(), Some(&"run.queued"), "{kinds:?}");
+    assert_eq!(kinds[1], "run.started");
+    assert_eq!(kinds.last(), Some(&"run.succeeded"));
+    let lines: Vec<&str> = events
+        .iter()
+        .filter(|e| e["type"] == "agent.log" && e["data"]["stream"] == "output")
+        .map(|e| e["data"]["line"].as_str().unwrap())
+        .collect();
+    let mut want: Vec<String> = (0..n).map(|i| format!("line {i}")).collect();
+    want.push(json!({"done": true, "lines": n}).to_string());
+    assert_eq!(lines, want);
+    assert_eq!(
+        events.len(),
+        n + 1 + 5,
+        "queued, started, start line, lines, outcome line, succeeded"
+    );
+}
+
+async fn streaming_agent(h: &Hookrun, fake: &FakeAgent, query: &str) -> (String, String) {
+    h.create_agent(json!({
+        "name": "streamer",
+        "runner": {"type": "http", "url": fake.url(&format!("/stream?{query}"))},
+    }))
+    .await
+}
+
+#[tokio::test]
+async fn websocket_and_sse_follow_a_streaming_run_exactly_once_across_reconnects() {
+    let fake = FakeAgent::start().await;
+    let h = Hookrun::start();
+    let n = 60;
+    let (agent, secret) =
+        streaming_agent(&h, &fake, &format!("n={n}&delay_ms=25&format=sse")).await;
+
+    // Subscribed before the run exists: the workspace channel sees it all.
+    let mut whole = ws_connect(&h, ADMIN_KEY).await;
+    let ok = subscribe(
+        &mut whole,
+        json!({"channel": format!("workspace:{}", h.workspace)}),
+    )
+    .await;
+    assert_eq!(ok["type"], "subscribed", "{ok}");
+    // And one that will drop out in the middle and resume.
+    let mut first = ws_connect(&h, ADMIN_KEY).await;
+    subscribe(
+        &mut first,
+        json!({"channel": format!("workspace:{}", h.workspace), "agent_id": agent}),
+    )
+    .await;
+    // An agent's SSE stream, subscribed before the run too.
+    let agent_sse = tokio::spawn(sse_from(
+        h.http.clone(),
+        h.url(&format!("/api/v1/agents/{agent}/events")),
+        None,
+        Some(n + 6),
+    ));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let run_id = h
+        .trigger(&agent, &secret, json!({"event": "go", "source": "test"}))
+        .await;
+
+    let mut resumed = ws_events(&mut first, &run_id, Some(20)).await;
+    drop(first);
+    let last = resumed.last().unwrap()["id"].as_str().unwrap().to_owned();
+    let mut again = ws_connect(&h, ADMIN_KEY).await;
+    let ok = subscribe(
+        &mut again,
+        json!({"channel": format!("workspace:{}", h.workspace), "last_event_id": last}),
+    )
+    .await;
+    assert_eq!(ok["type"], "subscribed", "{ok}");
+    resumed.extend(ws_events(&mut again, &run_id, None).await);
+    assert_whole_run(&resumed, n, &run_id);
+
+    assert_whole_run(&ws_events(&mut whole, &run_id, None).await, n, &run_id);
+    assert_whole_run(&agent_sse.await.unwrap(), n, &run_id);
+
+    // The run's own SSE stream: from the start, cut, resumed with
+    // Last-Event-ID; it ends by itself after the terminal event.
+    let path = format!("/api/v1/runs/{run_id}/events");
+    let mut sse = sse_events(&h, &path, None, Some(25)).await;
+    let last = sse.last().unwrap()["id"].as_str().unwrap().to_owned();
+    sse.extend(sse_events(&h, &path, Some(&last), None).await);
+    assert_whole_run(&sse, n, &run_id);
+
+    // The final event is the run's output; the lines are its log.
+    let run = h.wait_finished(&run_id, WAIT).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["output"], json!({"done": true, "lines": n}));
+    let (_, logs) = h
+        .get(&format!(
+            "/api/v1/agents/{agent}/logs?run_id={run_id}&limit=100"
+        ))
+        .await;
+    let output_lines = logs["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["stream"] == "output")
+        .count();
+    assert_eq!(
+        output_lines,
+        n + 1,
+        "each streamed event logged once, the output not again"
+    );
+}
+
+#[tokio::test]
+async fn ndjson_lines_are_logged_with_their_levels_and_the_last_is_the_output() {
+    let fake = FakeAgent::start().await;
+    let h = Hookrun::start();
+    let (agent, secret) = streaming_agent(&h, &fake, "n=12&format=ndjson").await;
+    let run_id = h.trigger(&agent, &secret, json!({"event": "go"})).await;
+    let run = h.wait_finished(&run_id, WAIT).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["output"], json!({"done": true, "lines": 12}));
+    let events = sse_events(&h, &format!("/api/v1/runs/{run_id}/events"), None, None).await;
+    assert_whole_run(&events, 12, &run_id);
+    let warned: Vec<&str> = events
+        .iter()
+        .filter(|e| e["data"]["level"] == "warn")
+        .map(|e| e["data"]["line"].as_str().unwrap())
+        .collect();
+    assert_eq!(warned, ["line 9"]);
+}
+
+#[tokio::test]
+async fn a_streaming_agent_still_meets_the_timeout_and_the_size_cap() {
+    let fake = FakeAgent::start().await;
+    let h = Hookrun::start_with(&[("HOOKRUN_MAX_OUTPUT_BYTES", "2048")]);
+    // 1 s timeout, a line every 200 ms for 100 lines.
+    let (slow, secret) = h
+        .create_agent(json!({
+            "name": "slow-stream", "timeout_seconds": 1,
+            "runner": {"type": "http", "url": fake.url("/stream?n=100&delay_ms=200&format=ndjson")},
+        }))
+        .await;
+    let run_id = h.trigger(&slow, &secret, json!({"event": "go"})).await;
+    let run = h.wait_finished(&run_id, WAIT).await;
+    assert_eq!(run["status"], "failed", "{run}");
+    assert_eq!(run["exit_code"], 124);
+    let events = sse_events(&h, &format!("/api/v1/runs/{run_id}/events"), None, None).await;
+    let streamed = events
+        .iter()
+        .filter(|e| e["data"]["stream"] == "output")
+        .count();
+    assert!(
+        (2..=6).contains(&streamed),
+        "the lines before the timeout are kept: {streamed}"
+    );
+    assert_eq!(events.last().unwrap()["type"], "run.failed");
+    assert_eq!(events.last().unwrap()["data"]["exit_code"], 124);
+
+    // 200 lines at once are more than 2 KiB.
+    let (big, secret) = streaming_agent(&h, &fake, "n=200&format=sse").await;
+    let run_id = h.trigger(&big, &secret, json!({"event": "go"})).await;
+    let run = h.wait_finished(&run_id, WAIT).await;
+    assert_eq!(run["status"], "failed", "{run}");
+    assert!(
+        run["error"]
+            .as_str()
+            .unwrap()
+            .contains("exceeds the limit of 2048 bytes"),
+        "{run}"
+    );
+}
+
+#[tokio::test]
+async fn workspaces_are_kept_apart_and_bad_credentials_are_refused() {
+    let fake = FakeAgent::start().await;
+    let h = Hookrun::start();
+    let (other_ws, other_key) = h.create_workspace("other");
+    let (agent, secret) = streaming_agent(&h, &fake, "n=3&format=sse").await;
+
+    // Another workspace's channel is refused, with a reason and a close code.
+    let mut intruder = ws_connect(&h, &other_key).await;
+    let refused = subscribe(
+        &mut intruder,
+        json!({"channel": format!("workspace:{}", h.workspace)}),
+    )
+    .await;
+    assert_eq!(refused["type"], "error");
+    assert_eq!(refused["code"], "forbidden");
+    assert_eq!(close_code(&mut intruder).await, 4003);
+
+    // Its own channel hears nothing of this workspace's runs; the first
+    // message may carry the key instead of the handshake.
+    let (mut neighbour, _) = tokio_tungstenite::connect_async(ws_url(&h)).await.unwrap();
+    send(
+        &mut neighbour,
+        json!({"type": "auth", "api_key": other_key}),
+    )
+    .await;
+    assert_eq!(
+        next_json(&mut neighbour).await["workspace_id"],
+        other_ws.as_str()
+    );
+    subscribe(
+        &mut neighbour,
+        json!({"channel": format!("workspace:{other_ws}")}),
+    )
+    .await;
+    // Nor may it name this workspace's agent.
+    let named = subscribe(
+        &mut neighbour,
+        json!({"channel": format!("workspace:{other_ws}"), "agent_id": agent}),
+    )
+    .await;
+    assert_eq!(named["code"], "not_found", "{named}");
+    subscribe(
+        &mut neighbour,
+        json!({"channel": format!("workspace:{other_ws}")}),
+    )
+    .await;
+
+    let mut mine = ws_connect(&h, ADMIN_KEY).await;
+    subscribe(
+        &mut mine,
+        json!({"channel": format!("workspace:{}", h.workspace)}),
+    )
+    .await;
+    let run_id = h.trigger(&agent, &secret, json!({"event": "go"})).await;
+    assert_whole_run(&ws_events(&mut mine, &run_id, None).await, 3, &run_id);
+    send(&mut neighbour, json!({"type": "ping"})).await;
+    let answer = next_json(&mut neighbour).await;
+    assert_eq!(
+        answer["type"], "pong",
+        "nothing of the other workspace came first: {answer}"
+    );
+
+    // SSE of another workspace's run or agent: 404, as every other route.
+    for path in [
+        format!("/api/v1/runs/{run_id}/events"),
+        format!("/api/v1/agents/{agent}/events"),
+    ] {
+        let resp = h
+            .http
+            .get(h.url(&path))
+            .bearer_auth(&other_key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+    // A malformed Last-Event-ID is a 400, not a replay from the start.
+    let resp = h
+        .http
+        .get(h.url(&format!("/api/v1/runs/{run_id}/events")))
+        .bearer_auth(ADMIN_KEY)
+        .header("last-event-id", "yesterday")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "invalid_request");
+
+    // A bad key in the handshake: an ordinary 401, no upgrade.
+    let mut req = ws_url(&h).into_client_request().unwrap();
+    req.headers_mut().insert(
+        "sec-websocket-protocol",
+        "hookrun.v1, hookrun.bearer.hka_wrong".parse().unwrap(),
+    );
+    match tokio_tungstenite::connect_async(req).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => assert_eq!(resp.status(), 401),
+        other => panic!("expected a 401, got {other:?}"),
+    }
+    // A bad first message: an error, then close 4001.
+    let (mut anon, _) = tokio_tungstenite::connect_async(ws_url(&h)).await.unwrap();
+    send(
+        &mut anon,
+        json!({"type": "subscribe", "channel": format!("workspace:{}", h.workspace)}),
+    )
+    .await;
+    assert_eq!(next_json(&mut anon).await["code"], "unauthorized");
+    assert_eq!(close_code(&mut anon).await, 4001);
+    // Not a WebSocket handshake at all: a JSON 400.
+    let (status, body) = h.get("/api/v1/ws").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"]["code"], "invalid_request", "{body}");
+    // The key never reaches the log.
+    assert!(!h.log().contains(&other_key));
+}

@@ -12,23 +12,19 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgr
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::json;
+use serde_json::Value;
 
 use super::extract::SourceIp;
 use super::ApiError;
 use crate::app::App;
 use crate::error::Error;
-use crate::ids::{RunId, WorkspaceId};
-use crate::live::{parse_event_id, Ended, Filter, Follower};
-use crate::services::{admin, agents, runs};
+use crate::ids::WorkspaceId;
+use crate::live::protocol::{self, ClientMessage, Refused, PROTOCOL};
+use crate::live::{Ended, Follower};
+use crate::services::admin;
 
 /// Where the channel is served.
 pub const PATH: &str = "/api/v1/ws";
-/// The subprotocol a client offers (and the server selects).
-pub const PROTOCOL: &str = "hookrun.v1";
-/// The prefix of the subprotocol entry that carries the admin key.
-pub const BEARER_PROTOCOL: &str = "hookrun.bearer.";
 
 /// The close codes the channel uses besides the standard ones.
 pub mod close {
@@ -54,23 +50,6 @@ pub const PING_EVERY: Duration = Duration::from_secs(20);
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest message a client may send.
 const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
-
-/// What a client sends.
-#[derive(Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-enum ClientMessage {
-    Auth {
-        api_key: String,
-    },
-    Subscribe {
-        channel: String,
-        agent_id: Option<String>,
-        run_id: Option<String>,
-        last_event_id: Option<String>,
-    },
-    Unsubscribe,
-    Ping,
-}
 
 /// The upgrade: a key offered in the handshake is checked before it, so a
 /// bad one gets an ordinary `401`.
@@ -111,12 +90,12 @@ pub async fn upgrade(
 /// The admin key of the handshake: a `hookrun.bearer.<key>` subprotocol
 /// entry, or `Authorization: Bearer <key>`.
 fn handshake_key(headers: &HeaderMap) -> Option<String> {
-    let from_protocol = headers
-        .get_all(axum::http::header::SEC_WEBSOCKET_PROTOCOL)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .find_map(|p| p.trim().strip_prefix(BEARER_PROTOCOL).map(str::to_owned));
+    let from_protocol = protocol::key_in_protocols(
+        headers
+            .get_all(axum::http::header::SEC_WEBSOCKET_PROTOCOL)
+            .iter()
+            .filter_map(|v| v.to_str().ok()),
+    );
     from_protocol.or_else(|| {
         headers
             .get(axum::http::header::AUTHORIZATION)?
@@ -187,16 +166,12 @@ impl Connection {
     }
 
     async fn refuse(&mut self, code: &str, message: &str, close: u16) -> Close {
-        self.send_json(json!({"type":"error","code":code,"message":message}))
-            .await;
+        self.send_json(protocol::error(code, message)).await;
         Close(close, code.to_owned())
     }
 
     async fn serve(&mut self, workspace: WorkspaceId) -> Close {
-        if !self
-            .send_json(json!({"type":"ready","workspace_id":workspace,"channel":format!("workspace:{workspace}")}))
-            .await
-        {
+        if !self.send_json(protocol::ready(&workspace)).await {
             return Close(close::GOING_AWAY, "send failed".into());
         }
         let mut pings = tokio::time::interval(PING_EVERY);
@@ -273,11 +248,11 @@ impl Connection {
                     .await;
             }
             ClientMessage::Ping => {
-                self.send_json(json!({"type":"pong"})).await;
+                self.send_json(protocol::pong()).await;
             }
             ClientMessage::Unsubscribe => {
                 self.follower = None;
-                self.send_json(json!({"type":"unsubscribed"})).await;
+                self.send_json(protocol::unsubscribed()).await;
             }
             ClientMessage::Subscribe {
                 channel,
@@ -285,30 +260,35 @@ impl Connection {
                 run_id,
                 last_event_id,
             } => {
-                let wanted = Filter::workspace(workspace.clone()).channel();
-                if channel != wanted {
-                    return Err(self
-                        .refuse(
-                            "forbidden",
-                            &format!("this key may subscribe to {wanted} only"),
-                            close::FORBIDDEN,
-                        )
-                        .await);
-                }
-                match self
-                    .subscribe(workspace, agent_id, run_id, last_event_id)
-                    .await
-                {
-                    Ok(filter) => {
-                        self.send_json(json!({
-                            "type": "subscribed",
-                            "channel": channel,
-                            "agent_id": filter.agent_id,
-                            "run_id": filter.run_id,
-                        }))
-                        .await;
+                let checked = protocol::subscription(
+                    &self.app,
+                    workspace,
+                    &channel,
+                    agent_id.as_deref(),
+                    run_id.as_deref(),
+                    last_event_id.as_deref(),
+                )
+                .await;
+                // A new subscription replaces the last one; the replay of
+                // what was missed goes out before any live event.
+                self.follower = None;
+                let started = match checked {
+                    Ok((filter, last)) => Follower::start(&self.app, filter, last)
+                        .await
+                        .map_err(Refused::Invalid),
+                    Err(e) => Err(e),
+                };
+                match started {
+                    Ok(follower) => {
+                        self.send_json(protocol::subscribed(follower.filter()))
+                            .await;
+                        self.follower = Some(follower);
                     }
-                    Err(e) => {
+                    Err(Refused::OtherWorkspace(only)) => {
+                        let message = Refused::OtherWorkspace(only).to_string();
+                        return Err(self.refuse("forbidden", &message, close::FORBIDDEN).await);
+                    }
+                    Err(Refused::Invalid(e)) => {
                         let (code, message) = describe(e);
                         self.send_error(code, &message).await;
                     }
@@ -318,48 +298,11 @@ impl Connection {
         Ok(())
     }
 
-    /// Starts following (replacing any earlier subscription); the replay
-    /// of what was missed goes out before any live event.
-    async fn subscribe(
-        &mut self,
-        workspace: &WorkspaceId,
-        agent_id: Option<String>,
-        run_id: Option<String>,
-        last_event_id: Option<String>,
-    ) -> Result<Filter, Error> {
-        let mut filter = Filter::workspace(workspace.clone());
-        if let Some(agent) = agent_id {
-            filter.agent_id = Some(agents::get(&self.app, workspace, &agent).await?.id);
-        }
-        if let Some(run) = run_id {
-            let run = runs::get(&self.app, workspace, &run).await?;
-            if filter.agent_id.as_ref().is_some_and(|a| *a != run.agent_id) {
-                return Err(Error::NotFound(crate::error::Entity::Run));
-            }
-            filter.agent_id = Some(run.agent_id);
-            filter.run_id = Some(run.id);
-        }
-        let last: Option<(RunId, u32)> = match last_event_id.as_deref() {
-            None => None,
-            Some(raw) => Some(parse_event_id(raw).ok_or_else(|| {
-                Error::invalid(
-                    "last_event_id",
-                    "last_event_id must be an event id as the channel sent it: {run_id}:{seq}",
-                )
-            })?),
-        };
-        self.follower = None;
-        let follower = Follower::start(&self.app, filter.clone(), last).await?;
-        self.follower = Some(follower);
-        Ok(filter)
-    }
-
     async fn send_error(&mut self, code: &str, message: &str) {
-        self.send_json(json!({"type":"error","code":code,"message":message}))
-            .await;
+        self.send_json(protocol::error(code, message)).await;
     }
 
-    async fn send_json(&mut self, value: serde_json::Value) -> bool {
+    async fn send_json(&mut self, value: Value) -> bool {
         self.send_text(value.to_string()).await
     }
 

@@ -9,6 +9,7 @@
 mod event;
 mod follow;
 mod hub;
+pub mod protocol;
 pub mod replay;
 
 pub use event::{

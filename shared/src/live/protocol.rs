@@ -1,0 +1,117 @@
+//! The WebSocket channel's messages, one protocol for `hookrun serve`'s
+//! endpoint and API Gateway's WebSocket API (README, "Real-time events").
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{parse_event_id, Filter};
+use crate::app::App;
+use crate::error::Error;
+use crate::ids::{RunId, WorkspaceId};
+use crate::services::{agents, runs};
+
+/// The subprotocol a client offers (and the server selects).
+pub const PROTOCOL: &str = "hookrun.v1";
+/// The prefix of the subprotocol entry that carries the admin key
+/// (browsers cannot set headers on a WebSocket; a URL would be logged).
+pub const BEARER_PROTOCOL: &str = "hookrun.bearer.";
+
+/// What a client sends.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientMessage {
+    Auth {
+        api_key: String,
+    },
+    Subscribe {
+        channel: String,
+        agent_id: Option<String>,
+        run_id: Option<String>,
+        last_event_id: Option<String>,
+    },
+    Unsubscribe,
+    Ping,
+}
+
+/// The admin key offered in a `Sec-WebSocket-Protocol` value.
+pub fn key_in_protocols<'a>(values: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    values
+        .into_iter()
+        .flat_map(|v| v.split(','))
+        .find_map(|p| p.trim().strip_prefix(BEARER_PROTOCOL).map(str::to_owned))
+        .filter(|k| !k.is_empty())
+}
+
+/// Why a subscription was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum Refused {
+    /// Another workspace's channel: the connection is closed.
+    #[error("this key may subscribe to {0} only")]
+    OtherWorkspace(String),
+    /// Anything else (an unknown agent or run, a bad resume point): the
+    /// connection stays.
+    #[error(transparent)]
+    Invalid(#[from] Error),
+}
+
+/// A subscription request, checked: the channel must be the key's
+/// workspace's; an agent or run named must be of that workspace.
+pub async fn subscription(
+    app: &App,
+    workspace: &WorkspaceId,
+    channel: &str,
+    agent_id: Option<&str>,
+    run_id: Option<&str>,
+    last_event_id: Option<&str>,
+) -> Result<(Filter, Option<(RunId, u32)>), Refused> {
+    let mut filter = Filter::workspace(workspace.clone());
+    if channel != filter.channel() {
+        return Err(Refused::OtherWorkspace(filter.channel()));
+    }
+    if let Some(agent) = agent_id {
+        filter.agent_id = Some(agents::get(app, workspace, agent).await?.id);
+    }
+    if let Some(run) = run_id {
+        let run = runs::get(app, workspace, run).await?;
+        if filter.agent_id.as_ref().is_some_and(|a| *a != run.agent_id) {
+            return Err(Error::NotFound(crate::error::Entity::Run).into());
+        }
+        filter.agent_id = Some(run.agent_id);
+        filter.run_id = Some(run.id);
+    }
+    let last = match last_event_id {
+        None => None,
+        Some(raw) => Some(parse_event_id(raw).ok_or_else(|| {
+            Error::invalid(
+                "last_event_id",
+                "last_event_id must be an event id as the channel sent it: {run_id}:{seq}",
+            )
+        })?),
+    };
+    Ok((filter, last))
+}
+
+pub fn ready(workspace: &WorkspaceId) -> Value {
+    json!({"type": "ready", "workspace_id": workspace, "channel": Filter::workspace(workspace.clone()).channel()})
+}
+
+pub fn subscribed(filter: &Filter) -> Value {
+    json!({
+        "type": "subscribed",
+        "channel": filter.channel(),
+        "agent_id": filter.agent_id,
+        "run_id": filter.run_id,
+    })
+}
+
+pub fn error(code: &str, message: &str) -> Value {
+    json!({"type": "error", "code": code, "message": message})
+}
+
+pub fn pong() -> Value {
+    json!({"type": "pong"})
+}
+
+pub fn unsubscribed() -> Value {
+    json!({"type": "unsubscribed"})
+}

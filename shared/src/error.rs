@@ -63,6 +63,8 @@ pub enum Entity {
     Subscription,
     Delivery,
     Workspace,
+    /// A WebSocket connection (API Gateway).
+    Connection,
     /// No route answers this method and path.
     Route,
 }
@@ -76,6 +78,7 @@ impl Entity {
             Entity::Subscription => "subscription",
             Entity::Delivery => "delivery",
             Entity::Workspace => "workspace",
+            Entity::Connection => "connection",
             Entity::Route => "route",
         }
     }

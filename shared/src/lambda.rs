@@ -157,6 +157,49 @@ pub async fn handle_stream_batch(
     serde_json::json!({ "batchItemFailures": [] })
 }
 
+/// One event of API Gateway's WebSocket API (the `realtime` function):
+/// `$connect`, `$disconnect`, or a message (`$default`).
+#[cfg(feature = "aws-realtime")]
+pub async fn handle_websocket_event(
+    app: &App,
+    fanout: &crate::aws::websocket::ApiGatewayFanout,
+    event: aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest,
+) -> aws_lambda_events::apigw::ApiGatewayProxyResponse {
+    use crate::aws::websocket::{handle, WsRequest};
+    let header = |name: &str| {
+        event
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let ctx = &event.request_context;
+    let req = WsRequest {
+        route_key: ctx.route_key.clone().unwrap_or_default(),
+        connection_id: ctx.connection_id.clone().unwrap_or_default(),
+        protocols: header("sec-websocket-protocol"),
+        authorization: header("authorization"),
+        source_ip: ctx
+            .identity
+            .source_ip
+            .as_deref()
+            .and_then(|ip| ip.parse().ok())
+            .unwrap_or(IpAddr::from([0, 0, 0, 0])),
+        body: event.body.clone(),
+    };
+    let answer = handle(app, fanout, req).await;
+    let mut resp = aws_lambda_events::apigw::ApiGatewayProxyResponse::default();
+    resp.status_code = i64::from(answer.status);
+    if let Some(p) = answer.protocol {
+        resp.headers.insert(
+            "sec-websocket-protocol",
+            axum::http::HeaderValue::from_static(p),
+        );
+    }
+    resp.body = answer.body.map(aws_lambda_events::encodings::Body::Text);
+    resp
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,6 +12,8 @@ mod secrets;
 mod sqs;
 #[cfg(feature = "aws-streams")]
 pub mod stream;
+#[cfg(feature = "aws-realtime")]
+pub mod websocket;
 
 use std::sync::Arc;
 
@@ -126,12 +128,20 @@ fn build_app(
         aws.secret_cache,
     )
     .with_master_key(aws.master_key_secret.clone());
-    App::new(
+    let app = App::new(
         Arc::new(items),
         Arc::new(queue),
         Arc::new(secrets),
         settings,
-    )
+    );
+    // Run events go to API Gateway's WebSocket connections where there are
+    // any (the executor; on AWS no function streams to its own clients).
+    #[cfg(feature = "aws-realtime")]
+    if let Some(url) = &aws.websocket_callback_url {
+        let fanout = websocket::ApiGatewayFanout::new(sdk, url, app.repo.clone());
+        return app.with_live(crate::live::Hub::default().with_fanout(Arc::new(fanout)));
+    }
+    app
 }
 
 /// A backend error with the SDK error's whole chain (its Display alone is

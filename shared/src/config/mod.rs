@@ -175,6 +175,9 @@ pub struct AwsSettings {
     /// Needed by the functions that seal or open trigger and subscription
     /// secrets.
     pub master_key_secret: Option<String>,
+    /// Where run events are posted to WebSocket clients (API Gateway's
+    /// connection URL); None: not posted.
+    pub websocket_callback_url: Option<String>,
 }
 
 /// Queue URLs; a function only needs the queues it uses.
@@ -206,6 +209,7 @@ impl AwsSettings {
             },
             secret_cache: env.duration(&vars::SECRET_CACHE_SECONDS)?,
             master_key_secret: env.text(&vars::MASTER_KEY_SECRET),
+            websocket_callback_url: env.text(&vars::WEBSOCKET_CALLBACK_URL),
         })
     }
 }

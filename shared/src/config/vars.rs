@@ -298,6 +298,12 @@ pub const MASTER_KEY_SECRET: Var = text(
     "aws",
     "name or ARN of the master-key secret that seals trigger and subscription secrets",
 );
+pub const WEBSOCKET_CALLBACK_URL: Var = text(
+    "HOOKRUN_WEBSOCKET_CALLBACK_URL",
+    "",
+    "aws",
+    "the API Gateway WebSocket API's connection URL (https://{api}.execute-api.{region}.amazonaws.com/{stage}): where the executor posts run events; unset, nothing is posted",
+);
 
 pub const ADDR: Var = text(
     "HOOKRUN_ADDR",
@@ -455,6 +461,7 @@ pub const ALL: &[Var] = &[
     DELIVERIES_QUEUE_URL,
     DELIVERIES_DLQ_URL,
     MASTER_KEY_SECRET,
+    WEBSOCKET_CALLBACK_URL,
     SECRET_CACHE_SECONDS,
     WEBHOOK_SECRET,
 ];

@@ -29,6 +29,7 @@
 
 pub mod admin;
 pub mod agent;
+pub mod connection;
 pub mod delivery;
 pub mod environment;
 pub mod keys;
@@ -41,6 +42,7 @@ pub mod workspace;
 
 pub use admin::AdminKey;
 pub use agent::{Agent, RunnerConfig};
+pub use connection::Connection;
 pub use delivery::{Delivery, DeliveryAttempt, DeliveryStatus};
 pub use environment::Environment;
 pub use logs::LogLine;

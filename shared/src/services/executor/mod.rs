@@ -145,7 +145,14 @@ async fn process_run(app: &App, run_id: &RunId, receipt: Option<&str>) -> Result
             .change_visibility(crate::ports::QueueId::Runs, receipt, lease::visibility(app))
             .await;
     }
-    app.live.publish(vec![LiveEvent::lifecycle(&run)]).await;
+    // On AWS the ingress function posts nothing before its 202: the
+    // executor announces `run.queued` with the start (same id, so a client
+    // that also saw it elsewhere sees it once).
+    let mut started = vec![LiveEvent::lifecycle(&run)];
+    if !app.live.is_local() && run.attempt == 1 {
+        started.insert(0, LiveEvent::queued(&run));
+    }
+    app.live.publish(started).await;
     let mut log = RunLog::new(app, &run, Phase::Start);
     log.system(
         "info",

@@ -345,3 +345,85 @@ async fn deliveries_batch_dead_letters_what_it_cannot_process() {
         .unwrap()
         .is_empty());
 }
+
+/// A `$connect` event of API Gateway's WebSocket API, as the realtime
+/// function receives it.
+fn websocket_connect(connection_id: &str, protocols: &str) -> String {
+    json!({
+        "headers": {
+            "Host": "abc123.execute-api.us-east-1.amazonaws.com",
+            "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+            "Sec-WebSocket-Protocol": protocols,
+            "Sec-WebSocket-Version": "13"
+        },
+        "multiValueHeaders": {"Sec-WebSocket-Protocol": [protocols]},
+        "requestContext": {
+            "routeKey": "$connect",
+            "eventType": "CONNECT",
+            "extendedRequestId": "X1",
+            "requestTime": "06/Dec/2026:04:00:00 +0000",
+            "messageDirection": "IN",
+            "stage": "prod",
+            "connectedAt": 1796529600000u64,
+            "requestTimeEpoch": 1796529600000u64,
+            "identity": {"sourceIp": "198.51.100.9", "userAgent": "test"},
+            "requestId": "X1",
+            "domainName": "abc123.execute-api.us-east-1.amazonaws.com",
+            "connectionId": connection_id,
+            "apiId": "abc123"
+        },
+        "isBase64Encoded": false
+    })
+    .to_string()
+}
+
+#[tokio::test]
+async fn websocket_connect_checks_the_key_and_selects_the_protocol() {
+    use hookrun_core::aws::websocket::ApiGatewayFanout;
+    use hookrun_core::model::Connection;
+    let f = fixture().await;
+    let sdk = aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .build();
+    // $connect posts nothing: the fake endpoint is never called.
+    let fanout = ApiGatewayFanout::new(&sdk, "http://127.0.0.1:9", f.app.repo.clone());
+    let event = serde_json::from_str(&websocket_connect(
+        "Abc=",
+        &format!("hookrun.v1, hookrun.bearer.{ADMIN}"),
+    ))
+    .unwrap();
+    let resp = lambda::handle_websocket_event(&f.app, &fanout, event).await;
+    assert_eq!(resp.status_code, 200);
+    assert_eq!(resp.headers["sec-websocket-protocol"], "hookrun.v1");
+    let conn = f
+        .app
+        .repo
+        .get::<Connection>(&Connection::id_for("Abc="))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(conn.workspace_id.as_ref(), Some(&f.ws));
+    assert!(!conn.subscribed, "nothing is sent before it subscribes");
+
+    let event = serde_json::from_str(&websocket_connect(
+        "Bad=",
+        "hookrun.v1, hookrun.bearer.hka_wrong",
+    ))
+    .unwrap();
+    let resp = lambda::handle_websocket_event(&f.app, &fanout, event).await;
+    assert_eq!(resp.status_code, 401);
+    assert!(resp.headers.get("sec-websocket-protocol").is_none());
+    let body = match resp.body {
+        Some(aws_lambda_events::encodings::Body::Text(t)) => t,
+        other => panic!("{other:?}"),
+    };
+    assert!(!body.contains("hka_wrong"), "{body}");
+    assert!(f
+        .app
+        .repo
+        .get::<Connection>("Bad=")
+        .await
+        .unwrap()
+        .is_none());
+}

@@ -145,12 +145,12 @@ async fn events_reach_subscribed_connections_of_their_workspace_only() {
     let answer = handle(
         &app,
         &fanout,
-        connect("c1", Some(&format!("hookrun.v1, hookrun.bearer.{ADMIN}"))),
+        connect("L0SM9cOFvHcCIhw=", Some(&format!("hookrun.v1, hookrun.bearer.{ADMIN}"))),
     )
     .await;
     assert_eq!((answer.status, answer.protocol), (200, Some("hookrun.v1")));
     assert_eq!(
-        connection(&app, "c1").await.unwrap().workspace_id.as_ref(),
+        connection(&app, "L0SM9cOFvHcCIhw=").await.unwrap().workspace_id.as_ref(),
         Some(&ws)
     );
     // A bad key: refused, nothing kept.
@@ -218,7 +218,7 @@ async fn events_reach_subscribed_connections_of_their_workspace_only() {
     assert_eq!(fake.got("n2")[0]["type"], "subscribed");
 
     // Two subscribers of this workspace, one of which will be gone.
-    for id in ["c1", "gone"] {
+    for id in ["L0SM9cOFvHcCIhw=", "gone"] {
         handle(
             &app,
             &fanout,
@@ -263,7 +263,7 @@ async fn events_reach_subscribed_connections_of_their_workspace_only() {
         work::Outcome::Done
     );
     let events: Vec<Value> = fake
-        .got("c1")
+        .got("L0SM9cOFvHcCIhw=")
         .into_iter()
         .filter(|e| e["run_id"] == run.id.as_str())
         .collect();

@@ -101,7 +101,8 @@ impl ApiGatewayFanout {
     }
 
     async fn forget(&self, connection_id: &str) {
-        if let Ok(Some(v)) = self.repo.get::<Connection>(connection_id).await {
+        let id = Connection::id_for(connection_id);
+        if let Ok(Some(v)) = self.repo.get::<Connection>(&id).await {
             if let Some(ws) = &v.workspace_id {
                 self.connections.remove(ws);
             }
@@ -157,7 +158,7 @@ impl Fanout for ApiGatewayFanout {
                 .collect();
             (!mine.is_empty()).then(|| async move {
                 for text in mine {
-                    if self.post(&c.id, text).await != Posted::Sent {
+                    if self.post(&c.connection_id, text).await != Posted::Sent {
                         return;
                     }
                 }
@@ -236,7 +237,8 @@ async fn connect(app: &App, req: WsRequest) -> WsResponse {
         None => None,
     };
     let connection = Connection {
-        id: req.connection_id.clone(),
+        id: Connection::id_for(&req.connection_id),
+        connection_id: req.connection_id.clone(),
         workspace_id: workspace,
         subscribed: false,
         agent_id: None,
@@ -274,7 +276,7 @@ fn describe(e: Error) -> Value {
 
 async fn message(app: &App, fanout: &ApiGatewayFanout, req: WsRequest) {
     let id = req.connection_id.as_str();
-    let Ok(Some(mut conn)) = app.repo.get::<Connection>(id).await else {
+    let Ok(Some(mut conn)) = app.repo.get::<Connection>(&Connection::id_for(id)).await else {
         fanout
             .post_json(
                 id,
@@ -401,7 +403,9 @@ async fn save(app: &App, fanout: &ApiGatewayFanout, conn: &mut Versioned<Connect
     match app.repo.save(conn).await {
         Ok(()) => true,
         Err(e) => {
-            fanout.post_json(&conn.id, describe(e.into())).await;
+            fanout
+                .post_json(&conn.connection_id, describe(e.into()))
+                .await;
             false
         }
     }

@@ -16,8 +16,11 @@ pub const CONNECTION_TTL_SECONDS: i64 = 2 * 3600 + 600;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Connection {
-    /// API Gateway's connection id.
+    /// The record's id: [`Connection::id_for`] its connection id.
     pub id: String,
+    /// API Gateway's connection id (base64-like: `=` and `+` are not id
+    /// characters, so it is not the key itself).
+    pub connection_id: String,
     /// Set once the connection authenticated (at `$connect`, or by its
     /// first message).
     pub workspace_id: Option<WorkspaceId>,
@@ -32,6 +35,11 @@ pub struct Connection {
 }
 
 impl Connection {
+    /// The record id of API Gateway's connection `connection_id`.
+    pub fn id_for(connection_id: &str) -> String {
+        format!("conn_{}", hex::encode(connection_id))
+    }
+
     pub fn list_partition(workspace_id: &WorkspaceId) -> String {
         format!("WS#{workspace_id}#CONNS")
     }

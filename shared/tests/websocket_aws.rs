@@ -109,7 +109,7 @@ fn message(id: &str, body: Value) -> WsRequest {
 
 async fn connection(app: &App, id: &str) -> Option<Connection> {
     app.repo
-        .get::<Connection>(id)
+        .get::<Connection>(&Connection::id_for(id))
         .await
         .unwrap()
         .map(|v| v.record)

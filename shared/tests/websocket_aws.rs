@@ -145,12 +145,19 @@ async fn events_reach_subscribed_connections_of_their_workspace_only() {
     let answer = handle(
         &app,
         &fanout,
-        connect("L0SM9cOFvHcCIhw=", Some(&format!("hookrun.v1, hookrun.bearer.{ADMIN}"))),
+        connect(
+            "L0SM9cOFvHcCIhw=",
+            Some(&format!("hookrun.v1, hookrun.bearer.{ADMIN}")),
+        ),
     )
     .await;
     assert_eq!((answer.status, answer.protocol), (200, Some("hookrun.v1")));
     assert_eq!(
-        connection(&app, "L0SM9cOFvHcCIhw=").await.unwrap().workspace_id.as_ref(),
+        connection(&app, "L0SM9cOFvHcCIhw=")
+            .await
+            .unwrap()
+            .workspace_id
+            .as_ref(),
         Some(&ws)
     );
     // A bad key: refused, nothing kept.

@@ -22,10 +22,10 @@ const POLL: Duration = Duration::from_secs(1);
 /// outcome (`services/executor`, `finish`): once the run is finished they
 /// are waited for this long at most.
 const OUTCOME_WAIT: Duration = Duration::from_secs(5);
-/// Lines of an attempt's outcome are numbered from `attempt * 10000 + 1000`
-/// (`services/executor/log.rs`, `RunLog::new`).
+/// Lines of an attempt's outcome are numbered from `attempt * 10000 + 9000`
+/// (`model::logs::seq`; streamed lines come before them).
 fn is_outcome_line(seq: u64, attempt: u64) -> bool {
-    seq >= attempt * 10_000 + 1_000
+    seq >= attempt * 10_000 + 9_000
 }
 
 #[derive(clap::Args, Debug)]

@@ -156,7 +156,7 @@ impl Fanout for ApiGatewayFanout {
                 .filter(|e| filter.matches(e))
                 .map(LiveEvent::to_json)
                 .collect();
-            (!mine.is_empty()).then(|| async move {
+            (!mine.is_empty()).then_some(async move {
                 for text in mine {
                     if self.post(&c.connection_id, text).await != Posted::Sent {
                         return;

@@ -58,8 +58,9 @@ pub mod seq {
     const ATTEMPT: u32 = 10_000;
     /// Lines streamed by the agent while it runs start here.
     const STREAM: u32 = 10;
-    /// The outcome lines start here.
-    const OUTCOME: u32 = 1_000;
+    /// The outcome lines start here (runs recorded before streaming
+    /// agents had them from 1000).
+    const OUTCOME: u32 = 9_000;
     /// The terminal event: after every line of its attempt.
     const TERMINAL: u32 = ATTEMPT - 1;
     /// Streamed lines an attempt numbers (the rest are not logged).

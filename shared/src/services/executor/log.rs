@@ -48,7 +48,7 @@ impl<'a> RunLog<'a> {
         let (base, cap) = match phase {
             Phase::Start => (seq::start_lines(run.attempt), 9),
             Phase::Stream => (seq::streamed_lines(run.attempt), seq::MAX_STREAMED),
-            Phase::Outcome => (seq::outcome_lines(run.attempt), 8_000),
+            Phase::Outcome => (seq::outcome_lines(run.attempt), 999),
         };
         RunLog {
             app,

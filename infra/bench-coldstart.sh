@@ -30,7 +30,7 @@ ls -l "$bin/hello_lambda" "$bin/hookrun-ingress" "$bin/hookrun-api" | awk '{prin
 if $sizes; then
   # cargo-lambda and ziglang (the arm64 linker) from PyPI, as in the README.
   [ -x .venv/bin/cargo-lambda ] && PATH="$PWD/.venv/bin:$PATH"
-  functions=(ingress api executor delivery relay)
+  functions=(ingress api executor delivery relay realtime)
   cargo lambda build --release --arm64 "${functions[@]/#/--package=hookrun-}"
   for f in "${functions[@]/#/target/lambda/hookrun-}"; do
     f="$f/bootstrap"

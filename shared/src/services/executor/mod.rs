@@ -219,7 +219,14 @@ async fn execute_held(
     let mut renewals = tokio::time::interval_at(acquired + period, period);
     loop {
         tokio::select! {
+            // Renewals first: an agent that streams without a pause must
+            // not starve its own lease.
             biased;
+            _ = renewals.tick() => {
+                if lease::renew(app, slot, receipt).await == Renewal::Lost {
+                    return None;
+                }
+            }
             Some(first) = rx.recv() => {
                 streamed.stream(first);
                 for _ in 1..STREAM_BATCH {
@@ -236,11 +243,6 @@ async fn execute_held(
                 }
                 streamed.flush().await;
                 return Some((result, streamed.count() > 0));
-            }
-            _ = renewals.tick() => {
-                if lease::renew(app, slot, receipt).await == Renewal::Lost {
-                    return None;
-                }
             }
         }
     }

@@ -34,6 +34,10 @@ struct Cli {
     command: Command,
     #[command(flatten)]
     conn: Connection,
+    /// Deprecated spelling of --server, accepted before the subcommand
+    /// only, and refused where the subcommand has a --url of its own.
+    #[arg(long = "url", hide = true, value_name = "URL")]
+    deprecated_url: Option<String>,
     /// Print the API's JSON answers as they are, for scripts (client
     /// commands and verify).
     #[arg(long, global = true)]
@@ -211,8 +215,19 @@ fn finish(result: client::Result<()>) -> std::process::ExitCode {
 }
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
     let out = Output { json: cli.json };
+    if let Some(url) = cli.deprecated_url.take() {
+        if matches!(&cli.command, Command::Remote(cmd) if cmd.takes_url()) {
+            return finish(Err(client::CliError::usage(
+                "--url before the subcommand is the old spelling of --server, and this \
+                 command's --url is the resource's own: give the service's address as \
+                 --server (or HOOKRUN_URL) and the resource's URL after the subcommand",
+            )));
+        }
+        eprintln!("hookrun: warning: --url for the service's address is deprecated; use --server (or HOOKRUN_URL)");
+        cli.conn.server = url;
+    }
     match cli.command {
         Command::Remote(cmd) => {
             let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -286,8 +301,8 @@ mod tests {
 
     /// No subcommand has a flag of its own named like a global one, by
     /// flag or by id (a field's name): clap would hand the value to one of
-    /// them silently (a subscription's endpoint is `--endpoint` for this
-    /// reason).
+    /// them silently (the service's address is `--server`, so a
+    /// subscription's `--url` is the subscription's).
     #[test]
     fn no_flag_shadows_a_global_one() {
         fn walk(cmd: &clap::Command, globals: &[String], path: &str) {
@@ -313,7 +328,7 @@ mod tests {
                     .chain(a.get_long().map(str::to_owned))
             })
             .collect();
-        assert!(globals.contains(&"url".to_owned()), "{globals:?}");
+        assert!(globals.contains(&"server".to_owned()), "{globals:?}");
         for sub in cmd.get_subcommands() {
             walk(sub, &globals, sub.get_name());
         }

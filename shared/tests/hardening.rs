@@ -1,6 +1,6 @@
-//! Hostile traffic through the router on the embedded store: guessing
-//! credentials is limited per address before any lookup, without locking
-//! out other addresses; provider-scheme triggers refuse a plaintext secret;
+//! Hostile traffic through the router on the embedded store: failed
+//! credentials are limited per address, without locking out other
+//! addresses or the right credential from that address; provider-scheme triggers refuse a plaintext secret;
 //! protocol-level refusals are JSON errors too.
 
 use std::net::SocketAddr;
@@ -69,7 +69,7 @@ fn admin_get(key: &str) -> Request<Body> {
 }
 
 #[tokio::test]
-async fn admin_key_guessing_is_limited_per_address_before_any_lookup() {
+async fn admin_key_guessing_is_limited_per_address_never_the_right_key() {
     let f = fixture(Settings::default()).await;
     for i in 0..20 {
         let (s, _) = send(
@@ -86,8 +86,11 @@ async fn admin_key_guessing_is_limited_per_address_before_any_lookup() {
         .as_str()
         .unwrap()
         .contains("failed authentications"));
-    // Refused before the lookup: even the right key, from that address.
-    let (s, _) = send(&f, "198.51.100.7:4000", admin_get(ADMIN)).await;
+    // The right key from that address still works (a typo loop or a
+    // neighbour must not lock the operator out); wrong ones stay refused.
+    let (s, v) = send(&f, "198.51.100.7:4000", admin_get(ADMIN)).await;
+    assert_eq!(s, 200, "{v}");
+    let (s, _) = send(&f, "198.51.100.7:4000", admin_get("hka_guess_again")).await;
     assert_eq!(s, 429);
     // Other addresses are not locked out.
     let (s, _) = send(&f, "198.51.100.8:4000", admin_get(ADMIN)).await;
@@ -105,8 +108,10 @@ async fn an_ipv6_client_is_counted_by_its_64() {
         let from = format!("[2001:db8:7:7::{i:x}]:4000");
         assert_eq!(send(&f, &from, admin_get("hka_wrong")).await.0, 401);
     }
-    let (s, _) = send(&f, "[2001:db8:7:7:ffff::1]:4000", admin_get(ADMIN)).await;
+    let (s, _) = send(&f, "[2001:db8:7:7:ffff::1]:4000", admin_get("hka_wrong")).await;
     assert_eq!(s, 429, "another address of the same /64");
+    let (s, _) = send(&f, "[2001:db8:7:7:ffff::1]:4000", admin_get(ADMIN)).await;
+    assert_eq!(s, 200, "the right key is never locked out");
     let (s, _) = send(&f, "[2001:db8:7:8::1]:4000", admin_get(ADMIN)).await;
     assert_eq!(s, 200, "another /64");
 }
@@ -149,6 +154,59 @@ async fn token_guessing_is_limited_per_address() {
         401,
         "another address"
     );
+    // A real token from the locked-out address is accepted, on both routes.
+    let req = CreateTrigger {
+        agent_id: f.agent.to_string(),
+        name: "t".into(),
+        description: None,
+        generate_secret: false,
+        secret: None,
+        signature: None,
+        allowed_sources: None,
+        input_mapping: None,
+        event_types: None,
+        environment: None,
+        rate_limit_per_minute: None,
+        metadata: None,
+        agent_route: false,
+        is_active: None,
+    };
+    let (_, token, _) = triggers::create(&f.app, &f.ws, "test", req).await.unwrap();
+    let (s, v) = send(&f, "203.0.113.5:1", post(format!("/webhooks/runs/{token}"))).await;
+    assert_eq!(s, 202, "{v}");
+    let bearer = Request::post("/api/v1/webhook/trigger")
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/json")
+        .body(Body::from("{}"))
+        .unwrap();
+    assert_eq!(send(&f, "203.0.113.5:1", bearer).await.0, 202);
+}
+
+#[tokio::test]
+async fn internal_token_guessing_is_limited_never_the_right_token() {
+    const INTERNAL: &str = "hardening-internal-token-0123456789";
+    let f = fixture(Settings {
+        auth_failures_per_minute: 2,
+        internal_token: Some(INTERNAL.into()),
+        ..Settings::default()
+    })
+    .await;
+    let get = |token: &str| {
+        Request::get(format!(
+            "/api/v1/internal/agents/{}/webhook-secret",
+            f.agent
+        ))
+        .header("x-internal-token", token)
+        .body(Body::empty())
+        .unwrap()
+    };
+    for _ in 0..2 {
+        assert_eq!(send(&f, "192.0.2.50:1", get("wrong-token")).await.0, 401);
+    }
+    assert_eq!(send(&f, "192.0.2.50:1", get("wrong-token")).await.0, 429);
+    let (s, v) = send(&f, "192.0.2.50:1", get(INTERNAL)).await;
+    assert_eq!(s, 200, "{v}");
+    assert!(v["webhook_secret"].as_str().is_some(), "{v}");
 }
 
 #[tokio::test]

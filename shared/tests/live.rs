@@ -185,8 +185,8 @@ async fn a_broad_resume_brings_back_other_runs_from_that_moment() {
     got.sort();
     want.sort();
     assert_eq!(got, want);
-    // Oldest first across runs.
-    assert!(back.windows(2).all(|w| w[0].time <= w[1].time));
+    // Each run in its own order.
+    assert_each_run_in_order(&back);
     // Another agent's scope has none of it; a resume point of another
     // workspace gives nothing.
     let other = Filter {
@@ -223,4 +223,65 @@ async fn a_broad_resume_brings_back_other_runs_from_that_moment() {
         .await
         .unwrap()
         .is_empty());
+}
+
+/// Per run: each event once, in `seq` order, nothing after its terminal
+/// event.
+fn assert_each_run_in_order(events: &[LiveEvent]) {
+    let mut last: std::collections::HashMap<&str, (u32, bool)> = Default::default();
+    for e in events {
+        if let Some((seq, ended)) = last.get(e.run_id.as_str()) {
+            assert!(!ended, "{} after its run's terminal event", e.id);
+            assert!(e.seq > *seq, "{} after seq {seq}", e.id);
+        }
+        last.insert(e.run_id.as_str(), (e.seq, e.kind.is_terminal()));
+    }
+}
+
+#[tokio::test]
+async fn a_broad_resume_from_any_event_gives_the_rest_of_its_run_in_order() {
+    let (app, ws, agent) = fixture().await;
+    let first = executed_run(&app, &agent).await;
+    let second = executed_run(&app, &agent).await;
+    // As the executor records it: the run's completion time is taken
+    // before its outcome lines are written, so they are later than the
+    // terminal event.
+    let completed = first.completed_at.unwrap();
+    let mut page = app
+        .repo
+        .logs(&agent.id, Some(&first.id), 100, None)
+        .await
+        .unwrap();
+    for (i, line) in page.data.iter_mut().enumerate() {
+        line.timestamp = completed + chrono::Duration::milliseconds(5 + i as i64);
+    }
+    app.repo.append_logs(&page.data).await.unwrap();
+    let events = replay::run_events(&app, &first, None).await.unwrap();
+    assert!(events.len() >= 5, "{events:?}");
+    assert!(events.last().unwrap().kind.is_terminal());
+    let agent_scope = Filter {
+        agent_id: Some(agent.id.clone()),
+        ..Filter::workspace(ws.clone())
+    };
+    for scope in [Filter::workspace(ws.clone()), agent_scope] {
+        for (i, cursor) in events.iter().enumerate() {
+            let back = replay::since(&app, &scope, Some((first.id.clone(), cursor.seq)))
+                .await
+                .unwrap();
+            assert_each_run_in_order(&back);
+            let rest: Vec<&str> = back
+                .iter()
+                .filter(|e| e.run_id == first.id)
+                .map(|e| e.id.as_str())
+                .collect();
+            let want: Vec<&str> = events[i + 1..].iter().map(|e| e.id.as_str()).collect();
+            assert_eq!(rest, want, "resumed from {}", cursor.id);
+            // A run begun after the resume point is brought back whole.
+            if cursor.time <= second.created_at {
+                let later = back.iter().filter(|e| e.run_id == second.id).count();
+                let second_events = replay::run_events(&app, &second, None).await.unwrap();
+                assert_eq!(later, second_events.len(), "resumed from {}", cursor.id);
+            }
+        }
+    }
 }

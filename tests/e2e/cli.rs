@@ -424,7 +424,7 @@ async fn cli_subscriptions_deliveries_and_verify() {
             "create",
             "--name",
             "ops",
-            "--endpoint",
+            "--url",
             &rx.url(),
             "--event",
             "run.succeeded",
@@ -667,10 +667,10 @@ async fn cli_exit_codes_and_errors() {
     );
     assert_eq!(down.code, 3);
     assert!(down.stderr.contains("cannot reach"), "{}", down.stderr);
-    // --url overrides HOOKRUN_URL.
+    // --server overrides HOOKRUN_URL.
     let flag = run(
         client(&format!("http://127.0.0.1:{port}"), Some(ADMIN_KEY)),
-        &["--url", &h.base, "agents", "list", "--json"],
+        &["--server", &h.base, "agents", "list", "--json"],
     );
     assert_eq!(flag.ok().json()["data"], json!([]));
 
@@ -821,4 +821,112 @@ fn cli_completions_for_each_shell() {
         run(client("http://127.0.0.1:9", None), &["completions", "tcsh"]).code,
         2
     );
+}
+
+/// The admin key goes to the service only: a subscription's `--url` is
+/// the subscription's; the old top-level `--url` is refused where the
+/// command has a `--url` of its own; an answer that is not hookrun's (a
+/// 2xx that is not JSON, a redirect, a 404 page) says so and exits 3; no
+/// redirect is followed.
+#[tokio::test]
+async fn cli_sends_the_admin_key_to_the_service_only() {
+    let rx = Receiver::start();
+    let h = Hookrun::start_with(LOOPBACK_DELIVERIES);
+    let created = cli(
+        &h,
+        &[
+            "subscriptions",
+            "create",
+            "--name",
+            "x",
+            "--url",
+            &rx.url(),
+            "--event",
+            "run.failed",
+            "--json",
+        ],
+    )
+    .ok()
+    .json();
+    assert_eq!(created["url"], rx.url());
+    let sub = id_of(&created);
+    let elsewhere = format!("{}/other", rx.url());
+    let updated = cli(
+        &h,
+        &[
+            "subscriptions",
+            "update",
+            &sub,
+            "--endpoint",
+            &elsewhere,
+            "--json",
+        ],
+    )
+    .ok()
+    .json();
+    assert_eq!(updated["url"], elsewhere, "--endpoint still names it");
+    // The old spelling of the service's address, where the command has a
+    // --url of its own: refused before anything is sent.
+    for args in [
+        vec![
+            "--url",
+            &h.base,
+            "subscriptions",
+            "create",
+            "--name",
+            "y",
+            "--url",
+            &elsewhere,
+        ],
+        vec![
+            "--url",
+            &h.base,
+            "subscriptions",
+            "update",
+            &sub,
+            "--name",
+            "y",
+        ],
+    ] {
+        let refused = run(client("http://127.0.0.1:9", Some(ADMIN_KEY)), &args);
+        assert_eq!(refused.code, 2, "{args:?}: {}", refused.stderr);
+        assert!(refused.stderr.contains("--server"), "{}", refused.stderr);
+    }
+    assert_eq!(
+        cli(&h, &["subscriptions", "get", &sub, "--json"])
+            .ok()
+            .json()["name"],
+        "x"
+    );
+    assert!(
+        rx.got().is_empty(),
+        "the client sent nothing to the subscriber"
+    );
+    // Elsewhere it still works, with a warning.
+    let old = run(
+        client("http://127.0.0.1:9", Some(ADMIN_KEY)),
+        &["--url", &h.base, "agents", "list", "--json"],
+    )
+    .ok();
+    assert!(old.stderr.contains("deprecated"), "{}", old.stderr);
+    assert!(old.json()["data"].is_array());
+
+    // A --server that is not hookrun: each answer says so, exit 3.
+    rx.answer(&[200, 302, 404]);
+    for (what, said) in [
+        ("200", "not JSON"),
+        ("302", "redirect (not followed)"),
+        ("404", "error body"),
+    ] {
+        let wrong = run(client(&rx.url(), Some(ADMIN_KEY)), &["agents", "list"]);
+        assert_eq!(wrong.code, 3, "{what}: {}", wrong.stderr);
+        assert!(
+            wrong.stderr.contains("not hookrun's") && wrong.stderr.contains(said),
+            "{what}: {}",
+            wrong.stderr
+        );
+        assert!(!wrong.stderr.contains(ADMIN_KEY), "{}", wrong.stderr);
+    }
+    // The redirect went nowhere: three requests, all to the receiver.
+    assert_eq!(rx.got().len(), 3);
 }

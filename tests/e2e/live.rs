@@ -115,6 +115,20 @@ async fn sse_from(
     last_event_id: Option<&str>,
     stop_after: Option<usize>,
 ) -> Vec<Value> {
+    sse_until(http, url, last_event_id, move |got| {
+        stop_after == Some(got.len())
+    })
+    .await
+}
+
+/// An SSE stream's events until it ends or `done` says the events so far
+/// are enough (then the request is dropped).
+async fn sse_until(
+    http: reqwest::Client,
+    url: String,
+    last_event_id: Option<&str>,
+    done: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
     let mut req = http.get(url).bearer_auth(ADMIN_KEY);
     if let Some(id) = last_event_id {
         req = req.header("last-event-id", id);
@@ -154,7 +168,7 @@ async fn sse_from(
             );
             assert_eq!(id.as_deref(), data["id"].as_str(), "id: is the event id");
             got.push(data);
-            if stop_after == Some(got.len()) {
+            if done(&got) {
                 return got;
             }
         }
@@ -278,6 +292,140 @@ async fn websocket_and_sse_follow_a_streaming_run_exactly_once_across_reconnects
         n + 1,
         "each streamed event logged once, the output not again"
     );
+}
+
+/// Whether the last event is `run_id`'s terminal event.
+fn ends_run(got: &[Value], run_id: &str) -> bool {
+    got.last().is_some_and(|e| {
+        e["run_id"] == run_id && (e["type"] == "run.succeeded" || e["type"] == "run.failed")
+    })
+}
+
+/// Per run: each event once, in `seq` order, nothing after its terminal
+/// event.
+fn assert_each_run_in_order(events: &[Value], resumed_from: &str) {
+    let mut last: std::collections::HashMap<&str, (u64, bool)> = Default::default();
+    for e in events {
+        let run = e["run_id"].as_str().unwrap();
+        let seq = e["seq"].as_u64().unwrap();
+        if let Some((before, ended)) = last.get(run) {
+            assert!(
+                !ended,
+                "{} after its run's end (resumed from {resumed_from})",
+                e["id"]
+            );
+            assert!(
+                seq > *before,
+                "{} after seq {before} (resumed from {resumed_from})",
+                e["id"]
+            );
+        }
+        let terminal = e["type"] == "run.succeeded" || e["type"] == "run.failed";
+        last.insert(run, (seq, terminal));
+    }
+}
+
+/// Resumes from `from` on the workspace's WebSocket channel and on the
+/// agent's SSE stream; each answers `run_id`'s events after it (up to its
+/// terminal event).
+async fn resume_both(h: &Hookrun, agent: &str, run_id: &str, from: &str) -> [Vec<Value>; 2] {
+    let mut ws = ws_connect(h, ADMIN_KEY).await;
+    let ok = subscribe(
+        &mut ws,
+        json!({"channel": format!("workspace:{}", h.workspace), "last_event_id": from}),
+    )
+    .await;
+    assert_eq!(ok["type"], "subscribed", "{ok}");
+    let mut over_ws = vec![];
+    while !ends_run(&over_ws, run_id) {
+        let e = next_json(&mut ws).await;
+        assert_ne!(e["type"], "error", "{e}");
+        over_ws.push(e);
+    }
+    let run = run_id.to_owned();
+    let over_sse = sse_until(
+        h.http.clone(),
+        h.url(&format!("/api/v1/agents/{agent}/events")),
+        Some(from),
+        move |got| ends_run(got, &run),
+    )
+    .await;
+    for got in [&over_ws, &over_sse] {
+        assert_each_run_in_order(got, from);
+    }
+    [over_ws, over_sse].map(|got| got.into_iter().filter(|e| e["run_id"] == run_id).collect())
+}
+
+/// Resuming an agent's or a workspace's stream from any event of a run
+/// gives the rest of that run once, in `seq` order, its terminal event
+/// after all of its lines: from each event while the run goes on, and
+/// again once it finished; for an agent that streams and one that answers
+/// JSON after 0.3 s.
+#[tokio::test]
+async fn broad_resumes_from_every_position_give_the_rest_of_the_run_once_in_order() {
+    let fake = FakeAgent::start().await;
+    let h = std::sync::Arc::new(Hookrun::start());
+    let streamer = streaming_agent(&h, &fake, "n=5&delay_ms=40&format=sse").await;
+    let slow = h
+        .create_agent(json!({"name": "slow", "runner": {"type": "http", "url": fake.url("/slow")}}))
+        .await;
+    for (agent, secret) in [streamer, slow] {
+        let mut live = ws_connect(&h, ADMIN_KEY).await;
+        subscribe(
+            &mut live,
+            json!({"channel": format!("workspace:{}", h.workspace), "agent_id": agent}),
+        )
+        .await;
+        let run_id = h
+            .trigger(&agent, &secret, json!({"event": "go", "source": "test"}))
+            .await;
+        // Each event as it is published is a resume point at once, while
+        // the run goes on.
+        let mut whole: Vec<Value> = vec![];
+        let mut during = vec![];
+        while !ends_run(&whole, &run_id) {
+            let e = next_json(&mut live).await;
+            if e["run_id"] != run_id.as_str() {
+                continue;
+            }
+            let terminal = e["type"] == "run.succeeded" || e["type"] == "run.failed";
+            if !terminal {
+                let (h, agent, run_id) = (h.clone(), agent.clone(), run_id.clone());
+                let from = e["id"].as_str().unwrap().to_owned();
+                during.push((
+                    from.clone(),
+                    tokio::spawn(async move { resume_both(&h, &agent, &run_id, &from).await }),
+                ));
+            }
+            whole.push(e);
+        }
+        let ids = |v: &[Value]| -> Vec<String> {
+            v.iter()
+                .map(|e| e["id"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        let all = ids(&whole);
+        let position = |from: &str| all.iter().position(|id| id == from).unwrap();
+        for (from, task) in during {
+            for got in task.await.unwrap() {
+                assert_eq!(
+                    ids(&got),
+                    all[position(&from) + 1..],
+                    "resumed from {from} while running"
+                );
+            }
+        }
+        // And from every position of the finished run but its last.
+        for from in &all[..all.len() - 1] {
+            for got in resume_both(&h, &agent, &run_id, from).await {
+                assert_eq!(
+                    ids(&got),
+                    all[position(from) + 1..],
+                    "resumed from {from} once finished"
+                );
+            }
+        }
+    }
 }
 
 #[tokio::test]

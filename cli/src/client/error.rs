@@ -26,8 +26,8 @@ Exit codes:
      signature did not verify (verify), or the followed run failed
      (logs --follow --run)
   2  usage error: bad flags, an unreadable file, malformed JSON given
-  3  the service could not be reached, timed out, answered 5xx, or
-     rate limited the call (429): retry later
+  3  the service could not be reached, timed out, answered 5xx, rate
+     limited the call (429), or what answered is not hookrun
   4  not found (404)";
 
 #[derive(Debug, thiserror::Error)]
@@ -50,8 +50,14 @@ pub enum CliError {
         code: String,
         message: String,
     },
-    /// The service answered 2xx with something that is not what the API
-    /// documents (wrong URL pointing at another server, most likely).
+    /// Something other than hookrun answered (a `--server` that points at
+    /// another server, most likely): a redirect, a 2xx that is not JSON, a
+    /// 4xx without the API's error body.
+    #[error(
+        "the answer from {url} is not hookrun's ({detail}); is --server (HOOKRUN_URL) the hookrun service's address?"
+    )]
+    NotHookrun { url: String, detail: String },
+    /// The service answered JSON that is not what the API documents.
     #[error("unexpected answer from the service: {0}")]
     BadAnswer(String),
     /// The check the command made came out negative (a signature that does
@@ -69,7 +75,7 @@ impl CliError {
             // Rate limited: retrying later helps, as with a 5xx.
             CliError::Api { status, .. } if *status >= 500 || *status == 429 => exit::UNAVAILABLE,
             CliError::Api { .. } => exit::REFUSED,
-            CliError::BadAnswer(_) => exit::UNAVAILABLE,
+            CliError::NotHookrun { .. } | CliError::BadAnswer(_) => exit::UNAVAILABLE,
             CliError::Negative(_) => exit::REFUSED,
         }
     }

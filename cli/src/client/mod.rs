@@ -16,7 +16,9 @@ pub use error::{exit, CliError, Result, EXIT_CODES_HELP};
 /// client command.
 #[derive(clap::Args, Debug, Clone)]
 pub struct Connection {
-    /// Base URL of a running hookrun service (client commands).
+    /// Base URL of a running hookrun service (client commands). `--url`
+    /// belongs to the resources that have one (a subscription's
+    /// destination), so the admin key never goes where a resource points.
     #[arg(
         long,
         global = true,
@@ -24,7 +26,7 @@ pub struct Connection {
         default_value = "http://127.0.0.1:8080",
         value_name = "URL"
     )]
-    pub url: String,
+    pub server: String,
     /// Admin API key of the workspace (client commands); sent as
     /// `Authorization: Bearer`, never printed.
     #[arg(
@@ -61,12 +63,12 @@ impl Client {
     /// Checks the connection settings before anything is sent, so a typo
     /// is a usage error rather than a network one.
     pub fn new(conn: &Connection) -> Result<Client> {
-        let base = Url::parse(&conn.url)
-            .map_err(|e| CliError::usage(format!("--url {:?}: {e}", conn.url)))?;
+        let base = Url::parse(&conn.server)
+            .map_err(|e| CliError::usage(format!("--server {:?}: {e}", conn.server)))?;
         if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
             return Err(CliError::usage(format!(
-                "--url {:?}: expected an http:// or https:// URL",
-                conn.url
+                "--server {:?}: expected an http:// or https:// URL",
+                conn.server
             )));
         }
         let key = conn
@@ -142,43 +144,61 @@ impl Client {
         let shown = without_query(&url);
         let resp = req.send().await.map_err(|e| unreachable(&shown, &e))?;
         let status = resp.status();
+        let content_type = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("no content type")
+            .to_owned();
         let raw = resp.text().await.map_err(|e| unreachable(&shown, &e))?;
+        let not_hookrun = |what: &str| CliError::NotHookrun {
+            url: shown.clone(),
+            detail: format!("{status}, {what}"),
+        };
+        if status.is_redirection() {
+            // Never followed: the key is for the service, not for wherever
+            // a redirect points.
+            return Err(not_hookrun("a redirect (not followed)"));
+        }
         if status.is_success() {
             let json = if raw.trim().is_empty() {
                 Value::Null
             } else {
-                serde_json::from_str(&raw).map_err(|_| {
-                    CliError::BadAnswer(format!("{status} with a body that is not JSON"))
-                })?
+                serde_json::from_str(&raw)
+                    .map_err(|_| not_hookrun(&format!("{content_type} that is not JSON")))?
             };
             return Ok(Answer { raw, json });
         }
-        Err(api_error(status, &raw))
+        Err(api_error(status, &raw).unwrap_or_else(|| {
+            if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+                // A proxy or load balancer in front of the service, most
+                // likely: retrying later may help.
+                let mut text: String = raw.trim().chars().take(200).collect();
+                if text.is_empty() {
+                    text = status.canonical_reason().unwrap_or("error").to_owned();
+                }
+                CliError::Api {
+                    status: status.as_u16(),
+                    code: "http_error".to_owned(),
+                    message: text,
+                }
+            } else {
+                not_hookrun(&format!("{content_type} without hookrun's error body"))
+            }
+        }))
     }
 }
 
-/// The API's `{"error":{"code","message"}}`, or what there is of it when
-/// something else (a proxy, another server) answered.
-fn api_error(status: StatusCode, raw: &str) -> CliError {
-    let parsed: Option<(String, String)> = serde_json::from_str::<Value>(raw).ok().and_then(|v| {
-        let e = v.get("error")?;
-        Some((
-            e.get("code")?.as_str()?.to_owned(),
-            e.get("message")?.as_str()?.to_owned(),
-        ))
-    });
-    let (code, message) = parsed.unwrap_or_else(|| {
-        let mut text: String = raw.trim().chars().take(200).collect();
-        if text.is_empty() {
-            text = status.canonical_reason().unwrap_or("error").to_owned();
-        }
-        ("http_error".to_owned(), text)
-    });
-    CliError::Api {
+/// The API's `{"error":{"code","message"}}`; None when the body is not
+/// one (something other than hookrun answered).
+fn api_error(status: StatusCode, raw: &str) -> Option<CliError> {
+    let v = serde_json::from_str::<Value>(raw).ok()?;
+    let e = v.get("error")?;
+    Some(CliError::Api {
         status: status.as_u16(),
-        code,
-        message,
-    }
+        code: e.get("code")?.as_str()?.to_owned(),
+        message: e.get("message")?.as_str()?.to_owned(),
+    })
 }
 
 /// A request that got no answer. Timeouts and refusals alike: nothing
@@ -216,7 +236,7 @@ mod tests {
 
     fn client(url: &str) -> Result<Client> {
         Client::new(&Connection {
-            url: url.into(),
+            server: url.into(),
             api_key: Some("k".into()),
         })
     }
@@ -247,21 +267,22 @@ mod tests {
             assert_eq!(e, Some(exit::USAGE), "{url}");
         }
         let no_key = Client::new(&Connection {
-            url: "http://h/".into(),
+            server: "http://h/".into(),
             api_key: None,
         });
         assert_eq!(no_key.err().map(|e| e.exit_code()), Some(exit::USAGE));
     }
 
     #[test]
-    fn error_bodies_are_read_or_summarised() {
+    fn error_bodies_are_hookruns_or_none() {
         let e = api_error(
             StatusCode::NOT_FOUND,
             r#"{"error":{"code":"not_found","message":"agent not found"}}"#,
-        );
+        )
+        .expect("hookrun's error body");
         assert_eq!(e.to_string(), "404 not_found: agent not found");
-        let e = api_error(StatusCode::BAD_GATEWAY, "<html>bad gateway</html>");
-        assert_eq!(e.exit_code(), exit::UNAVAILABLE);
-        assert!(e.to_string().contains("bad gateway"), "{e}");
+        for other in ["<html>not found</html>", "", "{}", r#"{"error":"x"}"#] {
+            assert!(api_error(StatusCode::NOT_FOUND, other).is_none(), "{other}");
+        }
     }
 }

@@ -52,6 +52,20 @@ pub enum Remote {
     Logs(logs::Args),
 }
 
+impl Remote {
+    /// Whether the command has a `--url` of its own (a resource's URL), so
+    /// that the deprecated top-level `--url` would be ambiguous there.
+    pub fn takes_url(&self) -> bool {
+        matches!(
+            self,
+            Remote::Subscriptions {
+                command: subscriptions::Command::Create { .. }
+                    | subscriptions::Command::Update { .. }
+            }
+        )
+    }
+}
+
 /// What every client command gets: the client and the output mode.
 pub struct Ctx {
     pub client: Client,

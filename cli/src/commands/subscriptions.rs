@@ -19,10 +19,10 @@ pub enum Command {
     Create {
         #[arg(long)]
         name: Option<String>,
-        /// Where deliveries are POSTed (the API's `url`; `--url` is the
-        /// service's own address).
-        #[arg(long, value_name = "URL")]
-        endpoint: Option<String>,
+        /// Where deliveries are POSTed (the API's `url`; the service's
+        /// own address is --server).
+        #[arg(long, alias = "endpoint", value_name = "URL")]
+        url: Option<String>,
         /// Only this agent's runs.
         #[arg(long = "agent", value_name = "AGENT_ID")]
         agent_id: Option<String>,
@@ -44,8 +44,8 @@ pub enum Command {
         #[arg(long)]
         name: Option<String>,
         /// Where deliveries are POSTed.
-        #[arg(long, value_name = "URL")]
-        endpoint: Option<String>,
+        #[arg(long, alias = "endpoint", value_name = "URL")]
+        url: Option<String>,
         /// Only this agent's runs.
         #[arg(long = "agent", value_name = "AGENT_ID", conflicts_with = "all_agents")]
         agent_id: Option<String>,
@@ -130,14 +130,14 @@ pub async fn run(ctx: &Ctx, cmd: Command) -> Result<()> {
     match cmd {
         Command::Create {
             name,
-            endpoint,
+            url,
             agent_id,
             fields,
             body,
         } => {
             let mut f = vec![
                 ("name", some(name)),
-                ("url", some(endpoint)),
+                ("url", some(url)),
                 ("agent_id", some(agent_id)),
             ];
             f.extend(fields.json());
@@ -156,7 +156,7 @@ pub async fn run(ctx: &Ctx, cmd: Command) -> Result<()> {
         Command::Update {
             id,
             name,
-            endpoint,
+            url,
             agent_id,
             all_agents,
             fields,
@@ -169,7 +169,7 @@ pub async fn run(ctx: &Ctx, cmd: Command) -> Result<()> {
             };
             let mut f = vec![
                 ("name", some(name)),
-                ("url", some(endpoint)),
+                ("url", some(url)),
                 ("agent_id", agent),
             ];
             f.extend(fields.json());

@@ -225,7 +225,7 @@ pub const AUTH_FAILURES_PER_MINUTE: Var = number(
     0,
     100_000,
     Unit::Count,
-    "failed admin-key, trigger-token and internal-token authentications one address (an IPv6 /64) may make in a minute; then 429 before any lookup (0: no limit)",
+    "failed admin-key, trigger-token and internal-token authentications one address (an IPv6 /64) may make in a minute; then its wrong credentials get 429, never a right one (0: no limit)",
 );
 pub const TARGET_CACHE_SECONDS: Var = number(
     "HOOKRUN_TARGET_CACHE_SECONDS",

@@ -27,12 +27,11 @@ async fn check_token(app: &App, headers: &HeaderMap, from: SourceIp) -> Result<(
         .ok_or_else(|| Error::unauthorized("missing X-Internal-Token"))?
         .to_str()
         .unwrap_or("");
-    ratelimit::check_auth_failures(app, from.0).await?;
     if secrets_equal(expected, presented) {
         Ok(())
     } else {
-        ratelimit::note_auth_failure(app, from.0).await;
-        Err(Error::unauthorized("invalid internal token").into())
+        let refused = Error::unauthorized("invalid internal token");
+        Err(ratelimit::failed_auth(app, from.0, refused).await.into())
     }
 }
 

@@ -98,34 +98,72 @@ pub async fn since(
         .iter()
         .find(|e| e.seq == after)
         .map_or(cursor_run.created_at, |e| e.time);
-    let mut events: Vec<LiveEvent> = all.into_iter().filter(|e| e.seq > after).collect();
+    let mut runs: Vec<Vec<Timed>> = vec![in_run_order(all)
+        .into_iter()
+        .filter(|t| t.event.seq > after)
+        .collect()];
+    let mut count = runs[0].len();
     let window = chrono::Duration::from_std(RESUME_WINDOW).unwrap_or_default();
     let oldest = from - window;
-    for agent_id in agents_in_scope(app, filter).await? {
-        let runs = app
+    'agents: for agent_id in agents_in_scope(app, filter).await? {
+        let recent = app
             .repo
             .runs_of_agent(&agent_id, MAX_RUNS_PER_AGENT, None, |r| {
                 r.created_at >= oldest && r.id != cursor_run.id
             })
             .await?;
-        for run in runs.data {
-            events.extend(
-                run_events(app, &run, None)
-                    .await?
-                    .into_iter()
-                    .filter(|e| e.time >= from),
-            );
-            if events.len() >= MAX_REPLAY {
-                break;
+        for run in recent.data {
+            // From its first event at or after the resume point on: a
+            // suffix of the run, so it never has a hole.
+            let rest: Vec<Timed> = in_run_order(run_events(app, &run, None).await?)
+                .into_iter()
+                .skip_while(|t| t.at < from)
+                .collect();
+            count += rest.len();
+            runs.push(rest);
+            if count >= MAX_REPLAY {
+                break 'agents;
             }
         }
     }
-    // One order across runs: time, then the run, then its own order.
+    // One order across runs: time, then the run, then its own order. A
+    // run's events keep their `seq` order whatever times their clocks
+    // gave them (the terminal event's time is the run's completion, taken
+    // before its outcome lines were written).
+    let mut events: Vec<Timed> = runs.into_iter().flatten().collect();
     events.sort_by(|a, b| {
-        (a.time, a.run_id.as_str(), a.seq).cmp(&(b.time, b.run_id.as_str(), b.seq))
+        (a.at, a.event.run_id.as_str(), a.event.seq).cmp(&(
+            b.at,
+            b.event.run_id.as_str(),
+            b.event.seq,
+        ))
     });
     events.truncate(MAX_REPLAY);
-    Ok(events)
+    Ok(events.into_iter().map(|t| t.event).collect())
+}
+
+/// An event and the time it sorts at among other runs' events.
+struct Timed {
+    /// The latest time of its run's events up to it: never earlier than
+    /// the events before it in its run.
+    at: chrono::DateTime<chrono::Utc>,
+    event: LiveEvent,
+}
+
+/// A run's events (in `seq` order, as [`run_events`] gives them) with
+/// times that never go back within the run.
+fn in_run_order(events: Vec<LiveEvent>) -> Vec<Timed> {
+    let mut latest = None;
+    events
+        .into_iter()
+        .map(|event| {
+            let at = latest.map_or(event.time, |l: chrono::DateTime<chrono::Utc>| {
+                l.max(event.time)
+            });
+            latest = Some(at);
+            Timed { at, event }
+        })
+        .collect()
 }
 
 /// The run, if it is within the filter's scope.

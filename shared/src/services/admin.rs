@@ -11,17 +11,16 @@ use crate::services::ratelimit;
 /// Shortest admin key accepted from the operator (generated ones are longer).
 pub const MIN_ADMIN_KEY_CHARS: usize = 32;
 
-/// The record of a valid admin key (its workspace, its id). An address
-/// that failed too often this minute is refused before any lookup.
+/// The record of a valid admin key (its workspace, its id). A wrong key
+/// counts against its address ([`ratelimit::failed_auth`]); a right one
+/// is never refused for its address's failures.
 pub async fn authenticate(app: &App, presented: &str, from: IpAddr) -> Result<AdminKey, Error> {
-    ratelimit::check_auth_failures(app, from).await?;
     // Lookup by the key's hash: the comparison is an exact key match in the
     // store, so there is no secret-dependent comparison in our code at all.
     match app.repo.admin_key(&ids::sha256_hex(presented)).await? {
         Some(key) => Ok(key),
         None => {
-            ratelimit::note_auth_failure(app, from).await;
-            Err(Error::unauthorized("invalid admin key"))
+            Err(ratelimit::failed_auth(app, from, Error::unauthorized("invalid admin key")).await)
         }
     }
 }

@@ -23,18 +23,23 @@ pub fn client_key(ip: IpAddr) -> String {
     }
 }
 
-/// Refuses a caller whose address failed to authenticate too often this
-/// minute, before any credential is looked up. An address this process
-/// already saw over the limit is refused without a read.
-pub async fn check_auth_failures(app: &App, ip: IpAddr) -> Result<(), Error> {
+/// What a credential that did not match answers: `refused`, counted
+/// against its address, or `429` once that address failed too often this
+/// minute. Only failures are throttled: a credential that matches is
+/// never looked at here, so a typo loop, a fuzzer or a neighbour behind
+/// the same address cannot lock the right key out (keys and tokens are
+/// long random values: guessing one is hopeless, throttled or not). An
+/// address this process already saw over the limit is answered without a
+/// write.
+pub async fn failed_auth(app: &App, ip: IpAddr, refused: Error) -> Error {
     let limit = app.settings.auth_failures_per_minute;
     if limit == 0 {
-        return Ok(());
+        return refused;
     }
     let now = app.clock.now().timestamp();
     let window = now.div_euclid(60);
     let key = client_key(ip);
-    let refused = || Error::RateLimited {
+    let over = || Error::RateLimited {
         scope: LimitScope::AuthFailures,
         state: RateState {
             limit,
@@ -43,47 +48,30 @@ pub async fn check_auth_failures(app: &App, ip: IpAddr) -> Result<(), Error> {
         },
     };
     if app.limiter.blocked(&key, window) {
-        return Err(refused());
+        return over();
     }
-    let count = app
-        .repo
-        .counter(LimitScope::AuthFailures, &key, window)
-        .await?;
-    if count >= i64::from(limit) {
-        app.limiter.block(key, window);
-        return Err(refused());
-    }
-    Ok(())
-}
-
-/// True when this process already knows the address is over its limit of
-/// failed authentications this minute (no read).
-pub fn known_blocked(app: &App, ip: IpAddr) -> bool {
-    app.settings.auth_failures_per_minute > 0
-        && app
-            .limiter
-            .blocked(&client_key(ip), app.clock.now().timestamp().div_euclid(60))
-}
-
-/// Counts a failed authentication from this address (best effort).
-pub async fn note_auth_failure(app: &App, ip: IpAddr) {
-    let limit = app.settings.auth_failures_per_minute;
-    if limit == 0 {
-        return;
-    }
-    let window = app.clock.now().timestamp().div_euclid(60);
-    let key = client_key(ip);
-    // The counter stops at the limit: once there, every call is refused
-    // before it can fail again.
+    // The counter stops at the limit: a failure past it is refused by the
+    // condition, and this process remembers the address until the window
+    // ends.
     match app
         .repo
         .count_call(LimitScope::AuthFailures, &key, window, limit)
         .await
     {
-        Ok(n) if n >= i64::from(limit) => app.limiter.block(key, window),
-        Ok(_) => {}
-        Err(StoreError::ConditionFailed) => app.limiter.block(key, window),
-        Err(e) => tracing::warn!(error = %e, "could not count a failed authentication"),
+        Ok(n) => {
+            if n >= i64::from(limit) {
+                app.limiter.block(key, window);
+            }
+            refused
+        }
+        Err(StoreError::ConditionFailed) => {
+            app.limiter.block(key, window);
+            over()
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "could not count a failed authentication");
+            refused
+        }
     }
 }
 

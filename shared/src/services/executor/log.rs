@@ -32,6 +32,8 @@ pub(super) struct RunLog<'a> {
     /// At most this many lines in this phase.
     cap: u32,
     lines: Vec<LogLine>,
+    /// How many of `lines` are stored (and wait to be published).
+    written: usize,
     /// Events to publish after the lines (the terminal event).
     then: Vec<LiveEvent>,
 }
@@ -59,6 +61,7 @@ impl<'a> RunLog<'a> {
             count: 0,
             cap,
             lines: vec![],
+            written: 0,
             then: vec![],
         }
     }
@@ -129,10 +132,27 @@ impl<'a> RunLog<'a> {
     /// a failed log write never fails the run (the lines are published
     /// anyway, so live clients still see them).
     pub(super) async fn flush(&mut self) {
-        let lines = std::mem::take(&mut self.lines);
-        if let Err(e) = self.app.repo.append_logs(&lines).await {
+        self.write().await;
+        self.publish().await;
+    }
+
+    /// Stores the lines collected so far; [`Self::publish`] announces them.
+    /// The outcome's lines are stored before the run's terminal state, so
+    /// a replay that reads a finished run always finds them (it reads the
+    /// run, then its lines).
+    pub(super) async fn write(&mut self) {
+        let lines = &self.lines[self.written..];
+        if let Err(e) = self.app.repo.append_logs(lines).await {
             tracing::warn!(run_id = %self.run_id, error = %e, "could not write run log lines");
         }
+        self.written = self.lines.len();
+    }
+
+    /// Publishes the lines written so far, then the events queued with
+    /// [`Self::then_publish`].
+    pub(super) async fn publish(&mut self) {
+        let lines: Vec<LogLine> = self.lines.drain(..self.written).collect();
+        self.written = 0;
         let mut events: Vec<LiveEvent> = lines
             .iter()
             .map(|l| LiveEvent::log(&self.workspace_id, l))

@@ -346,6 +346,11 @@ async fn finish(
             run.exit_code = Some(failure.exit_code());
         }
     }
+    // The lines first: whoever reads the run finished finds them stored
+    // ("Real-time events": a replay reads the run, then its lines). Should
+    // another executor have taken the run over, they stay as this
+    // attempt's outcome, numbered apart from the next attempt's.
+    log.write().await;
     // A transient store error here would re-run the agent once the lease
     // expires; try a few times before giving up on recording the outcome.
     let mut tries = 0;
@@ -353,7 +358,7 @@ async fn finish(
         match app.repo.save(run).await {
             Ok(()) => {
                 log.then_publish(LiveEvent::lifecycle(run));
-                log.flush().await;
+                log.publish().await;
                 return Ok(());
             }
             Err(crate::error::StoreError::ConditionFailed) => {

@@ -63,9 +63,10 @@ fn key(route: Route<'_>, headers: &HeaderMap) -> Option<TargetKey> {
     })
 }
 
-/// The route's target. A token is a credential: an address that guessed
-/// wrong too often this minute is refused (checked beside the lookup,
-/// whose answer it then never sees), and a wrong guess is counted.
+/// The route's target. A token is a credential: a wrong one counts
+/// against its address, and past the limit is answered `429`
+/// ([`ratelimit::failed_auth`]); a right one is never refused for its
+/// address's failures.
 pub(super) async fn resolve(
     app: &App,
     route: Route<'_>,
@@ -73,39 +74,23 @@ pub(super) async fn resolve(
     ip: Option<IpAddr>,
 ) -> Result<Target, Error> {
     let by_token = matches!(route, Route::TokenUrl { .. } | Route::Bearer);
-    let guarded_ip = ip.filter(|_| by_token);
-    if let Some(ip) = guarded_ip {
-        if ratelimit::known_blocked(app, ip) {
-            ratelimit::check_auth_failures(app, ip).await?;
-        }
-    }
     let key = key(route, headers);
     if let Some(hit) = key.as_ref().and_then(|k| app.targets.get(k)) {
         return Ok(hit);
     }
-    let result = match guarded_ip {
-        Some(ip) => {
-            let (check, result) = tokio::join!(
-                ratelimit::check_auth_failures(app, ip),
-                lookup(app, route, headers)
-            );
-            check?;
-            result
-        }
-        None => lookup(app, route, headers).await,
-    };
-    match (&result, guarded_ip) {
-        (Err(Error::NotFound(_) | Error::Unauthorized(_)), Some(ip)) => {
-            ratelimit::note_auth_failure(app, ip).await
-        }
-        (Ok(target), _) => {
+    match lookup(app, route, headers).await {
+        Ok(target) => {
             if let Some(k) = key {
                 app.targets.insert(k, target.clone());
             }
+            Ok(target)
         }
-        _ => {}
+        Err(e @ (Error::NotFound(_) | Error::Unauthorized(_))) => match ip.filter(|_| by_token) {
+            Some(ip) => Err(ratelimit::failed_auth(app, ip, e).await),
+            None => Err(e),
+        },
+        Err(e) => Err(e),
     }
-    result
 }
 
 /// The target from the table: one read for the agent route; the trigger,

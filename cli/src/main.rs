@@ -92,6 +92,38 @@ enum WorkspaceCommand {
         #[command(flatten)]
         backend: BackendArgs,
     },
+    /// Add an admin key to a workspace and print it (shown once): for a
+    /// lost key. Needs access to the store (the data directory, or AWS
+    /// credentials that may write the table), not a key.
+    #[command(after_long_help = STORE_ENV.as_str())]
+    AddKey {
+        /// The workspace (default: the one the store's first start made,
+        /// as `hookrun serve` prints it).
+        #[arg(long, value_name = "WORKSPACE_ID")]
+        workspace: Option<String>,
+        /// What the key is for.
+        #[arg(long, default_value = "added with workspace add-key")]
+        name: String,
+        #[arg(long, value_enum, default_value = "admin")]
+        role: commands::keys::Role,
+        #[command(flatten)]
+        backend: BackendArgs,
+    },
+}
+
+/// A store command's failure to reach its store (exit 3, as a client
+/// command that cannot reach the service): retrying later may help.
+#[derive(Debug, thiserror::Error)]
+#[error("store unavailable: {0}")]
+struct StoreUnavailable(String);
+
+/// A store command's error: unavailable stores apart, so they exit 3.
+fn store_error(e: hookrun_core::Error) -> anyhow::Error {
+    match e {
+        hookrun_core::Error::Store(hookrun_core::error::StoreError::Backend(detail))
+        | hookrun_core::Error::Unavailable(detail) => StoreUnavailable(detail).into(),
+        other => anyhow::anyhow!("{other}"),
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -197,7 +229,12 @@ fn block_on(f: impl std::future::Future<Output = anyhow::Result<()>>) -> std::pr
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("hookrun: {e:#}");
-            std::process::ExitCode::from(2)
+            let unavailable = e.downcast_ref::<StoreUnavailable>().is_some();
+            std::process::ExitCode::from(if unavailable {
+                client::exit::UNAVAILABLE
+            } else {
+                client::exit::USAGE
+            })
         }
     }
 }
@@ -257,13 +294,55 @@ fn main() -> std::process::ExitCode {
                 .app;
             let (ws, key) = hookrun_core::services::admin::create_workspace(&app, &name)
                 .await
-                .map_err(|e| match e {
-                    hookrun_core::Error::Store(detail) => {
-                        anyhow::anyhow!("store unavailable: {detail}")
-                    }
-                    other => anyhow::anyhow!("{other}"),
-                })?;
+                .map_err(store_error)?;
             println!("workspace: {}", ws.id);
+            println!("admin API key (shown once, keep it): {key}");
+            Ok(())
+        }),
+        Command::Workspace {
+            command:
+                WorkspaceCommand::AddKey {
+                    workspace,
+                    name,
+                    role,
+                    backend,
+                },
+        } => block_on(async move {
+            use hookrun_core::services::admin;
+            let workspace = match workspace {
+                Some(id) => {
+                    Some(hookrun_core::ids::WorkspaceId::parse(&id).ok_or_else(|| {
+                        anyhow::anyhow!("--workspace {id:?} is not a workspace id")
+                    })?)
+                }
+                None => None,
+            };
+            let mut store = ServeSettings::from_env()?;
+            backend.apply(&mut store);
+            let app = serve::open(&store, hookrun_core::Settings::from_env()?)
+                .await?
+                .app;
+            let workspace = match workspace {
+                Some(ws) => ws,
+                None => admin::default_workspace(&app)
+                    .await
+                    .map_err(store_error)?
+                    .ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "this store has no default workspace (it was not started by `hookrun serve`): give --workspace"
+                        )
+                    })?,
+            };
+            let role = match role {
+                commands::keys::Role::Admin => hookrun_core::model::Role::Admin,
+                commands::keys::Role::Viewer => hookrun_core::model::Role::Viewer,
+            };
+            let req = admin::CreateAdminKey { name, role };
+            let (view, key) = admin::create_key(&app, &workspace, req)
+                .await
+                .map_err(store_error)?;
+            println!("workspace: {workspace}");
+            println!("key id: {} ({})", view.id, view.role.as_str());
             println!("admin API key (shown once, keep it): {key}");
             Ok(())
         }),

@@ -104,6 +104,17 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         println!("admin API key (shown once, keep it): {key}");
     } else if boot.fresh {
         println!("admin API key: the one in HOOKRUN_BOOTSTRAP_ADMIN_KEY");
+    } else if let Some(key) = serve.bootstrap_admin_key.as_deref() {
+        // The variable only seeds a store's first start: say so rather
+        // than leave its key answering 401.
+        if !admin::has_key(&app, key).await.unwrap_or(true) {
+            eprintln!(
+                "hookrun: HOOKRUN_BOOTSTRAP_ADMIN_KEY is not a key of this store: it is used \
+                 only on a store's first start, and this store was started before; add it \
+                 with `hookrun workspace add-key` (or unset the variable and use a key the \
+                 store has)"
+            );
+        }
     }
     if args.demo {
         print_demo(&app, &boot.workspace.id, local).await?;

@@ -37,7 +37,9 @@ pub struct App {
     /// fixed in tests.
     pub jitter: Arc<dyn Fn() -> f64 + Send + Sync>,
     /// When this process last recorded each trigger's use.
-    pub trigger_use: Arc<UseMemory>,
+    pub trigger_use: Arc<UseMemory<TriggerId>>,
+    /// When this process last recorded each admin key's use (by key id).
+    pub admin_key_use: Arc<UseMemory<String>>,
     /// How many calls of each trigger this process logged this minute.
     pub invocation_budget: Arc<InvocationBudget>,
     /// Trigger targets this process looked up lately (cleared by its own
@@ -73,6 +75,7 @@ impl App {
             outbound,
             jitter: Arc::new(|| rand::Rng::gen_range(&mut rand::thread_rng(), -1.0..=1.0)),
             trigger_use: Arc::default(),
+            admin_key_use: Arc::default(),
             invocation_budget: Arc::default(),
             targets: Arc::new(TtlCache::new(settings.target_cache, TARGET_CACHE_CAP)),
             agents: Arc::new(TtlCache::new(settings.target_cache, TARGET_CACHE_CAP)),
@@ -132,10 +135,15 @@ impl App {
     }
 }
 
-/// Remembers when this process last recorded a trigger's use, so it writes
-/// `last_used_at` at most once a minute per trigger.
-#[derive(Default)]
-pub struct UseMemory(Mutex<HashMap<TriggerId, Instant>>);
+/// Remembers when this process last recorded a trigger's (or an admin
+/// key's) use, so it writes `last_used_at` at most once a minute per id.
+pub struct UseMemory<K>(Mutex<HashMap<K, Instant>>);
+
+impl<K> Default for UseMemory<K> {
+    fn default() -> Self {
+        UseMemory(Mutex::new(HashMap::new()))
+    }
+}
 
 /// How often one process records a trigger's use.
 pub const USE_RECORD_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
@@ -143,9 +151,9 @@ pub const USE_RECORD_INTERVAL: std::time::Duration = std::time::Duration::from_s
 /// Entries kept before the memory starts afresh.
 const USE_MEMORY_CAP: usize = 10_000;
 
-impl UseMemory {
+impl<K: std::hash::Hash + Eq + Clone> UseMemory<K> {
     /// True when the use should be recorded now (and remembers that it was).
-    pub fn due(&self, id: &TriggerId) -> bool {
+    pub fn due(&self, id: &K) -> bool {
         let mut seen = self.0.lock().unwrap_or_else(|p| p.into_inner());
         if seen
             .get(id)

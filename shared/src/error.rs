@@ -63,6 +63,7 @@ pub enum Entity {
     Subscription,
     Delivery,
     Workspace,
+    AdminKey,
     /// A WebSocket connection (API Gateway).
     Connection,
     /// No route answers this method and path.
@@ -78,6 +79,7 @@ impl Entity {
             Entity::Subscription => "subscription",
             Entity::Delivery => "delivery",
             Entity::Workspace => "workspace",
+            Entity::AdminKey => "admin key",
             Entity::Connection => "connection",
             Entity::Route => "route",
         }

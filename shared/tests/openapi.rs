@@ -53,10 +53,10 @@ fn every_operation_is_described_secured_and_answers_json_errors() {
     let doc = doc();
     assert_eq!(doc["openapi"], "3.1.0");
     let ops = operations(&doc);
-    // 5 trigger routes, 31 management routes, /healthz and /openapi.json.
+    // 5 trigger routes, 35 management routes, /healthz and /openapi.json.
     assert_eq!(
         ops.len(),
-        38,
+        42,
         "{:?}",
         ops.iter().map(|o| (&o.0, &o.1)).collect::<Vec<_>>()
     );
@@ -310,6 +310,58 @@ fn the_template_routes_every_documented_operation() {
         assert!(
             routed,
             "template.yaml sends no {method} {path} to {function}"
+        );
+    }
+}
+
+/// The HTTP API's own route list (`DefinitionBody`): each path with the
+/// integration it names (`ingress` or `api`).
+fn template_definition_routes() -> Vec<(String, String)> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let (mut current, mut out) = (None::<String>, Vec::new());
+    for line in text.lines() {
+        let t = line.trim();
+        if t.starts_with("\"/") && t.ends_with("\":") {
+            current = Some(t.trim_end_matches(':').trim_matches('"').to_owned());
+        } else if let (Some(p), Some(at)) = (&current, t.find("x-amazon-apigateway-integrations/"))
+        {
+            let name = t[at + "x-amazon-apigateway-integrations/".len()..]
+                .split('"')
+                .next()
+                .unwrap_or_default();
+            out.push((p.clone(), name.to_owned()));
+        }
+    }
+    out
+}
+
+/// Every route a function's event declares is in the HTTP API's route list
+/// with that function's integration: one missing there makes SAM add an
+/// integration that references the function, and CloudFormation refuses
+/// the stack (the function's HOOKRUN_PUBLIC_URL references the API), which
+/// neither linter notices.
+#[test]
+fn the_http_api_route_list_has_every_function_route() {
+    let defined = template_definition_routes();
+    assert!(defined.len() > 10, "{defined:?}");
+    let routes = template_routes();
+    for (function, integration) in [("IngressFunction", "ingress"), ("ApiFunction", "api")] {
+        let mine: Vec<_> = routes.iter().filter(|(f, _, _)| f == function).collect();
+        assert!(!mine.is_empty(), "{function} has routes");
+        for (_, method, path) in mine {
+            assert!(
+                defined.iter().any(|(p, i)| p == path && i == integration),
+                "{method} {path} of {function} is not in HttpApi's DefinitionBody with the {integration} integration"
+            );
+        }
+    }
+    // And nothing there that no function's event grants the invoke
+    // permission for.
+    for (path, _) in &defined {
+        assert!(
+            routes.iter().any(|(_, _, p)| p == path),
+            "{path} is in the DefinitionBody but no function's event"
         );
     }
 }

@@ -930,3 +930,72 @@ async fn cli_sends_the_admin_key_to_the_service_only() {
     // The redirect went nowhere: three requests, all to the receiver.
     assert_eq!(rx.got().len(), 3);
 }
+
+#[tokio::test]
+async fn cli_keys_create_list_revoke() {
+    let h = Hookrun::start();
+    let created = cli(
+        &h,
+        &[
+            "keys", "create", "--name", "ci", "--role", "viewer", "--json",
+        ],
+    )
+    .ok()
+    .json();
+    let id = id_of(&created);
+    let key = created["key"].as_str().unwrap().to_owned();
+    assert_eq!(created["role"], "viewer");
+    // The table shows the key once, below it, and the listing never.
+    let shown = cli(&h, &["keys", "create", "--name", "other"]).ok().stdout;
+    assert_eq!(
+        shown.matches("hka_").count(),
+        2,
+        "prefix row and the key below: {shown}"
+    );
+    assert!(shown.contains("key (shown once, keep it): hka_"), "{shown}");
+    let table = cli(&h, &["keys", "list"]).ok().stdout;
+    assert!(table.contains(&id) && table.contains("viewer"), "{table}");
+    assert!(!table.contains(&key), "{table}");
+    // The viewer key reads, and is refused a change (exit 1).
+    let as_viewer = run(client(&h.base, Some(&key)), &["agents", "list", "--json"]).ok();
+    assert!(as_viewer.json()["data"].is_array());
+    let refused = run(
+        client(&h.base, Some(&key)),
+        &["agents", "create", "--name", "x"],
+    );
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("403 forbidden"),
+        "{}",
+        refused.stderr
+    );
+    let revoked = cli(&h, &["keys", "revoke", &id]).ok();
+    assert!(revoked.stderr.contains("revoked") || revoked.stdout.contains("revoked"));
+    assert_eq!(cli(&h, &["keys", "get", &id]).code, 4);
+    assert_eq!(
+        cli(&h, &["keys", "create", "--name", "x", "--role", "root"]).code,
+        2
+    );
+}
+
+#[test]
+fn workspace_create_on_an_unreachable_store_exits_3() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = Command::new(env!("CARGO_BIN_EXE_hookrun"))
+        .args(["workspace", "create", "--backend", "aws"])
+        .env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}"))
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("HOOKRUN_TABLE_NAME", "unreachable")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("store unavailable"), "{stderr}");
+}

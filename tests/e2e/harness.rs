@@ -187,6 +187,14 @@ impl Hookrun {
         self.respawn();
     }
 
+    /// Starts again on the same data directory with `env` added.
+    pub fn restart_with(&mut self, env: &[(&str, &str)]) {
+        self.stop();
+        self.env
+            .extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        self.respawn();
+    }
+
     /// Kills the process at once (SIGKILL: no drain, nothing flushed that
     /// was not already durable) and waits for it to be gone (the crash test).
     #[allow(dead_code)]

@@ -4,6 +4,7 @@
 
 mod harness;
 
+mod admin_keys;
 mod agent_webhook;
 mod cli;
 mod execution;

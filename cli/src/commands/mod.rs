@@ -6,6 +6,7 @@
 pub mod agents;
 pub mod completions;
 pub mod deliveries;
+pub mod keys;
 pub mod logs;
 pub mod runs;
 pub mod subscriptions;
@@ -50,6 +51,11 @@ pub enum Remote {
     },
     /// An agent's log lines; --follow keeps printing new ones.
     Logs(logs::Args),
+    /// Admin keys of the workspace: create (admin or viewer), list, revoke.
+    Keys {
+        #[command(subcommand)]
+        command: keys::Command,
+    },
 }
 
 impl Remote {
@@ -84,6 +90,7 @@ pub async fn run(cmd: Remote, conn: &Connection, out: Output) -> Result<()> {
         Remote::Runs { command } => runs::run(&ctx, command).await,
         Remote::Deliveries { command } => deliveries::run(&ctx, command).await,
         Remote::Logs(args) => logs::run(&ctx, args).await,
+        Remote::Keys { command } => keys::run(&ctx, command).await,
     }
 }
 

@@ -4,12 +4,14 @@ use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Query};
 use axum::http::request::Parts;
+use axum::http::Method;
 use serde::Deserialize;
 
 use super::ApiError;
 use crate::app::App;
 use crate::error::Error;
 use crate::ids::WorkspaceId;
+use crate::model::Role;
 use crate::services::admin;
 
 /// A JSON request body: `Content-Type: application/json` (or `+json`),
@@ -180,11 +182,14 @@ mod client_address_tests {
     }
 }
 
-/// A caller holding a valid admin key: the workspace it acts in.
+/// A caller holding a valid admin key: the workspace it acts in. A
+/// `viewer` key gets only through reads (`GET`, `HEAD`): every other
+/// method is a change, refused `403` here, for every route at once.
 pub struct Admin {
     pub workspace_id: WorkspaceId,
     /// The admin key's id (recorded as `created_by_id`).
     pub key_id: String,
+    pub role: Role,
 }
 
 impl FromRequestParts<App> for Admin {
@@ -210,9 +215,17 @@ impl FromRequestParts<App> for Admin {
             .await
             .unwrap_or(SourceIp(IpAddr::from([0, 0, 0, 0])));
         let key = admin::authenticate(app, &key, client.0).await?;
+        let reads = matches!(parts.method, Method::GET | Method::HEAD);
+        if key.role == Role::Viewer && !reads {
+            return Err(
+                Error::Forbidden("this admin key has the viewer role: it may only read").into(),
+            );
+        }
+        admin::touch(app, &key).await;
         Ok(Admin {
             workspace_id: key.workspace_id,
             key_id: key.id,
+            role: key.role,
         })
     }
 }

@@ -3,6 +3,7 @@
 //! thin: extract, call one service, shape the answer; `error` maps service
 //! errors to statuses.
 
+mod admin_keys;
 mod agents;
 mod error;
 mod events;
@@ -114,6 +115,8 @@ macro_rules! management_routes {
         let r = $register!(r, triggers::test);
         let r = $register!(r, triggers::invocations);
         let r = $register!(r, triggers::agent_webhook_info);
+        let r = $register!(r, admin_keys::create, admin_keys::list);
+        let r = $register!(r, admin_keys::get, admin_keys::revoke);
         let r = $register!(r, internal::agent_webhook_secret);
         let r = $register!(r, openapi::health);
         $register!(r, openapi::serve_document)

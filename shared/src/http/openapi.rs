@@ -34,6 +34,7 @@ pub const INTERNAL_TOKEN: &str = "internal_token";
         (name = "agents", description = "Agents, their webhook secrets, runs and logs."),
         (name = "webhook-triggers", description = "Named triggers of an agent: tokens, signature schemes, limits, input mapping, invocations."),
         (name = "subscriptions", description = "Outgoing webhooks (run events) and their deliveries."),
+        (name = "admin-keys", description = "The workspace's admin keys: `admin` (everything) or `viewer` (read only)."),
         (name = "service", description = "Health and this document."),
     )
 )]
@@ -108,6 +109,9 @@ pub enum ManagementErrors {
     /// A missing or unknown admin key.
     #[response(status = 401, headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"hookrun\"`")))]
     Unauthorized(ErrorBody),
+    /// A `viewer` key asked for a change (viewer keys only read).
+    #[response(status = 403)]
+    Forbidden(ErrorBody),
     /// Nothing with that id in the key's workspace.
     #[response(status = 404)]
     NotFound(ErrorBody),

@@ -18,6 +18,7 @@
 //! | token        | `TOKEN#{sha256}`            | `TOKEN`         | (copy of the trigger)|          |
 //! | agent route  | `AGENTROUTE#{agent}`        | `ROUTE`         |                      |          |
 //! | last use     | `TRGUSED#{trg}`             | `USED`          |                      |          |
+//! | key last use | `KEYUSED#{key id}`          | `USED`          |                      |          |
 //! | invocation   | `INVOC#{trg}`               | inv id          |                      |          |
 //! | dedup key    | `DEDUP#{target}#{sha256}`   | `DEDUP`         |                      |          |
 //! | rate count   | `RL#{scope}#{id}#{minute}`  | `RL`            |                      |          |
@@ -40,7 +41,7 @@ pub mod subscription;
 pub mod trigger;
 pub mod workspace;
 
-pub use admin::AdminKey;
+pub use admin::{AdminKey, Role};
 pub use agent::{Agent, RunnerConfig};
 pub use connection::Connection;
 pub use delivery::{Delivery, DeliveryAttempt, DeliveryStatus};

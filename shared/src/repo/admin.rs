@@ -1,9 +1,11 @@
 //! Workspaces, admin keys, the bootstrap marker and the relay's stream
 //! position as stored.
 
-use super::{create_op, Repo};
+use chrono::{DateTime, Utc};
+
+use super::{create_op, Listing, Repo};
 use crate::error::StoreResult;
-use crate::ids::WorkspaceId;
+use crate::ids::{is_plausible_id, WorkspaceId};
 use crate::model::{from_item, keys, AdminKey, Workspace};
 use crate::ports::{Condition, Item, TxOp};
 
@@ -35,6 +37,76 @@ impl Repo {
 
     pub async fn add_admin_key(&self, key: &AdminKey) -> StoreResult<()> {
         self.table().put(key.to_item(), Condition::NotExists).await
+    }
+
+    /// A page of the workspace's admin keys, oldest first.
+    pub async fn admin_keys(
+        &self,
+        workspace_id: &WorkspaceId,
+        limit: usize,
+        cursor: Option<String>,
+    ) -> StoreResult<Listing<AdminKey>> {
+        let q = Self::gsi_query(AdminKey::list_partition(workspace_id), false)
+            .limit(limit)
+            .after(cursor);
+        self.page(q).await
+    }
+
+    /// The workspace's admin key with this id, if any.
+    pub async fn admin_key_by_id(
+        &self,
+        workspace_id: &WorkspaceId,
+        id: &str,
+    ) -> StoreResult<Option<AdminKey>> {
+        if !is_plausible_id(id) {
+            return Ok(None);
+        }
+        let q = Self::gsi_query(AdminKey::list_partition(workspace_id), false)
+            .prefix(id.to_owned())
+            .limit(1);
+        let page: Listing<AdminKey> = self.page(q).await?;
+        Ok(page.data.into_iter().find(|k| k.id == id))
+    }
+
+    /// Deletes the key (it authenticates nothing from then on) and its
+    /// last-use mark; `ConditionFailed` when it is already gone.
+    pub async fn delete_admin_key(&self, key: &AdminKey) -> StoreResult<()> {
+        let (pk, sk) = AdminKey::key(&key.key_hash);
+        let (used_pk, used_sk) = AdminKey::usage_key(&key.id);
+        self.transact(vec![
+            TxOp::Delete {
+                pk,
+                sk,
+                condition: Condition::Exists,
+            },
+            TxOp::Delete {
+                pk: used_pk,
+                sk: used_sk,
+                condition: Condition::None,
+            },
+        ])
+        .await
+    }
+
+    /// When the key was last used, if it was.
+    pub async fn admin_key_last_used(&self, id: &str) -> StoreResult<Option<DateTime<Utc>>> {
+        let (pk, sk) = AdminKey::usage_key(id);
+        Ok(self
+            .table()
+            .get(&pk, &sk)
+            .await?
+            .and_then(|item| item.data["last_used_at"].as_str()?.parse().ok()))
+    }
+
+    /// Records that the key was used at `at`.
+    pub async fn record_admin_key_use(&self, id: &str, at: DateTime<Utc>) -> StoreResult<()> {
+        let (pk, sk) = AdminKey::usage_key(id);
+        let item = Item::new(
+            pk,
+            sk,
+            serde_json::json!({ "last_used_at": crate::clock::rfc3339(at) }),
+        );
+        self.table().put(item, Condition::None).await
     }
 
     /// A new workspace with its first admin key, in one transaction.

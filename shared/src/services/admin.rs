@@ -2,10 +2,14 @@
 
 use std::net::IpAddr;
 
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
 use crate::app::App;
-use crate::error::{Error, StoreError};
+use crate::error::{Entity, Error, StoreError};
 use crate::ids::{self, WorkspaceId};
-use crate::model::{AdminKey, Workspace};
+use crate::model::{AdminKey, Role, Workspace};
+use crate::repo::Listing;
 use crate::services::ratelimit;
 
 /// Shortest admin key accepted from the operator (generated ones are longer).
@@ -29,15 +33,161 @@ pub async fn get_workspace(app: &App, id: &WorkspaceId) -> Result<Option<Workspa
     Ok(app.repo.get::<Workspace>(id).await?.map(|v| v.record))
 }
 
-/// Stores an admin key (hashed) for a workspace.
-pub async fn add_admin_key(
+/// Admin keys one workspace may hold (so a revocation's check that
+/// another admin key remains reads one page).
+pub const MAX_KEYS_PER_WORKSPACE: usize = 100;
+
+/// `POST /api/v1/admin-keys`, and `hookrun workspace add-key`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateAdminKey {
+    /// What the key is for (shown in listings).
+    #[schema(min_length = 1, max_length = 200)]
+    pub name: String,
+    /// `admin` (default) or `viewer` (read only).
+    #[serde(default)]
+    pub role: Role,
+}
+
+/// An admin key as the API shows it: never the key, never its hash.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct AdminKeyView {
+    pub id: String,
+    pub name: Option<String>,
+    pub role: Role,
+    /// The key's first characters, to tell keys apart.
+    #[schema(example = "hka_3f9a0c1b")]
+    pub key_prefix: String,
+    #[serde(with = "crate::clock::ts")]
+    pub created_at: DateTime<Utc>,
+    /// Recorded at most once a minute per process, so it may lag by a
+    /// minute.
+    #[serde(with = "crate::clock::ts::option")]
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+impl AdminKeyView {
+    fn of(key: AdminKey, last_used_at: Option<DateTime<Utc>>) -> Self {
+        AdminKeyView {
+            id: key.id,
+            name: key.name,
+            role: key.role,
+            key_prefix: key.key_prefix,
+            created_at: key.created_at,
+            last_used_at,
+        }
+    }
+}
+
+/// A new admin key for the workspace; the key itself is in the answer
+/// only (stored as its SHA-256).
+pub async fn create_key(
     app: &App,
     workspace_id: &WorkspaceId,
-    key: &str,
-) -> Result<AdminKey, Error> {
-    let record = admin_key_record(app, workspace_id, key);
+    req: CreateAdminKey,
+) -> Result<(AdminKeyView, String), Error> {
+    let name = req.name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(Error::invalid("name", "name must be 1 to 200 characters"));
+    }
+    if get_workspace(app, workspace_id).await?.is_none() {
+        return Err(Error::NotFound(Entity::Workspace));
+    }
+    let existing = app
+        .repo
+        .admin_keys(workspace_id, MAX_KEYS_PER_WORKSPACE, None)
+        .await?;
+    if existing.data.len() + existing.unreadable.len() >= MAX_KEYS_PER_WORKSPACE {
+        return Err(Error::Conflict(format!(
+            "the workspace has {MAX_KEYS_PER_WORKSPACE} admin keys, the most it may hold; revoke one first"
+        )));
+    }
+    let key = ids::admin_key();
+    let mut record = admin_key_record(app, workspace_id, &key);
+    record.name = Some(name.to_owned());
+    record.role = req.role;
     app.repo.add_admin_key(&record).await?;
-    Ok(record)
+    Ok((AdminKeyView::of(record, None), key))
+}
+
+/// A page of the workspace's admin keys, oldest first, with when each was
+/// last used.
+pub async fn list_keys(
+    app: &App,
+    workspace_id: &WorkspaceId,
+    limit: usize,
+    cursor: Option<String>,
+) -> Result<Listing<AdminKeyView>, Error> {
+    let page = app.repo.admin_keys(workspace_id, limit, cursor).await?;
+    let used = futures_util::future::try_join_all(
+        page.data
+            .iter()
+            .map(|k| app.repo.admin_key_last_used(&k.id)),
+    )
+    .await?;
+    let mut used = used.into_iter();
+    Ok(page.map(|k| AdminKeyView::of(k, used.next().flatten())))
+}
+
+/// One of the workspace's admin keys.
+pub async fn get_key(
+    app: &App,
+    workspace_id: &WorkspaceId,
+    id: &str,
+) -> Result<AdminKeyView, Error> {
+    let key = find_key(app, workspace_id, id).await?;
+    let used = app.repo.admin_key_last_used(&key.id).await?;
+    Ok(AdminKeyView::of(key, used))
+}
+
+/// Revokes a key: from the next call on it authenticates nothing. The
+/// workspace's last admin-role key is kept (`409`), so a workspace always
+/// has a key that can manage it (a lost one is replaced with `hookrun
+/// workspace add-key`, which needs the store, not a key).
+pub async fn revoke_key(app: &App, workspace_id: &WorkspaceId, id: &str) -> Result<(), Error> {
+    let key = find_key(app, workspace_id, id).await?;
+    if key.role == Role::Admin {
+        let all = app
+            .repo
+            .admin_keys(workspace_id, MAX_KEYS_PER_WORKSPACE, None)
+            .await?;
+        let other_admins = all
+            .data
+            .iter()
+            .filter(|k| k.role == Role::Admin && k.id != key.id)
+            .count();
+        if other_admins == 0 {
+            return Err(Error::Conflict(
+                "this is the workspace's last admin key; create another admin key before revoking it".into(),
+            ));
+        }
+    }
+    match app.repo.delete_admin_key(&key).await {
+        Ok(()) | Err(StoreError::ConditionFailed) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn find_key(app: &App, workspace_id: &WorkspaceId, id: &str) -> Result<AdminKey, Error> {
+    app.repo
+        .admin_key_by_id(workspace_id, id)
+        .await?
+        .ok_or(Error::NotFound(Entity::AdminKey))
+}
+
+/// Records that the key was used, at most once a minute per key and
+/// process (best effort: a lost mark never fails the call).
+pub async fn touch(app: &App, key: &AdminKey) {
+    if !app.admin_key_use.due(&key.id) {
+        return;
+    }
+    if let Err(e) = app
+        .repo
+        .record_admin_key_use(&key.id, app.clock.now())
+        .await
+    {
+        tracing::debug!(key_id = %key.id, error = %e, "admin key last_used_at not recorded");
+    }
 }
 
 fn admin_key_record(app: &App, workspace_id: &WorkspaceId, key: &str) -> AdminKey {
@@ -47,7 +197,20 @@ fn admin_key_record(app: &App, workspace_id: &WorkspaceId, key: &str) -> AdminKe
         key_hash: ids::sha256_hex(key),
         key_prefix: ids::display_prefix(key),
         created_at: app.clock.now(),
+        name: None,
+        role: Role::Admin,
     }
+}
+
+/// The workspace the store's first start made (`hookrun serve`), if any.
+pub async fn default_workspace(app: &App) -> Result<Option<WorkspaceId>, Error> {
+    Ok(app.repo.bootstrapped_workspace().await?)
+}
+
+/// Whether the store has this admin key (a start-up check of
+/// `HOOKRUN_BOOTSTRAP_ADMIN_KEY`, which only a store's first start uses).
+pub async fn has_key(app: &App, key: &str) -> Result<bool, Error> {
+    Ok(app.repo.admin_key(&ids::sha256_hex(key)).await?.is_some())
 }
 
 /// What the first start of a fresh store produced.

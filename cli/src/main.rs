@@ -16,7 +16,7 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::sync::LazyLock;
 
-use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use hookrun_core::config::{self, vars, ServeSettings};
 
 use crate::client::{Connection, EXIT_CODES_HELP};
@@ -169,9 +169,17 @@ pub struct ServeArgs {
     /// Log format on standard error (default text).
     #[arg(long, value_enum)]
     pub log_format: Option<LogFormat>,
-    /// Also create an echo agent and print a ready-to-paste curl command.
+    /// Also create an echo agent and print a ready-to-paste curl command;
+    /// calls from this machine (loopback) are not rate limited per
+    /// address.
     #[arg(long)]
     pub demo: bool,
+    /// Let agents and subscribers on this machine be reached: plain
+    /// http:// and loopback addresses (127.0.0.0/8, ::1), as
+    /// HOOKRUN_OUTBOUND_ALLOW_HTTP=true with those ranges in
+    /// HOOKRUN_OUTBOUND_ALLOW_CIDRS would. For local development.
+    #[arg(long)]
+    pub allow_local_agents: bool,
     /// How long a stop waits for runs in progress before exiting (default 30).
     #[arg(long)]
     pub drain_seconds: Option<u64>,
@@ -251,8 +259,25 @@ fn finish(result: client::Result<()>) -> std::process::ExitCode {
     }
 }
 
+/// The command line, its `--api-key` help saying whether the key is
+/// already in the environment (so the flag does not read as required
+/// when it is not).
+fn command_line() -> clap::Command {
+    let key_set = std::env::var_os("HOOKRUN_API_KEY").is_some_and(|v| !v.is_empty());
+    Cli::command().mut_arg("api_key", |a| {
+        if key_set {
+            a.help("Admin API key of the workspace (client commands); HOOKRUN_API_KEY is set and used, this flag would override it. Sent as `Authorization: Bearer`, never printed")
+        } else {
+            a.help("Admin API key of the workspace: client commands need it here or in HOOKRUN_API_KEY. Sent as `Authorization: Bearer`, never printed")
+        }
+    })
+}
+
 fn main() -> std::process::ExitCode {
-    let mut cli = Cli::parse();
+    let mut cli = match Cli::from_arg_matches(&command_line().get_matches()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     let out = Output { json: cli.json };
     if let Some(url) = cli.deprecated_url.take() {
         if matches!(&cli.command, Command::Remote(cmd) if cmd.takes_url()) {

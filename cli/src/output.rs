@@ -111,10 +111,34 @@ fn shorten(text: String) -> String {
     s
 }
 
+/// Narrowest width a table is fitted to (below it, rows are left whole).
+const MIN_TABLE_WIDTH: u16 = 20;
+
+/// The width tables are fitted to: `$COLUMNS` when set, else the width of
+/// the terminal standard output is; none when it is a pipe or a file, so a
+/// script reading rows gets them whole (and `--json` gets every value).
+fn table_width() -> Option<u16> {
+    let columns = std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse::<u16>().ok());
+    columns
+        .or_else(|| terminal_size::terminal_size_of(std::io::stdout()).map(|(w, _)| w.0))
+        .filter(|w| *w >= MIN_TABLE_WIDTH)
+}
+
+/// A table fitted to [`table_width`]: cells wrap within their column.
 fn table() -> Table {
     let mut t = Table::new();
-    t.load_preset(presets::UTF8_FULL_CONDENSED)
-        .set_content_arrangement(ContentArrangement::Disabled);
+    t.load_preset(presets::UTF8_FULL_CONDENSED);
+    match table_width() {
+        Some(width) => {
+            t.set_width(width)
+                .set_content_arrangement(ContentArrangement::Dynamic);
+        }
+        None => {
+            t.set_content_arrangement(ContentArrangement::Disabled);
+        }
+    }
     t
 }
 

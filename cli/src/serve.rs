@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use hookrun_core::config::{AwsSettings, Backend, LogFormat, ServeSettings};
+use hookrun_core::config::{self, AwsSettings, Backend, LogFormat, ServeSettings};
 use hookrun_core::ids::WorkspaceId;
 use hookrun_core::model::RunnerConfig;
 use hookrun_core::services::{admin, agents};
@@ -84,6 +84,13 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
     if settings.public_url.is_none() {
         settings.public_url = Some(format!("http://{local}"));
+    }
+    if args.allow_local_agents {
+        settings.outbound.allow_http = true;
+        settings.outbound.allow.extend(config::loopback());
+    }
+    if args.demo {
+        settings.ip_limit_exempt = config::loopback();
     }
     let Opened {
         app,

@@ -40,6 +40,7 @@ fn client(url: &str, key: Option<&str>) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookrun"));
     cmd.env_remove("HOOKRUN_URL")
         .env_remove("HOOKRUN_API_KEY")
+        .env_remove("COLUMNS")
         .env_remove("HOOKRUN_SUBSCRIPTION_SECRET")
         .env("HOOKRUN_URL", url)
         .stdin(Stdio::null());
@@ -293,7 +294,7 @@ async fn cli_triggers_and_runs() {
             "triggers",
             "update",
             &trigger,
-            "--active",
+            "--enabled",
             "false",
             "--description",
             "from CI",
@@ -998,4 +999,66 @@ fn workspace_create_on_an_unreachable_store_exits_3() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("store unavailable"), "{stderr}");
+}
+
+/// Tables fit `$COLUMNS` (cells wrap); piped without it, rows stay whole.
+/// A test call shows in the invocations, marked as a test.
+#[tokio::test]
+async fn cli_tables_fit_the_width_and_test_calls_are_marked() {
+    let h = Hookrun::start();
+    let long = format!("http://127.0.0.1:9/{}", "agent/".repeat(15));
+    let agent = id_of(
+        &cli(
+            &h,
+            &[
+                "agents",
+                "create",
+                "--name",
+                "a-rather-long-agent-name",
+                "--runner-url",
+                &long,
+                "--json",
+            ],
+        )
+        .ok()
+        .json(),
+    );
+    let mut narrow = client(&h.base, Some(ADMIN_KEY));
+    narrow.env("COLUMNS", "60");
+    let table = run(narrow, &["agents", "list"]).ok().stdout;
+    assert!(table.contains("agent"), "{table}");
+    for line in table.lines() {
+        assert!(
+            line.chars().count() <= 60,
+            "wider than 60: {line:?}\n{table}"
+        );
+    }
+    let whole = cli(&h, &["agents", "list"]).ok().stdout;
+    assert!(whole.lines().any(|l| l.chars().count() > 60), "{whole}");
+    assert!(
+        whole.contains(&long),
+        "the whole value when not fitted: {whole}"
+    );
+
+    let trigger = id_of(
+        &cli(
+            &h,
+            &[
+                "triggers", "create", "--agent", &agent, "--name", "t", "--json",
+            ],
+        )
+        .ok()
+        .json(),
+    );
+    cli(&h, &["triggers", "test", &trigger]).ok();
+    let listed = cli(&h, &["triggers", "invocations", &trigger, "--json"])
+        .ok()
+        .json();
+    let data = listed["data"].as_array().unwrap();
+    assert_eq!(data.len(), 1, "{listed}");
+    assert_eq!(data[0]["test"], true, "{listed}");
+    assert_eq!(data[0]["result"], "accepted");
+    assert!(data[0]["run_id"].is_string());
+    let table = cli(&h, &["triggers", "invocations", &trigger]).ok().stdout;
+    assert!(table.contains("accepted (test)"), "{table}");
 }

@@ -443,6 +443,120 @@ async fn the_demo_prints_a_working_signed_curl_command() {
     assert_eq!(status, StatusCode::ACCEPTED, "{out}");
 }
 
+/// `hookrun serve` with `extra` flags and a per-address limit of 2 calls
+/// a minute, loopback destinations not allowed by the environment: its
+/// base URL and the child.
+fn serve_for_local_development(
+    dir: &std::path::Path,
+    extra: &[&str],
+) -> (String, std::process::Child) {
+    let mut args = vec!["serve", "--addr", "127.0.0.1:0"];
+    args.extend(extra);
+    let mut child = crate::harness::hookrun_command(dir, &args)
+        .env("HOOKRUN_BOOTSTRAP_ADMIN_KEY", ADMIN_KEY)
+        .env("HOOKRUN_RATE_LIMIT_PER_IP", "2")
+        .env_remove("HOOKRUN_OUTBOUND_ALLOW_HTTP")
+        .env_remove("HOOKRUN_OUTBOUND_ALLOW_CIDRS")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut url = None;
+    if let Some(stdout) = child.stdout.take() {
+        let mut reader = std::io::BufReader::new(stdout);
+        let mut line = String::new();
+        while std::io::BufRead::read_line(&mut reader, &mut line).unwrap_or(0) > 0 {
+            if let Some(u) = line.trim().strip_prefix("listening on ") {
+                url = Some(u.to_owned());
+                break;
+            }
+            line.clear();
+        }
+    }
+    match url {
+        Some(url) => (url, child),
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("hookrun {extra:?} did not start");
+        }
+    }
+}
+
+/// `--allow-local-agents` lets an agent on this machine be reached (without
+/// it, it is refused with a reason); `--demo` does not limit loopback
+/// callers per address, while without it the third call from loopback in
+/// a minute is `429`.
+#[tokio::test]
+async fn local_development_flags_allow_loopback_agents_and_unthrottled_local_calls() {
+    let fake = crate::harness::FakeAgent::start().await;
+    let http = reqwest::Client::new();
+    for (flags, local_allowed, limited) in [
+        (vec![], false, true),
+        (vec!["--allow-local-agents", "--demo"], true, false),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let (base, mut child) = serve_for_local_development(dir.path(), &flags);
+        let resp = http
+            .post(format!("{base}/api/v1/agents"))
+            .bearer_auth(ADMIN_KEY)
+            .json(&json!({"name": "local", "runner": {"type": "http", "url": fake.url("/ok")}}))
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap();
+        if local_allowed {
+            assert_eq!(status, StatusCode::CREATED, "{flags:?}: {body}");
+        } else {
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{flags:?}: {body}");
+            assert!(
+                body["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("runner.url"),
+                "{body}"
+            );
+        }
+        // An echo agent, called five times from loopback.
+        let created: Value = http
+            .post(format!("{base}/api/v1/agents"))
+            .bearer_auth(ADMIN_KEY)
+            .json(&json!({"name": "echo"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let (agent, secret) = (
+            created["id"].as_str().unwrap(),
+            created["webhook_secret"].as_str().unwrap(),
+        );
+        let ws = created["workspace_id"].as_str().unwrap();
+        let mut statuses = vec![];
+        for i in 0..5 {
+            let body = format!(r#"{{"event":"local","n":{i}}}"#);
+            let resp = http
+                .post(format!("{base}/api/v1/webhooks/{ws}/{agent}/trigger"))
+                .header("content-type", "application/json")
+                .header("x-signature", crate::harness::sign(secret, body.as_bytes()))
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            statuses.push(resp.status().as_u16());
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        if limited {
+            assert_eq!(statuses, [202, 202, 429, 429, 429], "{flags:?}");
+        } else {
+            assert_eq!(statuses, [202; 5], "{flags:?}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn json_logs_hold_no_secret_key_or_token() {
     let h = Hookrun::start_with(&[("HOOKRUN_LOG_FORMAT", "json"), ("HOOKRUN_LOG", "debug")]);

@@ -16,9 +16,10 @@ pub use error::{exit, CliError, Result, EXIT_CODES_HELP};
 /// client command.
 #[derive(clap::Args, Debug, Clone)]
 pub struct Connection {
-    /// Base URL of a running hookrun service (client commands). `--url`
-    /// belongs to the resources that have one (a subscription's
-    /// destination), so the admin key never goes where a resource points.
+    /// Base URL of a running hookrun service (client commands).
+    // Not `--url`: that belongs to the resources that have one (a
+    // subscription's destination), so the admin key never goes where a
+    // resource points.
     #[arg(
         long,
         global = true,

@@ -66,8 +66,8 @@ pub struct Fields {
     /// Run timeout in seconds (1-840; default 600).
     #[arg(long, value_name = "SECONDS")]
     timeout_seconds: Option<u64>,
-    /// Whether the agent accepts runs.
-    #[arg(long, value_name = "BOOL")]
+    /// Whether the agent accepts runs (`--active` is accepted too).
+    #[arg(long, alias = "active", value_name = "BOOL")]
     enabled: Option<bool>,
 }
 

@@ -85,8 +85,8 @@ pub struct Fields {
     /// Only runs of this environment.
     #[arg(long, value_parser = ["production", "staging"])]
     environment: Option<String>,
-    /// Whether deliveries are made.
-    #[arg(long, value_name = "BOOL")]
+    /// Whether deliveries are made (`--active` is accepted too).
+    #[arg(long, alias = "active", value_name = "BOOL")]
     enabled: Option<bool>,
 }
 

@@ -97,8 +97,9 @@ pub enum Command {
 pub struct Fields {
     #[arg(long)]
     description: Option<String>,
-    /// Whether the trigger accepts calls.
-    #[arg(long = "active", value_name = "BOOL")]
+    /// Whether the trigger accepts calls (the API's `is_active`; `--active`
+    /// is accepted too).
+    #[arg(long = "enabled", alias = "active", value_name = "BOOL")]
     is_active: Option<bool>,
     /// Accept only these event types (repeat the flag for several).
     #[arg(long = "event-type", value_name = "TYPE")]
@@ -162,7 +163,14 @@ pub fn columns() -> Vec<Column> {
 fn invocation_columns() -> Vec<Column> {
     vec![
         col!("timestamp", "/timestamp"),
-        col!("result", "/result"),
+        col!("result", |v| {
+            let result = cell(v.get("result"));
+            if v.get("test") == Some(&Value::Bool(true)) {
+                format!("{result} (test)")
+            } else {
+                result
+            }
+        }),
         col!("status", "/status"),
         col!("source_ip", "/source_ip"),
         col!("run_id", "/run_id"),

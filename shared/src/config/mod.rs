@@ -50,6 +50,10 @@ pub struct Settings {
     pub secret_prefix: String,
     /// How long a looked-up trigger target is reused (`HOOKRUN_TARGET_CACHE_SECONDS`).
     pub target_cache: Duration,
+    /// Callers not limited per address (`HOOKRUN_RATE_LIMIT_PER_IP`): set
+    /// by `hookrun serve --demo` to loopback, so a developer's own calls
+    /// are never throttled as a stranger's would be; no variable sets it.
+    pub ip_limit_exempt: Vec<ipnet::IpNet>,
 }
 
 /// The defaults of every variable.
@@ -103,8 +107,18 @@ impl Settings {
             invocation_retention: env.duration(&vars::INVOCATION_RETENTION_DAYS)?,
             secret_prefix: parse_secret_prefix(&env.raw(&vars::SECRET_PREFIX))?,
             target_cache: env.duration(&vars::TARGET_CACHE_SECONDS)?,
+            ip_limit_exempt: Vec::new(),
         })
     }
+}
+
+/// Loopback, both families: `hookrun serve`'s local-development flags
+/// (`--allow-local-agents`, `--demo`) name it.
+pub fn loopback() -> Vec<ipnet::IpNet> {
+    ["127.0.0.0/8", "::1/128"]
+        .iter()
+        .map(|n| n.parse().expect("loopback ranges parse"))
+        .collect()
 }
 
 /// Longest wait between two delivery attempts.

@@ -276,6 +276,10 @@ pub struct Invocation {
     /// The first 2 KiB of the body.
     pub payload_excerpt: Option<String>,
     pub expires_at: Option<i64>,
+    /// An operator's test (`POST /api/v1/webhook-triggers/{id}/test`,
+    /// `hookrun triggers test`), not a call from outside.
+    #[serde(default)]
+    pub test: bool,
 }
 
 impl Invocation {

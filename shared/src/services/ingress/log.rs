@@ -60,5 +60,6 @@ pub(super) fn invocation(
             s
         }),
         expires_at: Some(app.expiry_after(app.settings.invocation_retention)),
+        test: false,
     }
 }

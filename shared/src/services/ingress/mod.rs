@@ -285,13 +285,16 @@ async fn accept(
         target.id(),
         ip.map(ratelimit::client_key).unwrap_or_default()
     );
-    let ip_rate = ratelimit::admit(
-        app,
-        LimitScope::Ip,
-        &ip_key,
-        app.settings.rate_limit_per_ip,
-        reports,
-    )?;
+    let exempt = ip.is_some_and(|ip| {
+        let ip = ip.to_canonical();
+        app.settings.ip_limit_exempt.iter().any(|n| n.contains(&ip))
+    });
+    let per_ip = if exempt {
+        0
+    } else {
+        app.settings.rate_limit_per_ip
+    };
+    let ip_rate = ratelimit::admit(app, LimitScope::Ip, &ip_key, per_ip, reports)?;
     // 4. authenticate.
     let auth = match &target.trigger {
         None => auth::authenticate_agent(app, &target.agent, headers, body).await?,

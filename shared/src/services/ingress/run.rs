@@ -3,17 +3,38 @@
 
 use serde_json::Value;
 
-use super::input;
+use super::{input, Accepted, AuthMethod, Disposition};
 use crate::app::App;
 use crate::error::{Entity, Error, LimitScope};
 use crate::ids::RunId;
 use crate::message::webhook_message;
 use crate::model::{Agent, Run, RunStatus, Trigger, TriggerType};
-use crate::services::{agents, ratelimit, runs};
+use crate::services::{agents, ratelimit, runs, triggers};
 
 /// An operator's test of a trigger (`POST /api/v1/webhook-triggers/{id}/test`):
 /// the pipeline from step 5 on, with trigger type TEST and no event filter.
+/// It is logged with the trigger's invocations, marked as a test.
 pub async fn test_trigger(app: &App, t: &Trigger, payload: Value) -> Result<RunId, Error> {
+    let body = payload.to_string();
+    let result = test_run(app, t, payload).await.map(|run_id| Accepted {
+        disposition: Disposition::Queued,
+        run_id: Some(run_id),
+        auth: AuthMethod::Test,
+        agent_id: t.agent_id.clone(),
+        agent_version: 0,
+        rate: None,
+        run_status: None,
+    });
+    let mut entry = super::log::invocation(app, t, None, &result, Some(body.as_bytes()));
+    entry.test = true;
+    triggers::record_invocation(app, entry).await;
+    result.and_then(|a| {
+        a.run_id
+            .ok_or_else(|| Error::Internal("a queued test made no run".into()))
+    })
+}
+
+async fn test_run(app: &App, t: &Trigger, payload: Value) -> Result<RunId, Error> {
     let agent = agents::find_any(app, &t.agent_id)
         .await?
         .filter(|a| a.workspace_id == t.workspace_id)

@@ -3,8 +3,9 @@
 #   template checks, formatting, lints, unit tests, port contract suites on
 #   SQLite and on the emulator, Lambda event tests, and the end-to-end suite
 #   twice (embedded store, then AWS adapters on the emulator), the crash
-#   test, schemathesis against the OpenAPI document, and each fuzz target
-#   for 20 s (needs the nightly toolchain).
+#   test, schemathesis against the OpenAPI document, each fuzz target for
+#   20 s (needs the nightly toolchain), and the README's run command's
+#   build, so that command compiles nothing afterwards.
 # Usage: ./infra/test.sh   (needs cargo and python3; installs the Python
 # tools it uses into .venv from infra/requirements-test.txt)
 set -euo pipefail
@@ -72,4 +73,12 @@ if ! wait "$fuzz_build"; then
   exit 1
 fi
 ./infra/fuzz.sh 20
+
+echo "== the README's run command, built ($SECONDS s so far)"
+# `cargo run -p hookrun` resolves hookrun-core's features for the binary
+# alone (no test-support, no Lambda glue), which the workspace's test
+# build above does not: built here, the README's first command after this
+# script compiles nothing. Last, because it replaces target/debug/hookrun,
+# the binary the suites above run.
+cargo build -p hookrun --locked
 echo "== all passed in $SECONDS s"

@@ -104,6 +104,7 @@ enum WorkspaceCommand {
         /// What the key is for.
         #[arg(long, default_value = "added with workspace add-key")]
         name: String,
+        /// admin (default) or viewer (read only).
         #[arg(long, value_enum, default_value = "admin")]
         role: commands::keys::Role,
         #[command(flatten)]
@@ -344,6 +345,14 @@ fn main() -> std::process::ExitCode {
             };
             let mut store = ServeSettings::from_env()?;
             backend.apply(&mut store);
+            if store.backend == config::Backend::Sqlite && !serve::has_store(&store.data_dir) {
+                // A mistyped --data-dir would otherwise get a new, empty
+                // store (and a master key) of its own.
+                anyhow::bail!(
+                    "no hookrun store in {} (give the --data-dir `hookrun serve` uses)",
+                    store.data_dir.display()
+                );
+            }
             let app = serve::open(&store, hookrun_core::Settings::from_env()?)
                 .await?
                 .app;

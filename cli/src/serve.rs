@@ -32,6 +32,11 @@ pub struct Opened {
 }
 
 /// Opens the chosen backend with these settings.
+/// Whether `data_dir` holds a store `hookrun serve` made (its database).
+pub fn has_store(data_dir: &std::path::Path) -> bool {
+    SqliteStore::database_path(data_dir).is_file()
+}
+
 pub async fn open(args: &ServeSettings, settings: Settings) -> anyhow::Result<Opened> {
     match args.backend {
         Backend::Sqlite => {
@@ -117,9 +122,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         if !admin::has_key(&app, key).await.unwrap_or(true) {
             eprintln!(
                 "hookrun: HOOKRUN_BOOTSTRAP_ADMIN_KEY is not a key of this store: it is used \
-                 only on a store's first start, and this store was started before; add it \
-                 with `hookrun workspace add-key` (or unset the variable and use a key the \
-                 store has)"
+                 only on a store's first start, and this store was started before. Use a key \
+                 the store has, or make one with `hookrun workspace add-key --data-dir …`, \
+                 and unset the variable."
             );
         }
     }

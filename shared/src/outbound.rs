@@ -18,7 +18,10 @@ use ipnet::IpNet;
 pub enum OutboundError {
     #[error("not a valid URL: {0}")]
     InvalidUrl(String),
-    #[error("must use https (plain http needs HOOKRUN_OUTBOUND_ALLOW_HTTP=true)")]
+    #[error(
+        "must use https (plain http needs HOOKRUN_OUTBOUND_ALLOW_HTTP=true; \
+         for an agent or receiver on this machine, start hookrun serve with --allow-local-agents)"
+    )]
     HttpNotAllowed,
     #[error("scheme {0:?} is not allowed")]
     Scheme(String),
@@ -29,7 +32,8 @@ pub enum OutboundError {
     /// An IP-literal host in a refused range.
     #[error(
         "address {0} is private, loopback, link-local or reserved \
-         (ranges listed in HOOKRUN_OUTBOUND_ALLOW_CIDRS may be reached)"
+         (ranges listed in HOOKRUN_OUTBOUND_ALLOW_CIDRS may be reached; \
+         hookrun serve --allow-local-agents allows loopback)"
     )]
     Address(IpAddr),
     /// A name that does not resolve, or resolves to a refused address: one
@@ -41,7 +45,7 @@ pub enum OutboundError {
     )]
     NotPublic(String),
     /// At connect time: every address of the name is refused.
-    #[error("destination refused: {0} resolves only to private, loopback or reserved addresses")]
+    #[error("{0} resolves only to private, loopback or reserved addresses")]
     OnlyRefused(String),
 }
 

@@ -132,6 +132,7 @@ async fn keys_are_created_listed_and_revoked_and_viewers_only_read() {
     assert!(!text.contains("key_hash"), "{text}");
     let first = &data[0];
     assert_eq!(first["role"], "admin");
+    assert_eq!(first["name"], "first start (hookrun serve)");
     assert!(
         first["last_used_at"].is_string(),
         "the bootstrap key was used: {first}"
@@ -152,6 +153,8 @@ async fn keys_are_created_listed_and_revoked_and_viewers_only_read() {
         json!({"name": "x", "role": "root"}),
         json!({"name": "x", "key": "hka_chosen_by_me_0123456789abcdef"}),
         json!({"name": "x".repeat(201)}),
+        json!(["array-key", "viewer"]),
+        json!("a string"),
     ] {
         let (s, v) = call(
             &h,
@@ -309,6 +312,16 @@ async fn a_lost_key_is_replaced_from_the_store_and_a_stale_bootstrap_key_is_name
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+    // A mistyped data directory gets no store of its own.
+    let missing = h.data_dir.join("no-such-store");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hookrun"))
+        .args(["workspace", "add-key", "--backend", "sqlite", "--data-dir"])
+        .arg(&missing)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no hookrun store"));
+    assert!(!missing.exists());
 
     // A bootstrap key this store never had: named at start, and 401.
     let stale = "hka_set_after_the_first_start_0123456789";

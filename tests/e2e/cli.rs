@@ -915,7 +915,7 @@ async fn cli_sends_the_admin_key_to_the_service_only() {
     // A --server that is not hookrun: each answer says so, exit 3.
     rx.answer(&[200, 302, 404]);
     for (what, said) in [
-        ("200", "not JSON"),
+        ("200", "without the hookrun-api-version header"),
         ("302", "redirect (not followed)"),
         ("404", "error body"),
     ] {

@@ -12,6 +12,9 @@ use serde_json::Value;
 
 pub use error::{exit, CliError, Result, EXIT_CODES_HELP};
 
+/// The header every hookrun answer carries.
+const API_VERSION_HEADER: &str = hookrun_core::http::API_VERSION_HEADER;
+
 /// Where the service is and how to authenticate; global flags of every
 /// client command.
 #[derive(clap::Args, Debug, Clone)]
@@ -145,6 +148,8 @@ impl Client {
         let shown = without_query(&url);
         let resp = req.send().await.map_err(|e| unreachable(&shown, &e))?;
         let status = resp.status();
+        // Every hookrun answer names the API.
+        let hookrun_answer = resp.headers().contains_key(API_VERSION_HEADER);
         let content_type = resp
             .headers()
             .get(reqwest::header::CONTENT_TYPE)
@@ -162,6 +167,11 @@ impl Client {
             return Err(not_hookrun("a redirect (not followed)"));
         }
         if status.is_success() {
+            if !hookrun_answer {
+                return Err(not_hookrun(&format!(
+                    "{content_type} without the {API_VERSION_HEADER} header every hookrun answer has"
+                )));
+            }
             let json = if raw.trim().is_empty() {
                 Value::Null
             } else {
@@ -174,9 +184,11 @@ impl Client {
             if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
                 // A proxy or load balancer in front of the service, most
                 // likely: retrying later may help.
+                let reason = status.canonical_reason().unwrap_or("error");
                 let mut text: String = raw.trim().chars().take(200).collect();
-                if text.is_empty() {
-                    text = status.canonical_reason().unwrap_or("error").to_owned();
+                if text.is_empty() || content_type.contains("html") {
+                    text =
+                        format!("{reason} ({content_type} from {shown}, not from hookrun itself)");
                 }
                 CliError::Api {
                     status: status.as_u16(),

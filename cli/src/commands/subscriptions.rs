@@ -17,6 +17,7 @@ const SECRETS: &[&str] = &["secret"];
 pub enum Command {
     /// Subscribe a URL to run events; prints the signing secret once.
     Create {
+        /// What the subscription is for.
         #[arg(long)]
         name: Option<String>,
         /// Where deliveries are POSTed (the API's `url`; the service's

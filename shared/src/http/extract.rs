@@ -44,6 +44,7 @@ where
         }
         let ApiBytes(body) = ApiBytes::from_request(req, state).await?;
         crate::json::check_depth(&body).map_err(ApiError::BadRequest)?;
+        must_be_object(&body, false)?;
         serde_json::from_slice(&body).map(ApiJson).map_err(|e| {
             ApiError::BadRequest(match e.classify() {
                 serde_json::error::Category::Data => {
@@ -52,6 +53,22 @@ where
                 _ => format!("Failed to parse the request body as JSON: {e}"),
             })
         })
+    }
+}
+
+/// Every request body is a JSON object (`null` too where it may be
+/// absent): serde would also read a struct from an array of its fields in
+/// order, which no client means.
+fn must_be_object(body: &[u8], null_allowed: bool) -> Result<(), ApiError> {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    let object = first == Some(&b'{');
+    let null = null_allowed && first == Some(&b'n');
+    if object || null {
+        Ok(())
+    } else {
+        Err(ApiError::BadRequest(
+            "the request body must be a JSON object".into(),
+        ))
     }
 }
 
@@ -299,6 +316,7 @@ where
             return Ok(OptionalJson(T::default()));
         }
         crate::json::check_depth(&body).map_err(ApiError::BadRequest)?;
+        must_be_object(&body, true)?;
         // `null` is "no options" too, as the document says (the body is
         // an optional object).
         serde_json::from_slice::<Option<T>>(&body)

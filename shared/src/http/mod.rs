@@ -186,8 +186,15 @@ pub fn ratelimit_headers(
     h.insert("ratelimit-reset", axum::http::HeaderValue::from(reset_secs));
 }
 
-/// One log line per request. It names the route template, never the URI:
-/// some URIs carry credentials (token URLs), and none of them is logged.
+/// One log line per request, and [`API_VERSION_HEADER`] on its answer. It
+/// names the route template, never the URI: some URIs carry credentials
+/// (token URLs), and none of them is logged.
+/// Names hookrun's answers (every route's, errors included), so a client
+/// can tell them from another server's: the command-line client sends
+/// the admin key to `--server` and refuses to take an answer without it
+/// as hookrun's. No version of the software, just of this API.
+pub const API_VERSION_HEADER: &str = "hookrun-api-version";
+
 async fn log_request(req: Request, next: Next) -> Response {
     let method = req.method().clone();
     let route = req
@@ -196,7 +203,11 @@ async fn log_request(req: Request, next: Next) -> Response {
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "<unmatched>".into());
     let started = Instant::now();
-    let resp = next.run(req).await;
+    let mut resp = next.run(req).await;
+    resp.headers_mut().insert(
+        API_VERSION_HEADER,
+        axum::http::HeaderValue::from_static("1"),
+    );
     tracing::info!(
         %method,
         route,

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{create_op, Listing, Repo};
+use super::{create_op, save_op, Listing, Repo, Versioned};
 use crate::error::StoreResult;
 use crate::ids::{is_plausible_id, WorkspaceId};
 use crate::model::{from_item, keys, AdminKey, Workspace};
@@ -69,8 +69,17 @@ impl Repo {
     }
 
     /// Deletes the key (it authenticates nothing from then on) and its
-    /// last-use mark; `ConditionFailed` when it is already gone.
-    pub async fn delete_admin_key(&self, key: &AdminKey) -> StoreResult<()> {
+    /// last-use mark, and saves `workspace` unchanged but for its version:
+    /// so revocations in one workspace happen one after the other (a
+    /// second one made on the same version fails), and a revocation's
+    /// check that another admin key remains cannot race another's.
+    /// `ConditionFailed` when the key is already gone or the workspace
+    /// changed meanwhile.
+    pub async fn delete_admin_key(
+        &self,
+        key: &AdminKey,
+        workspace: &mut Versioned<Workspace>,
+    ) -> StoreResult<()> {
         let (pk, sk) = AdminKey::key(&key.key_hash);
         let (used_pk, used_sk) = AdminKey::usage_key(&key.id);
         self.transact(vec![
@@ -84,8 +93,11 @@ impl Repo {
                 sk: used_sk,
                 condition: Condition::None,
             },
+            save_op(workspace),
         ])
-        .await
+        .await?;
+        workspace.saved();
+        Ok(())
     }
 
     /// When the key was last used, if it was.

@@ -143,29 +143,56 @@ pub async fn get_key(
 /// Revokes a key: from the next call on it authenticates nothing. The
 /// workspace's last admin-role key is kept (`409`), so a workspace always
 /// has a key that can manage it (a lost one is replaced with `hookrun
-/// workspace add-key`, which needs the store, not a key).
+/// workspace add-key`, which needs the store, not a key). Revocations in a
+/// workspace are serialised on the workspace's version, and the other
+/// admin keys are counted by strongly consistent reads (the listing's
+/// index may still show a key just revoked), so two keys revoking each
+/// other at once cannot both go.
 pub async fn revoke_key(app: &App, workspace_id: &WorkspaceId, id: &str) -> Result<(), Error> {
-    let key = find_key(app, workspace_id, id).await?;
-    if key.role == Role::Admin {
-        let all = app
-            .repo
-            .admin_keys(workspace_id, MAX_KEYS_PER_WORKSPACE, None)
-            .await?;
-        let other_admins = all
-            .data
-            .iter()
-            .filter(|k| k.role == Role::Admin && k.id != key.id)
-            .count();
-        if other_admins == 0 {
+    for _ in 0..5 {
+        let key = find_key(app, workspace_id, id).await?;
+        let Some(mut workspace) = app.repo.get::<Workspace>(workspace_id).await? else {
+            return Err(Error::NotFound(Entity::Workspace));
+        };
+        if key.role == Role::Admin && !another_admin_key(app, workspace_id, &key.id).await? {
             return Err(Error::Conflict(
                 "this is the workspace's last admin key; create another admin key before revoking it".into(),
             ));
         }
+        match app.repo.delete_admin_key(&key, &mut workspace).await {
+            Ok(()) => return Ok(()),
+            // Revoked meanwhile, or another revocation went first: look
+            // again (the key may be gone, or the last admin key now).
+            Err(StoreError::ConditionFailed) => continue,
+            Err(e) => return Err(e.into()),
+        }
     }
-    match app.repo.delete_admin_key(&key).await {
-        Ok(()) | Err(StoreError::ConditionFailed) => Ok(()),
-        Err(e) => Err(e.into()),
+    Err(Error::Conflict(
+        "the workspace's keys kept changing; retry".into(),
+    ))
+}
+
+/// Whether the workspace has an admin-role key other than `except` that
+/// still exists (each checked by its hash, a strongly consistent read).
+async fn another_admin_key(
+    app: &App,
+    workspace_id: &WorkspaceId,
+    except: &str,
+) -> Result<bool, Error> {
+    let listed = app
+        .repo
+        .admin_keys(workspace_id, MAX_KEYS_PER_WORKSPACE, None)
+        .await?;
+    for candidate in listed
+        .data
+        .iter()
+        .filter(|k| k.role == Role::Admin && k.id != except)
+    {
+        if app.repo.admin_key(&candidate.key_hash).await?.is_some() {
+            return Ok(true);
+        }
     }
+    Ok(false)
 }
 
 async fn find_key(app: &App, workspace_id: &WorkspaceId, id: &str) -> Result<AdminKey, Error> {
@@ -260,7 +287,8 @@ pub async fn bootstrap(app: &App, given_key: Option<&str>) -> Result<Bootstrap, 
             (k.clone(), Some(k))
         }
     };
-    let record = admin_key_record(app, &workspace.id, &key);
+    let mut record = admin_key_record(app, &workspace.id, &key);
+    record.name = Some("first start (hookrun serve)".into());
     match app.repo.bootstrap(&workspace, &record).await {
         Ok(()) => {}
         Err(StoreError::ConditionFailed) => return Box::pin(bootstrap(app, given_key)).await,
@@ -288,7 +316,8 @@ pub async fn create_workspace(app: &App, name: &str) -> Result<(Workspace, Strin
         created_at: app.clock.now(),
     };
     let key = ids::admin_key();
-    let record = admin_key_record(app, &workspace.id, &key);
+    let mut record = admin_key_record(app, &workspace.id, &key);
+    record.name = Some("workspace create".into());
     app.repo.create_workspace(&workspace, &record).await?;
     Ok((workspace, key))
 }

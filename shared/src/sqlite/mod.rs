@@ -106,7 +106,7 @@ impl SqliteStore {
     /// moved to one, and its secrets sealed, on this first open.
     pub fn open_dir_with_key(dir: &Path, key_file: Option<&Path>) -> StoreResult<Self> {
         keyfile::private_dir(dir)?;
-        let db = dir.join("hookrun.sqlite3");
+        let db = Self::database_path(dir);
         keyfile::private_file(&db)?;
         let conn = Connection::open(&db).map_err(|e| {
             StoreError::Backend(format!("cannot open the database {}: {e}", db.display()))
@@ -129,6 +129,11 @@ impl SqliteStore {
         );
         store.seal_at_rest()?;
         Ok(store)
+    }
+
+    /// Where the database of a store in `dir` lives.
+    pub fn database_path(dir: &Path) -> std::path::PathBuf {
+        dir.join("hookrun.sqlite3")
     }
 
     /// A private in-memory database, for tests and benchmarks.

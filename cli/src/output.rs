@@ -3,7 +3,7 @@
 //! from the table, on lines of their own, so they are hard to miss and
 //! easy to copy.
 
-use comfy_table::{presets, ContentArrangement, Table};
+use comfy_table::{presets, ColumnConstraint, ContentArrangement, Table};
 use serde_json::Value;
 
 /// Longest cell in a table; the rest is one `--json` away.
@@ -126,7 +126,66 @@ fn table_width() -> Option<u16> {
         .filter(|w| *w >= MIN_TABLE_WIDTH)
 }
 
-/// A table fitted to [`table_width`]: cells wrap within their column.
+/// Narrowest a column is shortened to (when it is wider).
+const MIN_COLUMN_CHARS: usize = 8;
+
+/// Shortens the cells of a listing (`lines[0]` is the header) so the table
+/// fits `width` characters: the first column (the id, to copy into the
+/// next command) stays whole, the widest of the others give up characters
+/// first, down to [`MIN_COLUMN_CHARS`] (a shortened cell ends with `…`);
+/// if that is still too wide, the last columns are left out. Answers how
+/// many were.
+fn fit(lines: &mut [Vec<String>], width: usize) -> usize {
+    let natural = lines.first().map_or(0, Vec::len);
+    let chars = |i: usize, lines: &[Vec<String>]| {
+        lines
+            .iter()
+            .map(|l| l.get(i).map_or(0, |c| c.chars().count()))
+            .max()
+            .unwrap_or(0)
+    };
+    let mut n = natural;
+    let mut widths: Vec<usize> = (0..n).map(|i| chars(i, lines)).collect();
+    loop {
+        // Borders and padding of UTF8_FULL_CONDENSED: 3 per column, and 1.
+        let budget = width.saturating_sub(3 * n + 1);
+        while widths.iter().sum::<usize>() > budget {
+            let widest = (1..n)
+                .filter(|&i| widths[i] > MIN_COLUMN_CHARS)
+                .max_by_key(|&i| widths[i]);
+            match widest {
+                Some(i) => widths[i] -= 1,
+                None => break,
+            }
+        }
+        if widths.iter().sum::<usize>() <= budget || n <= 2 {
+            break;
+        }
+        n -= 1;
+        widths = (0..n).map(|i| chars(i, lines)).collect();
+    }
+    for line in lines.iter_mut() {
+        line.truncate(n);
+        for (cell, &w) in line.iter_mut().zip(&widths) {
+            if cell.chars().count() > w {
+                let mut short: String = cell.chars().take(w.saturating_sub(1)).collect();
+                short.push('…');
+                *cell = short;
+            }
+        }
+    }
+    natural - n
+}
+
+/// Column `i` keeps its content's width; the others wrap around it.
+fn keep_whole(t: &mut Table, i: usize) {
+    if let Some(column) = t.column_mut(i) {
+        column.set_constraint(ColumnConstraint::ContentWidth);
+    }
+}
+
+/// A table fitted to [`table_width`]: cells wrap within their column (a
+/// listing shortens them instead, see [`fit`]).
 fn table() -> Table {
     let mut t = Table::new();
     t.load_preset(presets::UTF8_FULL_CONDENSED);
@@ -169,11 +228,25 @@ impl Output {
             say!("(none)");
         } else {
             let mut t = table();
-            t.set_header(columns.iter().map(|c| c.header));
-            for r in rows {
-                t.add_row(columns.iter().map(|c| (c.get)(r)));
+            // One line per record: cells are shortened to fit, never
+            // wrapped (`get` or `--json` shows every value whole).
+            t.set_content_arrangement(ContentArrangement::Disabled);
+            let mut lines: Vec<Vec<String>> =
+                vec![columns.iter().map(|c| c.header.to_owned()).collect()];
+            lines.extend(
+                rows.iter()
+                    .map(|r| columns.iter().map(|c| (c.get)(r)).collect()),
+            );
+            let left_out = table_width().map_or(0, |w| fit(&mut lines, usize::from(w)));
+            let mut lines = lines.into_iter();
+            t.set_header(lines.next().unwrap_or_default());
+            for r in lines {
+                t.add_row(r);
             }
             say!("{t}");
+            if left_out > 0 {
+                eprintln!("({left_out} more columns do not fit the terminal: widen it, or use get or --json)");
+            }
         }
         if let Some(c) = listing.get("next_cursor").and_then(Value::as_str) {
             eprintln!("more: --cursor {c} (or --all)");
@@ -197,6 +270,7 @@ impl Output {
         }
         let mut t = table();
         t.set_header(["field", "value"]);
+        keep_whole(&mut t, 0);
         // A secret shown once also appears inside other fields (the token
         // in `urls.token_url`): the table names it instead, so it is
         // printed in one place only, below.
@@ -248,6 +322,43 @@ impl Output {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_listing_fits_its_width_with_the_first_column_whole() {
+        let id = "agt_01m9733z4b1vjhxvmqrf376t9z";
+        let url = format!("http {}", "https://example.com/agent/agent/agent/agent");
+        let mut lines = vec![
+            vec!["id".to_owned(), "runner".to_owned(), "enabled".to_owned()],
+            vec![id.to_owned(), url.clone(), "true".to_owned()],
+        ];
+        assert_eq!(fit(&mut lines, 60), 0);
+        let row = &lines[1];
+        assert_eq!(row[0], id, "the id stays whole");
+        assert!(
+            row[1].ends_with('…') && row[1].starts_with("http https:"),
+            "{row:?}"
+        );
+        let total: usize = row.iter().map(|c| c.chars().count()).sum::<usize>() + 3 * 3 + 1;
+        assert!(total <= 60, "{total}: {row:?}");
+        assert_eq!(row[2], "true");
+        // Wide enough: nothing changes.
+        let mut roomy = vec![vec!["id".to_owned()], vec![id.to_owned()]];
+        fit(&mut roomy, 200);
+        assert_eq!(roomy[1][0], id);
+        // Too narrow at the floor: the last columns are left out, down to
+        // two; the first stays whole.
+        let mut tight = vec![vec![
+            id.to_owned(),
+            "x".repeat(30),
+            "y".repeat(30),
+            "z".repeat(30),
+        ]];
+        assert_eq!(fit(&mut tight, 50), 2);
+        assert_eq!(tight[0].len(), 2);
+        assert_eq!(tight[0][0], id);
+        assert_eq!(tight[0][1], format!("{}…", "x".repeat(12)));
+        assert_eq!(fit(&mut tight, 10), 0, "never fewer than two");
+    }
 
     #[test]
     fn cells() {

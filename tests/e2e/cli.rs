@@ -1026,7 +1026,9 @@ async fn cli_tables_fit_the_width_and_test_calls_are_marked() {
     let mut narrow = client(&h.base, Some(ADMIN_KEY));
     narrow.env("COLUMNS", "60");
     let table = run(narrow, &["agents", "list"]).ok().stdout;
-    assert!(table.contains("agent"), "{table}");
+    assert!(table.contains(&agent), "the id whole: {table}");
+    assert!(table.contains('…'), "shortened, not wrapped: {table}");
+    assert_eq!(table.lines().count(), 5, "one line per record: {table}");
     for line in table.lines() {
         assert!(
             line.chars().count() <= 60,

@@ -72,18 +72,49 @@ pub struct Output {
 /// lines and outputs carry what outside callers sent, and raw escape
 /// sequences could rewrite an operator's screen or clipboard.
 pub fn printable(text: &str) -> String {
-    if !text.chars().any(|c| c.is_control() && c != '\t') {
+    if !text.chars().any(|c| unsafe_for_terminal(c) && c != '\t') {
         return text.to_owned();
     }
     text.chars()
         .map(|c| {
-            if c.is_control() && c != '\t' {
+            if unsafe_for_terminal(c) && c != '\t' {
                 c.escape_default().to_string()
             } else {
                 c.to_string()
             }
         })
         .collect()
+}
+
+/// Characters a terminal acts on rather than shows: C0 and C1 controls
+/// and DEL, and the bidirectional controls (U+061C, U+200E, U+200F,
+/// U+202A–U+202E, U+2066–U+2069), which can make text read otherwise
+/// than it is (a right-to-left override disguising a file name or a
+/// command).
+pub fn unsafe_for_terminal(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// JSON text with every [`unsafe_for_terminal`] character written as a
+/// `\uXXXX` escape: the same JSON value, safe to print. (Such characters
+/// can only be inside strings, where the escape means the same.)
+pub fn json_safe(json: &str) -> std::borrow::Cow<'_, str> {
+    if !json.chars().any(unsafe_for_terminal) {
+        return std::borrow::Cow::Borrowed(json);
+    }
+    let mut out = String::with_capacity(json.len() + 16);
+    for c in json.chars() {
+        if unsafe_for_terminal(c) && !matches!(c, '\n' | '\r' | '\t') {
+            let mut units = [0u16; 2];
+            for u in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{u:04x}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// A value as a table cell: strings bare, lists joined, absent as `-`;
@@ -204,11 +235,13 @@ fn table() -> Table {
 impl Output {
     /// The API's JSON as it came (`raw`), or `value` re-encoded when the
     /// command assembled it (several pages, a report).
+    /// The answer's JSON as it came (or `value`), with characters a
+    /// terminal would act on escaped ([`json_safe`]).
     pub fn print_json(&self, raw: Option<&str>, value: &Value) {
         match raw {
-            Some(r) if !r.trim().is_empty() => say!("{}", r.trim_end()),
+            Some(r) if !r.trim().is_empty() => say!("{}", json_safe(r.trim_end())),
             Some(_) => {}
-            None => say!("{value}"),
+            None => say!("{}", json_safe(&value.to_string())),
         }
     }
 
@@ -358,6 +391,27 @@ mod tests {
         assert_eq!(tight[0][0], id);
         assert_eq!(tight[0][1], format!("{}…", "x".repeat(12)));
         assert_eq!(fit(&mut tight, 10), 0, "never fewer than two");
+    }
+
+    #[test]
+    fn terminal_controls_are_escaped_in_text_and_in_json() {
+        let hostile = "ok\u{202E}txt.exe\u{9B}31m\u{1b}[2J\u{2066}";
+        let shown = printable(hostile);
+        assert!(!shown.chars().any(unsafe_for_terminal), "{shown:?}");
+        assert!(
+            shown.contains("\\u{202e}") && shown.contains("\\u{9b}"),
+            "{shown}"
+        );
+        let json = serde_json::to_string(&json!({"line": hostile, "tab": "a\tb"})).unwrap();
+        let safe = json_safe(&json);
+        assert!(!safe.chars().any(unsafe_for_terminal), "{safe}");
+        assert!(
+            safe.contains("\\u202e") && safe.contains("\\u009b"),
+            "{safe}"
+        );
+        let back: Value = serde_json::from_str(&safe).unwrap();
+        assert_eq!(back["line"], hostile, "the same value");
+        assert_eq!(json_safe("{\"a\":1}"), "{\"a\":1}");
     }
 
     #[test]

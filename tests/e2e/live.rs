@@ -604,3 +604,83 @@ async fn workspaces_are_kept_apart_and_bad_credentials_are_refused() {
     // The key never reaches the log.
     assert!(!h.log().contains(&other_key));
 }
+
+/// Connects without a key (it would authenticate with its first message).
+async fn ws_connect_anonymous(h: &Hookrun) -> Ws {
+    let (ws, _) = tokio_tungstenite::connect_async(ws_url(h)).await.unwrap();
+    ws
+}
+
+/// Frames the server cannot take end the connection with RFC 6455's code
+/// for them: a message over the limit (4 KiB before authenticating, 64 KiB
+/// after) with 1009, a text frame that is not UTF-8 with 1007, a frame of
+/// a reserved type with 1002.
+#[tokio::test]
+async fn frames_over_the_limits_or_broken_close_with_their_codes() {
+    let h = Hookrun::start();
+    // Before authenticating: more than the auth message needs.
+    let mut anonymous = ws_connect_anonymous(&h).await;
+    send(
+        &mut anonymous,
+        json!({"type": "auth", "api_key": "x".repeat(16 * 1024)}),
+    )
+    .await;
+    assert_eq!(close_code(&mut anonymous).await, 1009);
+    // A normal auth message still fits.
+    let mut anonymous = ws_connect_anonymous(&h).await;
+    send(
+        &mut anonymous,
+        json!({"type": "auth", "api_key": ADMIN_KEY}),
+    )
+    .await;
+    assert_eq!(next_json(&mut anonymous).await["type"], "ready");
+    // Authenticated: 64 KiB at most.
+    let mut ws = ws_connect(&h, ADMIN_KEY).await;
+    send(
+        &mut ws,
+        json!({"type": "ping", "pad": "x".repeat(100 * 1024)}),
+    )
+    .await;
+    assert_eq!(close_code(&mut ws).await, 1009);
+    // Not UTF-8.
+    use tokio_tungstenite::tungstenite::protocol::frame::{coding, Frame};
+    let mut ws = ws_connect(&h, ADMIN_KEY).await;
+    let bad = Frame::message(
+        vec![0xff, 0xfe, 0x22],
+        coding::OpCode::Data(coding::Data::Text),
+        true,
+    );
+    ws.send(Message::Frame(bad)).await.unwrap();
+    assert_eq!(close_code(&mut ws).await, 1007);
+    // A reserved frame type.
+    let mut ws = ws_connect(&h, ADMIN_KEY).await;
+    let odd = Frame::message(
+        vec![1, 2, 3],
+        coding::OpCode::Data(coding::Data::Reserved(3)),
+        true,
+    );
+    ws.send(Message::Frame(odd)).await.unwrap();
+    assert_eq!(close_code(&mut ws).await, 1002);
+}
+
+/// A run's stream resumed at or past its terminal event, once the run is
+/// over, ends at once instead of waiting for events that will never come.
+#[tokio::test]
+async fn a_finished_runs_stream_resumed_past_its_end_ends_at_once() {
+    let h = Hookrun::start();
+    let (agent, secret) = h.create_agent(json!({"name": "echo"})).await;
+    let run_id = h.trigger(&agent, &secret, json!({"event": "e"})).await;
+    h.wait_finished(&run_id, WAIT).await;
+    let path = format!("/api/v1/runs/{run_id}/events");
+    let whole = sse_events(&h, &path, None, None).await;
+    let terminal = whole.last().unwrap()["id"].as_str().unwrap().to_owned();
+    for from in [terminal, format!("{run_id}:99999")] {
+        let rest = tokio::time::timeout(
+            Duration::from_secs(5),
+            sse_events(&h, &path, Some(&from), None),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("the stream resumed from {from} did not end"));
+        assert!(rest.is_empty(), "{rest:?}");
+    }
+}

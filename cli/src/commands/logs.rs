@@ -79,7 +79,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
 /// `time run [stream/level] message`.
 fn print_line(ctx: &Ctx, l: &Value) {
     if ctx.out.json {
-        crate::say!("{l}");
+        crate::say!("{}", crate::output::json_safe(&l.to_string()));
     } else {
         crate::say!(
             "{} {} [{}/{}] {}",

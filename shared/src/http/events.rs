@@ -22,6 +22,7 @@ use crate::app::App;
 use crate::error::Error;
 use crate::ids::RunId;
 use crate::live::{parse_event_id, replay, Ended, Filter, Follower, LiveEvent};
+use crate::model::logs::seq;
 use crate::services::{agents, runs};
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -64,6 +65,15 @@ pub async fn run_events(
 ) -> Result<Response, ApiError> {
     let run = runs::get(&app, &admin.workspace_id, &run_id).await?;
     let last = resume_point(&headers, q.last_event_id.as_deref())?;
+    let past_the_end = run.status.is_terminal()
+        && last
+            .as_ref()
+            .is_some_and(|(r, s)| *r == run.id && *s >= seq::terminal(run.attempt));
+    if past_the_end {
+        // The run is over and the client saw its end: nothing will come.
+        let none = stream::empty::<Result<Event, Infallible>>();
+        return Ok(Sse::new(none).into_response());
+    }
     let filter = Filter {
         workspace_id: admin.workspace_id,
         agent_id: Some(run.agent_id.clone()),

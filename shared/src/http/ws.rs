@@ -40,6 +40,12 @@ pub mod close {
     pub const GOING_AWAY: u16 = 1001;
     /// No pong to two pings.
     pub const NO_PONG: u16 = 4009;
+    /// RFC 6455: a frame that breaks the protocol.
+    pub const PROTOCOL_ERROR: u16 = 1002;
+    /// RFC 6455: a text frame that is not UTF-8.
+    pub const INVALID_DATA: u16 = 1007;
+    /// RFC 6455: a message over the size the connection accepts.
+    pub const TOO_BIG: u16 = 1009;
 }
 
 /// How long an unauthenticated connection may wait for its auth message.
@@ -48,8 +54,13 @@ pub const AUTH_WAIT: Duration = Duration::from_secs(10);
 pub const PING_EVERY: Duration = Duration::from_secs(20);
 /// How long one frame may take to go out before the client counts as gone.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
-/// Largest message a client may send.
+/// Largest message (and frame) an authenticated client may send.
 const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
+/// Largest message (and frame) before the client authenticated: the auth
+/// message and no more, so an unauthenticated client cannot make the
+/// server hold megabytes (the frame limit matters: a single frame is read
+/// whole before a message limit applies).
+const MAX_UNAUTHENTICATED_MESSAGE: usize = 4 * 1024;
 
 /// The upgrade: a key offered in the handshake is checked before it, so a
 /// bad one gets an ordinary `401`.
@@ -71,9 +82,17 @@ pub async fn upgrade(
         Some(key) => Some(admin::authenticate(&app, &key, ip).await?.workspace_id),
         None => None,
     };
+    // A client that authenticates with its first message keeps the small
+    // limit: every message of the protocol fits it.
+    let limit = if workspace.is_some() {
+        MAX_CLIENT_MESSAGE
+    } else {
+        MAX_UNAUTHENTICATED_MESSAGE
+    };
     Ok(ws
         .protocols([PROTOCOL])
-        .max_message_size(MAX_CLIENT_MESSAGE)
+        .max_message_size(limit)
+        .max_frame_size(limit)
         .on_upgrade(move |socket| async move {
             Connection {
                 app,
@@ -141,7 +160,8 @@ impl Connection {
         let first = tokio::time::timeout(AUTH_WAIT, self.socket.recv()).await;
         let text = match first {
             Ok(Some(Ok(Message::Text(t)))) => t,
-            Ok(Some(Ok(_))) | Ok(Some(Err(_))) | Ok(None) | Err(_) => {
+            Ok(Some(Err(e))) => return Err(broken(e)),
+            Ok(Some(Ok(_))) | Ok(None) | Err(_) => {
                 return Err(self.refuse("unauthorized", "send {\"type\":\"auth\",\"api_key\":\"hka_…\"} first, or offer the key in Sec-WebSocket-Protocol", close::UNAUTHORIZED).await);
             }
         };
@@ -190,9 +210,10 @@ impl Connection {
                 incoming = self.socket.recv() => {
                     unanswered = 0;
                     match incoming {
-                        None | Some(Err(_)) | Some(Ok(Message::Close(_))) => {
+                        None | Some(Ok(Message::Close(_))) => {
                             return Close(1000, "bye".into());
                         }
+                        Some(Err(e)) => return broken(e),
                         Some(Ok(Message::Text(text))) => {
                             if let Err(close) = self.handle(&workspace, &text).await {
                                 return close;
@@ -312,6 +333,21 @@ impl Connection {
             tokio::time::timeout(SEND_TIMEOUT, self.socket.send(Message::Text(text.into()))).await,
             Ok(Ok(()))
         )
+    }
+}
+
+/// How a connection whose next frame could not be read ends: with the
+/// RFC 6455 code for what the frame did wrong (too big, not UTF-8, not
+/// the protocol), or a plain close when the connection is simply gone.
+fn broken(e: axum::Error) -> Close {
+    let inner = e.into_inner();
+    match inner.downcast_ref::<tungstenite::Error>() {
+        Some(tungstenite::Error::Capacity(_)) => Close(close::TOO_BIG, "message_too_big".into()),
+        Some(tungstenite::Error::Utf8(_)) => Close(close::INVALID_DATA, "invalid_utf8".into()),
+        Some(tungstenite::Error::Protocol(_)) => {
+            Close(close::PROTOCOL_ERROR, "protocol_error".into())
+        }
+        _ => Close(1000, "bye".into()),
     }
 }
 

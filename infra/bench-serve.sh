@@ -40,7 +40,7 @@ admin="bench-admin-key-0123456789-abcdefghijklmnop"
 # sets `url` (its trigger URL) and `key` (the agent's secret).
 start_serve() {
   local exe="$1" name="$2" serve ws agent
-  HOOKRUN_BOOTSTRAP_ADMIN_KEY="$admin" HOOKRUN_RATE_LIMIT_PER_IP=0 \
+  HOOKRUN_BOOTSTRAP_ADMIN_KEY="$admin" HOOKRUN_RATE_LIMIT_PER_IP=0 HOOKRUN_MAX_CONNECTIONS_PER_ADDRESS=100000 \
     HOOKRUN_RATE_LIMIT_PER_TRIGGER=0 HOOKRUN_RATE_LIMIT_PER_WORKSPACE=0 RUST_LOG=warn \
     "$exe" serve --data-dir "$work/$name" --addr 127.0.0.1:0 > "$work/$name.log" 2>&1 &
   pids+=($!)

@@ -152,10 +152,14 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let purger = sqlite.map(|store| tokio::spawn(purge_loop(store, stop_rx)));
 
     let hub = app.live.clone();
+    let trusted_proxies = app.settings.trusted_proxies.clone();
     let router = hookrun_core::http::router(app);
     println!("listening on http://{local}");
     let limits = crate::listener::Limits {
         max_connections: serve.max_connections,
+        per_address: serve.max_connections_per_address,
+        trusted_proxies,
+        http2: serve.http2,
         header_read: serve.header_read_timeout,
         idle: serve.idle_timeout,
         body_read: serve.body_read_timeout,

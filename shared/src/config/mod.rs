@@ -255,6 +255,9 @@ pub struct ServeSettings {
     pub drain: Duration,
     pub bootstrap_admin_key: Option<String>,
     pub max_connections: usize,
+    pub max_connections_per_address: usize,
+    /// Cleartext HTTP/2 (prior knowledge) besides HTTP/1.1.
+    pub http2: bool,
     pub header_read_timeout: Duration,
     pub idle_timeout: Duration,
     pub body_read_timeout: Duration,
@@ -278,6 +281,8 @@ impl ServeSettings {
             drain: env.duration(&vars::DRAIN_SECONDS)?,
             bootstrap_admin_key: env.text(&vars::BOOTSTRAP_ADMIN_KEY),
             max_connections: env.int(&vars::MAX_CONNECTIONS)?,
+            max_connections_per_address: env.int(&vars::MAX_CONNECTIONS_PER_ADDRESS)?,
+            http2: env.flag(&vars::HTTP2)?,
             header_read_timeout: env.duration(&vars::HEADER_READ_TIMEOUT_SECONDS)?,
             idle_timeout: env.duration(&vars::IDLE_TIMEOUT_SECONDS)?,
             body_read_timeout: env.duration(&vars::BODY_READ_TIMEOUT_SECONDS)?,

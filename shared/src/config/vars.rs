@@ -369,6 +369,24 @@ pub const MAX_CONNECTIONS: Var = Var {
     scope: "serve",
     help: "connections served at once; more wait to be accepted (keep it below the process's file-descriptor limit)",
 };
+pub const MAX_CONNECTIONS_PER_ADDRESS: Var = Var {
+    name: "HOOKRUN_MAX_CONNECTIONS_PER_ADDRESS",
+    default: "64",
+    kind: Kind::Number {
+        min: 1,
+        max: 100_000,
+        unit: Unit::Count,
+    },
+    scope: "serve",
+    help: "connections one client address (an IPv6 /64) may hold at once; more are closed as they come (a trusted proxy's own address is not capped)",
+};
+pub const HTTP2: Var = Var {
+    name: "HOOKRUN_HTTP2",
+    default: "false",
+    kind: Kind::Flag,
+    scope: "serve",
+    help: "also accept cleartext HTTP/2 (prior knowledge), with pings every 20 s answered within the header-read time and at most 32 streams a connection; off, such a connection is refused as a bad HTTP/1.1 request",
+};
 pub const HEADER_READ_TIMEOUT_SECONDS: Var = Var {
     name: "HOOKRUN_HEADER_READ_TIMEOUT_SECONDS",
     default: "10",
@@ -428,6 +446,8 @@ pub const ALL: &[Var] = &[
     LOG,
     DRAIN_SECONDS,
     MAX_CONNECTIONS,
+    MAX_CONNECTIONS_PER_ADDRESS,
+    HTTP2,
     HEADER_READ_TIMEOUT_SECONDS,
     IDLE_TIMEOUT_SECONDS,
     BODY_READ_TIMEOUT_SECONDS,

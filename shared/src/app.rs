@@ -11,7 +11,7 @@ use crate::cache::TtlCache;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::ids::{TriggerId, WorkspaceId};
-use crate::live::Hub;
+use crate::live::{Hub, StreamBudget};
 use crate::model::{Agent, Subscription};
 use crate::ports::{ItemTable, Queue, SecretStore};
 use crate::repo::Repo;
@@ -55,6 +55,8 @@ pub struct App {
     /// Where real-time run events go once stored (docs/ARCHITECTURE.md,
     /// "Real-time events").
     pub live: Hub,
+    /// The event streams this process has open, against their caps.
+    pub streams: Arc<StreamBudget>,
 }
 
 impl App {
@@ -82,6 +84,7 @@ impl App {
             subscriptions: Arc::new(TtlCache::new(settings.target_cache, TARGET_CACHE_CAP)),
             limiter: Arc::default(),
             live: Hub::default(),
+            streams: Arc::new(StreamBudget::new(settings.streams)),
             settings: Arc::new(settings),
         }
     }

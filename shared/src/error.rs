@@ -172,6 +172,10 @@ pub enum Error {
         .state.limit, .scope.describe(), .state.reset_secs
     )]
     RateLimited { scope: LimitScope, state: RateState },
+    /// Too many event streams open at once (`scope`: in all, of the
+    /// workspace, of the key).
+    #[error("too many event streams open {scope} (at most {limit}); close one, or retry later")]
+    TooManyStreams { scope: &'static str, limit: usize },
     /// A dependency outside the store (the master key, a secret) is not
     /// available now: the caller may retry.
     #[error("service temporarily unavailable, retry later")]

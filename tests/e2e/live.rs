@@ -364,7 +364,12 @@ async fn resume_both(h: &Hookrun, agent: &str, run_id: &str, from: &str) -> [Vec
 #[tokio::test]
 async fn broad_resumes_from_every_position_give_the_rest_of_the_run_once_in_order() {
     let fake = FakeAgent::start().await;
-    let h = std::sync::Arc::new(Hookrun::start());
+    // Many resumes at once: the stream caps are not under test here.
+    let h = std::sync::Arc::new(Hookrun::start_with(&[
+        ("HOOKRUN_MAX_STREAMS_PER_KEY", "1000"),
+        ("HOOKRUN_MAX_STREAMS_PER_WORKSPACE", "1000"),
+        ("HOOKRUN_MAX_STREAMS", "1000"),
+    ]));
     let streamer = streaming_agent(&h, &fake, "n=5&delay_ms=40&format=sse").await;
     let slow = h
         .create_agent(json!({"name": "slow", "runner": {"type": "http", "url": fake.url("/slow")}}))
@@ -683,4 +688,137 @@ async fn a_finished_runs_stream_resumed_past_its_end_ends_at_once() {
         .unwrap_or_else(|_| panic!("the stream resumed from {from} did not end"));
         assert!(rest.is_empty(), "{rest:?}");
     }
+}
+
+/// An SSE stream of `agent` opened with `key`, its answer kept open.
+async fn open_stream(h: &Hookrun, key: &str, agent: &str) -> reqwest::Response {
+    h.http
+        .get(h.url(&format!("/api/v1/agents/{agent}/events")))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Event streams have caps of their own, in all, per workspace and per
+/// key: over one, SSE answers 429 with the JSON error and a WebSocket
+/// closes with 4029. They do not count against the connections' cap, so
+/// with every stream slot taken, calls are still served.
+#[tokio::test]
+async fn event_streams_have_caps_of_their_own() {
+    let h = Hookrun::start_with(&[
+        ("HOOKRUN_MAX_STREAMS", "6"),
+        ("HOOKRUN_MAX_STREAMS_PER_WORKSPACE", "4"),
+        ("HOOKRUN_MAX_STREAMS_PER_KEY", "2"),
+        ("HOOKRUN_MAX_CONNECTIONS", "8"),
+    ]);
+    let (agent, secret) = h.create_agent(json!({"name": "a"})).await;
+    let mut held = vec![];
+    for _ in 0..2 {
+        let s = open_stream(&h, ADMIN_KEY, &agent).await;
+        assert_eq!(s.status(), StatusCode::OK);
+        held.push(s);
+    }
+    let over = open_stream(&h, ADMIN_KEY, &agent).await;
+    assert_eq!(over.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(over.headers().contains_key("retry-after"));
+    let body: Value = over.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("for this admin key"),
+        "{body}"
+    );
+    // Another key of the workspace: two more, then the workspace is full.
+    let mut keys = vec![];
+    for name in ["second", "third"] {
+        let (s, k) = h
+            .admin(
+                reqwest::Method::POST,
+                "/api/v1/admin-keys",
+                Some(json!({"name": name})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{k}");
+        keys.push(k["key"].as_str().unwrap().to_owned());
+    }
+    for _ in 0..2 {
+        let s = open_stream(&h, &keys[0], &agent).await;
+        assert_eq!(s.status(), StatusCode::OK);
+        held.push(s);
+    }
+    let over = open_stream(&h, &keys[1], &agent).await;
+    assert_eq!(over.status(), StatusCode::TOO_MANY_REQUESTS);
+    let body: Value = over.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("for this workspace"),
+        "{body}"
+    );
+    // Another workspace: two more fill the process's cap of 6.
+    let (_, other_key) = h.create_workspace("other");
+    let (s, other_agent) = h
+        .http
+        .post(h.url("/api/v1/agents"))
+        .bearer_auth(&other_key)
+        .json(&json!({"name": "b"}))
+        .send()
+        .await
+        .map(|r| (r.status(), r))
+        .unwrap();
+    assert_eq!(s, StatusCode::CREATED);
+    let other_agent = other_agent.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for _ in 0..2 {
+        let s = open_stream(&h, &other_key, &other_agent).await;
+        assert_eq!(s.status(), StatusCode::OK);
+        held.push(s);
+    }
+    // A WebSocket now: closed with 4029.
+    let mut req = ws_url(&h).into_client_request().unwrap();
+    req.headers_mut().insert(
+        "sec-websocket-protocol",
+        format!("hookrun.v1, hookrun.bearer.{other_key}")
+            .parse()
+            .unwrap(),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    assert_eq!(close_code(&mut ws).await, 4029);
+    // Six streams on a cap of eight connections: a new client's calls
+    // are still served (the streams gave their connection slots back).
+    let fresh = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    for _ in 0..4 {
+        let resp = fresh
+            .get(h.url("/healthz"))
+            .send()
+            .await
+            .expect("served beside the streams");
+        assert_eq!(resp.status(), StatusCode::OK);
+    }
+    let run_id = h.trigger(&agent, &secret, json!({"event": "e"})).await;
+    assert!(run_id.starts_with("run_"));
+    // A stream that ends gives its place back.
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let again = tokio::time::timeout(WAIT, async {
+        loop {
+            let s = open_stream(&h, ADMIN_KEY, &agent).await;
+            if s.status() == StatusCode::OK {
+                return s;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    })
+    .await
+    .expect("a slot comes back once its stream ends");
+    assert_eq!(again.status(), StatusCode::OK);
 }

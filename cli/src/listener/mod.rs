@@ -102,12 +102,23 @@ pub async fn serve(
             drop(stream);
             continue;
         };
+        // The connection's slot, which a request whose answer becomes an
+        // event stream gives back (`ConnectionSlot`): streams have caps
+        // of their own.
+        let permit = Arc::new(Mutex::new(Some(permit)));
+        let release = {
+            let permit = permit.clone();
+            hookrun_core::http::ConnectionSlot(Arc::new(move || {
+                permit.lock().unwrap_or_else(|p| p.into_inner()).take();
+            }))
+        };
         let service =
             router
                 .clone()
                 .map_request(move |req: axum::http::Request<hyper::body::Incoming>| {
                     let mut req = req.map(axum::body::Body::new);
                     req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
+                    req.extensions_mut().insert(release.clone());
                     req
                 });
         let service = TowerToHyperService::new(service);

@@ -50,6 +50,8 @@ pub struct Settings {
     pub secret_prefix: String,
     /// How long a looked-up trigger target is reused (`HOOKRUN_TARGET_CACHE_SECONDS`).
     pub target_cache: Duration,
+    /// How many event streams may be open at once (`hookrun serve`).
+    pub streams: StreamLimits,
     /// Callers not limited per address (`HOOKRUN_RATE_LIMIT_PER_IP`): set
     /// by `hookrun serve --demo` to loopback, so a developer's own calls
     /// are never throttled as a stranger's would be; no variable sets it.
@@ -108,8 +110,21 @@ impl Settings {
             secret_prefix: parse_secret_prefix(&env.raw(&vars::SECRET_PREFIX))?,
             target_cache: env.duration(&vars::TARGET_CACHE_SECONDS)?,
             ip_limit_exempt: Vec::new(),
+            streams: StreamLimits {
+                total: env.int(&vars::MAX_STREAMS)?,
+                per_workspace: env.int(&vars::MAX_STREAMS_PER_WORKSPACE)?,
+                per_key: env.int(&vars::MAX_STREAMS_PER_KEY)?,
+            },
         })
     }
+}
+
+/// Caps on the event streams (SSE, WebSocket) open at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StreamLimits {
+    pub total: usize,
+    pub per_workspace: usize,
+    pub per_key: usize,
 }
 
 /// Loopback, both families: `hookrun serve`'s local-development flags

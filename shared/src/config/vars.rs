@@ -380,6 +380,39 @@ pub const MAX_CONNECTIONS_PER_ADDRESS: Var = Var {
     scope: "serve",
     help: "connections one client address (an IPv6 /64) may hold at once; more are closed as they come (a trusted proxy's own address is not capped)",
 };
+pub const MAX_STREAMS: Var = Var {
+    name: "HOOKRUN_MAX_STREAMS",
+    default: "256",
+    kind: Kind::Number {
+        min: 1,
+        max: 100_000,
+        unit: Unit::Count,
+    },
+    scope: "serve",
+    help: "event streams (SSE and WebSocket, a WebSocket from its upgrade) open at once, apart from HOOKRUN_MAX_CONNECTIONS; more get 429 (SSE) or close 4029 (WebSocket)",
+};
+pub const MAX_STREAMS_PER_WORKSPACE: Var = Var {
+    name: "HOOKRUN_MAX_STREAMS_PER_WORKSPACE",
+    default: "64",
+    kind: Kind::Number {
+        min: 1,
+        max: 100_000,
+        unit: Unit::Count,
+    },
+    scope: "serve",
+    help: "event streams one workspace may have open at once",
+};
+pub const MAX_STREAMS_PER_KEY: Var = Var {
+    name: "HOOKRUN_MAX_STREAMS_PER_KEY",
+    default: "16",
+    kind: Kind::Number {
+        min: 1,
+        max: 100_000,
+        unit: Unit::Count,
+    },
+    scope: "serve",
+    help: "event streams one admin key may have open at once",
+};
 pub const HTTP2: Var = Var {
     name: "HOOKRUN_HTTP2",
     default: "false",
@@ -447,6 +480,9 @@ pub const ALL: &[Var] = &[
     DRAIN_SECONDS,
     MAX_CONNECTIONS,
     MAX_CONNECTIONS_PER_ADDRESS,
+    MAX_STREAMS,
+    MAX_STREAMS_PER_WORKSPACE,
+    MAX_STREAMS_PER_KEY,
     HTTP2,
     HEADER_READ_TIMEOUT_SECONDS,
     IDLE_TIMEOUT_SECONDS,

@@ -64,7 +64,7 @@ pub fn status_of(e: &Error) -> StatusCode {
         Error::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
         Error::Unauthorized(_) | Error::SignatureRejected { .. } => StatusCode::UNAUTHORIZED,
         Error::Forbidden(_) => StatusCode::FORBIDDEN,
-        Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+        Error::RateLimited { .. } | Error::TooManyStreams { .. } => StatusCode::TOO_MANY_REQUESTS,
         Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         Error::Store(s) => match s {
@@ -76,6 +76,10 @@ pub fn status_of(e: &Error) -> StatusCode {
         },
     }
 }
+
+/// When a stream refused for its cap may try again: streams end on their
+/// own (runs finish, clients leave), so soon.
+const STREAM_RETRY_SECS: u64 = 5;
 
 /// The stable code of an answer's status.
 fn code_of(status: StatusCode) -> &'static str {
@@ -193,6 +197,10 @@ impl IntoResponse for ApiError {
                 header::RETRY_AFTER,
                 HeaderValue::from(state.reset_secs.max(1)),
             );
+        }
+        if let ApiError::Service(Error::TooManyStreams { .. }) = &self {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(STREAM_RETRY_SECS));
         }
         if status == StatusCode::UNAUTHORIZED {
             // RFC 9110: a 401 names the scheme the client should use. A

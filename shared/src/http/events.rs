@@ -9,7 +9,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{Extensions, HeaderMap};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream::{self, Stream, StreamExt};
@@ -21,7 +21,7 @@ use super::ApiError;
 use crate::app::App;
 use crate::error::Error;
 use crate::ids::RunId;
-use crate::live::{parse_event_id, replay, Ended, Filter, Follower, LiveEvent};
+use crate::live::{parse_event_id, replay, Ended, Filter, Follower, LiveEvent, StreamSlot};
 use crate::model::logs::seq;
 use crate::services::{agents, runs};
 
@@ -61,6 +61,7 @@ pub async fn run_events(
     admin: Admin,
     ApiPath(run_id): ApiPath<String>,
     headers: HeaderMap,
+    extensions: Extensions,
     ApiQuery(q): ApiQuery<EventsQuery>,
 ) -> Result<Response, ApiError> {
     let run = runs::get(&app, &admin.workspace_id, &run_id).await?;
@@ -79,7 +80,7 @@ pub async fn run_events(
         agent_id: Some(run.agent_id.clone()),
         run_id: Some(run.id.clone()),
     };
-    respond(app, filter, last, true).await
+    respond(app, filter, last, true, &admin.key_id, &extensions).await
 }
 
 /// An agent's events, live: every run of the agent, as the run route gives
@@ -107,6 +108,7 @@ pub async fn agent_events(
     admin: Admin,
     ApiPath(agent_id): ApiPath<String>,
     headers: HeaderMap,
+    extensions: Extensions,
     ApiQuery(q): ApiQuery<EventsQuery>,
 ) -> Result<Response, ApiError> {
     let agent = agents::get(&app, &admin.workspace_id, &agent_id).await?;
@@ -116,7 +118,7 @@ pub async fn agent_events(
         agent_id: Some(agent.id),
         run_id: None,
     };
-    respond(app, filter, last, false).await
+    respond(app, filter, last, false, &admin.key_id, &extensions).await
 }
 
 /// `Last-Event-ID` (or the query's), checked: a malformed one is a 400,
@@ -144,6 +146,8 @@ async fn respond(
     filter: Filter,
     last: Option<(RunId, u32)>,
     ends_with_run: bool,
+    key_id: &str,
+    extensions: &Extensions,
 ) -> Result<Response, ApiError> {
     if !app.live.is_local() {
         // Nothing streams in this process: what is stored, then the end.
@@ -151,9 +155,13 @@ async fn respond(
         let body = stream::iter(events.into_iter().map(|e| Ok::<_, Infallible>(sse(&e))));
         return Ok(Sse::new(body).into_response());
     }
+    // A long-lived stream: counted against the stream caps, not the
+    // connections'.
+    let slot = app.streams.take(&filter.workspace_id, key_id)?;
     let follower = Follower::start(&app, filter, last).await?;
+    super::ConnectionSlot::release_for(extensions);
     let hub = app.live.clone();
-    let body = follow(follower, ends_with_run, hub);
+    let body = follow(follower, ends_with_run, hub, slot);
     Ok(Sse::new(body)
         .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
         .into_response())
@@ -166,9 +174,14 @@ fn follow(
     follower: Follower,
     ends_with_run: bool,
     hub: crate::live::Hub,
+    slot: StreamSlot,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
+    // The slot lives as long as the stream (dropped with it, when it ends
+    // or the client leaves).
+    let slot = std::sync::Arc::new(slot);
     stream::unfold(Some(follower), move |state| {
         let hub = hub.clone();
+        let _slot = slot.clone();
         async move {
             let mut follower = state?;
             let next = tokio::select! {

@@ -189,6 +189,29 @@ pub fn ratelimit_headers(
 /// One log line per request, and [`API_VERSION_HEADER`] on its answer. It
 /// names the route template, never the URI: some URIs carry credentials
 /// (token URLs), and none of them is logged.
+/// Put on each request by `hookrun serve`'s listener: gives back the
+/// request's connection slot (`HOOKRUN_MAX_CONNECTIONS`) when its answer
+/// becomes a long-lived event stream, which counts against the stream
+/// budget instead (`live::StreamBudget`), so streams can never starve
+/// trigger and management calls of connections.
+#[derive(Clone)]
+pub struct ConnectionSlot(pub std::sync::Arc<dyn Fn() + Send + Sync>);
+
+impl ConnectionSlot {
+    /// Gives the slot back (the connection stays open; later calls do
+    /// nothing).
+    pub fn release(&self) {
+        (self.0)()
+    }
+
+    /// The slot on a request, if its server put one there.
+    pub fn release_for(extensions: &axum::http::Extensions) {
+        if let Some(slot) = extensions.get::<ConnectionSlot>() {
+            slot.release();
+        }
+    }
+}
+
 /// Names hookrun's answers (every route's, errors included), so a client
 /// can tell them from another server's: the command-line client sends
 /// the admin key to `--server` and refuses to take an answer without it

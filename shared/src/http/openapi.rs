@@ -125,7 +125,8 @@ pub enum ManagementErrors {
     /// A JSON body without `Content-Type: application/json`.
     #[response(status = 415)]
     UnsupportedMediaType(ErrorBody),
-    /// Too many failed authentications from this address.
+    /// Too many failed authentications from this address, or (event
+    /// streams) too many streams open.
     #[response(status = 429, headers(("Retry-After" = u64, description = "Seconds to wait")))]
     TooManyRequests(ErrorBody),
     /// The store is unavailable; retry.

@@ -20,7 +20,7 @@ use crate::app::App;
 use crate::error::Error;
 use crate::ids::WorkspaceId;
 use crate::live::protocol::{self, ClientMessage, Refused, PROTOCOL};
-use crate::live::{Ended, Follower};
+use crate::live::{Ended, Follower, StreamSlot};
 use crate::services::admin;
 
 /// Where the channel is served.
@@ -40,6 +40,9 @@ pub mod close {
     pub const GOING_AWAY: u16 = 1001;
     /// No pong to two pings.
     pub const NO_PONG: u16 = 4009;
+    /// Too many event streams open (in all, of the workspace or of the
+    /// key): retry later.
+    pub const TOO_MANY_STREAMS: u16 = 4029;
     /// RFC 6455: a frame that breaks the protocol.
     pub const PROTOCOL_ERROR: u16 = 1002;
     /// RFC 6455: a text frame that is not UTF-8.
@@ -68,6 +71,7 @@ pub async fn upgrade(
     State(app): State<App>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     headers: HeaderMap,
+    extensions: axum::http::Extensions,
     SourceIp(ip): SourceIp,
 ) -> Result<Response, ApiError> {
     // Not a WebSocket handshake: a JSON answer like every other error.
@@ -78,10 +82,20 @@ pub async fn upgrade(
         ))
     })?;
     let offered = handshake_key(&headers);
-    let workspace = match offered {
-        Some(key) => Some(admin::authenticate(&app, &key, ip).await?.workspace_id),
+    let key = match offered {
+        Some(key) => Some(admin::authenticate(&app, &key, ip).await?),
         None => None,
     };
+    let workspace = key.as_ref().map(|k| k.workspace_id.clone());
+    // A WebSocket counts against the stream caps from its upgrade, signed
+    // in or not, and no longer against the connections'.
+    let slot = app.streams.take_anonymous().and_then(|mut slot| {
+        if let Some(k) = &key {
+            app.streams.claim(&mut slot, &k.workspace_id, &k.id)?;
+        }
+        Ok(slot)
+    });
+    super::ConnectionSlot::release_for(&extensions);
     // A client that authenticates with its first message keeps the small
     // limit: every message of the protocol fits it.
     let limit = if workspace.is_some() {
@@ -100,7 +114,7 @@ pub async fn upgrade(
                 ip,
                 follower: None,
             }
-            .run(workspace)
+            .run(workspace, slot)
             .await
         })
         .into_response())
@@ -136,12 +150,20 @@ struct Connection {
 struct Close(u16, String);
 
 impl Connection {
-    async fn run(mut self, workspace: Option<WorkspaceId>) {
-        let end = match workspace {
-            Some(ws) => self.serve(ws).await,
-            None => match self.authenticate().await {
-                Ok(ws) => self.serve(ws).await,
-                Err(close) => close,
+    async fn run(mut self, workspace: Option<WorkspaceId>, slot: Result<StreamSlot, Error>) {
+        let end = match slot {
+            Err(e) => {
+                let (_, message) = describe(e);
+                self.refuse("too_many_streams", &message, close::TOO_MANY_STREAMS)
+                    .await
+            }
+            // Held until the connection ends.
+            Ok(mut slot) => match workspace {
+                Some(ws) => self.serve(ws).await,
+                None => match self.authenticate(&mut slot).await {
+                    Ok(ws) => self.serve(ws).await,
+                    Err(close) => close,
+                },
             },
         };
         let Close(code, reason) = end;
@@ -156,7 +178,7 @@ impl Connection {
     }
 
     /// Waits for `{"type":"auth","api_key":…}`.
-    async fn authenticate(&mut self) -> Result<WorkspaceId, Close> {
+    async fn authenticate(&mut self, slot: &mut StreamSlot) -> Result<WorkspaceId, Close> {
         let first = tokio::time::timeout(AUTH_WAIT, self.socket.recv()).await;
         let text = match first {
             Ok(Some(Ok(Message::Text(t)))) => t,
@@ -168,7 +190,15 @@ impl Connection {
         match serde_json::from_str::<ClientMessage>(&text) {
             Ok(ClientMessage::Auth { api_key }) => {
                 match admin::authenticate(&self.app, &api_key, self.ip).await {
-                    Ok(key) => Ok(key.workspace_id),
+                    Ok(key) => match self.app.streams.claim(slot, &key.workspace_id, &key.id) {
+                        Ok(()) => Ok(key.workspace_id),
+                        Err(e) => {
+                            let (_, message) = describe(e);
+                            Err(self
+                                .refuse("too_many_streams", &message, close::TOO_MANY_STREAMS)
+                                .await)
+                        }
+                    },
                     Err(e) => {
                         let (code, message) = describe(e);
                         Err(self.refuse(code, &message, close::UNAUTHORIZED).await)

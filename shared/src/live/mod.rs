@@ -6,12 +6,14 @@
 //! the terminal event), always after it is stored, so that what a client
 //! missed can be read back from the store ([`replay`]).
 
+pub mod budget;
 mod event;
 mod follow;
 mod hub;
 pub mod protocol;
 pub mod replay;
 
+pub use budget::{StreamBudget, StreamSlot};
 pub use event::{
     event_id, parse_event_id, EventData, EventKind, Filter, LiveEvent, LogData, RunSummary,
 };

@@ -57,6 +57,8 @@ pub struct App {
     pub live: Hub,
     /// The event streams this process has open, against their caps.
     pub streams: Arc<StreamBudget>,
+    /// Replays each workspace has running (at most a few at once).
+    pub replays: Arc<crate::live::replay::ReplayGate>,
 }
 
 impl App {
@@ -85,6 +87,7 @@ impl App {
             limiter: Arc::default(),
             live: Hub::default(),
             streams: Arc::new(StreamBudget::new(settings.streams)),
+            replays: Arc::default(),
             settings: Arc::new(settings),
         }
     }

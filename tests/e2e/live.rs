@@ -822,3 +822,60 @@ async fn event_streams_have_caps_of_their_own() {
     .expect("a slot comes back once its stream ends");
     assert_eq!(again.status(), StatusCode::OK);
 }
+
+/// A subscribe sent while the previous one is still reading its replay
+/// replaces it: that replay is dropped, not computed and sent first.
+#[tokio::test]
+async fn a_newer_subscribe_drops_the_replay_of_the_older() {
+    let fake = FakeAgent::start().await;
+    let h = Hookrun::start();
+    let (agent, secret) = streaming_agent(&h, &fake, "n=400&format=ndjson").await;
+    let run_id = h.trigger(&agent, &secret, json!({"event": "go"})).await;
+    h.wait_finished(&run_id, WAIT).await;
+    // Without Nagle's delay, so the messages below arrive together.
+    let mut req = ws_url(&h).into_client_request().unwrap();
+    req.headers_mut().insert(
+        "sec-websocket-protocol",
+        format!("hookrun.v1, hookrun.bearer.{ADMIN_KEY}")
+            .parse()
+            .unwrap(),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(req, None, true)
+        .await
+        .unwrap();
+    assert_eq!(next_json(&mut ws).await["type"], "ready");
+    let channel = format!("workspace:{}", h.workspace);
+    // Back to back, in one write: a resume from the run's start, then a
+    // plain one, then a ping.
+    for m in [
+        json!({"type": "subscribe", "channel": channel, "last_event_id": format!("{run_id}:0")}),
+        json!({"type": "subscribe", "channel": channel, "agent_id": agent}),
+        json!({"type": "ping"}),
+    ] {
+        ws.feed(Message::Text(m.to_string().into())).await.unwrap();
+    }
+    ws.flush().await.unwrap();
+    let mut got = vec![];
+    loop {
+        let m = next_json(&mut ws).await;
+        if m["type"] == "pong" {
+            break;
+        }
+        got.push(m);
+    }
+    let kinds: Vec<&str> = got.iter().map(|m| m["type"].as_str().unwrap()).collect();
+    assert!(
+        kinds.iter().all(|k| *k == "subscribed"),
+        "no replayed event of the dropped subscription: {kinds:?}"
+    );
+    // The newer one answers (the pong may overtake it: a ping is answered
+    // at once, a subscription once set up).
+    let subscribed = if got.is_empty() {
+        next_json(&mut ws).await
+    } else {
+        got.pop().unwrap()
+    };
+    assert_eq!(subscribed["type"], "subscribed", "{subscribed}");
+    assert_eq!(subscribed["agent_id"], agent.as_str(), "{subscribed}");
+    assert!(got.is_empty(), "one subscribed only: {got:?}");
+}

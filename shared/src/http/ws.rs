@@ -113,6 +113,7 @@ pub async fn upgrade(
                 socket,
                 ip,
                 follower: None,
+                starting: None,
             }
             .run(workspace, slot)
             .await
@@ -144,7 +145,13 @@ struct Connection {
     socket: WebSocket,
     ip: std::net::IpAddr,
     follower: Option<Follower>,
+    /// A subscription being set up (its replay read): a newer subscribe
+    /// or an unsubscribe drops it, and the work it had left with it.
+    starting: Option<Starting>,
 }
+
+type Starting =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Follower, Refused>> + Send>>;
 
 /// Why the connection ends.
 struct Close(u16, String);
@@ -236,7 +243,20 @@ impl Connection {
                     None => std::future::pending().await,
                 }
             };
+            let starting = &mut self.starting;
+            let started = async {
+                match starting {
+                    Some(s) => s.as_mut().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
+                result = started => {
+                    self.starting = None;
+                    if let Err(close) = self.started(result).await {
+                        return close;
+                    }
+                }
                 incoming = self.socket.recv() => {
                     unanswered = 0;
                     match incoming {
@@ -303,6 +323,7 @@ impl Connection {
             }
             ClientMessage::Unsubscribe => {
                 self.follower = None;
+                self.starting = None;
                 self.send_json(protocol::unsubscribed()).await;
             }
             ClientMessage::Subscribe {
@@ -311,39 +332,45 @@ impl Connection {
                 run_id,
                 last_event_id,
             } => {
-                let checked = protocol::subscription(
-                    &self.app,
-                    workspace,
-                    &channel,
-                    agent_id.as_deref(),
-                    run_id.as_deref(),
-                    last_event_id.as_deref(),
-                )
-                .await;
-                // A new subscription replaces the last one; the replay of
-                // what was missed goes out before any live event.
+                // A new subscription replaces the last one, and one still
+                // being set up (its replay is not read any further). The
+                // replay of what was missed goes out before any live event.
                 self.follower = None;
-                let started = match checked {
-                    Ok((filter, last)) => Follower::start(&self.app, filter, last)
+                let (app, workspace) = (self.app.clone(), workspace.clone());
+                self.starting = Some(Box::pin(async move {
+                    let (filter, last) = protocol::subscription(
+                        &app,
+                        &workspace,
+                        &channel,
+                        agent_id.as_deref(),
+                        run_id.as_deref(),
+                        last_event_id.as_deref(),
+                    )
+                    .await?;
+                    Follower::start(&app, filter, last)
                         .await
-                        .map_err(Refused::Invalid),
-                    Err(e) => Err(e),
-                };
-                match started {
-                    Ok(follower) => {
-                        self.send_json(protocol::subscribed(follower.filter()))
-                            .await;
-                        self.follower = Some(follower);
-                    }
-                    Err(Refused::OtherWorkspace(only)) => {
-                        let message = Refused::OtherWorkspace(only).to_string();
-                        return Err(self.refuse("forbidden", &message, close::FORBIDDEN).await);
-                    }
-                    Err(Refused::Invalid(e)) => {
-                        let (code, message) = describe(e);
-                        self.send_error(code, &message).await;
-                    }
-                }
+                        .map_err(Refused::Invalid)
+                }));
+            }
+        }
+        Ok(())
+    }
+
+    /// A subscription set up (or refused).
+    async fn started(&mut self, result: Result<Follower, Refused>) -> Result<(), Close> {
+        match result {
+            Ok(follower) => {
+                self.send_json(protocol::subscribed(follower.filter()))
+                    .await;
+                self.follower = Some(follower);
+            }
+            Err(Refused::OtherWorkspace(only)) => {
+                let message = Refused::OtherWorkspace(only).to_string();
+                return Err(self.refuse("forbidden", &message, close::FORBIDDEN).await);
+            }
+            Err(Refused::Invalid(e)) => {
+                let (code, message) = describe(e);
+                self.send_error(code, &message).await;
             }
         }
         Ok(())

@@ -8,12 +8,16 @@
 //! created since, and those created up to [`RESUME_WINDOW`] before it
 //! (a run created earlier and still writing is not looked for).
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::{Filter, LiveEvent};
 use crate::app::App;
 use crate::error::Error;
-use crate::ids::{AgentId, RunId};
+use crate::ids::{AgentId, RunId, WorkspaceId};
 use crate::model::{Agent, LogLine, Run};
 use crate::repo::Repo;
 
@@ -23,6 +27,31 @@ pub const RESUME_WINDOW: Duration = Duration::from_secs(15 * 60);
 
 /// Events one replay returns at most (the rest: resume again from the last).
 pub const MAX_REPLAY: usize = 10_000;
+
+/// Replays one workspace may have running at once in this process; more
+/// wait their turn, so one tenant's resumes cannot take every core from
+/// the others' triggers.
+pub const MAX_REPLAYS_PER_WORKSPACE: usize = 4;
+
+/// Where replays wait for their workspace's turn ([`App::replays`]).
+#[derive(Default)]
+pub struct ReplayGate(Mutex<HashMap<WorkspaceId, Arc<Semaphore>>>);
+
+impl ReplayGate {
+    /// A turn for a replay of `workspace`, held until dropped.
+    pub async fn enter(&self, workspace: &WorkspaceId) -> OwnedSemaphorePermit {
+        let turns = {
+            let mut all = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            all.entry(workspace.clone())
+                .or_insert_with(|| Arc::new(Semaphore::new(MAX_REPLAYS_PER_WORKSPACE)))
+                .clone()
+        };
+        turns
+            .acquire_owned()
+            .await
+            .expect("a replay gate's semaphore is never closed")
+    }
+}
 
 /// Agents of a workspace a broad replay looks at.
 const MAX_AGENTS: usize = 100;
@@ -80,6 +109,7 @@ pub async fn since(
     filter: &Filter,
     last: Option<(RunId, u32)>,
 ) -> Result<Vec<LiveEvent>, Error> {
+    let _turn = app.replays.enter(&filter.workspace_id).await;
     if let Some(run_id) = &filter.run_id {
         let Some(run) = find_run(app, filter, run_id).await? else {
             return Ok(vec![]);
@@ -192,4 +222,31 @@ async fn agents_in_scope(app: &App, filter: &Filter) -> Result<Vec<AgentId>, Err
         Repo::gsi_query(Agent::list_partition(&filter.workspace_id), false).limit(MAX_AGENTS);
     let page: crate::repo::Listing<Agent> = app.repo.page(query).await?;
     Ok(page.data.into_iter().map(|a| a.id).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_workspace_runs_a_bounded_number_of_replays_at_once() {
+        let gate = ReplayGate::default();
+        let a = WorkspaceId::parse("ws_a").unwrap();
+        let b = WorkspaceId::parse("ws_b").unwrap();
+        let mut turns = Vec::new();
+        for _ in 0..MAX_REPLAYS_PER_WORKSPACE {
+            turns.push(gate.enter(&a).await);
+        }
+        let wait = std::time::Duration::from_millis(50);
+        assert!(
+            tokio::time::timeout(wait, gate.enter(&a)).await.is_err(),
+            "one more waits"
+        );
+        assert!(
+            tokio::time::timeout(wait, gate.enter(&b)).await.is_ok(),
+            "another workspace does not"
+        );
+        turns.pop();
+        assert!(tokio::time::timeout(wait, gate.enter(&a)).await.is_ok());
+    }
 }

@@ -4,6 +4,7 @@
 
 mod harness;
 
+mod abuse;
 mod admin_keys;
 mod agent_webhook;
 mod cli;

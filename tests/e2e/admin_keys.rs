@@ -13,7 +13,6 @@ fn code(v: &Value) -> &str {
     v["error"]["code"].as_str().unwrap_or("<none>")
 }
 
-/// `method path` with `key`, an optional JSON body.
 async fn call(
     h: &Hookrun,
     key: &str,
@@ -21,17 +20,7 @@ async fn call(
     path: &str,
     body: Option<Value>,
 ) -> (StatusCode, Value) {
-    let mut req = h.http.request(method, h.url(path)).bearer_auth(key);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status();
-    let text = resp.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
+    h.call_as(key, method, path, body).await
 }
 
 async fn create_key(h: &Hookrun, key: &str, body: Value) -> (String, String) {

@@ -257,10 +257,19 @@ impl Hookrun {
         path: &str,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let mut req = self
-            .http
-            .request(method, self.url(path))
-            .bearer_auth(ADMIN_KEY);
+        self.call_as(ADMIN_KEY, method, path, body).await
+    }
+
+    /// `method path` with the admin key `key`: the status and the JSON
+    /// answer (a string when it is not JSON).
+    pub async fn call_as(
+        &self,
+        key: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.http.request(method, self.url(path)).bearer_auth(key);
         if let Some(b) = body {
             req = req.json(&b);
         }

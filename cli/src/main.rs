@@ -372,7 +372,7 @@ fn main() -> std::process::ExitCode {
                 commands::keys::Role::Viewer => hookrun_core::model::Role::Viewer,
             };
             let req = admin::CreateAdminKey { name, role };
-            let (view, key) = admin::create_key(&app, &workspace, req)
+            let (view, key) = admin::recover_key(&app, &workspace, req)
                 .await
                 .map_err(store_error)?;
             println!("workspace: {workspace}");

@@ -58,3 +58,32 @@ async fn concurrent_revocations_keep_an_admin_key() {
         Err(Error::NotFound(_))
     ));
 }
+
+#[tokio::test]
+async fn the_store_can_always_add_a_key_even_at_the_cap() {
+    let app = App::embedded(SqliteStore::in_memory().unwrap(), Settings::default());
+    let ws = admin::bootstrap(&app, None).await.unwrap().workspace.id;
+    let viewer = |n: usize| CreateAdminKey {
+        name: format!("viewer {n}"),
+        role: Role::Viewer,
+    };
+    for n in 1..admin::MAX_KEYS_PER_WORKSPACE {
+        admin::create_key(&app, &ws, viewer(n)).await.unwrap();
+    }
+    assert!(matches!(
+        admin::create_key(&app, &ws, viewer(0)).await,
+        Err(Error::Conflict(_))
+    ));
+    let (recovered, key) = admin::recover_key(
+        &app,
+        &ws,
+        CreateAdminKey {
+            name: "recovered".into(),
+            role: Role::Admin,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(recovered.role, Role::Admin);
+    assert!(key.starts_with("hka_"));
+}

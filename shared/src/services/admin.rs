@@ -86,13 +86,6 @@ pub async fn create_key(
     workspace_id: &WorkspaceId,
     req: CreateAdminKey,
 ) -> Result<(AdminKeyView, String), Error> {
-    let name = req.name.trim();
-    if name.is_empty() || name.chars().count() > 200 {
-        return Err(Error::invalid("name", "name must be 1 to 200 characters"));
-    }
-    if get_workspace(app, workspace_id).await?.is_none() {
-        return Err(Error::NotFound(Entity::Workspace));
-    }
     let existing = app
         .repo
         .admin_keys(workspace_id, MAX_KEYS_PER_WORKSPACE, None)
@@ -101,6 +94,32 @@ pub async fn create_key(
         return Err(Error::Conflict(format!(
             "the workspace has {MAX_KEYS_PER_WORKSPACE} admin keys, the most it may hold; revoke one first"
         )));
+    }
+    add_key(app, workspace_id, req).await
+}
+
+/// [`create_key`] for whoever holds the store (`hookrun workspace
+/// add-key`): the way back into a workspace whose keys are lost, so even
+/// a workspace at its cap of keys gets one.
+pub async fn recover_key(
+    app: &App,
+    workspace_id: &WorkspaceId,
+    req: CreateAdminKey,
+) -> Result<(AdminKeyView, String), Error> {
+    add_key(app, workspace_id, req).await
+}
+
+async fn add_key(
+    app: &App,
+    workspace_id: &WorkspaceId,
+    req: CreateAdminKey,
+) -> Result<(AdminKeyView, String), Error> {
+    let name = req.name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(Error::invalid("name", "name must be 1 to 200 characters"));
+    }
+    if get_workspace(app, workspace_id).await?.is_none() {
+        return Err(Error::NotFound(Entity::Workspace));
     }
     let key = ids::admin_key();
     let mut record = admin_key_record(app, workspace_id, &key);

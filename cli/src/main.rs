@@ -105,8 +105,8 @@ enum WorkspaceCommand {
         #[arg(long, default_value = "added with workspace add-key")]
         name: String,
         /// admin (default) or viewer (read only).
-        #[arg(long, value_enum, default_value = "admin")]
-        role: commands::keys::Role,
+        #[arg(long, value_parser = commands::keys::role_arg(), default_value = "admin")]
+        role: String,
         #[command(flatten)]
         backend: BackendArgs,
     },
@@ -367,10 +367,8 @@ fn main() -> std::process::ExitCode {
                         )
                     })?,
             };
-            let role = match role {
-                commands::keys::Role::Admin => hookrun_core::model::Role::Admin,
-                commands::keys::Role::Viewer => hookrun_core::model::Role::Viewer,
-            };
+            let role = hookrun_core::model::Role::parse(&role)
+                .ok_or_else(|| anyhow::anyhow!("--role {role:?} is not a role"))?;
             let req = admin::CreateAdminKey { name, role };
             let (view, key) = admin::recover_key(&app, &workspace, req)
                 .await

@@ -1,6 +1,7 @@
 //! `hookrun keys …`: the workspace's admin keys (`/api/v1/admin-keys`).
 
-use clap::{Subcommand, ValueEnum};
+use clap::Subcommand;
+use hookrun_core::model::Role;
 use serde_json::json;
 
 use super::{list, under, Ctx, Paging};
@@ -11,22 +12,9 @@ use crate::output::Column;
 /// What the create answer shows once.
 const SECRETS: &[&str] = &["key"];
 
-/// What a key may do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Role {
-    /// Everything.
-    Admin,
-    /// Read only: every GET and the event streams.
-    Viewer,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Admin => "admin",
-            Role::Viewer => "viewer",
-        }
-    }
+/// `--role`: a role's name as the API writes it (`admin`, `viewer`).
+pub fn role_arg() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(Role::ALL.map(Role::as_str))
 }
 
 #[derive(Subcommand, Debug)]
@@ -37,8 +25,8 @@ pub enum Command {
         #[arg(long)]
         name: String,
         /// admin (default) or viewer (read only).
-        #[arg(long, value_enum, default_value = "admin")]
-        role: Role,
+        #[arg(long, value_parser = role_arg(), default_value = "admin")]
+        role: String,
     },
     /// List the workspace's keys (prefix, role, created, last used).
     List {
@@ -68,7 +56,7 @@ pub async fn run(ctx: &Ctx, cmd: Command) -> Result<()> {
     const BASE: [&str; 3] = ["api", "v1", "admin-keys"];
     match cmd {
         Command::Create { name, role } => {
-            let req = json!({ "name": name, "role": role.as_str() });
+            let req = json!({ "name": name, "role": role });
             let ans = ctx.client.post(&BASE, Some(&req)).await?;
             out.object(Some(&ans.raw), &ans.json, SECRETS);
         }

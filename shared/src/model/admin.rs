@@ -20,11 +20,19 @@ pub enum Role {
 }
 
 impl Role {
+    /// Every role (the client offers their names).
+    pub const ALL: [Role; 2] = [Role::Admin, Role::Viewer];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Admin => "admin",
             Role::Viewer => "viewer",
         }
+    }
+
+    /// The role named `name` (as [`Role::as_str`] writes it).
+    pub fn parse(name: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == name)
     }
 }
 

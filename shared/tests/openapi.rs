@@ -365,3 +365,78 @@ fn the_http_api_route_list_has_every_function_route() {
         );
     }
 }
+
+/// Each resource of template.yaml as its block of lines.
+fn template_resources() -> Vec<(String, String)> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let body = &text[text.find("\nResources:").unwrap()..text.find("\nOutputs:").unwrap()];
+    let mut out: Vec<(String, String)> = Vec::new();
+    for line in body.lines().skip(2) {
+        if line.starts_with("  ") && !line.starts_with("   ") && line.trim_end().ends_with(':') {
+            out.push((line.trim().trim_end_matches(':').to_owned(), String::new()));
+        } else if let Some((_, block)) = out.last_mut() {
+            block.push_str(line);
+            block.push('\n');
+        }
+    }
+    out
+}
+
+/// The stack tells the functions that show URLs where they are reached
+/// (the API's address, or the custom domain), gives every function a log
+/// group that expires, and every alarm is in the README with what to do.
+#[test]
+fn the_stack_sets_its_public_url_bounds_its_logs_and_documents_its_alarms() {
+    let resources = template_resources();
+    let block = |name: &str| {
+        resources
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, b)| b.clone())
+            .unwrap_or_else(|| panic!("{name} in template.yaml"))
+    };
+    for f in ["IngressFunction", "ApiFunction"] {
+        let b = block(f);
+        assert!(b.contains("HOOKRUN_PUBLIC_URL: !If"), "{f}: {b}");
+        assert!(
+            b.contains("HasCustomDomain") && b.contains("https://${CustomDomain}"),
+            "{f}"
+        );
+        assert!(b.contains("https://${HttpApi}.execute-api."), "{f}");
+    }
+    let functions: Vec<&(String, String)> = resources
+        .iter()
+        .filter(|(_, b)| b.contains("Type: AWS::Serverless::Function"))
+        .collect();
+    assert_eq!(functions.len(), 6);
+    for (name, b) in functions {
+        let group = b
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("LogGroup: !Ref "))
+            .unwrap_or_else(|| panic!("{name} names its log group"));
+        assert!(
+            block(group).contains("RetentionInDays: !Ref LogRetentionDays"),
+            "{group} expires"
+        );
+    }
+    let readme =
+        std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
+            .unwrap();
+    let alarms: Vec<String> = resources
+        .iter()
+        .filter_map(|(_, b)| {
+            let name = b
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("AlarmName: !Sub hookrun-${Stage}-"))?;
+            Some(format!("hookrun-{{Stage}}-{name}"))
+        })
+        .collect();
+    assert_eq!(alarms.len(), 4, "{alarms:?}");
+    for a in alarms {
+        assert!(
+            readme.contains(&format!("| `{a}` |")),
+            "{a} in the README's alarm table"
+        );
+    }
+}

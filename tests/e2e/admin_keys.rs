@@ -69,6 +69,37 @@ async fn keys_are_created_listed_and_revoked_and_viewers_only_read() {
         let (s, v) = call(&h, &viewer, Method::GET, &path, None).await;
         assert_eq!(s, StatusCode::OK, "GET {path}: {v}");
     }
+    // ...follows the event streams, SSE and WebSocket...
+    let stream = h
+        .http
+        .get(h.url(&format!("/api/v1/agents/{agent}/events")))
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), StatusCode::OK);
+    assert!(stream.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    drop(stream);
+    let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+        format!("{}/api/v1/ws", h.base.replacen("http", "ws", 1)),
+    )
+    .unwrap();
+    req.headers_mut().insert(
+        "sec-websocket-protocol",
+        format!("hookrun.v1, hookrun.bearer.{viewer}")
+            .parse()
+            .unwrap(),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    let ready = futures_util::StreamExt::next(&mut ws)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(ready.to_text().unwrap().contains("\"ready\""), "{ready:?}");
+    drop(ws);
     // ...and changes nothing, its own role included.
     for (m, path, body) in [
         (

@@ -1064,3 +1064,31 @@ async fn cli_tables_fit_the_width_and_test_calls_are_marked() {
     let table = cli(&h, &["triggers", "invocations", &trigger]).ok().stdout;
     assert!(table.contains("accepted (test)"), "{table}");
 }
+
+/// `--api-key` reads as needed only when the environment has no key.
+#[test]
+fn api_key_help_says_whether_the_environment_has_one() {
+    let with = run(
+        client("http://127.0.0.1:9", Some(ADMIN_KEY)),
+        &["agents", "list", "--help"],
+    )
+    .ok();
+    assert!(
+        with.stdout.contains("HOOKRUN_API_KEY is set"),
+        "{}",
+        with.stdout
+    );
+    let without = run(
+        client("http://127.0.0.1:9", None),
+        &["agents", "list", "--help"],
+    )
+    .ok();
+    assert!(
+        without
+            .stdout
+            .contains("client commands need it here or in HOOKRUN_API_KEY"),
+        "{}",
+        without.stdout
+    );
+    assert!(!without.stdout.contains("is set"), "{}", without.stdout);
+}

@@ -1,12 +1,15 @@
 //! What a resume costs: reading back a finished run of 8,000 log lines
-//! from the embedded store as events (`replay::run_events`, a run-scoped
-//! resume from the start) and as an agent-scoped resume from its first
-//! event (`replay::since`). Criterion reports the time per replay and
-//! events per second; the time per 1,000 events is the time / 8.
+//! from the embedded store as events, a page at a time as a stream reads
+//! it (`replay::Replay`), as a run-scoped resume from the start and as an
+//! agent-scoped resume from its first event. Criterion reports the time
+//! per replay and events per second; the time per 1,000 events is the
+//! time / 8. It also prints the most events a replay held at once.
 //!
-//! Run with `cargo bench -p hookrun-core --bench replay`.
+//! Run with `cargo bench -p hookrun-core --bench replay`; against an
+//! earlier commit, `bench/replay-before-after.sh <commit>`.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use hookrun_core::ids::RunId;
 use hookrun_core::live::{replay, Filter};
 use hookrun_core::model::{LogLine, Run, RunStatus, RunnerConfig, TriggerType};
 use hookrun_core::services::{admin, agents, ingress, runs};
@@ -71,25 +74,49 @@ fn replays(c: &mut Criterion) {
     let mut group = c.benchmark_group("replay");
     group.sample_size(20);
     group.throughput(Throughput::Elements(u64::from(LINES)));
-    group.bench_function("run_8000_lines", |b| {
-        b.iter(|| {
-            let events = rt.block_on(replay::run_events(&app, &run, None)).unwrap();
-            assert!(events.len() as u32 > LINES);
-        })
-    });
-    let filter = Filter {
+    let run_scope = Filter {
+        run_id: Some(run.id.clone()),
+        ..Filter::workspace(ws.clone())
+    };
+    let agent_scope = Filter {
         agent_id: Some(run.agent_id.clone()),
         ..Filter::workspace(ws)
     };
+    for (scope, last) in [
+        (&run_scope, None),
+        (&agent_scope, Some((run.id.clone(), 0))),
+    ] {
+        let (given, held) = rt.block_on(paged(&app, scope, last.clone()));
+        println!("replay of {given} events held at most {held} at once");
+    }
+    group.bench_function("run_8000_lines", |b| {
+        b.iter(|| {
+            let (given, _) = rt.block_on(paged(&app, &run_scope, None));
+            assert!(given as u32 > LINES);
+        })
+    });
     group.bench_function("agent_resume_8000_lines", |b| {
         b.iter(|| {
-            let events = rt
-                .block_on(replay::since(&app, &filter, Some((run.id.clone(), 0))))
-                .unwrap();
-            assert!(events.len() as u32 >= LINES);
+            let (given, _) = rt.block_on(paged(&app, &agent_scope, Some((run.id.clone(), 0))));
+            assert!(given as u32 >= LINES);
         })
     });
     group.finish();
+}
+
+/// A replay read as a stream reads it, a page at a time: the events given
+/// and the most held at once.
+async fn paged(app: &App, filter: &Filter, last: Option<(RunId, u32)>) -> (usize, usize) {
+    let mut replay = replay::Replay::start(app, filter, last).await.unwrap();
+    let (mut given, mut held) = (0, 0);
+    loop {
+        let page = replay.next_page(app).await.unwrap();
+        if page.is_empty() {
+            return (given, held);
+        }
+        held = held.max(page.len());
+        given += std::hint::black_box(page).len();
+    }
 }
 
 criterion_group!(benches, replays);

@@ -285,3 +285,166 @@ async fn a_broad_resume_from_any_event_gives_the_rest_of_its_run_in_order() {
         }
     }
 }
+
+/// The events `since` must give for a broad resume from `from_run`'s event
+/// `after`, computed from whole runs as the replay did before it read a
+/// page at a time: each run a suffix in `seq` order, runs interleaved by
+/// a time that never goes back within a run.
+fn broad_oracle(runs: &[Vec<LiveEvent>], from_run: usize, after: u32) -> Vec<String> {
+    let from = runs[from_run].iter().find(|e| e.seq == after).unwrap().time;
+    let mut all = Vec::new();
+    for (r, events) in runs.iter().enumerate() {
+        let mut latest = None;
+        let mut reached = false;
+        for e in events {
+            let at = latest.map_or(e.time, |l: chrono::DateTime<chrono::Utc>| l.max(e.time));
+            latest = Some(at);
+            let keep = if r == from_run {
+                e.seq > after
+            } else {
+                reached |= at >= from;
+                reached
+            };
+            if keep {
+                all.push((at, e.run_id.to_string(), e.seq, e.id.clone()));
+            }
+        }
+    }
+    all.sort();
+    all.into_iter().map(|(.., id)| id).collect()
+}
+
+#[tokio::test]
+async fn replays_are_read_a_page_at_a_time_and_give_what_whole_runs_would() {
+    let (app, ws, agent) = fixture().await;
+    let mut runs = Vec::new();
+    for _ in 0..3 {
+        runs.push(executed_run(&app, &agent).await);
+    }
+    // 250 streamed lines per run, their times interleaved across runs.
+    let base = runs[0].created_at;
+    for (r, run) in runs.iter().enumerate() {
+        let lines: Vec<_> = (0..250u32)
+            .map(|i| hookrun_core::model::LogLine {
+                run_id: run.id.clone(),
+                agent_id: agent.id.clone(),
+                seq: hookrun_core::model::logs::seq::streamed_lines(1) + i,
+                timestamp: base + chrono::Duration::milliseconds(i64::from(i) * 3 + r as i64),
+                stream: "output".into(),
+                level: "info".into(),
+                message: format!("run {r} line {i}"),
+                expires_at: None,
+            })
+            .collect();
+        app.repo.append_logs(&lines).await.unwrap();
+    }
+    let whole: Vec<Vec<LiveEvent>> = {
+        let mut all = Vec::new();
+        for run in &runs {
+            all.push(replay::run_events(&app, run, None).await.unwrap());
+        }
+        all
+    };
+    assert!(whole[0].len() > 250 + 4, "{}", whole[0].len());
+    // A run: its events in `seq` order, no page over PAGE.
+    let scope = Filter {
+        run_id: Some(runs[1].id.clone()),
+        ..Filter::workspace(ws.clone())
+    };
+    for after in [None, Some(whole[1][0].seq), Some(whole[1][120].seq)] {
+        let last = after.map(|s| (runs[1].id.clone(), s));
+        let mut replay = replay::Replay::start(&app, &scope, last).await.unwrap();
+        let mut got = Vec::new();
+        let mut pages = 0;
+        loop {
+            let page = replay.next_page(&app).await.unwrap();
+            // A page of lines, and the run's lifecycle events among them.
+            assert!(page.len() <= replay::PAGE + 3, "a page of {}", page.len());
+            if page.is_empty() {
+                break;
+            }
+            pages += 1;
+            got.extend(page.into_iter().map(|e| e.id));
+        }
+        let want: Vec<String> = whole[1]
+            .iter()
+            .filter(|e| after.is_none_or(|a| e.seq > a))
+            .map(|e| e.id.clone())
+            .collect();
+        assert_eq!(got, want, "after {after:?}");
+        assert!(pages >= 2, "{pages} pages");
+    }
+    // Several runs merged: the same as from whole runs.
+    for (from_run, at) in [(0, 0), (0, 100), (1, 7), (2, 200)] {
+        let after = whole[from_run][at].seq;
+        let last = Some((runs[from_run].id.clone(), after));
+        let mut replay = replay::Replay::start(&app, &Filter::workspace(ws.clone()), last)
+            .await
+            .unwrap();
+        let mut got = Vec::new();
+        loop {
+            let page = replay.next_page(&app).await.unwrap();
+            assert!(page.len() <= replay::PAGE, "a page of {}", page.len());
+            if page.is_empty() {
+                break;
+            }
+            got.extend(page.into_iter().map(|e| e.id));
+        }
+        assert_eq!(
+            got,
+            broad_oracle(&whole, from_run, after),
+            "resumed from run {from_run} event {at}"
+        );
+    }
+}
+
+/// `next` is awaited in `select!`s that drop it when something else is
+/// ready first: a replay page being read is kept, not lost with it.
+#[tokio::test]
+async fn a_follow_dropped_while_it_reads_a_page_loses_nothing() {
+    let (app, ws, agent) = fixture().await;
+    let run = executed_run(&app, &agent).await;
+    let lines: Vec<_> = (0..450u32)
+        .map(|i| hookrun_core::model::LogLine {
+            run_id: run.id.clone(),
+            agent_id: agent.id.clone(),
+            seq: hookrun_core::model::logs::seq::streamed_lines(1) + i,
+            timestamp: run.created_at,
+            stream: "output".into(),
+            level: "info".into(),
+            message: format!("line {i}"),
+            expires_at: None,
+        })
+        .collect();
+    app.repo.append_logs(&lines).await.unwrap();
+    let want: Vec<String> = replay::run_events(&app, &run, None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    let filter = Filter {
+        run_id: Some(run.id.clone()),
+        ..Filter::workspace(ws)
+    };
+    let mut f = Follower::start(&app, filter, None).await.unwrap();
+    let (mut got, mut dropped) = (Vec::new(), 0);
+    while got.len() < want.len() {
+        // Polled once, then dropped if it is not ready.
+        match futures_util::FutureExt::now_or_never(f.next()) {
+            Some(e) => got.push(e.unwrap().id),
+            None => {
+                dropped += 1;
+                assert!(
+                    dropped < 100_000,
+                    "no progress: {} of {}",
+                    got.len(),
+                    want.len()
+                );
+                tokio::task::yield_now().await;
+            }
+        }
+    }
+    assert_eq!(got, want);
+    assert!(dropped > 0, "some reads were dropped half way");
+}

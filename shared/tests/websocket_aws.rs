@@ -311,6 +311,51 @@ async fn events_reach_subscribed_connections_of_their_workspace_only() {
         .collect();
     assert_eq!(ids, want);
 
+    // A replay of several pages goes out whole, each page after checking
+    // that no newer subscribe replaced it.
+    let lines: Vec<_> = (0..250u32)
+        .map(|i| hookrun_core::model::LogLine {
+            run_id: run.id.clone(),
+            agent_id: run.agent_id.clone(),
+            seq: hookrun_core::model::logs::seq::streamed_lines(1) + 500 + i,
+            timestamp: run.created_at,
+            stream: "output".into(),
+            level: "info".into(),
+            message: format!("line {i}"),
+            expires_at: None,
+        })
+        .collect();
+    app.repo.append_logs(&lines).await.unwrap();
+    let before = fake.got("c3").len();
+    handle(
+        &app,
+        &fanout,
+        message(
+            "c3",
+            json!({"type": "subscribe", "channel": channel, "run_id": run.id}),
+        ),
+    )
+    .await;
+    let replayed = fake.got("c3")[before..].to_vec();
+    assert_eq!(replayed[0]["type"], "subscribed");
+    let done = app
+        .repo
+        .get::<hookrun_core::model::Run>(&run.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .record;
+    let stored = hookrun_core::live::replay::run_events(&app, &done, None)
+        .await
+        .unwrap();
+    assert!(stored.len() > 250, "{}", stored.len());
+    let ids: Vec<&str> = replayed[1..]
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    let want: Vec<&str> = stored.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids, want);
+
     // Other messages: ping, bad JSON; $disconnect forgets the connection.
     handle(&app, &fanout, message("c3", json!({"type": "ping"}))).await;
     assert_eq!(fake.got("c3").last().unwrap()["type"], "pong");

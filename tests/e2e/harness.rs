@@ -470,6 +470,9 @@ pub struct StreamParams {
     delay_ms: u64,
     /// `sse` or `ndjson`.
     format: String,
+    /// Bytes of padding after each line's text.
+    #[serde(default)]
+    pad: usize,
 }
 
 /// A streaming agent: `n` lines `line {i}` (`sse`: events, `ndjson`: JSON
@@ -497,11 +500,11 @@ async fn stream(
                 format!("{done}\n")
             }
         } else if sse {
-            format!(": keep-alive\ndata: line {i}\n\n")
+            format!(": keep-alive\ndata: line {i}{}\n\n", ".".repeat(p.pad))
         } else {
             format!(
                 "{}\n",
-                json!({"level": if i % 10 == 9 { "warn" } else { "info" }, "message": format!("line {i}")})
+                json!({"level": if i % 10 == 9 { "warn" } else { "info" }, "message": format!("line {i}{}", ".".repeat(p.pad))})
             )
         };
         Some((

@@ -879,3 +879,68 @@ async fn a_newer_subscribe_drops_the_replay_of_the_older() {
     assert_eq!(subscribed["agent_id"], agent.as_str(), "{subscribed}");
     assert!(got.is_empty(), "one subscribed only: {got:?}");
 }
+
+/// A client that stops reading is given up on (close 4008) after the
+/// frame in flight: when it reads again it finds whole events, then the
+/// close code, never a cut frame.
+#[tokio::test]
+async fn a_client_that_stops_reading_finds_whole_frames_then_4008() {
+    let fake = FakeAgent::start().await;
+    let h = Hookrun::start_with(&[
+        ("HOOKRUN_STREAM_SEND_TIMEOUT_SECONDS", "1"),
+        ("HOOKRUN_MAX_OUTPUT_BYTES", "16777216"),
+    ]);
+    // About 12 MB of events: more than the sockets' buffers hold (the
+    // server's send buffer grows to 4 MB on Linux by default).
+    let (agent, secret) = streaming_agent(&h, &fake, "n=2400&pad=5000&format=ndjson").await;
+    let run_id = h.trigger(&agent, &secret, json!({"event": "go"})).await;
+    h.wait_finished(&run_id, WAIT).await;
+    // A small receive buffer, so the server's sends stall soon.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let addr: std::net::SocketAddr = h.base.trim_start_matches("http://").parse().unwrap();
+    let stream = socket.connect(addr).await.unwrap();
+    let mut req = ws_url(&h).into_client_request().unwrap();
+    req.headers_mut().insert(
+        "authorization",
+        format!("Bearer {ADMIN_KEY}").parse().unwrap(),
+    );
+    let stream = tokio_tungstenite::MaybeTlsStream::Plain(stream);
+    let (mut ws, _) = tokio_tungstenite::client_async(req, stream).await.unwrap();
+    assert_eq!(next_json(&mut ws).await["type"], "ready");
+    let channel = format!("workspace:{}", h.workspace);
+    send(
+        &mut ws,
+        json!({"type": "subscribe", "channel": channel, "run_id": run_id}),
+    )
+    .await;
+    // Not reading: the server gives up after 1 s, and its close waits
+    // behind the rest of the frame it was sending.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let mut events = 0;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let frame = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .unwrap_or_else(|_| panic!("no close frame after {events} events"));
+        match frame {
+            Some(Ok(Message::Text(t))) => {
+                let v: Value = serde_json::from_str(&t)
+                    .unwrap_or_else(|e| panic!("frame {events} is not whole JSON: {e}"));
+                if v["type"] != "subscribed" {
+                    events += 1;
+                }
+            }
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+            Some(Ok(Message::Close(Some(frame)))) => {
+                assert_eq!(u16::from(frame.code), 4008, "{frame:?}");
+                break;
+            }
+            other => panic!("after {events} events: {other:?}"),
+        }
+    }
+    assert!(
+        (1..2400).contains(&events),
+        "given up part way through: {events} events"
+    );
+}

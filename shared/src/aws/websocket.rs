@@ -380,19 +380,44 @@ async fn message(app: &App, fanout: &ApiGatewayFanout, req: WsRequest) {
                 return;
             }
             fanout.post_json(id, protocol::subscribed(&filter)).await;
-            // What it missed; a live event the executor posts meanwhile may
-            // come twice (an event's id says which).
-            match replay::since(app, &filter, last).await {
-                Ok(events) => {
-                    for e in events {
-                        if fanout.post(id, e.to_json()).await != Posted::Sent {
-                            return;
-                        }
-                    }
-                }
-                Err(e) => {
-                    fanout.post_json(id, describe(e)).await;
-                }
+            // What it missed, a page at a time; a live event the executor
+            // posts meanwhile may come twice (an event's id says which).
+            if let Err(e) = replay_to(app, fanout, &conn, filter, last).await {
+                fanout.post_json(id, describe(e)).await;
+            }
+        }
+    }
+}
+
+/// Posts a replay to the connection a page at a time. Before each page
+/// after the first it reads the connection's item again: a newer
+/// `subscribe` (or an `unsubscribe`, or the client gone) changed it, and
+/// this replay stops, as `hookrun serve` drops a replaced one.
+async fn replay_to(
+    app: &App,
+    fanout: &ApiGatewayFanout,
+    conn: &Versioned<Connection>,
+    filter: Filter,
+    last: Option<(crate::ids::RunId, u32)>,
+) -> Result<(), Error> {
+    let id = &conn.connection_id;
+    let mut replay = replay::Replay::start(app, &filter, last).await?;
+    let mut first = true;
+    loop {
+        if !first {
+            let now = app.repo.get::<Connection>(&conn.id).await?;
+            if now.is_none_or(|now| now.version != conn.version) {
+                return Ok(());
+            }
+        }
+        first = false;
+        let page = replay.next_page(app).await?;
+        if page.is_empty() {
+            return Ok(());
+        }
+        for e in page {
+            if fanout.post(id, e.to_json()).await != Posted::Sent {
+                return Ok(());
             }
         }
     }

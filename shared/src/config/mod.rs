@@ -114,17 +114,20 @@ impl Settings {
                 total: env.int(&vars::MAX_STREAMS)?,
                 per_workspace: env.int(&vars::MAX_STREAMS_PER_WORKSPACE)?,
                 per_key: env.int(&vars::MAX_STREAMS_PER_KEY)?,
+                send_timeout: env.duration(&vars::STREAM_SEND_TIMEOUT_SECONDS)?,
             },
         })
     }
 }
 
-/// Caps on the event streams (SSE, WebSocket) open at once.
+/// Caps on the event streams (SSE, WebSocket) open at once, and how long
+/// a WebSocket client may take to take a frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StreamLimits {
     pub total: usize,
     pub per_workspace: usize,
     pub per_key: usize,
+    pub send_timeout: std::time::Duration,
 }
 
 /// Loopback, both families: `hookrun serve`'s local-development flags

@@ -413,6 +413,17 @@ pub const MAX_STREAMS_PER_KEY: Var = Var {
     scope: "serve",
     help: "event streams one admin key may have open at once",
 };
+pub const STREAM_SEND_TIMEOUT_SECONDS: Var = Var {
+    name: "HOOKRUN_STREAM_SEND_TIMEOUT_SECONDS",
+    default: "10",
+    kind: Kind::Number {
+        min: 1,
+        max: 300,
+        unit: Unit::Seconds,
+    },
+    scope: "serve",
+    help: "time a WebSocket client may take to take one frame before it is closed with 4008 (too slow)",
+};
 pub const HTTP2: Var = Var {
     name: "HOOKRUN_HTTP2",
     default: "false",
@@ -483,6 +494,7 @@ pub const ALL: &[Var] = &[
     MAX_STREAMS,
     MAX_STREAMS_PER_WORKSPACE,
     MAX_STREAMS_PER_KEY,
+    STREAM_SEND_TIMEOUT_SECONDS,
     HTTP2,
     HEADER_READ_TIMEOUT_SECONDS,
     IDLE_TIMEOUT_SECONDS,

@@ -150,10 +150,10 @@ async fn respond(
     extensions: &Extensions,
 ) -> Result<Response, ApiError> {
     if !app.live.is_local() {
-        // Nothing streams in this process: what is stored, then the end.
-        let events = replay::since(&app, &filter, last).await?;
-        let body = stream::iter(events.into_iter().map(|e| Ok::<_, Infallible>(sse(&e))));
-        return Ok(Sse::new(body).into_response());
+        // Nothing streams in this process: what is stored, a page at a
+        // time, then the end.
+        let replay = replay::Replay::start(&app, &filter, last).await?;
+        return Ok(Sse::new(stored(app, replay)).into_response());
     }
     // A long-lived stream: counted against the stream caps, not the
     // connections'.
@@ -205,10 +205,39 @@ fn follow(
     .fuse()
 }
 
+/// A replay's events as SSE, read a page at a time; a page that cannot
+/// be read ends the stream with an `error` event.
+fn stored(app: App, replay: replay::Replay) -> impl Stream<Item = Result<Event, Infallible>> {
+    stream::unfold(Some(replay), move |state| {
+        let app = app.clone();
+        async move {
+            let mut replay = state?;
+            match replay.next_page(&app).await {
+                Ok(page) if page.is_empty() => None,
+                Ok(page) => {
+                    let events: Vec<_> = page.iter().map(|e| Ok(sse(e))).collect();
+                    Some((stream::iter(events), Some(replay)))
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "a replay could not be read");
+                    let ended = Ended::Unavailable;
+                    let event = Event::default().event("error").data(
+                        serde_json::json!({"code": ended_code(ended), "message": ended.to_string()})
+                            .to_string(),
+                    );
+                    Some((stream::iter(vec![Ok(event)]), None))
+                }
+            }
+        }
+    })
+    .flatten()
+}
+
 pub(super) fn ended_code(ended: Ended) -> &'static str {
     match ended {
         Ended::Lagged => "too_slow",
         Ended::Closed => "going_away",
+        Ended::Unavailable => "unavailable",
     }
 }
 

@@ -49,14 +49,22 @@ pub mod close {
     pub const INVALID_DATA: u16 = 1007;
     /// RFC 6455: a message over the size the connection accepts.
     pub const TOO_BIG: u16 = 1009;
+    /// RFC 6455 ("internal error"): what was missed could not be read
+    /// back; reconnect with the last event id.
+    pub const UNAVAILABLE: u16 = 1011;
 }
 
 /// How long an unauthenticated connection may wait for its auth message.
 pub const AUTH_WAIT: Duration = Duration::from_secs(10);
 /// Pings every this often; a client that answered none of two is dropped.
 pub const PING_EVERY: Duration = Duration::from_secs(20);
-/// How long one frame may take to go out before the client counts as gone.
-const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the close frame may take to go out. A client that stopped
+/// reading is given up on after `HOOKRUN_STREAM_SEND_TIMEOUT_SECONDS` with
+/// a frame half sent; its close (4008) goes out after the rest of that
+/// frame, so a client that reads again within this time finds whole
+/// frames and then the close code, never a cut frame. One that never
+/// reads again is dropped after it (its stream slot held until then).
+const CLOSE_GRACE: Duration = Duration::from_secs(60);
 /// Largest message (and frame) an authenticated client may send.
 const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
 /// Largest message (and frame) before the client authenticated: the auth
@@ -109,6 +117,7 @@ pub async fn upgrade(
         .max_frame_size(limit)
         .on_upgrade(move |socket| async move {
             Connection {
+                send_timeout: app.settings.streams.send_timeout,
                 app,
                 socket,
                 ip,
@@ -142,6 +151,9 @@ fn handshake_key(headers: &HeaderMap) -> Option<String> {
 
 struct Connection {
     app: App,
+    /// How long one frame may take to go out before the client counts as
+    /// too slow.
+    send_timeout: Duration,
     socket: WebSocket,
     ip: std::net::IpAddr,
     follower: Option<Follower>,
@@ -158,24 +170,29 @@ struct Close(u16, String);
 
 impl Connection {
     async fn run(mut self, workspace: Option<WorkspaceId>, slot: Result<StreamSlot, Error>) {
-        let end = match slot {
+        // The slot is held until the connection ends, close included.
+        let (end, _slot) = match slot {
             Err(e) => {
                 let (_, message) = describe(e);
-                self.refuse("too_many_streams", &message, close::TOO_MANY_STREAMS)
-                    .await
+                let end = self
+                    .refuse("too_many_streams", &message, close::TOO_MANY_STREAMS)
+                    .await;
+                (end, None)
             }
-            // Held until the connection ends.
-            Ok(mut slot) => match workspace {
-                Some(ws) => self.serve(ws).await,
-                None => match self.authenticate(&mut slot).await {
-                    Ok(ws) => self.serve(ws).await,
-                    Err(close) => close,
-                },
-            },
+            Ok(mut slot) => {
+                let end = match workspace {
+                    Some(ws) => self.serve(ws).await,
+                    None => match self.authenticate(&mut slot).await {
+                        Ok(ws) => self.serve(ws).await,
+                        Err(close) => close,
+                    },
+                };
+                (end, Some(slot))
+            }
         };
         let Close(code, reason) = end;
         let _ = tokio::time::timeout(
-            SEND_TIMEOUT,
+            CLOSE_GRACE,
             self.socket.send(Message::Close(Some(CloseFrame {
                 code,
                 reason: Utf8Bytes::from(reason),
@@ -250,13 +267,13 @@ impl Connection {
                     None => std::future::pending().await,
                 }
             };
+            // In this order when several are ready: what the client sent
+            // first (a newer subscribe replaces one whose replay would go
+            // out otherwise), then a subscription set up, keep-alives, and
+            // the next event.
             tokio::select! {
-                result = started => {
-                    self.starting = None;
-                    if let Err(close) = self.started(result).await {
-                        return close;
-                    }
-                }
+                biased;
+                () = hub.closed() => return Close(close::GOING_AWAY, "going_away".into()),
                 incoming = self.socket.recv() => {
                     unanswered = 0;
                     match incoming {
@@ -275,6 +292,21 @@ impl Connection {
                         Some(Ok(_)) => {} // ping (answered for us), pong
                     }
                 }
+                result = started => {
+                    self.starting = None;
+                    if let Err(close) = self.started(result).await {
+                        return close;
+                    }
+                }
+                _ = pings.tick() => {
+                    if unanswered >= 2 {
+                        return Close(close::NO_PONG, "no_pong".into());
+                    }
+                    unanswered += 1;
+                    if tokio::time::timeout(self.send_timeout, self.socket.send(Message::Ping(Default::default()))).await.is_err() {
+                        return Close(close::TOO_SLOW, "too_slow".into());
+                    }
+                }
                 event = next_event => match event {
                     Ok(e) => {
                         if !self.send_text(e.to_json()).await {
@@ -285,17 +317,10 @@ impl Connection {
                         return self.refuse("too_slow", &Ended::Lagged.to_string(), close::TOO_SLOW).await;
                     }
                     Err(Ended::Closed) => return Close(close::GOING_AWAY, "going_away".into()),
+                    Err(Ended::Unavailable) => {
+                        return self.refuse("unavailable", &Ended::Unavailable.to_string(), close::UNAVAILABLE).await;
+                    }
                 },
-                _ = pings.tick() => {
-                    if unanswered >= 2 {
-                        return Close(close::NO_PONG, "no_pong".into());
-                    }
-                    unanswered += 1;
-                    if tokio::time::timeout(SEND_TIMEOUT, self.socket.send(Message::Ping(Default::default()))).await.is_err() {
-                        return Close(close::TOO_SLOW, "too_slow".into());
-                    }
-                }
-                () = hub.closed() => return Close(close::GOING_AWAY, "going_away".into()),
             }
         }
     }
@@ -387,7 +412,11 @@ impl Connection {
     /// False when the frame did not go out in time (or at all).
     async fn send_text(&mut self, text: String) -> bool {
         matches!(
-            tokio::time::timeout(SEND_TIMEOUT, self.socket.send(Message::Text(text.into()))).await,
+            tokio::time::timeout(
+                self.send_timeout,
+                self.socket.send(Message::Text(text.into()))
+            )
+            .await,
             Ok(Ok(()))
         )
     }

@@ -133,6 +133,7 @@ mod tests {
             total: 4,
             per_workspace: 3,
             per_key: 2,
+            send_timeout: std::time::Duration::from_secs(10),
         }));
         let a = WorkspaceId::parse("ws_a").unwrap();
         let b = WorkspaceId::parse("ws_b").unwrap();

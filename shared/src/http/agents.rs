@@ -10,15 +10,27 @@ use super::extract::{Admin, ApiJson, ApiPath, ApiQuery, OptionalJson, Paging};
 use super::openapi::ManagementErrors;
 use super::ApiError;
 use crate::app::App;
+use crate::model::runner::RunnerView;
 use crate::model::Agent;
 use crate::repo::Listing;
 use crate::services::agents::{self, CreateAgent, RotateSecret, RotatedSecret, UpdateAgent};
 
-/// An agent as the API shows it: its record and where to send its webhooks.
+/// An agent as the API shows it: its record (write-only credentials as
+/// whether they are set) and where to send its webhooks.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct AgentView {
-    #[serde(flatten)]
-    agent: Agent,
+    id: crate::ids::AgentId,
+    workspace_id: crate::ids::WorkspaceId,
+    name: String,
+    runner: RunnerView,
+    /// Bumped by every update; runs record the version they were made for.
+    version: u64,
+    timeout_seconds: u64,
+    enabled: bool,
+    #[serde(with = "crate::clock::ts")]
+    created_at: chrono::DateTime<chrono::Utc>,
+    #[serde(with = "crate::clock::ts")]
+    updated_at: chrono::DateTime<chrono::Utc>,
     /// The per-agent trigger URL (`X-Signature` with the agent's secret).
     webhook_url: String,
 }
@@ -39,7 +51,15 @@ pub fn view(app: &App, agent: Agent) -> AgentView {
             "{base}/api/v1/webhooks/{}/{}/trigger",
             agent.workspace_id, agent.id
         ),
-        agent,
+        runner: agent.runner.view(),
+        id: agent.id,
+        workspace_id: agent.workspace_id,
+        name: agent.name,
+        version: agent.version,
+        timeout_seconds: agent.timeout_seconds,
+        enabled: agent.enabled,
+        created_at: agent.created_at,
+        updated_at: agent.updated_at,
     }
 }
 

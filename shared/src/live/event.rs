@@ -94,6 +94,9 @@ pub struct RunSummary {
     pub duration_ms: Option<u64>,
     pub exit_code: Option<i32>,
     pub error: Option<String>,
+    /// Tokens its model used (on the terminal event).
+    #[serde(default)]
+    pub usage: Option<crate::model::run::Usage>,
 }
 
 impl RunSummary {
@@ -109,6 +112,7 @@ impl RunSummary {
             duration_ms: run.duration_ms,
             exit_code: run.exit_code,
             error: run.error.clone(),
+            usage: run.usage.clone(),
         }
     }
 }
@@ -180,6 +184,7 @@ impl LiveEvent {
                 duration_ms: None,
                 exit_code: None,
                 error: None,
+                usage: None,
                 ..s.clone()
             };
         }

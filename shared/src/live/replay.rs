@@ -89,6 +89,7 @@ impl RunEvents {
             started.duration_ms = None;
             started.exit_code = None;
             started.error = None;
+            started.usage = None;
             lifecycle.push_back(LiveEvent::lifecycle(&started));
         }
         if run.status.is_terminal() {

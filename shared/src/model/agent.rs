@@ -1,6 +1,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+pub use super::runner::RunnerConfig;
 use super::{Key, Record, Scoped};
 use crate::error::Entity;
 use crate::ids::{AgentId, WorkspaceId};
@@ -10,25 +11,6 @@ pub const DEFAULT_TIMEOUT_SECONDS: u64 = 600;
 /// Longest run timeout: the executor function's own limit is 15 minutes
 /// (Lambda's maximum), and it needs a minute to record the outcome.
 pub const MAX_TIMEOUT_SECONDS: u64 = 840;
-
-/// How an agent is run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-pub enum RunnerConfig {
-    /// Answers with the message it was given; for demos and tests.
-    Echo,
-    /// POSTs the run as JSON to `url`; the 2xx answer is the output.
-    Http { url: String },
-}
-
-impl RunnerConfig {
-    pub fn kind(&self) -> &'static str {
-        match self {
-            RunnerConfig::Echo => "echo",
-            RunnerConfig::Http { .. } => "http",
-        }
-    }
-}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Agent {

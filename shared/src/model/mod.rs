@@ -36,6 +36,7 @@ pub mod environment;
 pub mod keys;
 pub mod logs;
 pub mod run;
+pub mod runner;
 pub mod slot;
 pub mod subscription;
 pub mod trigger;

@@ -52,6 +52,39 @@ impl TriggerType {
     }
 }
 
+/// What a run's model used, as its provider reported it (a field the
+/// provider did not report is null).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Usage {
+    pub model: Option<String>,
+    pub input_tokens: Option<u64>,
+    pub output_tokens: Option<u64>,
+}
+
+impl Usage {
+    /// An OpenAI-style `usage` in an answer (`prompt_tokens` /
+    /// `completion_tokens`, or `input_tokens` / `output_tokens`), with the
+    /// answer's `model`; None when it carries no token counts.
+    pub fn in_answer(answer: &Value) -> Option<Usage> {
+        let usage = answer.get("usage")?;
+        let count = |names: [&str; 2]| names.iter().find_map(|n| usage.get(*n)?.as_u64());
+        let input_tokens = count(["prompt_tokens", "input_tokens"]);
+        let output_tokens = count(["completion_tokens", "output_tokens"]);
+        if input_tokens.is_none() && output_tokens.is_none() {
+            return None;
+        }
+        let model = answer
+            .get("model")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        Some(Usage {
+            model,
+            input_tokens,
+            output_tokens,
+        })
+    }
+}
+
 /// One run of an agent. Written `queued` before the trigger's 202; every
 /// later change is a conditional write on the item's version.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -79,6 +112,9 @@ pub struct Run {
     #[serde(with = "crate::clock::ts::option", default)]
     pub completed_at: Option<DateTime<Utc>>,
     pub duration_ms: Option<u64>,
+    /// Tokens its model used (null when the agent reported none).
+    #[serde(default)]
+    pub usage: Option<Usage>,
     /// While `running`: the end of the executor's first lease on it (the
     /// lease itself is its slot, renewed while the agent runs).
     #[serde(with = "crate::clock::ts::option", default)]
@@ -193,6 +229,7 @@ mod tests {
             started_at: None,
             completed_at: None,
             duration_ms: None,
+            usage: None,
             lease_expires_at: None,
             slot: None,
             timeout_seconds: 60,

@@ -14,15 +14,7 @@ pub struct HttpRunner {
 }
 
 impl HttpRunner {
-    /// Agent URLs follow the same outbound policy as subscriber URLs: in a
-    /// shared deployment a workspace admin must not reach internal or
-    /// metadata addresses through an agent (the answer would come back in
-    /// the run's output). No redirects: they could lead the run elsewhere.
-    pub fn new(max_response_bytes: usize, policy: OutboundPolicy) -> Self {
-        // The executor bounds every run by its own timeout.
-        let client = policy.client(std::time::Duration::from_secs(
-            crate::model::agent::MAX_TIMEOUT_SECONDS + 60,
-        ));
+    pub fn new(client: reqwest::Client, policy: OutboundPolicy, max_response_bytes: usize) -> Self {
         HttpRunner {
             client,
             policy,
@@ -37,12 +29,7 @@ impl HttpRunner {
         lines: LineSender,
     ) -> Result<Value, RunnerError> {
         self.policy.guard(url).await.map_err(RunnerError::Refused)?;
-        // The URL is left out: it may carry a credential. A name that
-        // resolves only to refused addresses is refused, not a transport error.
-        let transport = |e: reqwest::Error| match crate::outbound::refusal_in(&e) {
-            Some(refused) => RunnerError::Refused(refused),
-            None => RunnerError::Transport(crate::error::error_chain(&e.without_url())),
-        };
+        let transport = super::transport;
         let mut resp = self
             .client
             .post(url)

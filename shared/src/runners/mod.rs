@@ -2,13 +2,35 @@
 //! back. The executor applies the run's timeout around every runner.
 
 mod http;
+mod openai;
 pub mod stream;
+pub mod template;
 
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::config::Settings;
+use crate::model::run::Usage;
 use crate::model::RunnerConfig;
+
+/// What a runner gives back: the run's output and, when the agent
+/// reported it, the tokens its model used.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunOutput {
+    pub output: Value,
+    pub usage: Option<Usage>,
+}
+
+impl RunOutput {
+    /// An agent's answer: its OpenAI-style `usage`, if it has one, is the
+    /// run's.
+    pub fn answer(output: Value) -> Self {
+        RunOutput {
+            usage: Usage::in_answer(&output),
+            output,
+        }
+    }
+}
 
 /// What a runner is given: the run, as the http runner POSTs it.
 #[derive(Debug, Clone, Serialize)]
@@ -46,11 +68,22 @@ pub enum RunnerError {
     /// The agent answered, but not with a 2xx.
     #[error("agent answered HTTP {status}: {excerpt}")]
     Status { status: u16, excerpt: String },
+    /// The model's provider reported an error (in its stream or answer).
+    #[error("model error: {0}")]
+    Provider(String),
+    /// A prompt template could not be rendered for this run.
+    #[error("template error: {0}")]
+    Template(String),
+    /// The agent's configuration could not be used (a credential that
+    /// does not open).
+    #[error("agent configuration: {0}")]
+    Config(String),
 }
 
 /// Exit code of a run that hit its timeout (as `timeout(1)` reports it).
 pub const EXIT_TIMEOUT: i32 = 124;
-/// Exit code recorded when the agent answered but not with a 2xx.
+/// Exit code recorded when the agent answered but not with a 2xx (or its
+/// model reported an error, or its configuration could not be used).
 pub const EXIT_HTTP_STATUS: i32 = 1;
 /// Exit code recorded when the agent could not be reached or its answer not read.
 pub const EXIT_TRANSPORT: i32 = 2;
@@ -59,7 +92,10 @@ impl RunnerError {
     pub fn exit_code(&self) -> i32 {
         match self {
             RunnerError::Timeout => EXIT_TIMEOUT,
-            RunnerError::Status { .. } => EXIT_HTTP_STATUS,
+            RunnerError::Status { .. }
+            | RunnerError::Provider(_)
+            | RunnerError::Template(_)
+            | RunnerError::Config(_) => EXIT_HTTP_STATUS,
             RunnerError::Refused(_) | RunnerError::Transport(_) | RunnerError::TooLarge(_) => {
                 EXIT_TRANSPORT
             }
@@ -75,26 +111,55 @@ pub type LineSender = tokio::sync::mpsc::Sender<stream::Streamed>;
 #[derive(Clone)]
 pub struct Runners {
     http: http::HttpRunner,
+    openai: openai::OpenAiRunner,
 }
 
 impl Runners {
+    /// Agent and model URLs follow the same outbound policy as subscriber
+    /// URLs: in a shared deployment a workspace admin must not reach
+    /// internal or metadata addresses through an agent (the answer would
+    /// come back in the run's output). No redirects: they could lead the
+    /// run elsewhere. The executor bounds every run by its own timeout.
     pub fn new(settings: &Settings) -> Self {
+        let policy = settings.outbound.clone();
+        let client = policy.client(std::time::Duration::from_secs(
+            crate::model::agent::MAX_TIMEOUT_SECONDS + 60,
+        ));
+        let max = settings.max_output_bytes;
         Runners {
-            http: http::HttpRunner::new(settings.max_output_bytes, settings.outbound.clone()),
+            http: http::HttpRunner::new(client.clone(), policy.clone(), max),
+            openai: openai::OpenAiRunner::new(client, policy, max),
         }
     }
 
-    /// Runs `req`; an agent that streams its answer has each event or line
-    /// sent to `lines` as it arrives.
+    /// Runs `req` (with `config`'s write-only values opened); an agent
+    /// that streams its answer has each event or line sent to `lines` as
+    /// it arrives.
     pub async fn run(
         &self,
         config: &RunnerConfig,
         req: &RunRequest,
         lines: LineSender,
-    ) -> Result<Value, RunnerError> {
+    ) -> Result<RunOutput, RunnerError> {
         match config {
-            RunnerConfig::Echo => Ok(serde_json::json!({ "message": req.message })),
-            RunnerConfig::Http { url } => self.http.run(url, req, lines).await,
+            RunnerConfig::Echo => Ok(RunOutput {
+                output: serde_json::json!({ "message": req.message }),
+                usage: None,
+            }),
+            RunnerConfig::Http { url } => {
+                self.http.run(url, req, lines).await.map(RunOutput::answer)
+            }
+            RunnerConfig::Openai(cfg) => self.openai.run(cfg, req, lines).await,
         }
+    }
+}
+
+/// A failed request as a runner error. The URL is left out: it may carry
+/// a credential. A name that resolves only to refused addresses is
+/// refused, not a transport error.
+fn transport(e: reqwest::Error) -> RunnerError {
+    match crate::outbound::refusal_in(&e) {
+        Some(refused) => RunnerError::Refused(refused),
+        None => RunnerError::Transport(crate::error::error_chain(&e.without_url())),
     }
 }

@@ -7,9 +7,12 @@ use crate::app::App;
 use crate::error::{Error, StoreError};
 use crate::ids::{self, AgentId, WorkspaceId};
 use crate::model::agent::{DEFAULT_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS};
+use crate::model::runner::WriteOnly;
 use crate::model::{Agent, RunnerConfig};
 use crate::ports::SecretVersions;
 use crate::repo::{Listing, Repo};
+use crate::runners::template;
+use crate::seal;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -71,16 +74,91 @@ fn validate_name(name: &str) -> Result<String, Error> {
     Ok(name.to_owned())
 }
 
-/// The URL's form, and an IP-literal host against the outbound policy; a
-/// name is checked when it is resolved at run time.
+/// The URL's form, and an IP-literal host against the outbound policy (a
+/// name is checked when it is resolved at run time); a model runner's
+/// model, numbers, templates and credential.
 fn validate_runner(app: &App, runner: &RunnerConfig) -> Result<(), Error> {
-    if let RunnerConfig::Http { url } = runner {
-        app.settings
-            .outbound
-            .check_url(url)
-            .map_err(|e| Error::invalid("runner.url", format!("runner.url {e}")))?;
+    let outbound = &app.settings.outbound;
+    match runner {
+        RunnerConfig::Echo => {}
+        RunnerConfig::Http { url } => {
+            outbound
+                .check_url(url)
+                .map_err(|e| Error::invalid("runner.url", format!("runner.url {e}")))?;
+        }
+        RunnerConfig::Openai(o) => {
+            outbound
+                .check_url(&o.base_url)
+                .map_err(|e| Error::invalid("runner.base_url", format!("runner.base_url {e}")))?;
+            let model = o.model.trim();
+            if model.is_empty() || model.len() > 200 {
+                return Err(Error::invalid(
+                    "runner.model",
+                    "runner.model must be 1 to 200 characters",
+                ));
+            }
+            if o.max_tokens.is_some_and(|m| !(1..=1_000_000).contains(&m)) {
+                return Err(Error::invalid(
+                    "runner.max_tokens",
+                    "runner.max_tokens must be between 1 and 1000000",
+                ));
+            }
+            if o.temperature.is_some_and(|t| !(0.0..=2.0).contains(&t)) {
+                return Err(Error::invalid(
+                    "runner.temperature",
+                    "runner.temperature must be between 0 and 2",
+                ));
+            }
+            if let Some(system) = &o.system {
+                template::check("runner.system", system)?;
+            }
+            if let Some(prompt) = &o.prompt {
+                template::check("runner.prompt", prompt)?;
+            }
+        }
     }
     Ok(())
+}
+
+/// Longest credential a runner takes.
+const MAX_CREDENTIAL_BYTES: usize = 4096;
+
+/// Seals the runner's write-only values given in plain text (and refuses
+/// a sealed form in a request: only the store holds those).
+async fn seal_runner(app: &App, runner: &mut RunnerConfig) -> Result<(), Error> {
+    for (field, value) in runner.secrets_mut() {
+        let WriteOnly::Plain(plain) = &*value else {
+            return Err(Error::invalid(field, format!("{field} must be a string")));
+        };
+        let plain = plain.clone();
+        if plain.is_empty()
+            || plain.len() > MAX_CREDENTIAL_BYTES
+            || plain.chars().any(char::is_control)
+        {
+            return Err(Error::invalid(
+                field,
+                format!(
+                    "{field} must be 1 to {MAX_CREDENTIAL_BYTES} bytes without control characters"
+                ),
+            ));
+        }
+        let hint = value.hint();
+        let sealed = seal::seal_with_current(app, &plain).await?;
+        *value = WriteOnly::Sealed { sealed, hint };
+    }
+    Ok(())
+}
+
+/// The runner with its write-only values opened, for one run (never
+/// stored or shown).
+pub async fn opened_runner(app: &App, runner: &RunnerConfig) -> Result<RunnerConfig, Error> {
+    let mut opened = runner.clone();
+    for (_, value) in opened.secrets_mut() {
+        if let WriteOnly::Sealed { sealed, .. } = value {
+            *value = WriteOnly::Plain(seal::open_sealed(app, sealed).await?);
+        }
+    }
+    Ok(opened)
 }
 
 fn validate_timeout(t: Option<u64>) -> Result<u64, Error> {
@@ -103,12 +181,14 @@ pub async fn create(
     let name = validate_name(&req.name)?;
     validate_runner(app, &req.runner)?;
     let timeout_seconds = validate_timeout(req.timeout_seconds)?;
+    let mut runner = req.runner;
+    seal_runner(app, &mut runner).await?;
     let now = app.clock.now();
     let agent = Agent {
         id: AgentId::generate(),
         workspace_id: workspace_id.clone(),
         name,
-        runner: req.runner,
+        runner,
         version: 1,
         timeout_seconds,
         enabled: req.enabled.unwrap_or(true),
@@ -158,8 +238,11 @@ pub async fn update(
     if let Some(name) = &req.name {
         agent.name = validate_name(name)?;
     }
-    if let Some(runner) = req.runner {
+    if let Some(mut runner) = req.runner {
         validate_runner(app, &runner)?;
+        seal_runner(app, &mut runner).await?;
+        // A credential left out is kept; a new one replaces it.
+        runner.keep_secrets_of(&agent.runner);
         agent.runner = runner;
     }
     if req.timeout_seconds.is_some() {

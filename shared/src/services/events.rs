@@ -32,6 +32,11 @@ pub fn payload(event: &str, run: &Run, now: chrono::DateTime<chrono::Utc>) -> Va
         "started_at": run.started_at.map(rfc3339),
         "completed_at": run.completed_at.map(rfc3339),
     });
+    // Only when the run has one: the seed's payload stays as it was for
+    // runs whose agent reports no usage.
+    if let Some(usage) = &run.usage {
+        data["usage"] = json!(usage);
+    }
     if event == "run.failed" {
         data["error"] = json!(run.error);
     }

@@ -15,7 +15,6 @@ pub use lease::visibility;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use serde_json::Value;
 
 use crate::app::App;
 use crate::error::Error;
@@ -24,7 +23,7 @@ use crate::live::LiveEvent;
 use crate::model::run::MAX_STORED_RUN_BYTES;
 use crate::model::{Agent, Run, RunStatus, Slot};
 use crate::repo::Versioned;
-use crate::runners::{LineSender, RunRequest, RunnerError, TriggerInfo};
+use crate::runners::{LineSender, RunOutput, RunRequest, RunnerError, TriggerInfo};
 use crate::services::{agents, events};
 use crate::work::Outcome;
 use lease::Renewal;
@@ -130,6 +129,7 @@ async fn process_run(app: &App, run_id: &RunId, receipt: Option<&str>) -> Result
     run.status = RunStatus::Running;
     run.attempt += 1;
     run.started_at = Some(now);
+    run.usage = None;
     run.slot = Some(slot.index);
     run.lease_expires_at = chrono::DateTime::from_timestamp(slot.expires_at, 0);
     if !app.repo.try_save(&mut run).await? {
@@ -210,7 +210,7 @@ async fn execute_held(
     slot: &mut Versioned<Slot>,
     receipt: Option<&str>,
     acquired: tokio::time::Instant,
-) -> Option<(Result<Value, RunnerError>, bool)> {
+) -> Option<(Result<RunOutput, RunnerError>, bool)> {
     let (tx, mut rx) = tokio::sync::mpsc::channel(STREAM_BATCH * 4);
     let runner = execute(app, agent, run, timeout, tx);
     tokio::pin!(runner);
@@ -272,7 +272,7 @@ async fn execute(
     run: &Run,
     timeout: Duration,
     lines: LineSender,
-) -> Result<Value, RunnerError> {
+) -> Result<RunOutput, RunnerError> {
     let req = RunRequest {
         run_id: run.id.clone(),
         agent_id: run.agent_id.clone(),
@@ -283,7 +283,14 @@ async fn execute(
             id: run.trigger_id.clone(),
         },
     };
-    match tokio::time::timeout(timeout, app.runners.run(&agent.runner, &req, lines)).await {
+    let run_it = async {
+        // Its credentials opened for this run only.
+        let runner = agents::opened_runner(app, &agent.runner)
+            .await
+            .map_err(|e| RunnerError::Config(e.to_string()))?;
+        app.runners.run(&runner, &req, lines).await
+    };
+    match tokio::time::timeout(timeout, run_it).await {
         Ok(result) => result,
         Err(_) => Err(RunnerError::Timeout),
     }
@@ -295,7 +302,7 @@ async fn finish(
     app: &App,
     run: &mut Versioned<Run>,
     now: DateTime<Utc>,
-    result: Result<Value, Failure>,
+    result: Result<RunOutput, Failure>,
     started: Instant,
     streamed: bool,
 ) -> Result<(), Error> {
@@ -308,8 +315,9 @@ async fn finish(
         run.duration_ms = Some(elapsed.as_millis() as u64);
     }
     match result {
-        Ok(output) => {
+        Ok(RunOutput { output, usage }) => {
             run.output = Some(output);
+            run.usage = usage;
             if run.stored_size() > MAX_STORED_RUN_BYTES {
                 // The run could not be stored with this output (DynamoDB
                 // items hold 400 KB): keep the run, fail it, say why.

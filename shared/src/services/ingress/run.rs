@@ -114,6 +114,7 @@ pub fn new_run(
         started_at: None,
         completed_at: None,
         duration_ms: None,
+        usage: None,
         lease_expires_at: None,
         slot: None,
         timeout_seconds: agent.timeout_seconds,

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use axum::extract::State;
 use axum::routing::post;
 use axum::{Json, Router};
+use futures_util::StreamExt;
 use hmac::{Hmac, Mac};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -389,6 +390,7 @@ impl FakeAgent {
             .route("/big", post(big))
             .route("/work", post(work))
             .route("/stream", post(stream))
+            .route("/v1/chat/completions", post(chat))
             .with_state(state);
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
@@ -520,6 +522,42 @@ async fn stream(
     axum::response::Response::builder()
         .header("content-type", content_type)
         .body(axum::body::Body::from_stream(chunks))
+        .unwrap()
+}
+
+/// An OpenAI-compatible chat completions endpoint: the answer
+/// `Looks good.` / `Ship it.` streamed in chunks 50 ms apart, then a
+/// usage-only chunk (12 in, 5 out) and `[DONE]`. Records each request
+/// with its `Authorization` header under `auth`.
+async fn chat(
+    calls: Calls,
+    headers: axum::http::HeaderMap,
+    Json(mut body): Json<Value>,
+) -> axum::response::Response {
+    body["auth"] = json!(headers.get("authorization").and_then(|v| v.to_str().ok()));
+    record(&calls, "/v1/chat/completions", &body);
+    let model = body["model"].as_str().unwrap_or("").to_owned();
+    let chunks: Vec<Value> = ["Looks ", "good.\nShip", " it."]
+        .iter()
+        .map(|t| json!({"model": model, "choices": [{"index": 0, "delta": {"content": t}, "finish_reason": null}]}))
+        .chain([
+            json!({"model": model, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}),
+            json!({"model": model, "choices": [], "usage": {"prompt_tokens": 12, "completion_tokens": 5}}),
+        ])
+        .collect();
+    let events = futures_util::stream::iter(
+        chunks
+            .into_iter()
+            .map(|c| format!("data: {c}\n\n"))
+            .chain(["data: [DONE]\n\n".to_owned()]),
+    )
+    .then(|text| async move {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        Ok::<_, std::convert::Infallible>(bytes::Bytes::from(text))
+    });
+    axum::response::Response::builder()
+        .header("content-type", "text/event-stream")
+        .body(axum::body::Body::from_stream(events))
         .unwrap()
 }
 

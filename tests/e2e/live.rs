@@ -13,7 +13,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::harness::{FakeAgent, Hookrun, ADMIN_KEY};
 
-type Ws =
+pub(crate) type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -23,7 +23,7 @@ fn ws_url(h: &Hookrun) -> String {
 }
 
 /// Connects with the key in the subprotocol (as a browser would).
-async fn ws_connect(h: &Hookrun, key: &str) -> Ws {
+pub(crate) async fn ws_connect(h: &Hookrun, key: &str) -> Ws {
     let mut req = ws_url(h).into_client_request().unwrap();
     req.headers_mut().insert(
         "sec-websocket-protocol",
@@ -38,7 +38,7 @@ async fn ws_connect(h: &Hookrun, key: &str) -> Ws {
 }
 
 /// The next JSON text frame (pings and pongs skipped).
-async fn next_json(ws: &mut Ws) -> Value {
+pub(crate) async fn next_json(ws: &mut Ws) -> Value {
     loop {
         let msg = tokio::time::timeout(WAIT, ws.next())
             .await
@@ -67,11 +67,11 @@ async fn close_code(ws: &mut Ws) -> u16 {
     }
 }
 
-async fn send(ws: &mut Ws, v: Value) {
+pub(crate) async fn send(ws: &mut Ws, v: Value) {
     ws.send(Message::Text(v.to_string().into())).await.unwrap();
 }
 
-async fn subscribe(ws: &mut Ws, v: Value) -> Value {
+pub(crate) async fn subscribe(ws: &mut Ws, v: Value) -> Value {
     let mut msg = json!({"type": "subscribe"});
     msg.as_object_mut()
         .unwrap()

@@ -14,4 +14,5 @@ mod live;
 mod management;
 mod outgoing;
 mod restart;
+mod runners;
 mod triggers;

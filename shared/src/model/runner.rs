@@ -194,19 +194,32 @@ impl Serialize for WriteOnly {
 
 impl<'de> Deserialize<'de> for WriteOnly {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Form {
-            Plain(String),
-            Sealed(SealedForm),
+        use serde::de::Error;
+        match serde_json::Value::deserialize(d)? {
+            serde_json::Value::String(v) => Ok(WriteOnly::Plain(v)),
+            sealed @ serde_json::Value::Object(_) => {
+                let s: SealedForm = serde_json::from_value(sealed).map_err(D::Error::custom)?;
+                Ok(WriteOnly::Sealed {
+                    sealed: s.sealed,
+                    hint: s.hint,
+                })
+            }
+            other => Err(D::Error::custom(format!(
+                "a credential must be a string, not {}",
+                json_kind(&other)
+            ))),
         }
-        Ok(match Form::deserialize(d)? {
-            Form::Plain(v) => WriteOnly::Plain(v),
-            Form::Sealed(s) => WriteOnly::Sealed {
-                sealed: s.sealed,
-                hint: s.hint,
-            },
-        })
+    }
+}
+
+fn json_kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
     }
 }
 

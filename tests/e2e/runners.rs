@@ -1,0 +1,182 @@
+//! Agents that run a model: a trigger starts an `openai` agent (against
+//! an OpenAI-compatible fake), its lines come over the WebSocket as
+//! `agent.log` events as they stream, and its usage is on the run, on the
+//! terminal event and in the outgoing webhook's `data.usage`. Its API key
+//! is shown once as a hint and appears in no answer and no log line.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::harness::{FakeAgent, Hookrun, Receiver, ADMIN_KEY, LOOPBACK_DELIVERIES};
+use crate::live::{next_json, subscribe, ws_connect};
+
+const WAIT: Duration = Duration::from_secs(30);
+const KEY: &str = "sk-e2e-0123456789-never-shown-ABCD";
+
+#[tokio::test]
+async fn an_openai_agent_streams_its_lines_and_reports_its_usage_everywhere() {
+    let fake = FakeAgent::start().await;
+    let rx = Receiver::start();
+    let h = Hookrun::start_with(LOOPBACK_DELIVERIES);
+    let mut answers: Vec<Value> = Vec::new();
+    let (s, sub) = h
+        .admin(
+            Method::POST,
+            "/api/v1/subscriptions",
+            Some(json!({"name": "ops", "url": rx.url(), "events": ["run.succeeded"]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{sub}");
+    let (s, created) = h
+        .admin(
+            Method::POST,
+            "/api/v1/agents",
+            Some(json!({
+                "name": "reviewer",
+                "runner": {
+                    "type": "openai",
+                    "base_url": fake.url("/v1"),
+                    "model": "gpt-fake",
+                    "api_key": KEY,
+                    "system": "You review {{ trigger.type }} events.",
+                    "prompt": "Review: {{ input.title }}",
+                },
+            })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{created}");
+    assert_eq!(created["runner"]["has_api_key"], true);
+    assert_eq!(created["runner"]["api_key_hint"], "ABCD");
+    answers.push(created.clone());
+    let agent = created["id"].as_str().unwrap().to_owned();
+    let secret = created["webhook_secret"].as_str().unwrap().to_owned();
+
+    let mut ws = ws_connect(&h, ADMIN_KEY).await;
+    let channel = format!("workspace:{}", h.workspace);
+    subscribe(
+        &mut ws,
+        json!({"type": "subscribe", "channel": channel, "agent_id": agent}),
+    )
+    .await;
+    let run_id = h
+        .trigger(&agent, &secret, json!({"title": "Fix the parser"}))
+        .await;
+    let mut lines = Vec::new();
+    let terminal = loop {
+        let e = tokio::time::timeout(WAIT, next_json(&mut ws))
+            .await
+            .expect("events in time");
+        assert_eq!(e["run_id"], run_id.as_str(), "{e}");
+        match e["type"].as_str().unwrap() {
+            "agent.log" if e["data"]["stream"] == "output" => {
+                lines.push(e["data"]["line"].as_str().unwrap().to_owned())
+            }
+            "run.succeeded" | "run.failed" => break e,
+            _ => {}
+        }
+    };
+    assert_eq!(terminal["type"], "run.succeeded", "{terminal}");
+    assert_eq!(lines, ["Looks good.", "Ship it."]);
+    let usage = json!({"model": "gpt-fake", "input_tokens": 12, "output_tokens": 5});
+    assert_eq!(terminal["data"]["usage"], usage, "{terminal}");
+
+    // The model was asked as configured, with the key.
+    let calls = fake.calls("/v1/chat/completions");
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0]["auth"], format!("Bearer {KEY}"));
+    assert_eq!(
+        calls[0]["messages"][0]["content"],
+        "You review WEBHOOK events."
+    );
+    assert_eq!(calls[0]["messages"][1]["content"], "Review: Fix the parser");
+
+    // The run, its listing and the outgoing webhook carry the usage.
+    let (_, run) = h.get(&format!("/api/v1/runs/{run_id}")).await;
+    assert_eq!(run["usage"], usage, "{run}");
+    assert_eq!(run["output"]["text"], "Looks good.\nShip it.");
+    answers.push(run);
+    let got = rx.wait_for(1, WAIT).await;
+    let delivered = got[0].json();
+    assert_eq!(delivered["data"]["usage"], usage, "{delivered}");
+
+    // The key is in no answer and no log line.
+    for path in [
+        format!("/api/v1/agents/{agent}"),
+        "/api/v1/agents".to_owned(),
+        format!("/api/v1/runs/{run_id}/logs"),
+    ] {
+        answers.push(h.get(&path).await.1);
+    }
+    let (s, updated) = h
+        .admin(
+            Method::PATCH,
+            &format!("/api/v1/agents/{agent}"),
+            Some(json!({"runner": {"type": "openai", "base_url": fake.url("/v1"), "model": "gpt-fake-2"}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{updated}");
+    assert_eq!(
+        updated["runner"]["api_key_hint"], "ABCD",
+        "kept by an update without it"
+    );
+    answers.push(updated);
+    for answer in &answers {
+        assert!(!answer.to_string().contains("0123456789-never"), "{answer}");
+    }
+    assert!(
+        !h.log().contains("0123456789-never"),
+        "the server log has the key"
+    );
+}
+
+#[tokio::test]
+async fn a_bad_openai_configuration_is_refused_naming_the_field() {
+    let h = Hookrun::start();
+    for (runner, field) in [
+        (
+            json!({"type": "openai", "model": "m", "prompt": "{{ nope }}"}),
+            "runner.prompt",
+        ),
+        (
+            json!({"type": "openai", "model": "m", "system": "{% for %}"}),
+            "runner.system",
+        ),
+        (
+            json!({"type": "openai", "model": "m", "api_key": 42}),
+            "a credential must be a string",
+        ),
+        (
+            json!({"type": "openai", "model": "m", "base_url": "http://169.254.169.254/v1"}),
+            "runner.base_url",
+        ),
+        (
+            json!({"type": "openai", "model": "m", "temperature": 9}),
+            "runner.temperature",
+        ),
+    ] {
+        let (s, e) = h
+            .admin(
+                Method::POST,
+                "/api/v1/agents",
+                Some(json!({"name": "bad", "runner": runner})),
+            )
+            .await;
+        // A body that does not fit the schema is a 422, a bad value 400.
+        assert!(
+            [StatusCode::BAD_REQUEST, StatusCode::UNPROCESSABLE_ENTITY].contains(&s),
+            "{runner}: {s} {e}"
+        );
+        assert!(
+            e["error"]["message"].as_str().unwrap().contains(field),
+            "{runner}: {e}"
+        );
+    }
+    let (_, list) = h.get("/api/v1/agents").await;
+    assert!(list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|a| a["name"] != "bad"));
+}

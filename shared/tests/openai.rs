@@ -18,7 +18,7 @@ use hookrun_core::ids::WorkspaceId;
 use hookrun_core::model::runner::{OpenAiConfig, WriteOnly};
 use hookrun_core::model::{Agent, LogLine, Run, RunStatus, RunnerConfig, TriggerType};
 use hookrun_core::ports::QueueId;
-use hookrun_core::services::{admin, agents, ingress, runs};
+use hookrun_core::services::{admin, agents, ingress, runs, usage};
 use hookrun_core::sqlite::SqliteStore;
 use hookrun_core::{work, App, Settings};
 use serde_json::{json, Value};
@@ -478,4 +478,46 @@ async fn bad_configurations_are_refused_naming_the_field() {
     }
     let listed = agents::list(&f.app, &f.ws, 100, None).await.unwrap();
     assert!(listed.data.is_empty(), "nothing half-made");
+}
+
+#[tokio::test]
+async fn usage_is_summed_per_day_and_model() {
+    let f = fixture().await;
+    let a = agent(&f, config(&f, "text")).await;
+    run(&f, &a).await;
+    run(&f, &a).await;
+    // A run whose stream was cut reports no usage: read, not counted.
+    let mut cut = config(&f, "cut");
+    cut.model = "cut".into();
+    let update = agents::UpdateAgent {
+        runner: Some(RunnerConfig::Openai(cut)),
+        ..Default::default()
+    };
+    let a = agents::update(&f.app, &f.ws, &a.id, update).await.unwrap();
+    run(&f, &a).await;
+    let now = chrono::Utc::now();
+    let since = usage::parse_since(None, now).unwrap();
+    assert_eq!(now - since, chrono::Duration::days(usage::DEFAULT_DAYS));
+    let report = usage::of_agent(&f.app, &a, since).await.unwrap();
+    assert_eq!(report.runs_read, 3);
+    assert!(!report.truncated);
+    assert_eq!(
+        report.days,
+        [usage::DayUsage {
+            date: now.format("%Y-%m-%d").to_string(),
+            model: Some("gpt-test-2024".into()),
+            runs: 2,
+            input_tokens: 24,
+            output_tokens: 10,
+        }]
+    );
+    let later = usage::parse_since(Some("2999-01-01"), now).unwrap();
+    let report = usage::of_agent(&f.app, &a, later).await.unwrap();
+    assert!(report.days.is_empty() && report.runs_read == 0);
+    assert!(usage::parse_since(Some("2026-12-01T00:00:00+01:00"), now).is_ok());
+    let e = usage::parse_since(Some("last week"), now).unwrap_err();
+    assert!(
+        matches!(e, hookrun_core::error::Error::Invalid { ref field, .. } if field == "since"),
+        "{e}"
+    );
 }

@@ -12,10 +12,10 @@ use serde_json::{json, Value};
 use crate::harness::{FakeAgent, Hookrun, Received, Receiver, ADMIN_KEY, LOOPBACK_DELIVERIES};
 
 /// What one run of the binary came to.
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Out {
+    pub(crate) code: i32,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
 impl Out {
@@ -65,7 +65,7 @@ fn run(mut cmd: Command, args: &[&str]) -> Out {
 }
 
 /// `hookrun ARGS` against `h` with the admin key.
-fn cli(h: &Hookrun, args: &[&str]) -> Out {
+pub(crate) fn cli(h: &Hookrun, args: &[&str]) -> Out {
     run(client(&h.base, Some(ADMIN_KEY)), args)
 }
 

@@ -97,6 +97,21 @@ async fn an_openai_agent_streams_its_lines_and_reports_its_usage_everywhere() {
     assert_eq!(run["usage"], usage, "{run}");
     assert_eq!(run["output"]["text"], "Looks good.\nShip it.");
     answers.push(run);
+    // Summed per day and model, over the API and the CLI.
+    let (s, report) = h.get(&format!("/api/v1/agents/{agent}/usage")).await;
+    assert_eq!(s, StatusCode::OK, "{report}");
+    assert_eq!(report["days"][0]["model"], "gpt-fake", "{report}");
+    assert_eq!(report["days"][0]["input_tokens"], 12, "{report}");
+    let (s, bad) = h
+        .get(&format!("/api/v1/agents/{agent}/usage?since=yesterday"))
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}");
+    let table = crate::cli::cli(&h, &["agents", "usage", &agent]);
+    assert!(
+        table.stdout.contains("gpt-fake") && table.stdout.contains("12"),
+        "{}",
+        table.stdout
+    );
     let got = rx.wait_for(1, WAIT).await;
     let delivered = got[0].json();
     assert_eq!(delivered["data"]["usage"], usage, "{delivered}");

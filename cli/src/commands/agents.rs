@@ -43,6 +43,14 @@ pub enum Command {
     },
     /// Delete an agent and its webhook secret.
     Delete { id: String },
+    /// Tokens the agent's runs used, per day (UTC) and model.
+    Usage {
+        id: String,
+        /// Count runs created since this time (RFC 3339) or date
+        /// (YYYY-MM-DD); default 30 days ago.
+        #[arg(long)]
+        since: Option<String>,
+    },
     /// Replace the webhook secret; prints the new one once.
     RotateSecret {
         id: String,
@@ -91,10 +99,15 @@ pub fn columns() -> Vec<Column> {
     vec![
         col!("id", "/id"),
         col!("name", "/name"),
-        col!("runner", |v| match v.pointer("/runner/url") {
-            Some(url) => format!("http {}", cell(Some(url))),
-            None => cell(v.pointer("/runner/type")),
-        }),
+        col!(
+            "runner",
+            |v| match (v.pointer("/runner/url"), v.pointer("/runner/model")) {
+                (Some(url), _) => format!("http {}", cell(Some(url))),
+                (None, Some(model)) =>
+                    format!("{} {}", cell(v.pointer("/runner/type")), cell(Some(model))),
+                (None, None) => cell(v.pointer("/runner/type")),
+            }
+        ),
         col!("enabled", "/enabled"),
         col!("timeout_s", "/timeout_seconds"),
         col!("version", "/version"),
@@ -133,6 +146,25 @@ pub async fn run(ctx: &Ctx, cmd: Command) -> Result<()> {
                 .patch(&["api", "v1", "agents", &id], &req)
                 .await?;
             out.object(Some(&ans.raw), &ans.json, &[]);
+        }
+        Command::Usage { id, since } => {
+            let query: Vec<(&str, String)> = since.map(|s| ("since", s)).into_iter().collect();
+            let ans = ctx
+                .client
+                .get(&["api", "v1", "agents", &id, "usage"], &query)
+                .await?;
+            let columns = vec![
+                col!("date", "/date"),
+                col!("model", "/model"),
+                col!("runs", "/runs"),
+                col!("input_tokens", "/input_tokens"),
+                col!("output_tokens", "/output_tokens"),
+            ];
+            let days = json!({ "data": ans.json.get("days").cloned().unwrap_or_default() });
+            out.listing(Some(&ans.raw), &days, &columns);
+            if ans.json.get("truncated") == Some(&Value::Bool(true)) {
+                eprintln!("(only the newest 10000 runs were read: earlier days are not counted)");
+            }
         }
         Command::Delete { id } => {
             ctx.client.delete(&["api", "v1", "agents", &id]).await?;

@@ -14,6 +14,7 @@ use crate::model::runner::RunnerView;
 use crate::model::Agent;
 use crate::repo::Listing;
 use crate::services::agents::{self, CreateAgent, RotateSecret, RotatedSecret, UpdateAgent};
+use crate::services::usage::{self, UsageReport};
 
 /// An agent as the API shows it: its record (write-only credentials as
 /// whether they are set) and where to send its webhooks.
@@ -188,4 +189,33 @@ pub async fn rotate_secret(
 ) -> Result<impl IntoResponse, ApiError> {
     let rotated = agents::rotate_secret(&app, &admin.workspace_id, &agent_id, req).await?;
     Ok(Json(rotated))
+}
+
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UsageQuery {
+    /// Count runs created at or after this time: RFC 3339, or a date
+    /// (`YYYY-MM-DD`, midnight UTC). Default: 30 days ago.
+    since: Option<String>,
+}
+
+/// Tokens the agent's runs used, per day (UTC) and model.
+#[utoipa::path(
+    get,
+    path = "/api/v1/agents/{agent_id}/usage",
+    tag = "agents",
+    operation_id = "get_agent_usage",
+    security(("admin_key" = [])),
+    params(("agent_id" = String, Path, description = "The agent's id"), UsageQuery),
+    responses((status = 200, body = UsageReport), ManagementErrors)
+)]
+pub async fn usage(
+    State(app): State<App>,
+    admin: Admin,
+    ApiPath(agent_id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<UsageQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    let agent = agents::get(&app, &admin.workspace_id, &agent_id).await?;
+    let since = usage::parse_since(q.since.as_deref(), app.clock.now())?;
+    Ok(Json(usage::of_agent(&app, &agent, since).await?))
 }

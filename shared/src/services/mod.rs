@@ -11,3 +11,4 @@ pub mod ratelimit;
 pub mod runs;
 pub mod subscriptions;
 pub mod triggers;
+pub mod usage;

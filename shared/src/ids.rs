@@ -143,6 +143,18 @@ pub fn agent_secret() -> String {
     format!("whk_{}", random_hex(32))
 }
 
+/// A Standard Webhooks signing secret: `whsec_` and 256 random bits in
+/// base64 (subscriptions, triggers, agents' signing secrets).
+pub fn signing_secret() -> String {
+    use base64::Engine;
+    let mut key = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut key);
+    format!(
+        "whsec_{}",
+        base64::engine::general_purpose::STANDARD.encode(key)
+    )
+}
+
 /// An admin API key for the management API.
 pub fn admin_key() -> String {
     format!("hka_{}", random_hex(24))

@@ -86,6 +86,23 @@ pub async fn open_sealed(app: &App, sealed: &str) -> Result<String, Error> {
     })
 }
 
+/// A signing secret and the one it replaced, opened: the current first,
+/// then the previous while `previous_valid_until` is ahead of `now`.
+pub async fn open_current_and_previous(
+    app: &App,
+    current: &str,
+    previous: Option<&str>,
+    previous_valid_until: Option<chrono::DateTime<chrono::Utc>>,
+) -> Result<Vec<String>, Error> {
+    let mut out = vec![open_sealed(app, current).await?];
+    if let (Some(prev), Some(until)) = (previous, previous_valid_until) {
+        if app.clock.now() < until {
+            out.push(open_sealed(app, prev).await?);
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

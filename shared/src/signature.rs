@@ -1,6 +1,7 @@
 //! Webhook signatures: HMAC-SHA256 over the raw body bytes, compared in
 //! constant time.
 
+use base64::Engine;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
@@ -41,6 +42,27 @@ pub fn secrets_equal(a: &str, b: &str) -> bool {
     use sha2::Digest;
     let (da, db) = (Sha256::digest(a.as_bytes()), Sha256::digest(b.as_bytes()));
     da.as_slice().ct_eq(db.as_slice()).into()
+}
+
+/// Standard Webhooks' `webhook-signature`: `v1,{base64 HMAC-SHA256}` of
+/// `{id}.{timestamp}.{body}` keyed by each secret's base64-decoded
+/// `whsec_` key, space-separated (one per secret, so a receiver holding
+/// either side of a rotation verifies).
+pub fn standard_webhooks(id: &str, timestamp: i64, body: &str, secrets: &[String]) -> String {
+    let standard: Vec<String> = secrets
+        .iter()
+        .map(|s| {
+            let key = base64::engine::general_purpose::STANDARD
+                .decode(s.strip_prefix("whsec_").unwrap_or(s))
+                .unwrap_or_else(|_| s.as_bytes().to_vec());
+            let mac = hmac_sha256(&key, format!("{id}.{timestamp}.{body}").as_bytes());
+            format!(
+                "v1,{}",
+                base64::engine::general_purpose::STANDARD.encode(mac)
+            )
+        })
+        .collect();
+    standard.join(" ")
 }
 
 #[cfg(test)]

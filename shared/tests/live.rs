@@ -425,13 +425,28 @@ async fn a_follow_dropped_while_it_reads_a_page_loses_nothing() {
         .collect();
     let filter = Filter {
         run_id: Some(run.id.clone()),
-        ..Filter::workspace(ws)
+        ..Filter::workspace(ws.clone())
     };
     let mut f = Follower::start(&app, filter, None).await.unwrap();
     let (mut got, mut dropped) = (Vec::new(), 0);
+    let mut turn = 0;
     while got.len() < want.len() {
+        // Every other time with the workspace's replay turns all taken, so
+        // a page to read waits for one (besides the store's own waits).
+        turn += 1;
+        let mut held = Vec::new();
+        if turn % 2 == 0 {
+            // Those free (a page being read holds one of its own).
+            for _ in 0..replay::MAX_REPLAYS_PER_WORKSPACE {
+                held.extend(futures_util::FutureExt::now_or_never(
+                    app.replays.enter(&ws),
+                ));
+            }
+        }
         // Polled once, then dropped if it is not ready.
-        match futures_util::FutureExt::now_or_never(f.next()) {
+        let polled = futures_util::FutureExt::now_or_never(f.next());
+        drop(held);
+        match polled {
             Some(e) => got.push(e.unwrap().id),
             None => {
                 dropped += 1;

@@ -21,7 +21,7 @@ fn seed_verify(secret: &str, r: &Received, header: &str) -> bool {
 
 /// The Standard Webhooks algorithm: key = base64-decoded part after
 /// `whsec_`, content "{id}.{timestamp}.{body}", any `v1,` entry may match.
-fn standard_verify(secret: &str, r: &Received) -> bool {
+pub(crate) fn standard_verify(secret: &str, r: &Received) -> bool {
     let b64 = base64::engine::general_purpose::STANDARD;
     let key = b64.decode(secret.strip_prefix("whsec_").unwrap()).unwrap();
     let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap();

@@ -195,3 +195,107 @@ async fn a_bad_openai_configuration_is_refused_naming_the_field() {
         .iter()
         .all(|a| a["name"] != "bad"));
 }
+
+/// Every call to an `http` agent is signed (Standard Webhooks) with the
+/// agent's signing secret, shown once at creation; a rotation with a
+/// grace window signs with both, without one with the new only.
+#[tokio::test]
+async fn http_agents_are_called_signed_and_their_signing_secret_rotates() {
+    let agent_side = Receiver::start();
+    let h = Hookrun::start_with(LOOPBACK_DELIVERIES);
+    let (s, created) = h
+        .admin(
+            Method::POST,
+            "/api/v1/agents",
+            Some(json!({"name": "signed", "runner": {"type": "http", "url": agent_side.url()}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{created}");
+    let first = created["signing_secret"].as_str().unwrap().to_owned();
+    assert!(first.starts_with("whsec_"), "{created}");
+    let agent = created["id"].as_str().unwrap().to_owned();
+    let secret = created["webhook_secret"].as_str().unwrap().to_owned();
+    let (_, shown) = h.get(&format!("/api/v1/agents/{agent}")).await;
+    assert!(
+        !shown.to_string().contains(&first[6..]),
+        "shown once: {shown}"
+    );
+
+    let run_id = h.trigger(&agent, &secret, json!({"event": "one"})).await;
+    h.wait_finished(&run_id, WAIT).await;
+    let call = &agent_side.wait_for(1, WAIT).await[0];
+    assert_eq!(call.header("webhook-id"), run_id);
+    assert!(
+        crate::outgoing::standard_verify(&first, call),
+        "signed: {:?}",
+        call.headers
+    );
+    assert_eq!(call.json()["run_id"], run_id.as_str());
+
+    // Rotated with a grace window: both secrets verify the next call.
+    let path = format!("/api/v1/agents/{agent}/rotate-signing-secret");
+    let (s, rotated) = h
+        .admin(Method::POST, &path, Some(json!({"grace_seconds": 600})))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{rotated}");
+    let second = rotated["signing_secret"].as_str().unwrap().to_owned();
+    assert!(rotated["previous_valid_until"].is_string(), "{rotated}");
+    let run_id = h.trigger(&agent, &secret, json!({"event": "two"})).await;
+    h.wait_finished(&run_id, WAIT).await;
+    let call = &agent_side.wait_for(2, WAIT).await[1];
+    assert!(crate::outgoing::standard_verify(&second, call));
+    assert!(crate::outgoing::standard_verify(&first, call));
+
+    // Without one: the new secret only.
+    let (s, rotated) = h
+        .admin(Method::POST, &path, Some(json!({"grace_seconds": 0})))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{rotated}");
+    let third = rotated["signing_secret"].as_str().unwrap().to_owned();
+    let run_id = h.trigger(&agent, &secret, json!({"event": "three"})).await;
+    h.wait_finished(&run_id, WAIT).await;
+    let call = &agent_side.wait_for(3, WAIT).await[2];
+    assert!(crate::outgoing::standard_verify(&third, call));
+    assert!(!crate::outgoing::standard_verify(&second, call));
+
+    // hookrun verify checks an agent's call as it checks a delivery.
+    let dir = tempfile::tempdir().unwrap();
+    let headers: String = call
+        .headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\n"))
+        .collect();
+    std::fs::write(dir.path().join("headers"), headers).unwrap();
+    std::fs::write(dir.path().join("body"), &call.body).unwrap();
+    let (h_path, b_path) = (dir.path().join("headers"), dir.path().join("body"));
+    let verify = |secret: &str| {
+        crate::cli::cli(
+            &h,
+            &[
+                "verify",
+                "--secret",
+                secret,
+                "--headers",
+                h_path.to_str().unwrap(),
+                "--body",
+                b_path.to_str().unwrap(),
+            ],
+        )
+    };
+    let ok = verify(&third);
+    assert_eq!(ok.code, 0, "{} {}", ok.stdout, ok.stderr);
+    assert!(
+        ok.stdout.contains("webhook-signature      valid"),
+        "{}",
+        ok.stdout
+    );
+    assert_ne!(verify(&first).code, 0);
+    let (s, _) = h
+        .admin(
+            Method::POST,
+            "/api/v1/agents/agt_nope/rotate-signing-secret",
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}

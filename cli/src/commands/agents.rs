@@ -9,8 +9,8 @@ use crate::client::Result;
 use crate::col;
 use crate::output::{cell, Column};
 
-/// The secret an agent's create and rotate answers show once.
-const SECRETS: &[&str] = &["webhook_secret"];
+/// The secrets an agent's create and rotate answers show once.
+const SECRETS: &[&str] = &["webhook_secret", "signing_secret"];
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
@@ -56,6 +56,15 @@ pub enum Command {
         id: String,
         /// How long the previous secret keeps working (default: the
         /// service's, 86400; 0 ends it at once).
+        #[arg(long, value_name = "SECONDS")]
+        grace_seconds: Option<i64>,
+    },
+    /// Replace the signing secret hookrun signs its calls to an http agent
+    /// with; prints the new one once.
+    RotateSigningSecret {
+        id: String,
+        /// How long calls also carry a signature by the previous secret
+        /// (default: the service's, 86400; 0 ends it at once).
         #[arg(long, value_name = "SECONDS")]
         grace_seconds: Option<i64>,
     },
@@ -115,6 +124,19 @@ pub fn columns() -> Vec<Column> {
     ]
 }
 
+/// `POST /api/v1/agents/{id}/{action}`, with `grace_seconds` when given;
+/// prints the new secret once.
+async fn rotate(ctx: &Ctx, id: &str, action: &str, grace_seconds: Option<i64>) -> Result<()> {
+    let req = json!({ "grace_seconds": grace_seconds });
+    let req = grace_seconds.is_some().then_some(&req);
+    let ans = ctx
+        .client
+        .post(&["api", "v1", "agents", id, action], req)
+        .await?;
+    ctx.out.object(Some(&ans.raw), &ans.json, SECRETS);
+    Ok(())
+}
+
 pub async fn run(ctx: &Ctx, cmd: Command) -> Result<()> {
     let out = ctx.out;
     match cmd {
@@ -171,17 +193,10 @@ pub async fn run(ctx: &Ctx, cmd: Command) -> Result<()> {
             out.note(&format!("deleted agent {id}"));
         }
         Command::RotateSecret { id, grace_seconds } => {
-            let req = json!({ "grace_seconds": grace_seconds });
-            let req = if grace_seconds.is_some() {
-                Some(&req)
-            } else {
-                None
-            };
-            let ans = ctx
-                .client
-                .post(&["api", "v1", "agents", &id, "rotate-secret"], req)
-                .await?;
-            out.object(Some(&ans.raw), &ans.json, SECRETS);
+            rotate(ctx, &id, "rotate-secret", grace_seconds).await?;
+        }
+        Command::RotateSigningSecret { id, grace_seconds } => {
+            rotate(ctx, &id, "rotate-signing-secret", grace_seconds).await?;
         }
     }
     Ok(())

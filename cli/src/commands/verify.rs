@@ -21,8 +21,9 @@ const MAX_HEADERS: usize = 128;
 #[derive(clap::Args, Debug)]
 #[command(group = clap::ArgGroup::new("input").required(true).args(["request", "headers"]))]
 pub struct Args {
-    /// The subscription's signing secret (whsec_…), `@FILE` or `-`
-    /// (standard input); or HOOKRUN_SUBSCRIPTION_SECRET.
+    /// The subscription's signing secret (whsec_…), or the agent's for a
+    /// call hookrun made to an http agent; `@FILE` or `-` (standard
+    /// input); or HOOKRUN_SUBSCRIPTION_SECRET.
     #[arg(
         long,
         env = "HOOKRUN_SUBSCRIPTION_SECRET",

@@ -13,7 +13,9 @@ use crate::app::App;
 use crate::model::runner::RunnerView;
 use crate::model::Agent;
 use crate::repo::Listing;
-use crate::services::agents::{self, CreateAgent, RotateSecret, RotatedSecret, UpdateAgent};
+use crate::services::agents::{
+    self, CreateAgent, RotateSecret, RotatedSecret, RotatedSigningSecret, UpdateAgent,
+};
 use crate::services::usage::{self, UsageReport};
 
 /// An agent as the API shows it: its record (write-only credentials as
@@ -36,13 +38,16 @@ pub struct AgentView {
     webhook_url: String,
 }
 
-/// A new agent, with its webhook secret: shown this once.
+/// A new agent, with its secrets: shown this once.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct CreatedAgent {
     #[serde(flatten)]
     agent: AgentView,
     /// `whk_…`: signs calls to `webhook_url`. Not shown again.
     webhook_secret: String,
+    /// `whsec_…`: hookrun signs its calls to an `http` agent with it
+    /// (Standard Webhooks `webhook-*` headers). Not shown again.
+    signing_secret: String,
 }
 
 pub fn view(app: &App, agent: Agent) -> AgentView {
@@ -82,11 +87,12 @@ pub async fn create(
     admin: Admin,
     ApiJson(req): ApiJson<CreateAgent>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let (agent, secret) = agents::create(&app, &admin.workspace_id, req).await?;
-    let location = format!("/api/v1/agents/{}", agent.id);
+    let created = agents::create_agent(&app, &admin.workspace_id, req).await?;
+    let location = format!("/api/v1/agents/{}", created.agent.id);
     let body = CreatedAgent {
-        agent: view(&app, agent),
-        webhook_secret: secret,
+        agent: view(&app, created.agent),
+        webhook_secret: created.webhook_secret,
+        signing_secret: created.signing_secret,
     };
     Ok(super::created(location, body))
 }
@@ -188,6 +194,29 @@ pub async fn rotate_secret(
     OptionalJson(req): OptionalJson<RotateSecret>,
 ) -> Result<impl IntoResponse, ApiError> {
     let rotated = agents::rotate_secret(&app, &admin.workspace_id, &agent_id, req).await?;
+    Ok(Json(rotated))
+}
+
+/// Give the agent a new signing secret (shown once), the secret hookrun
+/// signs its calls to an `http` agent with; during `grace_seconds` calls
+/// carry a signature by the previous one too. The body may be empty.
+#[utoipa::path(
+    post,
+    path = "/api/v1/agents/{agent_id}/rotate-signing-secret",
+    tag = "agents",
+    operation_id = "rotate_agent_signing_secret",
+    security(("admin_key" = [])),
+    params(("agent_id" = String, Path, description = "The agent's id")),
+    request_body(content = Option<RotateSecret>, description = "Optional"),
+    responses((status = 200, body = RotatedSigningSecret), ManagementErrors)
+)]
+pub async fn rotate_signing_secret(
+    State(app): State<App>,
+    admin: Admin,
+    ApiPath(agent_id): ApiPath<String>,
+    OptionalJson(req): OptionalJson<RotateSecret>,
+) -> Result<impl IntoResponse, ApiError> {
+    let rotated = agents::rotate_signing_secret(&app, &admin.workspace_id, &agent_id, req).await?;
     Ok(Json(rotated))
 }
 

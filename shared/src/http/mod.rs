@@ -93,6 +93,7 @@ macro_rules! management_routes {
         let r = $register!(r, agents::get, agents::update, agents::delete);
         let r = $register!(r, agents::rotate_secret);
         let r = $register!(r, agents::usage);
+        let r = $register!(r, agents::rotate_signing_secret);
         let r = $register!(r, runs::list_for_agent);
         let r = $register!(r, runs::logs);
         let r = $register!(r, runs::get);

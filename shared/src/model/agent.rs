@@ -26,6 +26,27 @@ pub struct Agent {
     pub created_at: DateTime<Utc>,
     #[serde(with = "crate::clock::ts")]
     pub updated_at: DateTime<Utc>,
+    /// The secret hookrun signs its calls to the agent with (Standard
+    /// Webhooks); agents made before there was one have none until it is
+    /// rotated in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(ignore)]
+    pub signing: Option<SigningKey>,
+}
+
+/// An agent's signing secret (`whsec_…`), sealed under the master key,
+/// and the previous one while its grace window after a rotation lasts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SigningKey {
+    pub sealed: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_sealed: Option<String>,
+    #[serde(
+        with = "crate::clock::ts::option",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub previous_valid_until: Option<DateTime<Utc>>,
 }
 
 impl Agent {

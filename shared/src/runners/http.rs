@@ -22,21 +22,34 @@ impl HttpRunner {
         }
     }
 
+    /// POSTs the run to `url`, signed with `signing` (Standard Webhooks:
+    /// `webhook-id` is the run's id, so an agent can ignore a repeated
+    /// call; `webhook-signature` has one entry per secret, the previous
+    /// one's during a rotation) when the agent has signing secrets.
     pub async fn run(
         &self,
         url: &str,
         req: &RunRequest,
+        signing: &[String],
         lines: LineSender,
     ) -> Result<Value, RunnerError> {
         self.policy.guard(url).await.map_err(RunnerError::Refused)?;
         let transport = super::transport;
-        let mut resp = self
+        let body = serde_json::to_string(req).expect("a run request serializes");
+        let mut call = self
             .client
             .post(url)
-            .json(req)
-            .send()
-            .await
-            .map_err(transport)?;
+            .header(reqwest::header::CONTENT_TYPE, "application/json");
+        if !signing.is_empty() {
+            let id = req.run_id.as_str();
+            let timestamp = chrono::Utc::now().timestamp();
+            let signature = crate::signature::standard_webhooks(id, timestamp, &body, signing);
+            call = call
+                .header("webhook-id", id)
+                .header("webhook-timestamp", timestamp.to_string())
+                .header("webhook-signature", signature);
+        }
+        let mut resp = call.body(body).send().await.map_err(transport)?;
         let status = resp.status();
         let streamed = resp
             .headers()

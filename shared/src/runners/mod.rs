@@ -134,11 +134,13 @@ impl Runners {
 
     /// Runs `req` (with `config`'s write-only values opened); an agent
     /// that streams its answer has each event or line sent to `lines` as
-    /// it arrives.
+    /// it arrives. `signing` holds the agent's signing secrets (current
+    /// first), for the runners that call the agent over HTTP.
     pub async fn run(
         &self,
         config: &RunnerConfig,
         req: &RunRequest,
+        signing: &[String],
         lines: LineSender,
     ) -> Result<RunOutput, RunnerError> {
         match config {
@@ -146,9 +148,11 @@ impl Runners {
                 output: serde_json::json!({ "message": req.message }),
                 usage: None,
             }),
-            RunnerConfig::Http { url } => {
-                self.http.run(url, req, lines).await.map(RunOutput::answer)
-            }
+            RunnerConfig::Http { url } => self
+                .http
+                .run(url, req, signing, lines)
+                .await
+                .map(RunOutput::answer),
             RunnerConfig::Openai(cfg) => self.openai.run(cfg, req, lines).await,
         }
     }

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::app::App;
 use crate::error::{Error, StoreError};
 use crate::ids::{self, AgentId, WorkspaceId};
+use crate::model::agent::SigningKey;
 use crate::model::agent::{DEFAULT_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS};
 use crate::model::runner::WriteOnly;
 use crate::model::{Agent, RunnerConfig};
@@ -172,17 +173,42 @@ fn validate_timeout(t: Option<u64>) -> Result<u64, Error> {
     Ok(t)
 }
 
-/// The agent and, once, its webhook secret.
+/// The agent and, once, its webhook secret (see [`create_agent`]).
 pub async fn create(
     app: &App,
     workspace_id: &WorkspaceId,
     req: CreateAgent,
 ) -> Result<(Agent, String), Error> {
+    let created = create_agent(app, workspace_id, req).await?;
+    Ok((created.agent, created.webhook_secret))
+}
+
+/// A new agent with the secrets its creation shows once.
+pub struct Created {
+    pub agent: Agent,
+    /// `whk_…`: callers sign webhooks to the agent with it.
+    pub webhook_secret: String,
+    /// `whsec_…`: hookrun signs its calls to an `http` agent with it.
+    pub signing_secret: String,
+}
+
+/// Creates an agent, its webhook secret and its signing secret.
+pub async fn create_agent(
+    app: &App,
+    workspace_id: &WorkspaceId,
+    req: CreateAgent,
+) -> Result<Created, Error> {
     let name = validate_name(&req.name)?;
     validate_runner(app, &req.runner)?;
     let timeout_seconds = validate_timeout(req.timeout_seconds)?;
     let mut runner = req.runner;
     seal_runner(app, &mut runner).await?;
+    let signing_secret = ids::signing_secret();
+    let signing = SigningKey {
+        sealed: seal::seal_with_current(app, &signing_secret).await?,
+        previous_sealed: None,
+        previous_valid_until: None,
+    };
     let now = app.clock.now();
     let agent = Agent {
         id: AgentId::generate(),
@@ -194,6 +220,7 @@ pub async fn create(
         enabled: req.enabled.unwrap_or(true),
         created_at: now,
         updated_at: now,
+        signing: Some(signing),
     };
     let secret = ids::agent_secret();
     let secret_name = Agent::secret_name(&app.settings.secret_prefix, workspace_id, &agent.id);
@@ -207,7 +234,69 @@ pub async fn create(
         }
         return Err(e.into());
     }
-    Ok((agent, secret))
+    Ok(Created {
+        agent,
+        webhook_secret: secret,
+        signing_secret,
+    })
+}
+
+/// The answer to a signing-secret rotation: the new secret, shown once.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RotatedSigningSecret {
+    pub agent_id: AgentId,
+    /// `whsec_…`: hookrun signs its calls to the agent with it from now on.
+    pub signing_secret: String,
+    /// Until when calls also carry a signature by the previous secret.
+    #[serde(with = "crate::clock::ts::option")]
+    pub previous_valid_until: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Replaces the signing secret; during the grace window (default as for
+/// the webhook secret, 0 ends it at once) calls carry a signature by
+/// each, so the agent can switch at its own pace.
+pub async fn rotate_signing_secret(
+    app: &App,
+    workspace_id: &WorkspaceId,
+    agent_id: &str,
+    req: RotateSecret,
+) -> Result<RotatedSigningSecret, Error> {
+    let grace = grace_seconds(app, req.grace_seconds)?;
+    let mut agent = app.repo.find::<Agent>(workspace_id, agent_id).await?;
+    let secret = ids::signing_secret();
+    let now = app.clock.now();
+    let until = (grace > 0).then(|| now + Duration::seconds(grace));
+    let previous = agent.signing.take().map(|k| k.sealed);
+    agent.signing = Some(SigningKey {
+        sealed: seal::seal_with_current(app, &secret).await?,
+        previous_sealed: until.and(previous),
+        previous_valid_until: until,
+    });
+    agent.updated_at = now;
+    app.repo.save(&mut agent).await?;
+    app.forget_cached();
+    Ok(RotatedSigningSecret {
+        agent_id: agent.record.id,
+        signing_secret: secret,
+        previous_valid_until: until,
+    })
+}
+
+/// The agent's signing secrets valid now, current first (none for an
+/// agent made before agents had one).
+pub async fn signing_secrets(app: &App, agent: &Agent) -> Result<Vec<String>, Error> {
+    match &agent.signing {
+        None => Ok(vec![]),
+        Some(k) => {
+            seal::open_current_and_previous(
+                app,
+                &k.sealed,
+                k.previous_sealed.as_deref(),
+                k.previous_valid_until,
+            )
+            .await
+        }
+    }
 }
 
 /// The agent, if it exists and belongs to the workspace; other workspaces'
@@ -278,6 +367,20 @@ pub async fn delete(app: &App, workspace_id: &WorkspaceId, agent_id: &str) -> Re
     Ok(())
 }
 
+/// A rotation's grace window: as asked, or the deployment's default.
+fn grace_seconds(app: &App, asked: Option<i64>) -> Result<i64, Error> {
+    let grace = asked.unwrap_or_else(|| {
+        i64::try_from(app.settings.default_secret_grace.as_secs()).unwrap_or(MAX_GRACE_SECONDS)
+    });
+    if !(0..=MAX_GRACE_SECONDS).contains(&grace) {
+        return Err(Error::invalid(
+            "grace_seconds",
+            format!("grace_seconds must be between 0 and {MAX_GRACE_SECONDS}"),
+        ));
+    }
+    Ok(grace)
+}
+
 /// Replaces the webhook secret; the previous one stays valid for the grace
 /// window (0 ends it at once).
 pub async fn rotate_secret(
@@ -287,15 +390,7 @@ pub async fn rotate_secret(
     req: RotateSecret,
 ) -> Result<RotatedSecret, Error> {
     let agent = get(app, workspace_id, agent_id).await?;
-    let grace = req.grace_seconds.unwrap_or_else(|| {
-        i64::try_from(app.settings.default_secret_grace.as_secs()).unwrap_or(MAX_GRACE_SECONDS)
-    });
-    if !(0..=MAX_GRACE_SECONDS).contains(&grace) {
-        return Err(Error::invalid(
-            "grace_seconds",
-            format!("grace_seconds must be between 0 and {MAX_GRACE_SECONDS}"),
-        ));
-    }
+    let grace = grace_seconds(app, req.grace_seconds)?;
     let name = Agent::secret_name(&app.settings.secret_prefix, workspace_id, &agent.id);
     // Past any cache: a rotation must build on the value stored now, or a
     // second rotation elsewhere would keep a stale "previous".

@@ -3,10 +3,7 @@
 
 use std::time::Duration;
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
 use chrono::{DateTime, Utc};
-use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
 use crate::app::App;
@@ -17,13 +14,6 @@ use crate::model::{Agent, Delivery, DeliveryAttempt, Environment, Subscription};
 use crate::repo::{Listing, Repo};
 use crate::seal;
 use crate::work::{self, Message};
-
-/// `whsec_` + base64 of 32 random bytes (the Standard Webhooks form).
-pub fn new_secret() -> String {
-    let mut key = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut key);
-    format!("whsec_{}", STANDARD.encode(key))
-}
 
 /// A run event a subscription can hear of, in the document: its names are
 /// `model::subscription::EVENTS`, the list the service checks against.
@@ -198,7 +188,7 @@ pub async fn create(
     let environment = req.environment.unwrap_or_default();
     let agent_id = validate_agent(app, workspace_id, req.agent_id.as_deref()).await?;
     let url = validate_url(app, &req.url).await?;
-    let secret = new_secret();
+    let secret = crate::ids::signing_secret();
     let now = app.clock.now();
     let sub = Subscription {
         id: ids::new_id("sub"),
@@ -308,7 +298,7 @@ pub async fn rotate_secret(
         ));
     }
     let mut sub = app.repo.find::<Subscription>(workspace_id, id).await?;
-    let secret = new_secret();
+    let secret = crate::ids::signing_secret();
     let now = app.clock.now();
     let old = std::mem::replace(
         &mut sub.secret_sealed,

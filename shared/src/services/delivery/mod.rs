@@ -131,15 +131,13 @@ fn excerpt(body: &[u8]) -> String {
 
 /// The subscription's signing secrets valid now, current first.
 async fn secrets(app: &App, sub: &Subscription) -> Result<Vec<String>, Error> {
-    let mut out = vec![seal::open_sealed(app, &sub.secret_sealed).await?];
-    if let (Some(prev), Some(until)) =
-        (&sub.previous_secret_sealed, sub.previous_secret_valid_until)
-    {
-        if app.clock.now() < until {
-            out.push(seal::open_sealed(app, prev).await?);
-        }
-    }
-    Ok(out)
+    seal::open_current_and_previous(
+        app,
+        &sub.secret_sealed,
+        sub.previous_secret_sealed.as_deref(),
+        sub.previous_secret_valid_until,
+    )
+    .await
 }
 
 const BACKEND_RETRY: Duration = Duration::from_secs(5);

@@ -1,8 +1,5 @@
 //! The two signature header sets of an outgoing webhook.
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
-
 use crate::signature::hmac_sha256;
 
 /// The headers that sign one attempt: the compatibility `X-Crewship-*` headers (keyed by
@@ -41,19 +38,13 @@ pub fn signature_headers(
     if let Some(previous) = secrets.get(1) {
         h.push(("x-crewship-signature-previous", crewship(previous)));
     }
-    let standard: Vec<String> = secrets
-        .iter()
-        .map(|s| {
-            let key = STANDARD
-                .decode(s.strip_prefix("whsec_").unwrap_or(s))
-                .unwrap_or_else(|_| s.as_bytes().to_vec());
-            let mac = hmac_sha256(&key, format!("{id}.{timestamp}.{body}").as_bytes());
-            format!("v1,{}", STANDARD.encode(mac))
-        })
-        .collect();
-    h.push(("webhook-signature", standard.join(" ")));
+    h.push((
+        "webhook-signature",
+        crate::signature::standard_webhooks(id, timestamp, body, secrets),
+    ));
     h
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;

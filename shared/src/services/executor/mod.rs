@@ -285,10 +285,12 @@ async fn execute(
     };
     let run_it = async {
         // Its credentials opened for this run only.
+        let config = |e: Error| RunnerError::Config(e.to_string());
         let runner = agents::opened_runner(app, &agent.runner)
             .await
-            .map_err(|e| RunnerError::Config(e.to_string()))?;
-        app.runners.run(&runner, &req, lines).await
+            .map_err(config)?;
+        let signing = agents::signing_secrets(app, agent).await.map_err(config)?;
+        app.runners.run(&runner, &req, &signing, lines).await
     };
     match tokio::time::timeout(timeout, run_it).await {
         Ok(result) => result,

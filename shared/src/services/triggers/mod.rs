@@ -21,7 +21,6 @@ use crate::model::{Agent, SignatureScheme, Trigger};
 use crate::providers;
 use crate::repo::{Listing, Versioned};
 use crate::seal;
-use crate::services::subscriptions;
 
 /// A lost condition on a trigger write: a concurrent change, or a second
 /// trigger claiming the agent's route.
@@ -66,7 +65,7 @@ pub async fn create(
                 "give either generate_secret or secret, not both",
             ))
         }
-        (true, None) => Some(subscriptions::new_secret()),
+        (true, None) => Some(ids::signing_secret()),
         (false, Some(s)) => {
             validate::secret(&s, signature.scheme)?;
             Some(s)
@@ -286,7 +285,7 @@ pub async fn regenerate_secret(
             validate::secret(&s, t.signature.scheme)?;
             s
         }
-        None => subscriptions::new_secret(),
+        None => ids::signing_secret(),
     };
     t.secret_sealed = Some(seal::seal_with_current(app, &secret).await?);
     t.updated_at = app.clock.now();

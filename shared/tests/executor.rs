@@ -392,7 +392,7 @@ async fn the_lease_is_renewed_while_the_agent_runs() {
     let ws = admin::bootstrap(&app, None).await.unwrap().workspace.id;
     let req = agents::CreateAgent {
         name: "slow".into(),
-        runner: RunnerConfig::Http { url },
+        runner: RunnerConfig::Http { url, headers: None },
         timeout_seconds: Some(60),
         enabled: None,
     };

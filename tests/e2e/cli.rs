@@ -117,7 +117,7 @@ async fn cli_agents_create_list_get_update_rotate_delete() {
     let beta_id = id_of(&beta);
     assert_eq!(
         beta["runner"],
-        json!({"type": "http", "url": "http://127.0.0.1:9/run"})
+        json!({"type": "http", "url": "http://127.0.0.1:9/run", "headers": {}})
     );
     assert_eq!(beta["timeout_seconds"], 30);
     assert!(beta["webhook_secret"].as_str().unwrap().starts_with("whk_"));

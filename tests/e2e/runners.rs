@@ -299,3 +299,103 @@ async fn http_agents_are_called_signed_and_their_signing_secret_rotates() {
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 }
+
+/// An `http` agent's own headers (an `Authorization` for its gateway) go
+/// with every call; their values are write-only, kept by an update that
+/// leaves them out, removed by `{}`, never shown or logged.
+#[tokio::test]
+async fn http_agent_headers_are_sent_and_never_shown() {
+    let agent_side = Receiver::start();
+    let h = Hookrun::start_with(LOOPBACK_DELIVERIES);
+    let token = "Bearer gateway-token-0123456789-WXYZ";
+    let runner = json!({"type": "http", "url": agent_side.url(), "headers": {"Authorization": token, "X-Team": "reviews-team"}});
+    let (s, created) = h
+        .admin(
+            Method::POST,
+            "/api/v1/agents",
+            Some(json!({"name": "gated", "runner": runner})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{created}");
+    assert_eq!(
+        created["runner"]["headers"]["Authorization"],
+        json!({"set": true, "hint": "WXYZ"})
+    );
+    assert!(!created.to_string().contains("gateway-token"), "{created}");
+    let agent = created["id"].as_str().unwrap().to_owned();
+    let secret = created["webhook_secret"].as_str().unwrap().to_owned();
+    let run = h.trigger(&agent, &secret, json!({"event": "one"})).await;
+    h.wait_finished(&run, WAIT).await;
+    let call = &agent_side.wait_for(1, WAIT).await[0];
+    assert_eq!(call.header("authorization"), token);
+    assert_eq!(call.header("x-team"), "reviews-team");
+    assert_eq!(call.header("content-type"), "application/json");
+
+    // An update without headers keeps them; `{}` removes them.
+    let path = format!("/api/v1/agents/{agent}");
+    let url = agent_side.url();
+    let (s, kept) = h
+        .admin(
+            Method::PATCH,
+            &path,
+            Some(json!({"runner": {"type": "http", "url": url}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{kept}");
+    assert_eq!(kept["runner"]["headers"]["X-Team"]["set"], true, "{kept}");
+    let run = h.trigger(&agent, &secret, json!({"event": "two"})).await;
+    h.wait_finished(&run, WAIT).await;
+    assert_eq!(
+        agent_side.wait_for(2, WAIT).await[1].header("authorization"),
+        token
+    );
+    let (s, cleared) = h
+        .admin(
+            Method::PATCH,
+            &path,
+            Some(json!({"runner": {"type": "http", "url": url, "headers": {}}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{cleared}");
+    assert_eq!(cleared["runner"]["headers"], json!({}));
+    let run = h.trigger(&agent, &secret, json!({"event": "three"})).await;
+    h.wait_finished(&run, WAIT).await;
+    let third = &agent_side.wait_for(3, WAIT).await[2];
+    assert!(
+        !third.headers.contains_key("authorization"),
+        "{:?}",
+        third.headers
+    );
+
+    // Headers hookrun sets itself, and bad names or values, are refused.
+    for (headers, field) in [
+        (
+            json!({"Content-Type": "text/plain"}),
+            "runner.headers.Content-Type",
+        ),
+        (
+            json!({"webhook-signature": "v1,x"}),
+            "runner.headers.webhook-signature",
+        ),
+        (json!({"Bad Name": "x"}), "runner.headers"),
+        (json!({"X-Ok": "line\nbreak"}), "runner.headers.X-Ok"),
+    ] {
+        let (s, e) = h
+            .admin(
+                Method::POST,
+                "/api/v1/agents",
+                Some(json!({"name": "bad", "runner": {"type": "http", "url": url, "headers": headers}})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{headers}: {e}");
+        let message = e["error"]["message"].as_str().unwrap();
+        assert!(
+            message.starts_with(&format!("{field}:")) || message.starts_with(&format!("{field} ")),
+            "{e}"
+        );
+    }
+    assert!(
+        !h.log().contains("gateway-token"),
+        "the server log has the header"
+    );
+}

@@ -4,6 +4,8 @@
 //! stored, never shown again ([`RunnerView`] shows that one is set and
 //! its last four characters).
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Where the `openai` runner sends requests unless told otherwise.
@@ -16,7 +18,15 @@ pub enum RunnerConfig {
     /// Answers with the message it was given; for demos and tests.
     Echo,
     /// POSTs the run as JSON to `url`; the 2xx answer is the output.
-    Http { url: String },
+    Http {
+        url: String,
+        /// Headers sent with every call (e.g. `Authorization`), values
+        /// write-only: an update without `headers` keeps them, `{}`
+        /// removes them.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schema(value_type = Option<std::collections::HashMap<String, String>>)]
+        headers: Option<BTreeMap<String, WriteOnly>>,
+    },
     /// A model behind an OpenAI-compatible chat completions endpoint
     /// (OpenAI, Azure OpenAI's compatible route, Ollama, vLLM, llama.cpp
     /// server, LiteLLM), streamed.
@@ -68,24 +78,35 @@ impl RunnerConfig {
     }
 
     /// Its write-only values, with the field each is named by in errors.
-    pub fn secrets_mut(&mut self) -> Vec<(&'static str, &mut WriteOnly)> {
+    pub fn secrets_mut(&mut self) -> Vec<(String, &mut WriteOnly)> {
         match self {
             RunnerConfig::Openai(o) => o
                 .api_key
                 .iter_mut()
-                .map(|k| ("runner.api_key", k))
+                .map(|k| ("runner.api_key".to_owned(), k))
                 .collect(),
-            RunnerConfig::Echo | RunnerConfig::Http { .. } => vec![],
+            RunnerConfig::Http { headers, .. } => headers
+                .iter_mut()
+                .flatten()
+                .map(|(name, v)| (format!("runner.headers.{name}"), v))
+                .collect(),
+            RunnerConfig::Echo => vec![],
         }
     }
 
     /// For an update: the write-only values the new configuration leaves
     /// out are kept from `old` (the same runner type only).
     pub fn keep_secrets_of(&mut self, old: &RunnerConfig) {
-        if let (RunnerConfig::Openai(new), RunnerConfig::Openai(old)) = (self, old) {
-            if new.api_key.is_none() {
+        match (self, old) {
+            (RunnerConfig::Openai(new), RunnerConfig::Openai(old)) if new.api_key.is_none() => {
                 new.api_key = old.api_key.clone();
             }
+            (RunnerConfig::Http { headers, .. }, RunnerConfig::Http { headers: old, .. })
+                if headers.is_none() =>
+            {
+                headers.clone_from(old);
+            }
+            _ => {}
         }
     }
 
@@ -93,7 +114,22 @@ impl RunnerConfig {
     pub fn view(&self) -> RunnerView {
         match self {
             RunnerConfig::Echo => RunnerView::Echo,
-            RunnerConfig::Http { url } => RunnerView::Http { url: url.clone() },
+            RunnerConfig::Http { url, headers } => RunnerView::Http {
+                url: url.clone(),
+                headers: headers
+                    .iter()
+                    .flatten()
+                    .map(|(name, v)| {
+                        (
+                            name.clone(),
+                            SetValue {
+                                set: true,
+                                hint: v.hint(),
+                            },
+                        )
+                    })
+                    .collect(),
+            },
             RunnerConfig::Openai(o) => RunnerView::Openai(OpenAiView {
                 base_url: o.base_url.clone(),
                 model: o.model.clone(),
@@ -113,8 +149,20 @@ impl RunnerConfig {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum RunnerView {
     Echo,
-    Http { url: String },
+    Http {
+        url: String,
+        /// The headers it sends: their names, never their values.
+        headers: BTreeMap<String, SetValue>,
+    },
     Openai(OpenAiView),
+}
+
+/// A write-only value as answers show it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SetValue {
+    pub set: bool,
+    /// Its last four characters (none for a value of eight or fewer).
+    pub hint: String,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]

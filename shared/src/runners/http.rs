@@ -1,9 +1,12 @@
 //! The http runner: POSTs the run as JSON to the agent's URL.
 
+use std::collections::BTreeMap;
+
 use serde_json::Value;
 
 use super::stream::{Format, Parser};
 use super::{LineSender, RunRequest, RunnerError};
+use crate::model::runner::WriteOnly;
 use crate::outbound::OutboundPolicy;
 
 #[derive(Clone)]
@@ -29,6 +32,7 @@ impl HttpRunner {
     pub async fn run(
         &self,
         url: &str,
+        headers: Option<&BTreeMap<String, WriteOnly>>,
         req: &RunRequest,
         signing: &[String],
         lines: LineSender,
@@ -36,10 +40,15 @@ impl HttpRunner {
         self.policy.guard(url).await.map_err(RunnerError::Refused)?;
         let transport = super::transport;
         let body = serde_json::to_string(req).expect("a run request serializes");
-        let mut call = self
-            .client
-            .post(url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json");
+        let mut call = self.client.post(url);
+        // The agent's own headers (opened), then hookrun's, which win.
+        for (name, value) in headers.into_iter().flatten() {
+            let WriteOnly::Plain(value) = value else {
+                return Err(RunnerError::Config(format!("header {name} was not opened")));
+            };
+            call = call.header(name.as_str(), value.as_str());
+        }
+        let mut call = call.header(reqwest::header::CONTENT_TYPE, "application/json");
         if !signing.is_empty() {
             let id = req.run_id.as_str();
             let timestamp = chrono::Utc::now().timestamp();

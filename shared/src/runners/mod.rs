@@ -148,9 +148,9 @@ impl Runners {
                 output: serde_json::json!({ "message": req.message }),
                 usage: None,
             }),
-            RunnerConfig::Http { url } => self
+            RunnerConfig::Http { url, headers } => self
                 .http
-                .run(url, req, signing, lines)
+                .run(url, headers.as_ref(), req, signing, lines)
                 .await
                 .map(RunOutput::answer),
             RunnerConfig::Openai(cfg) => self.openai.run(cfg, req, lines).await,

@@ -82,10 +82,11 @@ fn validate_runner(app: &App, runner: &RunnerConfig) -> Result<(), Error> {
     let outbound = &app.settings.outbound;
     match runner {
         RunnerConfig::Echo => {}
-        RunnerConfig::Http { url } => {
+        RunnerConfig::Http { url, headers } => {
             outbound
                 .check_url(url)
                 .map_err(|e| Error::invalid("runner.url", format!("runner.url {e}")))?;
+            validate_headers(headers.as_ref())?;
         }
         RunnerConfig::Openai(o) => {
             outbound
@@ -121,6 +122,67 @@ fn validate_runner(app: &App, runner: &RunnerConfig) -> Result<(), Error> {
     Ok(())
 }
 
+/// Headers an `http` agent may be given at most.
+const MAX_HEADERS: usize = 20;
+/// Headers hookrun sets itself (or that shape the connection): an agent's
+/// own headers may not replace them.
+const RESERVED_HEADERS: [&str; 14] = [
+    "host",
+    "content-type",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "upgrade",
+    "te",
+    "trailer",
+    "expect",
+    "proxy-authorization",
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+];
+
+fn validate_headers(
+    headers: Option<&std::collections::BTreeMap<String, WriteOnly>>,
+) -> Result<(), Error> {
+    let Some(headers) = headers else {
+        return Ok(());
+    };
+    if headers.len() > MAX_HEADERS {
+        return Err(Error::invalid(
+            "runner.headers",
+            format!("runner.headers may name at most {MAX_HEADERS} headers"),
+        ));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for (name, value) in headers {
+        let field = format!("runner.headers.{name}");
+        let lower = name.to_ascii_lowercase();
+        if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            return Err(Error::invalid(
+                "runner.headers",
+                format!("runner.headers: {name:?} is not a header name"),
+            ));
+        }
+        if RESERVED_HEADERS.contains(&lower.as_str()) || !seen.insert(lower) {
+            return Err(Error::invalid(
+                &field,
+                format!("{field}: hookrun sets this header itself (or it is given twice)"),
+            ));
+        }
+        if let WriteOnly::Plain(v) = value {
+            if reqwest::header::HeaderValue::from_str(v).is_err() {
+                return Err(Error::invalid(
+                    &field,
+                    format!("{field} must be printable ASCII"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Longest credential a runner takes.
 const MAX_CREDENTIAL_BYTES: usize = 4096;
 
@@ -129,7 +191,7 @@ const MAX_CREDENTIAL_BYTES: usize = 4096;
 async fn seal_runner(app: &App, runner: &mut RunnerConfig) -> Result<(), Error> {
     for (field, value) in runner.secrets_mut() {
         let WriteOnly::Plain(plain) = &*value else {
-            return Err(Error::invalid(field, format!("{field} must be a string")));
+            return Err(Error::invalid(&field, format!("{field} must be a string")));
         };
         let plain = plain.clone();
         if plain.is_empty()
@@ -137,7 +199,7 @@ async fn seal_runner(app: &App, runner: &mut RunnerConfig) -> Result<(), Error> 
             || plain.chars().any(char::is_control)
         {
             return Err(Error::invalid(
-                field,
+                &field,
                 format!(
                     "{field} must be 1 to {MAX_CREDENTIAL_BYTES} bytes without control characters"
                 ),

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::stream::{Format, Parser};
+use super::stream::{Capped, Format};
 use super::{LineSender, RunRequest, RunnerError};
 use crate::model::runner::WriteOnly;
 use crate::outbound::OutboundPolicy;
@@ -96,22 +96,12 @@ impl HttpRunner {
         lines: LineSender,
         transport: impl Fn(reqwest::Error) -> RunnerError,
     ) -> Result<Value, RunnerError> {
-        let mut parser = Parser::new(format);
-        let mut read = 0usize;
+        let mut parser = Capped::new(format, self.max_response_bytes);
         let mut last = None;
         loop {
             let chunk = resp.chunk().await.map_err(&transport)?;
             let done = chunk.is_none();
-            let events = match chunk {
-                Some(chunk) => {
-                    read += chunk.len();
-                    if read > self.max_response_bytes {
-                        return Err(RunnerError::TooLarge(self.max_response_bytes));
-                    }
-                    parser.push(&chunk)
-                }
-                None => parser.finish(),
-            };
+            let events = parser.feed(chunk.as_deref())?;
             for event in events {
                 last = Some(event.raw.clone());
                 // The executor may have stopped listening (a lost lease).

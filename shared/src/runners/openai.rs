@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::stream::{Format, Parser, Streamed};
+use super::stream::{Capped, Format, Streamed};
 use super::{template, transport, LineSender, RunOutput, RunRequest, RunnerError};
 use crate::model::run::Usage;
 use crate::model::runner::{OpenAiConfig, WriteOnly};
@@ -163,9 +163,8 @@ impl OpenAiRunner {
         mut resp: reqwest::Response,
         lines: &LineSender,
     ) -> Result<RunOutput, RunnerError> {
-        let mut parser = Parser::new(Format::Sse);
+        let mut parser = Capped::new(Format::Sse, self.max_response_bytes);
         let mut answer = Answer::default();
-        let mut read = 0usize;
         loop {
             let chunk = match resp.chunk().await {
                 Ok(chunk) => chunk,
@@ -177,16 +176,7 @@ impl OpenAiRunner {
                 Err(e) => return Err(transport(e)),
             };
             let end = chunk.is_none();
-            let events = match chunk {
-                Some(chunk) => {
-                    read += chunk.len();
-                    if read > self.max_response_bytes {
-                        return Err(RunnerError::TooLarge(self.max_response_bytes));
-                    }
-                    parser.push(&chunk)
-                }
-                None => parser.finish(),
-            };
+            let events = parser.feed(chunk.as_deref())?;
             for event in events {
                 if answer.take(&event.raw)? {
                     return answer.finish(lines).await;

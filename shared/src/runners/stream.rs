@@ -48,6 +48,38 @@ pub struct Streamed {
     pub raw: String,
 }
 
+/// A streamed answer's [`Parser`] under the output cap: every byte of the
+/// stream counts towards `HOOKRUN_MAX_OUTPUT_BYTES`.
+pub struct Capped {
+    parser: Parser,
+    read: usize,
+    max: usize,
+}
+
+impl Capped {
+    pub fn new(format: Format, max: usize) -> Self {
+        Capped {
+            parser: Parser::new(format),
+            read: 0,
+            max,
+        }
+    }
+
+    /// The events `chunk` completes; `None` (the end) gives what is left.
+    pub fn feed(&mut self, chunk: Option<&[u8]>) -> Result<Vec<Streamed>, super::RunnerError> {
+        match chunk {
+            Some(chunk) => {
+                self.read += chunk.len();
+                if self.read > self.max {
+                    return Err(super::RunnerError::TooLarge(self.max));
+                }
+                Ok(self.parser.push(chunk))
+            }
+            None => Ok(self.parser.finish()),
+        }
+    }
+}
+
 /// Reads a streamed answer chunk by chunk.
 pub struct Parser {
     format: Format,

@@ -45,6 +45,34 @@ async fn the_database_alone_holds_no_usable_secret() {
         enabled: None,
     };
     let (_, secret) = agents::create(&app, &ws.workspace.id, req).await.unwrap();
+    // A model key, an http agent's header value, agents' signing secrets.
+    let runner: RunnerConfig = serde_json::from_value(serde_json::json!({
+        "type": "openai", "model": "m", "api_key": "sk-at-rest-0123456789"
+    }))
+    .unwrap();
+    let req = agents::CreateAgent {
+        name: "model".into(),
+        runner,
+        timeout_seconds: None,
+        enabled: None,
+    };
+    let model = agents::create_agent(&app, &ws.workspace.id, req)
+        .await
+        .unwrap();
+    let runner: RunnerConfig = serde_json::from_value(serde_json::json!({
+        "type": "http", "url": "https://agent.example.com/run",
+        "headers": {"Authorization": "Bearer header-at-rest-0123456789"}
+    }))
+    .unwrap();
+    let req = agents::CreateAgent {
+        name: "gated".into(),
+        runner,
+        timeout_seconds: None,
+        enabled: None,
+    };
+    let gated = agents::create_agent(&app, &ws.workspace.id, req)
+        .await
+        .unwrap();
     let master = std::fs::read_to_string(dir.join("master.key")).unwrap();
     assert_eq!(mode(&dir.join("master.key")), 0o600);
 
@@ -55,6 +83,14 @@ async fn the_database_alone_holds_no_usable_secret() {
         "the master key is not in the database"
     );
     assert!(!db.contains(&admin_key), "admin keys are stored as hashes");
+    for (what, value) in [
+        ("a model's API key", "sk-at-rest-0123456789"),
+        ("an http agent's header value", "header-at-rest-0123456789"),
+        ("a signing secret", model.signing_secret.as_str()),
+        ("a signing secret", gated.signing_secret.as_str()),
+    ] {
+        assert!(!db.contains(value), "{what} is sealed");
+    }
 }
 
 #[tokio::test]

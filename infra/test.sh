@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, local AWS emulator included:
-#   template checks, formatting, lints, unit tests, port contract suites on
-#   SQLite and on the emulator, Lambda event tests, and the end-to-end suite
+#   template checks, formatting, the one-TLS-stack check, lints, unit
+#   tests, port contract suites on SQLite and on the emulator, Lambda
+#   event tests, and the end-to-end suite
 #   twice (embedded store, then AWS adapters on the emulator), the crash
 #   test, schemathesis against the OpenAPI document, each fuzz target for
 #   20 s (needs the nightly toolchain), and the README's run command's
@@ -27,6 +28,9 @@ fi
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
+
+echo "== one HTTP and TLS stack in every binary"
+./infra/tls-check.sh
 
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings

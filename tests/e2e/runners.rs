@@ -106,6 +106,8 @@ async fn an_openai_agent_streams_its_lines_and_reports_its_usage_everywhere() {
         .get(&format!("/api/v1/agents/{agent}/usage?since=yesterday"))
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}");
+    let runs = crate::cli::cli(&h, &["runs", "list", "--agent", &agent]);
+    assert!(runs.stdout.contains("12/5"), "{}", runs.stdout);
     let table = crate::cli::cli(&h, &["agents", "usage", &agent]);
     assert!(
         table.stdout.contains("gpt-fake") && table.stdout.contains("12"),

@@ -5,7 +5,7 @@ use clap::Subcommand;
 use super::{list, under, Ctx, Paging};
 use crate::client::Result;
 use crate::col;
-use crate::output::Column;
+use crate::output::{cell, Column};
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
@@ -33,6 +33,18 @@ pub fn columns() -> Vec<Column> {
         col!("trigger_type", "/trigger_type"),
         col!("created_at", "/created_at"),
         col!("duration_ms", "/duration_ms"),
+        // Input/output tokens of a model run; empty for runs without usage.
+        col!(
+            "tokens",
+            |v| match v.get("usage").filter(|u| u.is_object()) {
+                Some(u) => format!(
+                    "{}/{}",
+                    cell(u.get("input_tokens")),
+                    cell(u.get("output_tokens"))
+                ),
+                None => String::new(),
+            }
+        ),
         col!("error", "/error"),
     ]
 }

@@ -63,7 +63,8 @@ pub const PING_EVERY: Duration = Duration::from_secs(20);
 /// a frame half sent; its close (4008) goes out after the rest of that
 /// frame, so a client that reads again within this time finds whole
 /// frames and then the close code, never a cut frame. One that never
-/// reads again is dropped after it (its stream slot held until then).
+/// reads again is dropped after it (its stream slot held until then). A
+/// stopping server waits the send timeout only.
 const CLOSE_GRACE: Duration = Duration::from_secs(60);
 /// Largest message (and frame) an authenticated client may send.
 const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
@@ -191,8 +192,15 @@ impl Connection {
             }
         };
         let Close(code, reason) = end;
+        // A stopping server does not wait a minute on a client that reads
+        // nothing.
+        let grace = if code == close::GOING_AWAY {
+            self.send_timeout
+        } else {
+            CLOSE_GRACE
+        };
         let _ = tokio::time::timeout(
-            CLOSE_GRACE,
+            grace,
             self.socket.send(Message::Close(Some(CloseFrame {
                 code,
                 reason: Utf8Bytes::from(reason),

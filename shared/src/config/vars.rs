@@ -68,6 +68,16 @@ const fn number(
     }
 }
 
+impl Var {
+    /// The variable is read by `hookrun serve` only.
+    const fn in_serve(self) -> Var {
+        Var {
+            scope: "serve",
+            ..self
+        }
+    }
+}
+
 const fn text(
     name: &'static str,
     default: &'static str,
@@ -347,83 +357,69 @@ pub const LOG: Var = text(
     "serve",
     "log filter, e.g. debug or hookrun_core=debug,info",
 );
-pub const DRAIN_SECONDS: Var = Var {
-    name: "HOOKRUN_DRAIN_SECONDS",
-    default: "30",
-    kind: Kind::Number {
-        min: 0,
-        max: 3600,
-        unit: Unit::Seconds,
-    },
-    scope: "serve",
-    help: "how long a stop waits for work in progress (--drain-seconds)",
-};
-pub const MAX_CONNECTIONS: Var = Var {
-    name: "HOOKRUN_MAX_CONNECTIONS",
-    default: "512",
-    kind: Kind::Number {
-        min: 1,
-        max: 100_000,
-        unit: Unit::Count,
-    },
-    scope: "serve",
-    help: "connections served at once; more wait to be accepted (keep it below the process's file-descriptor limit)",
-};
-pub const MAX_CONNECTIONS_PER_ADDRESS: Var = Var {
-    name: "HOOKRUN_MAX_CONNECTIONS_PER_ADDRESS",
-    default: "64",
-    kind: Kind::Number {
-        min: 1,
-        max: 100_000,
-        unit: Unit::Count,
-    },
-    scope: "serve",
-    help: "connections one client address (an IPv6 /64) may hold at once; more are closed as they come (a trusted proxy's own address is not capped)",
-};
-pub const MAX_STREAMS: Var = Var {
-    name: "HOOKRUN_MAX_STREAMS",
-    default: "256",
-    kind: Kind::Number {
-        min: 1,
-        max: 100_000,
-        unit: Unit::Count,
-    },
-    scope: "serve",
-    help: "event streams (SSE and WebSocket, a WebSocket from its upgrade) open at once, apart from HOOKRUN_MAX_CONNECTIONS; more get 429 (SSE) or close 4029 (WebSocket)",
-};
-pub const MAX_STREAMS_PER_WORKSPACE: Var = Var {
-    name: "HOOKRUN_MAX_STREAMS_PER_WORKSPACE",
-    default: "64",
-    kind: Kind::Number {
-        min: 1,
-        max: 100_000,
-        unit: Unit::Count,
-    },
-    scope: "serve",
-    help: "event streams one workspace may have open at once",
-};
-pub const MAX_STREAMS_PER_KEY: Var = Var {
-    name: "HOOKRUN_MAX_STREAMS_PER_KEY",
-    default: "16",
-    kind: Kind::Number {
-        min: 1,
-        max: 100_000,
-        unit: Unit::Count,
-    },
-    scope: "serve",
-    help: "event streams one admin key may have open at once",
-};
-pub const STREAM_SEND_TIMEOUT_SECONDS: Var = Var {
-    name: "HOOKRUN_STREAM_SEND_TIMEOUT_SECONDS",
-    default: "10",
-    kind: Kind::Number {
-        min: 1,
-        max: 300,
-        unit: Unit::Seconds,
-    },
-    scope: "serve",
-    help: "time a WebSocket client may take to take one frame before it is closed with 4008 (too slow)",
-};
+pub const DRAIN_SECONDS: Var = number(
+    "HOOKRUN_DRAIN_SECONDS",
+    "30",
+    0,
+    3600,
+    Unit::Seconds,
+    "how long a stop waits for work in progress (--drain-seconds)",
+)
+.in_serve();
+pub const MAX_CONNECTIONS: Var = number(
+    "HOOKRUN_MAX_CONNECTIONS",
+    "512",
+    1,
+    100_000,
+    Unit::Count,
+    "connections served at once; more wait to be accepted (keep it below the process's file-descriptor limit)",
+)
+.in_serve();
+pub const MAX_CONNECTIONS_PER_ADDRESS: Var = number(
+    "HOOKRUN_MAX_CONNECTIONS_PER_ADDRESS",
+    "64",
+    1,
+    100_000,
+    Unit::Count,
+    "connections one client address (an IPv6 /64) may hold at once; more are closed as they come (a trusted proxy's own address is not capped)",
+)
+.in_serve();
+pub const MAX_STREAMS: Var = number(
+    "HOOKRUN_MAX_STREAMS",
+    "256",
+    1,
+    100_000,
+    Unit::Count,
+    "event streams (SSE and WebSocket, a WebSocket from its upgrade) open at once, apart from HOOKRUN_MAX_CONNECTIONS; more get 429 (SSE) or close 4029 (WebSocket)",
+)
+.in_serve();
+pub const MAX_STREAMS_PER_WORKSPACE: Var = number(
+    "HOOKRUN_MAX_STREAMS_PER_WORKSPACE",
+    "64",
+    1,
+    100_000,
+    Unit::Count,
+    "event streams one workspace may have open at once",
+)
+.in_serve();
+pub const MAX_STREAMS_PER_KEY: Var = number(
+    "HOOKRUN_MAX_STREAMS_PER_KEY",
+    "16",
+    1,
+    100_000,
+    Unit::Count,
+    "event streams one admin key may have open at once",
+)
+.in_serve();
+pub const STREAM_SEND_TIMEOUT_SECONDS: Var = number(
+    "HOOKRUN_STREAM_SEND_TIMEOUT_SECONDS",
+    "10",
+    1,
+    300,
+    Unit::Seconds,
+    "time a WebSocket client may take to take one frame before it is closed with 4008 (too slow)",
+)
+.in_serve();
 pub const HTTP2: Var = Var {
     name: "HOOKRUN_HTTP2",
     default: "false",
@@ -431,39 +427,33 @@ pub const HTTP2: Var = Var {
     scope: "serve",
     help: "also accept cleartext HTTP/2 (prior knowledge), with pings every 20 s answered within the header-read time and at most 32 streams a connection; off, such a connection is refused as a bad HTTP/1.1 request",
 };
-pub const HEADER_READ_TIMEOUT_SECONDS: Var = Var {
-    name: "HOOKRUN_HEADER_READ_TIMEOUT_SECONDS",
-    default: "10",
-    kind: Kind::Number {
-        min: 1,
-        max: 600,
-        unit: Unit::Seconds,
-    },
-    scope: "serve",
-    help: "time a client has to send a request's headers; slower connections are closed",
-};
-pub const IDLE_TIMEOUT_SECONDS: Var = Var {
-    name: "HOOKRUN_IDLE_TIMEOUT_SECONDS",
-    default: "60",
-    kind: Kind::Number {
-        min: 1,
-        max: 3600,
-        unit: Unit::Seconds,
-    },
-    scope: "serve",
-    help: "time a new connection may stay open before its first request",
-};
-pub const BODY_READ_TIMEOUT_SECONDS: Var = Var {
-    name: "HOOKRUN_BODY_READ_TIMEOUT_SECONDS",
-    default: "30",
-    kind: Kind::Number {
-        min: 1,
-        max: 3600,
-        unit: Unit::Seconds,
-    },
-    scope: "serve",
-    help: "time a client has to send a request's body",
-};
+pub const HEADER_READ_TIMEOUT_SECONDS: Var = number(
+    "HOOKRUN_HEADER_READ_TIMEOUT_SECONDS",
+    "10",
+    1,
+    600,
+    Unit::Seconds,
+    "time a client has to send a request's headers; slower connections are closed",
+)
+.in_serve();
+pub const IDLE_TIMEOUT_SECONDS: Var = number(
+    "HOOKRUN_IDLE_TIMEOUT_SECONDS",
+    "60",
+    1,
+    3600,
+    Unit::Seconds,
+    "time a new connection may stay open before its first request",
+)
+.in_serve();
+pub const BODY_READ_TIMEOUT_SECONDS: Var = number(
+    "HOOKRUN_BODY_READ_TIMEOUT_SECONDS",
+    "30",
+    1,
+    3600,
+    Unit::Seconds,
+    "time a client has to send a request's body",
+)
+.in_serve();
 pub const BOOTSTRAP_ADMIN_KEY: Var = Var {
     name: "HOOKRUN_BOOTSTRAP_ADMIN_KEY",
     default: "",

@@ -264,7 +264,7 @@ struct Answer {
     ready: Vec<String>,
     model: Option<String>,
     finish_reason: Option<String>,
-    usage: Option<(Option<u64>, Option<u64>)>,
+    usage: Option<Usage>,
     got_any: bool,
     /// `[DONE]` (or a whole JSON answer) came.
     done: bool,
@@ -309,11 +309,10 @@ impl Answer {
         {
             self.finish_reason = Some(reason.to_owned());
         }
-        if let Some(usage) = chunk.get("usage").filter(|u| u.is_object()) {
-            self.usage = Some((
-                usage.get("prompt_tokens").and_then(Value::as_u64),
-                usage.get("completion_tokens").and_then(Value::as_u64),
-            ));
+        // The same reading of an OpenAI-style `usage` as an http agent's
+        // answer gets.
+        if let Some(usage) = Usage::in_answer(chunk) {
+            self.usage = Some(usage);
         }
     }
 
@@ -369,10 +368,10 @@ impl Answer {
         for note in notes {
             let _ = lines.send(warning(note)).await;
         }
-        let usage = self.usage.map(|(input_tokens, output_tokens)| Usage {
-            model: self.model.clone(),
-            input_tokens,
-            output_tokens,
+        let usage = self.usage.take().map(|mut u| {
+            // A usage chunk without a model: the stream's.
+            u.model = u.model.or_else(|| self.model.clone());
+            u
         });
         let output = json!({
             "text": self.text,

@@ -28,6 +28,21 @@ fn database_bytes(dir: &Path) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// A new agent with `runner` (as JSON), and the secrets shown once.
+async fn agent_with(
+    app: &App,
+    ws: &hookrun_core::ids::WorkspaceId,
+    runner: serde_json::Value,
+) -> agents::Created {
+    let req = agents::CreateAgent {
+        name: "agent".into(),
+        runner: serde_json::from_value(runner).unwrap(),
+        timeout_seconds: None,
+        enabled: None,
+    };
+    agents::create_agent(app, ws, req).await.unwrap()
+}
+
 #[tokio::test]
 async fn the_database_alone_holds_no_usable_secret() {
     let tmp = tempfile::tempdir().unwrap();
@@ -46,33 +61,19 @@ async fn the_database_alone_holds_no_usable_secret() {
     };
     let (_, secret) = agents::create(&app, &ws.workspace.id, req).await.unwrap();
     // A model key, an http agent's header value, agents' signing secrets.
-    let runner: RunnerConfig = serde_json::from_value(serde_json::json!({
-        "type": "openai", "model": "m", "api_key": "sk-at-rest-0123456789"
-    }))
-    .unwrap();
-    let req = agents::CreateAgent {
-        name: "model".into(),
-        runner,
-        timeout_seconds: None,
-        enabled: None,
-    };
-    let model = agents::create_agent(&app, &ws.workspace.id, req)
-        .await
-        .unwrap();
-    let runner: RunnerConfig = serde_json::from_value(serde_json::json!({
-        "type": "http", "url": "https://agent.example.com/run",
-        "headers": {"Authorization": "Bearer header-at-rest-0123456789"}
-    }))
-    .unwrap();
-    let req = agents::CreateAgent {
-        name: "gated".into(),
-        runner,
-        timeout_seconds: None,
-        enabled: None,
-    };
-    let gated = agents::create_agent(&app, &ws.workspace.id, req)
-        .await
-        .unwrap();
+    let model = agent_with(
+        &app,
+        &ws.workspace.id,
+        serde_json::json!({"type": "openai", "model": "m", "api_key": "sk-at-rest-0123456789"}),
+    )
+    .await;
+    let gated = agent_with(
+        &app,
+        &ws.workspace.id,
+        serde_json::json!({"type": "http", "url": "https://agent.example.com/run",
+            "headers": {"Authorization": "Bearer header-at-rest-0123456789"}}),
+    )
+    .await;
     let master = std::fs::read_to_string(dir.join("master.key")).unwrap();
     assert_eq!(mode(&dir.join("master.key")), 0o600);
 

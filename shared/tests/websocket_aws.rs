@@ -28,6 +28,15 @@ struct Fake {
     posts: Arc<Mutex<HashMap<String, Vec<Value>>>>,
     deleted: Arc<Mutex<Vec<String>>>,
     gone: Arc<Mutex<HashSet<String>>>,
+    pause: Arc<Mutex<Option<Pause>>>,
+}
+
+/// Holds the answer to a connection's `at`-th post until told to go on.
+struct Pause {
+    id: String,
+    at: usize,
+    reached: tokio::sync::oneshot::Sender<()>,
+    resume: tokio::sync::oneshot::Receiver<()>,
 }
 
 async fn post(
@@ -47,7 +56,23 @@ async fn post(
             .into_response();
     }
     let v: Value = serde_json::from_str(&body).unwrap();
-    f.posts.lock().unwrap().entry(id).or_default().push(v);
+    let count = {
+        let mut posts = f.posts.lock().unwrap();
+        let of_id = posts.entry(id.clone()).or_default();
+        of_id.push(v);
+        of_id.len()
+    };
+    let pause = {
+        let mut pause = f.pause.lock().unwrap();
+        match pause.as_ref() {
+            Some(p) if p.id == id && p.at == count => pause.take(),
+            _ => None,
+        }
+    };
+    if let Some(p) = pause {
+        p.reached.send(()).unwrap();
+        p.resume.await.unwrap();
+    }
     StatusCode::OK.into_response()
 }
 
@@ -355,6 +380,49 @@ async fn events_reach_subscribed_connections_of_their_workspace_only() {
         .collect();
     let want: Vec<&str> = stored.iter().map(|e| e.id.as_str()).collect();
     assert_eq!(ids, want);
+
+    // A newer subscribe stops that replay after the page it is posting,
+    // as in `hookrun serve`: the connection's item changed meanwhile.
+    let before = fake.got("c3").len();
+    let (reached, reached_rx) = tokio::sync::oneshot::channel();
+    let (resume_tx, resume) = tokio::sync::oneshot::channel();
+    *fake.pause.lock().unwrap() = Some(Pause {
+        id: "c3".into(),
+        at: before + 50,
+        reached,
+        resume,
+    });
+    let older = handle(
+        &app,
+        &fanout,
+        message(
+            "c3",
+            json!({"type": "subscribe", "channel": channel, "run_id": run.id}),
+        ),
+    );
+    let newer = async {
+        reached_rx.await.unwrap();
+        // What a newer subscribe writes first: the connection's item.
+        let mut conn = app
+            .repo
+            .get::<Connection>(&Connection::id_for("c3"))
+            .await
+            .unwrap()
+            .unwrap();
+        app.repo.save(&mut conn).await.unwrap();
+        resume_tx.send(()).unwrap();
+    };
+    tokio::join!(older, newer);
+    let posted = fake.got("c3").len() - before;
+    assert!(
+        posted <= 1 + hookrun_core::live::replay::PAGE + 3,
+        "the subscribed answer and one page at most: {posted}"
+    );
+    assert!(
+        posted > 50 && posted < stored.len(),
+        "{posted} of {}",
+        stored.len()
+    );
 
     // Other messages: ping, bad JSON; $disconnect forgets the connection.
     handle(&app, &fanout, message("c3", json!({"type": "ping"}))).await;

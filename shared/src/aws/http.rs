@@ -9,8 +9,12 @@
 //! at start, one TLS stack, smaller bootstraps (docs/cost.md, "Cold
 //! starts").
 //!
-//! Every hookrun call to AWS is a small request and answer (DynamoDB, SQS,
-//! Secrets Manager), so bodies are passed whole.
+//! Requests are small (DynamoDB, SQS, Secrets Manager, a runner's call),
+//! so they are passed whole; so are answers of a known length, but an
+//! event stream (`application/vnd.amazon.eventstream`: Bedrock's
+//! ConverseStream, Lambda's InvokeWithResponseStream), or any answer sent
+//! without a length, is passed on as it arrives and the SDK reads it frame
+//! by frame: a model's text must reach the run's log while it is written.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -86,7 +90,12 @@ impl HttpConnector for ReqwestConnector {
             let response = client.execute(request).await.map_err(connector_error)?;
             let status = response.status();
             let headers = response.headers().clone();
-            let body = response.bytes().await.map_err(connector_error)?;
+            let body = if is_streamed(&headers) {
+                let (_, body) = http::Response::<reqwest::Body>::from(response).into_parts();
+                SdkBody::from_body_1_x(body)
+            } else {
+                SdkBody::from(response.bytes().await.map_err(connector_error)?)
+            };
             from_parts(status, headers, body)
         })
     }
@@ -114,15 +123,25 @@ async fn to_reqwest(
     Ok(request)
 }
 
+/// Whether an answer is passed on as it arrives: an AWS event stream, or
+/// one sent without a length (chunked).
+fn is_streamed(headers: &reqwest::header::HeaderMap) -> bool {
+    let event_stream = headers
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/vnd.amazon.eventstream"));
+    event_stream || !headers.contains_key(reqwest::header::CONTENT_LENGTH)
+}
+
 /// reqwest's answer as the SDK's.
 fn from_parts(
     status: reqwest::StatusCode,
     headers: reqwest::header::HeaderMap,
-    body: bytes::Bytes,
+    body: SdkBody,
 ) -> Result<HttpResponse, ConnectorError> {
     let mut response = http::Response::builder()
         .status(status.as_u16())
-        .body(SdkBody::from(body))
+        .body(body)
         .map_err(|e| ConnectorError::other(e.into(), None))?;
     *response.headers_mut() = headers;
     HttpResponse::try_from(response).map_err(|e| ConnectorError::other(e.into(), None))
@@ -189,6 +208,37 @@ mod tests {
             "{seen}"
         );
         assert!(seen.contains("content-length: 9\r\n"), "{seen}");
+    }
+
+    #[tokio::test]
+    async fn an_event_stream_answer_is_read_as_it_arrives() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (more_tx, more_rx) = tokio::sync::oneshot::channel::<()>();
+        let _server = tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf).await.unwrap();
+            s.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/vnd.amazon.eventstream\r\ntransfer-encoding: chunked\r\n\r\n5\r\nfirst\r\n")
+                .await
+                .unwrap();
+            // The rest only once the first part was read by the client.
+            let _ = more_rx.await;
+            s.write_all(b"4\r\nlast\r\n0\r\n\r\n").await.unwrap();
+        });
+        let connector = ReqwestConnector(reqwest::Client::new());
+        let answer = connector
+            .call(request(&format!("http://{addr}/"), "{}"))
+            .await
+            .unwrap();
+        assert_eq!(answer.body().bytes(), None, "the body is a stream");
+        let mut body = answer.into_body();
+        let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(&first[..], b"first");
+        more_tx.send(()).unwrap();
+        let rest = body.collect().await.unwrap().to_bytes();
+        assert_eq!(&rest[..], b"last");
     }
 
     #[tokio::test]

@@ -20,6 +20,9 @@ use std::sync::Arc;
 pub use aws_config::SdkConfig;
 pub use aws_sdk_sqs::Client as SqsClient;
 pub use dynamo::DynamoItemTable;
+/// The SDK HTTP client hookrun's configurations use (tests build theirs
+/// against fakes with it).
+pub use http::client as http_client;
 pub use secrets::SecretsManagerStore;
 pub use sqs::SqsQueue;
 

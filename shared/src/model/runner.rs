@@ -31,6 +31,109 @@ pub enum RunnerConfig {
     /// (OpenAI, Azure OpenAI's compatible route, Ollama, vLLM, llama.cpp
     /// server, LiteLLM), streamed.
     Openai(OpenAiConfig),
+    /// A model on Amazon Bedrock (ConverseStream), with the credentials of
+    /// the process (the executor's role on AWS, the default chain for
+    /// `hookrun serve`).
+    Bedrock(BedrockConfig),
+    /// A Lambda function, invoked with the run as the `http` runner POSTs
+    /// it; its JSON result is the output.
+    Lambda(LambdaConfig),
+}
+
+/// The `bedrock` runner's settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BedrockConfig {
+    /// A model id or inference profile (`anthropic.claude-3-5-haiku-…`,
+    /// `us.anthropic.…`), or its ARN.
+    pub model_id: String,
+    /// Default: the region hookrun runs in (`AWS_REGION`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// The system prompt: a template over `message`, `input`, `trigger`,
+    /// `run_id`, `agent_id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system: Option<String>,
+    /// The user message: a template as `system`; default the run's
+    /// message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 1_000_000)]
+    pub max_tokens: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0, maximum = 2)]
+    pub temperature: Option<f64>,
+}
+
+/// The `lambda` runner's settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LambdaConfig {
+    /// The function's name, ARN or partial ARN, with a version or alias
+    /// after a colon if wanted (`arn:aws:lambda:…:function:review:live`).
+    /// A full ARN names its region; otherwise the region hookrun runs in.
+    pub function: String,
+    /// Invoke with response streaming (`InvokeWithResponseStream`): each
+    /// line (or server-sent event) the function writes is logged as it
+    /// arrives, the last one is the output.
+    #[serde(default)]
+    pub stream: bool,
+}
+
+/// Longest `function` Lambda's Invoke takes.
+const MAX_FUNCTION_CHARS: usize = 170;
+
+/// Checks a Lambda function reference as Lambda's Invoke takes it: a name
+/// (`review`), a partial ARN (`123456789012:function:review`) or an ARN
+/// (`arn:aws:lambda:us-east-1:123456789012:function:review`), each with an
+/// optional `:version` or `:alias`. The error says what is wrong.
+pub fn check_function(function: &str) -> Result<(), String> {
+    if function.is_empty() || function.len() > MAX_FUNCTION_CHARS {
+        return Err(format!("must be 1 to {MAX_FUNCTION_CHARS} characters"));
+    }
+    let parts: Vec<&str> = function.split(':').collect();
+    let word = |s: &str, max: usize| {
+        !s.is_empty()
+            && s.len() <= max
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    let qualifier = |s: &str| s == "$LATEST" || word(s, 128);
+    let account = |s: &str| s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit());
+    let ok = match parts.as_slice() {
+        [name] => word(name, 64),
+        [name, q] => word(name, 64) && qualifier(q),
+        [acct, "function", name] => account(acct) && word(name, 64),
+        [acct, "function", name, q] => account(acct) && word(name, 64) && qualifier(q),
+        ["arn", partition, "lambda", region, acct, "function", name, rest @ ..] => {
+            partition.starts_with("aws")
+                && !region.is_empty()
+                && account(acct)
+                && word(name, 64)
+                && match rest {
+                    [] => true,
+                    [q] => qualifier(q),
+                    _ => false,
+                }
+        }
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{function:?} is not a Lambda function name, partial ARN or ARN \
+             (like review-agent, or arn:aws:lambda:us-east-1:123456789012:function:review-agent:live)"
+        ))
+    }
+}
+
+/// The region a function ARN names (none for a name or partial ARN).
+pub fn function_region(function: &str) -> Option<&str> {
+    let mut parts = function.split(':');
+    (parts.next() == Some("arn")).then_some(())?;
+    parts.nth(2).filter(|r| !r.is_empty())
 }
 
 /// The `openai` runner's settings.
@@ -74,6 +177,8 @@ impl RunnerConfig {
             RunnerConfig::Echo => "echo",
             RunnerConfig::Http { .. } => "http",
             RunnerConfig::Openai(_) => "openai",
+            RunnerConfig::Bedrock(_) => "bedrock",
+            RunnerConfig::Lambda(_) => "lambda",
         }
     }
 
@@ -90,7 +195,7 @@ impl RunnerConfig {
                 .flatten()
                 .map(|(name, v)| (format!("runner.headers.{name}"), v))
                 .collect(),
-            RunnerConfig::Echo => vec![],
+            RunnerConfig::Echo | RunnerConfig::Bedrock(_) | RunnerConfig::Lambda(_) => vec![],
         }
     }
 
@@ -140,6 +245,8 @@ impl RunnerConfig {
                 max_tokens: o.max_tokens,
                 temperature: o.temperature,
             }),
+            RunnerConfig::Bedrock(b) => RunnerView::Bedrock(b.clone()),
+            RunnerConfig::Lambda(l) => RunnerView::Lambda(l.clone()),
         }
     }
 }
@@ -155,6 +262,8 @@ pub enum RunnerView {
         headers: BTreeMap<String, SetValue>,
     },
     Openai(OpenAiView),
+    Bedrock(BedrockConfig),
+    Lambda(LambdaConfig),
 }
 
 /// A write-only value as answers show it.
@@ -303,6 +412,39 @@ mod tests {
         assert_eq!(view["has_api_key"], true);
         assert_eq!(view["api_key_hint"], "abcd");
         assert!(view.get("api_key").is_none());
+    }
+
+    #[test]
+    fn lambda_function_references_are_checked_as_invoke_takes_them() {
+        for good in [
+            "review",
+            "review:live",
+            "review:$LATEST",
+            "123456789012:function:review",
+            "123456789012:function:review:7",
+            "arn:aws:lambda:us-east-1:123456789012:function:review-agent",
+            "arn:aws-cn:lambda:cn-north-1:123456789012:function:review_agent:live",
+        ] {
+            assert_eq!(check_function(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "",
+            "a b",
+            "review:",
+            "review:live:extra",
+            "12345:function:review",
+            "arn:aws:s3:us-east-1:123456789012:function:review",
+            "arn:aws:lambda:us-east-1:123456789012:layer:review",
+            &"x".repeat(171),
+        ] {
+            assert!(check_function(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            function_region("arn:aws:lambda:eu-west-1:123456789012:function:r:live"),
+            Some("eu-west-1")
+        );
+        assert_eq!(function_region("123456789012:function:r"), None);
+        assert_eq!(function_region("review"), None);
     }
 
     #[test]

@@ -117,7 +117,7 @@ impl HttpRunner {
 
 /// An answer as the run's output: JSON when it is JSON hookrun can keep (an
 /// answer nested deeper than hookrun keeps is kept as text), else text.
-fn output_of(body: &[u8]) -> Value {
+pub(super) fn output_of(body: &[u8]) -> Value {
     let parsed = crate::json::check_depth(body)
         .ok()
         .and_then(|()| serde_json::from_slice(body).ok());

@@ -1,8 +1,18 @@
 //! Agent runners: how a run's message reaches an agent and its answer comes
 //! back. The executor applies the run's timeout around every runner.
 
+#[cfg(any(feature = "runner-openai", feature = "runner-bedrock"))]
+mod answer;
+#[cfg(any(feature = "runner-bedrock", feature = "runner-lambda"))]
+pub mod aws;
+#[cfg(feature = "runner-bedrock")]
+mod bedrock;
 mod http;
+#[cfg(feature = "runner-lambda")]
+mod lambda;
+#[cfg(feature = "runner-openai")]
 mod openai;
+pub mod retry;
 pub mod stream;
 pub mod template;
 
@@ -71,11 +81,15 @@ pub enum RunnerError {
     /// The model's provider reported an error (in its stream or answer).
     #[error("model error: {0}")]
     Provider(String),
+    /// The agent's Lambda function failed (its `errorType: errorMessage`),
+    /// or Lambda refused the invocation.
+    #[error("function error: {0}")]
+    Function(String),
     /// A prompt template could not be rendered for this run.
     #[error("template error: {0}")]
     Template(String),
     /// The agent's configuration could not be used (a credential that
-    /// does not open).
+    /// does not open, a runner this build leaves out).
     #[error("agent configuration: {0}")]
     Config(String),
 }
@@ -94,6 +108,7 @@ impl RunnerError {
             RunnerError::Timeout => EXIT_TIMEOUT,
             RunnerError::Status { .. }
             | RunnerError::Provider(_)
+            | RunnerError::Function(_)
             | RunnerError::Template(_)
             | RunnerError::Config(_) => EXIT_HTTP_STATUS,
             RunnerError::Refused(_) | RunnerError::Transport(_) | RunnerError::TooLarge(_) => {
@@ -107,11 +122,17 @@ impl RunnerError {
 /// arrive (the executor logs and broadcasts them).
 pub type LineSender = tokio::sync::mpsc::Sender<stream::Streamed>;
 
-/// The runners, sharing one HTTP client (connection pool, TLS config).
+/// The runners, sharing one HTTP client (connection pool, TLS config)
+/// and, for those on AWS, one SDK configuration loaded on first use.
 #[derive(Clone)]
 pub struct Runners {
     http: http::HttpRunner,
+    #[cfg(feature = "runner-openai")]
     openai: openai::OpenAiRunner,
+    #[cfg(feature = "runner-bedrock")]
+    bedrock: std::sync::Arc<bedrock::BedrockRunner>,
+    #[cfg(feature = "runner-lambda")]
+    lambda: std::sync::Arc<lambda::LambdaRunner>,
 }
 
 impl Runners {
@@ -121,6 +142,23 @@ impl Runners {
     /// come back in the run's output). No redirects: they could lead the
     /// run elsewhere. The executor bounds every run by its own timeout.
     pub fn new(settings: &Settings) -> Self {
+        Self::build(
+            settings,
+            #[cfg(any(feature = "runner-bedrock", feature = "runner-lambda"))]
+            aws::AwsSdk::default(),
+        )
+    }
+
+    /// The same runners calling AWS with `sdk` (tests: a fake endpoint).
+    #[cfg(any(feature = "runner-bedrock", feature = "runner-lambda"))]
+    pub fn with_aws_config(&self, settings: &Settings, sdk: aws_config::SdkConfig) -> Self {
+        Self::build(settings, aws::AwsSdk::preset(sdk))
+    }
+
+    fn build(
+        settings: &Settings,
+        #[cfg(any(feature = "runner-bedrock", feature = "runner-lambda"))] sdk: aws::AwsSdk,
+    ) -> Self {
         let policy = settings.outbound.clone();
         let client = policy.client(std::time::Duration::from_secs(
             crate::model::agent::MAX_TIMEOUT_SECONDS + 60,
@@ -128,7 +166,12 @@ impl Runners {
         let max = settings.max_output_bytes;
         Runners {
             http: http::HttpRunner::new(client.clone(), policy.clone(), max),
+            #[cfg(feature = "runner-openai")]
             openai: openai::OpenAiRunner::new(client, policy, max),
+            #[cfg(feature = "runner-bedrock")]
+            bedrock: std::sync::Arc::new(bedrock::BedrockRunner::new(sdk.clone(), max)),
+            #[cfg(feature = "runner-lambda")]
+            lambda: std::sync::Arc::new(lambda::LambdaRunner::new(sdk, max)),
         }
     }
 
@@ -153,9 +196,24 @@ impl Runners {
                 .run(url, headers.as_ref(), req, signing, lines)
                 .await
                 .map(RunOutput::answer),
+            #[cfg(feature = "runner-openai")]
             RunnerConfig::Openai(cfg) => self.openai.run(cfg, req, lines).await,
+            #[cfg(feature = "runner-bedrock")]
+            RunnerConfig::Bedrock(cfg) => self.bedrock.run(cfg, req, lines).await,
+            #[cfg(feature = "runner-lambda")]
+            RunnerConfig::Lambda(cfg) => self.lambda.run(cfg, req, lines).await,
+            #[allow(unreachable_patterns)]
+            other => Err(left_out(other.kind())),
         }
     }
+}
+
+/// The error of a run whose runner this build leaves out.
+#[allow(dead_code)]
+fn left_out(kind: &str) -> RunnerError {
+    RunnerError::Config(format!(
+        "this build of hookrun leaves out the {kind} runner (cargo feature runner-{kind})"
+    ))
 }
 
 /// A failed request as a runner error. The URL is left out: it may carry

@@ -22,16 +22,14 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::stream::{Capped, Format, Streamed};
+use super::answer::ModelAnswer;
+use super::retry::{backoff, with_retries, Failed};
+use super::stream::{Capped, Format};
 use super::{template, transport, LineSender, RunOutput, RunRequest, RunnerError};
 use crate::model::run::Usage;
 use crate::model::runner::{OpenAiConfig, WriteOnly};
 use crate::outbound::OutboundPolicy;
 
-/// Attempts of one call at most.
-pub const ATTEMPTS: u32 = 3;
-/// Longest wait between attempts (a longer `Retry-After` is cut to it).
-const MAX_RETRY_WAIT: Duration = Duration::from_secs(30);
 /// Most of an error answer read.
 const MAX_ERROR_BODY: usize = 64 * 1024;
 
@@ -40,13 +38,6 @@ pub struct OpenAiRunner {
     client: reqwest::Client,
     policy: OutboundPolicy,
     max_response_bytes: usize,
-}
-
-/// How one attempt ended, when it did not give an answer.
-enum Failed {
-    /// Worth another attempt after the wait.
-    Retry(Duration, RunnerError),
-    Fail(RunnerError),
 }
 
 impl OpenAiRunner {
@@ -77,28 +68,11 @@ impl OpenAiRunner {
             }
         };
         let body = request_body(cfg, req)?;
-        let mut attempt = 1;
-        loop {
-            match self.attempt(&url, key, &body, attempt, &lines).await {
-                Ok(mut out) => {
-                    if let Some(usage) = &mut out.usage {
-                        usage.model.get_or_insert_with(|| cfg.model.clone());
-                    }
-                    return Ok(out);
-                }
-                Err(Failed::Retry(wait, e)) if attempt < ATTEMPTS => {
-                    let note = format!(
-                        "model call failed ({e}); attempt {} of {ATTEMPTS} in {} s",
-                        attempt + 1,
-                        wait.as_secs_f32()
-                    );
-                    let _ = lines.send(warning(note)).await;
-                    tokio::time::sleep(wait).await;
-                    attempt += 1;
-                }
-                Err(Failed::Retry(_, e) | Failed::Fail(e)) => return Err(e),
-            }
-        }
+        let answer = with_retries("model call", &lines, |attempt| {
+            self.attempt(&url, key, &body, attempt, &lines)
+        })
+        .await?;
+        Ok(answer.finish(&cfg.model, &lines).await)
     }
 
     async fn attempt(
@@ -108,7 +82,7 @@ impl OpenAiRunner {
         body: &Value,
         attempt: u32,
         lines: &LineSender,
-    ) -> Result<RunOutput, Failed> {
+    ) -> Result<ModelAnswer, Failed> {
         let mut call = self
             .client
             .post(url)
@@ -120,7 +94,7 @@ impl OpenAiRunner {
         if let Some(key) = key {
             call = call.bearer_auth(key);
         }
-        let backoff = Duration::from_secs(1 << (attempt - 1).min(4));
+        let backoff = backoff(attempt);
         let resp = match call.send().await {
             Ok(resp) => resp,
             Err(e) => {
@@ -132,7 +106,7 @@ impl OpenAiRunner {
         };
         let status = resp.status();
         if !status.is_success() {
-            let wait = retry_after(&resp).unwrap_or(backoff).min(MAX_RETRY_WAIT);
+            let wait = retry_after(&resp).unwrap_or(backoff);
             let body = read_bounded(resp, MAX_ERROR_BODY).await;
             let e = RunnerError::Status {
                 status: status.as_u16(),
@@ -153,7 +127,7 @@ impl OpenAiRunner {
         let result = if streamed {
             self.read_stream(resp, lines).await
         } else {
-            self.read_whole(resp, lines).await
+            self.read_whole(resp).await
         };
         result.map_err(Failed::Fail)
     }
@@ -162,9 +136,9 @@ impl OpenAiRunner {
         &self,
         mut resp: reqwest::Response,
         lines: &LineSender,
-    ) -> Result<RunOutput, RunnerError> {
+    ) -> Result<ModelAnswer, RunnerError> {
         let mut parser = Capped::new(Format::Sse, self.max_response_bytes);
-        let mut answer = Answer::default();
+        let mut answer = ModelAnswer::default();
         loop {
             let chunk = match resp.chunk().await {
                 Ok(chunk) => chunk,
@@ -178,8 +152,8 @@ impl OpenAiRunner {
             let end = chunk.is_none();
             let events = parser.feed(chunk.as_deref())?;
             for event in events {
-                if answer.take(&event.raw)? {
-                    return answer.finish(lines).await;
+                if take_chunk(&mut answer, &event.raw)? {
+                    return Ok(answer);
                 }
                 answer.send_lines(lines).await;
             }
@@ -187,15 +161,11 @@ impl OpenAiRunner {
                 break;
             }
         }
-        answer.finish(lines).await
+        Ok(answer)
     }
 
     /// A server that answered with one JSON completion.
-    async fn read_whole(
-        &self,
-        resp: reqwest::Response,
-        lines: &LineSender,
-    ) -> Result<RunOutput, RunnerError> {
+    async fn read_whole(&self, resp: reqwest::Response) -> Result<ModelAnswer, RunnerError> {
         let len = resp.content_length().unwrap_or(0) as usize;
         if len > self.max_response_bytes {
             return Err(RunnerError::TooLarge(self.max_response_bytes));
@@ -210,7 +180,7 @@ impl OpenAiRunner {
         if let Some(message) = value.get("error").map(error_text) {
             return Err(RunnerError::Provider(message));
         }
-        let mut answer = Answer::default();
+        let mut answer = ModelAnswer::default();
         let choice = first_choice(&value);
         if let Some(text) = choice
             .and_then(|c| c.pointer("/message/content"))
@@ -218,26 +188,19 @@ impl OpenAiRunner {
         {
             answer.push_text(text);
         }
-        answer.note_chunk(&value, choice);
+        note_chunk(&mut answer, &value, choice);
         answer.done = true;
-        answer.finish(lines).await
+        Ok(answer)
     }
 }
 
 /// The chat completions request.
 fn request_body(cfg: &OpenAiConfig, req: &RunRequest) -> Result<Value, RunnerError> {
-    let render = |field: &str, source: &str| {
-        template::render(source, req)
-            .map_err(|e| RunnerError::Template(format!("runner.{field}: {e}")))
-    };
+    let (system, prompt) = template::prompts(cfg.system.as_deref(), cfg.prompt.as_deref(), req)?;
     let mut messages = Vec::new();
-    if let Some(system) = &cfg.system {
-        messages.push(json!({"role": "system", "content": render("system", system)?}));
+    if let Some(system) = system {
+        messages.push(json!({"role": "system", "content": system}));
     }
-    let prompt = match &cfg.prompt {
-        Some(prompt) => render("prompt", prompt)?,
-        None => req.message.clone(),
-    };
     messages.push(json!({"role": "user", "content": prompt}));
     let mut body = json!({
         "model": cfg.model,
@@ -254,148 +217,51 @@ fn request_body(cfg: &OpenAiConfig, req: &RunRequest) -> Result<Value, RunnerErr
     Ok(body)
 }
 
-/// The answer as it streams in.
-#[derive(Default)]
-struct Answer {
-    text: String,
-    /// Text after the last complete line, not handed on yet.
-    pending: String,
-    /// Complete lines not handed on yet.
-    ready: Vec<String>,
-    model: Option<String>,
-    finish_reason: Option<String>,
-    usage: Option<Usage>,
-    got_any: bool,
-    /// `[DONE]` (or a whole JSON answer) came.
-    done: bool,
-    /// Why the stream ended early.
-    cut: Option<String>,
+/// One event's data into the answer; true at `[DONE]`.
+fn take_chunk(answer: &mut ModelAnswer, raw: &str) -> Result<bool, RunnerError> {
+    let raw = raw.trim();
+    if raw == "[DONE]" {
+        answer.done = true;
+        return Ok(true);
+    }
+    let Ok(chunk) = serde_json::from_str::<Value>(raw) else {
+        return Ok(false);
+    };
+    if let Some(error) = chunk.get("error").filter(|e| !e.is_null()) {
+        return Err(RunnerError::Provider(error_text(error)));
+    }
+    answer.got_any = true;
+    let choice = first_choice(&chunk);
+    if let Some(text) = choice
+        .and_then(|c| c.pointer("/delta/content"))
+        .and_then(Value::as_str)
+    {
+        answer.push_text(text);
+    }
+    note_chunk(answer, &chunk, choice);
+    Ok(false)
 }
 
-impl Answer {
-    /// One event's data; true at `[DONE]`.
-    fn take(&mut self, raw: &str) -> Result<bool, RunnerError> {
-        let raw = raw.trim();
-        if raw == "[DONE]" {
-            self.done = true;
-            return Ok(true);
-        }
-        let Ok(chunk) = serde_json::from_str::<Value>(raw) else {
-            return Ok(false);
-        };
-        if let Some(error) = chunk.get("error").filter(|e| !e.is_null()) {
-            return Err(RunnerError::Provider(error_text(error)));
-        }
-        self.got_any = true;
-        let choice = first_choice(&chunk);
-        if let Some(text) = choice
-            .and_then(|c| c.pointer("/delta/content"))
-            .and_then(Value::as_str)
-        {
-            self.push_text(text);
-        }
-        self.note_chunk(&chunk, choice);
-        Ok(false)
+/// The model, finish reason and usage a chunk (or whole answer) gives.
+fn note_chunk(answer: &mut ModelAnswer, chunk: &Value, choice: Option<&Value>) {
+    if let Some(model) = chunk.get("model").and_then(Value::as_str) {
+        answer.model = Some(model.to_owned());
     }
-
-    /// The model, finish reason and usage a chunk (or whole answer) gives.
-    fn note_chunk(&mut self, chunk: &Value, choice: Option<&Value>) {
-        if let Some(model) = chunk.get("model").and_then(Value::as_str) {
-            self.model = Some(model.to_owned());
-        }
-        if let Some(reason) = choice
-            .and_then(|c| c.get("finish_reason"))
-            .and_then(Value::as_str)
-        {
-            self.finish_reason = Some(reason.to_owned());
-        }
-        // The same reading of an OpenAI-style `usage` as an http agent's
-        // answer gets.
-        if let Some(usage) = Usage::in_answer(chunk) {
-            self.usage = Some(usage);
-        }
+    if let Some(reason) = choice
+        .and_then(|c| c.get("finish_reason"))
+        .and_then(Value::as_str)
+    {
+        answer.finish_reason = Some(reason.to_owned());
     }
-
-    fn push_text(&mut self, text: &str) {
-        self.got_any = true;
-        self.text.push_str(text);
-        self.pending.push_str(text);
-        while let Some(end) = self.pending.find('\n') {
-            let line: String = self.pending.drain(..=end).collect();
-            let line = line.trim_end_matches(['\n', '\r']);
-            if !line.trim().is_empty() {
-                self.ready.push(line.to_owned());
-            }
-        }
-    }
-
-    async fn send_lines(&mut self, lines: &LineSender) {
-        for line in self.ready.drain(..) {
-            // The executor may have stopped listening (a lost lease).
-            let _ = lines
-                .send(Streamed {
-                    level: "info".into(),
-                    line: line.clone(),
-                    raw: line,
-                })
-                .await;
-        }
-    }
-
-    async fn finish(mut self, lines: &LineSender) -> Result<RunOutput, RunnerError> {
-        let rest = std::mem::take(&mut self.pending);
-        if !rest.trim().is_empty() {
-            self.ready.push(rest);
-        }
-        self.send_lines(lines).await;
-        let mut notes = Vec::new();
-        if let Some(why) = &self.cut {
-            notes.push(format!(
-                "the model's stream was cut ({why}); the run keeps the text it got"
-            ));
-        } else if !self.done && self.finish_reason.is_none() {
-            notes.push(
-                "the model's stream ended before it finished; the run keeps the text it got"
-                    .to_owned(),
-            );
-        }
-        if self.finish_reason.as_deref() == Some("length") {
-            notes.push("the answer was cut at max_tokens (finish_reason: length)".to_owned());
-        }
-        if self.usage.is_none() {
-            notes.push("the model reported no token usage: usage unknown".to_owned());
-        }
-        for note in notes {
-            let _ = lines.send(warning(note)).await;
-        }
-        let usage = self.usage.take().map(|mut u| {
-            // A usage chunk without a model: the stream's.
-            u.model = u.model.or_else(|| self.model.clone());
-            u
-        });
-        let output = json!({
-            "text": self.text,
-            "model": self.model,
-            "finish_reason": self.finish_reason,
-            "usage": usage.as_ref().map(|u| json!({
-                "input_tokens": u.input_tokens,
-                "output_tokens": u.output_tokens,
-            })),
-        });
-        Ok(RunOutput { output, usage })
+    // The same reading of an OpenAI-style `usage` as an http agent's
+    // answer gets.
+    if let Some(usage) = Usage::in_answer(chunk) {
+        answer.usage = Some(usage);
     }
 }
 
 fn first_choice(chunk: &Value) -> Option<&Value> {
     chunk.get("choices")?.as_array()?.first()
-}
-
-fn warning(line: String) -> Streamed {
-    Streamed {
-        level: "warn".into(),
-        raw: line.clone(),
-        line,
-    }
 }
 
 /// An error object's message (`{"message": …}`, or the object itself).

@@ -48,6 +48,17 @@ pub struct Streamed {
     pub raw: String,
 }
 
+impl Streamed {
+    /// A note of hookrun's in the run's log (a retry, a cut stream).
+    pub fn warning(line: String) -> Streamed {
+        Streamed {
+            level: "warn".into(),
+            raw: line.clone(),
+            line,
+        }
+    }
+}
+
 /// A streamed answer's [`Parser`] under the output cap: every byte of the
 /// stream counts towards `HOOKRUN_MAX_OUTPUT_BYTES`.
 pub struct Capped {

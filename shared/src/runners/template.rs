@@ -58,6 +58,26 @@ pub fn check(field: &str, source: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// A model runner's system prompt and user message for a run: each
+/// template rendered, the message the run's own when there is no
+/// `prompt`. A template that fails fails the run, naming its field.
+pub fn prompts(
+    system: Option<&str>,
+    prompt: Option<&str>,
+    req: &RunRequest,
+) -> Result<(Option<String>, String), super::RunnerError> {
+    let render = |field: &str, source: &str| {
+        render(source, req)
+            .map_err(|e| super::RunnerError::Template(format!("runner.{field}: {e}")))
+    };
+    let system = system.map(|s| render("system", s)).transpose()?;
+    let prompt = match prompt {
+        Some(p) => render("prompt", p)?,
+        None => req.message.clone(),
+    };
+    Ok((system, prompt))
+}
+
 /// Renders `source` for a run; the error says what went wrong.
 pub fn render(source: &str, req: &RunRequest) -> Result<String, String> {
     let env = environment();

@@ -92,32 +92,76 @@ fn validate_runner(app: &App, runner: &RunnerConfig) -> Result<(), Error> {
             outbound
                 .check_url(&o.base_url)
                 .map_err(|e| Error::invalid("runner.base_url", format!("runner.base_url {e}")))?;
-            let model = o.model.trim();
-            if model.is_empty() || model.len() > 200 {
-                return Err(Error::invalid(
-                    "runner.model",
-                    "runner.model must be 1 to 200 characters",
-                ));
-            }
-            if o.max_tokens.is_some_and(|m| !(1..=1_000_000).contains(&m)) {
-                return Err(Error::invalid(
-                    "runner.max_tokens",
-                    "runner.max_tokens must be between 1 and 1000000",
-                ));
-            }
-            if o.temperature.is_some_and(|t| !(0.0..=2.0).contains(&t)) {
-                return Err(Error::invalid(
-                    "runner.temperature",
-                    "runner.temperature must be between 0 and 2",
-                ));
-            }
-            if let Some(system) = &o.system {
-                template::check("runner.system", system)?;
-            }
-            if let Some(prompt) = &o.prompt {
-                template::check("runner.prompt", prompt)?;
-            }
+            validate_model("runner.model", &o.model)?;
+            validate_prompting(&o.system, &o.prompt, o.max_tokens, o.temperature)?;
         }
+        RunnerConfig::Bedrock(b) => {
+            validate_model("runner.model_id", &b.model_id)?;
+            if let Some(region) = &b.region {
+                validate_region(region)?;
+            }
+            validate_prompting(&b.system, &b.prompt, b.max_tokens, b.temperature)?;
+        }
+        RunnerConfig::Lambda(l) => {
+            crate::model::runner::check_function(&l.function)
+                .map_err(|e| Error::invalid("runner.function", format!("runner.function {e}")))?;
+        }
+    }
+    Ok(())
+}
+
+fn validate_model(field: &str, model: &str) -> Result<(), Error> {
+    let model = model.trim();
+    if model.is_empty() || model.len() > 2048 {
+        return Err(Error::invalid(
+            field,
+            format!("{field} must be 1 to 2048 characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// An AWS region name: `us-east-1`, `eu-central-2`, `us-gov-west-1`.
+fn validate_region(region: &str) -> Result<(), Error> {
+    let ok = (4..=32).contains(&region.len())
+        && region.split('-').count() >= 3
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && region.ends_with(|c: char| c.is_ascii_digit());
+    if !ok {
+        return Err(Error::invalid(
+            "runner.region",
+            format!("runner.region {region:?} is not an AWS region name (like us-east-1)"),
+        ));
+    }
+    Ok(())
+}
+
+/// What the model runners share: their templates and numbers.
+fn validate_prompting(
+    system: &Option<String>,
+    prompt: &Option<String>,
+    max_tokens: Option<u32>,
+    temperature: Option<f64>,
+) -> Result<(), Error> {
+    if max_tokens.is_some_and(|m| !(1..=1_000_000).contains(&m)) {
+        return Err(Error::invalid(
+            "runner.max_tokens",
+            "runner.max_tokens must be between 1 and 1000000",
+        ));
+    }
+    if temperature.is_some_and(|t| !(0.0..=2.0).contains(&t)) {
+        return Err(Error::invalid(
+            "runner.temperature",
+            "runner.temperature must be between 0 and 2",
+        ));
+    }
+    if let Some(system) = system {
+        template::check("runner.system", system)?;
+    }
+    if let Some(prompt) = prompt {
+        template::check("runner.prompt", prompt)?;
     }
     Ok(())
 }

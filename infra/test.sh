@@ -43,6 +43,7 @@ fi
 echo "== template checks ($SECONDS s so far)"
 .venv/bin/cfn-lint template.yaml
 .venv/bin/sam validate --lint --template template.yaml --region us-east-1
+.venv/bin/python infra/template-policy-check.py
 
 echo "== local AWS emulator"
 # shellcheck source=infra/moto.sh

@@ -3,6 +3,9 @@
 //! `agent.log` events as they stream, and its usage is on the run, on the
 //! terminal event and in the outgoing webhook's `data.usage`. Its API key
 //! is shown once as a hint and appears in no answer and no log line.
+//! A `bedrock` agent reaches Bedrock where `AWS_ENDPOINT_URL_BEDROCK_RUNTIME`
+//! says (a fake writing event-stream frames), with the default chain's
+//! credentials.
 
 use std::time::Duration;
 
@@ -400,4 +403,134 @@ async fn http_agent_headers_are_sent_and_never_shown() {
         !h.log().contains("gateway-token"),
         "the server log has the header"
     );
+}
+
+/// A Bedrock ConverseStream fake: two text deltas, the stop, the usage.
+async fn bedrock_fake() -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<(String, Value)>>>,
+) {
+    use aws_smithy_eventstream::frame::write_message_to;
+    use aws_smithy_types::event_stream::{Header, HeaderValue, Message};
+    fn event(kind: &str, payload: Value) -> Vec<u8> {
+        let message = Message::new(payload.to_string().into_bytes())
+            .add_header(Header::new(
+                ":event-type",
+                HeaderValue::String(kind.to_owned().into()),
+            ))
+            .add_header(Header::new(
+                ":content-type",
+                HeaderValue::String("application/json".into()),
+            ))
+            .add_header(Header::new(
+                ":message-type",
+                HeaderValue::String("event".into()),
+            ));
+        let mut out = Vec::new();
+        write_message_to(&message, &mut out).unwrap();
+        out
+    }
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen_by_fake = seen.clone();
+    let router = axum::Router::new().route(
+        "/model/{model}/converse-stream",
+        axum::routing::post(
+            move |axum::extract::Path(model): axum::extract::Path<String>,
+                  headers: axum::http::HeaderMap,
+                  body: axum::body::Bytes| {
+                let seen = seen_by_fake.clone();
+                async move {
+                    let auth = headers
+                        .get("authorization")
+                        .map(|v| v.to_str().unwrap().to_owned())
+                        .unwrap_or_default();
+                    let body: Value = serde_json::from_slice(&body).unwrap();
+                    seen.lock().unwrap().push((format!("{model} {auth}"), body));
+                    let mut frames = Vec::new();
+                    for t in ["Looks good.\n", "Ship it."] {
+                        frames.extend(event(
+                            "contentBlockDelta",
+                            json!({"contentBlockIndex": 0, "delta": {"text": t}}),
+                        ));
+                    }
+                    frames.extend(event("messageStop", json!({"stopReason": "end_turn"})));
+                    frames.extend(event(
+                        "metadata",
+                        json!({"usage": {"inputTokens": 40, "outputTokens": 4, "totalTokens": 44}, "metrics": {"latencyMs": 9}}),
+                    ));
+                    (
+                        [("content-type", "application/vnd.amazon.eventstream")],
+                        frames,
+                    )
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    (url, seen)
+}
+
+#[tokio::test]
+async fn a_bedrock_agent_runs_where_the_endpoint_variable_says_with_its_usage() {
+    let (endpoint, seen) = bedrock_fake().await;
+    let mut env: Vec<(&str, &str)> = LOOPBACK_DELIVERIES.to_vec();
+    env.extend([
+        ("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", endpoint.as_str()),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_REGION", "us-east-1"),
+    ]);
+    let h = Hookrun::start_with(&env);
+    let (agent, secret) = h
+        .create_agent(json!({
+            "name": "bedrock reviewer",
+            "runner": {
+                "type": "bedrock",
+                "model_id": "anthropic.claude-3-5-haiku-20241022-v1:0",
+                "region": "eu-west-1",
+                "system": "You review {{ trigger.type }} events.",
+                "prompt": "Review: {{ input.title }}",
+                "max_tokens": 100,
+            },
+        }))
+        .await;
+    let run_id = h
+        .trigger(&agent, &secret, json!({"title": "Fix the parser"}))
+        .await;
+    let run = h.wait_finished(&run_id, WAIT).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["output"]["text"], "Looks good.\nShip it.");
+    assert_eq!(run["output"]["finish_reason"], "end_turn");
+    assert_eq!(
+        run["usage"],
+        json!({"model": "anthropic.claude-3-5-haiku-20241022-v1:0", "input_tokens": 40, "output_tokens": 4})
+    );
+    let (s, logs) = h
+        .get(&format!("/api/v1/agents/{agent}/logs?run_id={run_id}"))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{logs}");
+    let output: Vec<&str> = logs["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["stream"] == "output")
+        .map(|l| l["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(output, ["Looks good.", "Ship it."]);
+    // Signed for the runner's region with the default chain's credentials.
+    let seen = seen.lock().unwrap().clone();
+    let (call, body) = &seen[0];
+    assert!(
+        call.starts_with(
+            "anthropic.claude-3-5-haiku-20241022-v1:0 AWS4-HMAC-SHA256 Credential=testing/"
+        ) && call.contains("/eu-west-1/bedrock/aws4_request"),
+        "{call}"
+    );
+    assert_eq!(
+        body["messages"][0]["content"][0]["text"],
+        "Review: Fix the parser"
+    );
+    assert_eq!(body["system"][0]["text"], "You review WEBHOOK events.");
 }

@@ -10,6 +10,9 @@
 //!   such route and answers its JSON 404), so the figure is the bootstrap's
 //!   own work, not the network's.
 //!
+//! A binary named `executor…` is given an empty SQS batch instead (the
+//! executor consumes the runs queue) and answers with no failures.
+//!
 //! The binaries take turns run by run so that noise on the machine falls on
 //! all of them alike. The first binary is the baseline: the others' medians
 //! are printed as multiples of it.
@@ -44,6 +47,8 @@ struct Api {
     /// Whether the current run's one event was handed out: a second `next`
     /// waits forever (the bootstrap is stopped before it matters).
     served: AtomicBool,
+    /// The current run's event.
+    event: Mutex<&'static str>,
 }
 
 impl Api {
@@ -61,7 +66,11 @@ const EVENT: &str = r#"{"version":"2.0","routeKey":"$default","rawPath":"/health
 "userAgent":"coldstart"},"requestId":"coldstart-request","routeKey":"$default","stage":"$default",
 "time":"23/Nov/2026:10:00:00 +0000","timeEpoch":1795428000000},"isBase64Encoded":false}"#;
 
+/// The executor's first event: a batch with nothing in it (no AWS call).
+const SQS_EVENT: &str = r#"{"Records":[]}"#;
+
 async fn next(State(api): State<Arc<Api>>) -> (HeaderMap, &'static str) {
+    let event = *api.event.lock().unwrap();
     if api.served.swap(true, Ordering::SeqCst) {
         std::future::pending::<()>().await;
     }
@@ -90,7 +99,7 @@ async fn next(State(api): State<Arc<Api>>) -> (HeaderMap, &'static str) {
     ] {
         headers.insert(name, HeaderValue::from_str(&value).expect("ASCII header"));
     }
-    (headers, EVENT)
+    (headers, event)
 }
 
 async fn response(State(api): State<Arc<Api>>, body: Bytes) -> StatusCode {
@@ -107,10 +116,13 @@ async fn error(State(api): State<Arc<Api>>, body: Bytes) -> StatusCode {
 async fn cold_start(
     api: &Arc<Api>,
     addr: &str,
+    name: &str,
     path: &str,
 ) -> anyhow::Result<(Duration, Duration)> {
+    let sqs = name.starts_with("executor");
     let (tx, mut rx) = mpsc::unbounded_channel();
     *api.tx.lock().unwrap() = Some(tx);
+    *api.event.lock().unwrap() = if sqs { SQS_EVENT } else { EVENT };
     api.served.store(false, Ordering::SeqCst);
     let mut command = Command::new(path);
     command
@@ -134,7 +146,12 @@ async fn cold_start(
                     // An HTTP answer of the router (the ingress function
                     // has no `/healthz` and answers its JSON 404), not a
                     // runtime error.
-                    if !matches!(body["statusCode"].as_u64(), Some(200 | 404)) {
+                    let answered = if sqs {
+                        body["batchItemFailures"] == serde_json::json!([])
+                    } else {
+                        matches!(body["statusCode"].as_u64(), Some(200 | 404))
+                    };
+                    if !answered {
                         bail!("{path} answered {body}");
                     }
                     return Ok((init, at - started));
@@ -224,7 +241,8 @@ async fn main() -> anyhow::Result<()> {
         for k in 0..binaries.len() {
             // Rotate who goes first, so no binary always follows another.
             let i = (k + run) % binaries.len();
-            let (init, answer) = cold_start(&api, &addr, &binaries[i].1).await?;
+            let (name, path) = &binaries[i];
+            let (init, answer) = cold_start(&api, &addr, name, path).await?;
             let entry = times.entry(i).or_default();
             entry.0.push(init);
             entry.1.push(answer);

@@ -8,6 +8,9 @@
 //! Runs go through the executor, so what is asserted is what a run
 //! records: status, output, usage, log lines, error.
 
+mod common;
+
+use common::{lines_at, run_once};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -419,51 +422,11 @@ fn lambda(function: &str, stream: bool) -> RunnerConfig {
     })
 }
 
-/// Runs the agent once; the run as recorded and its log lines.
-async fn run(f: &Fixture, agent: &Agent) -> (Run, Vec<LogLine>) {
-    let run = ingress::new_run(
-        &f.app,
-        agent,
-        TriggerType::Webhook,
-        json!({"title": "Fix the parser"}),
-        None,
-    );
-    runs::enqueue(&f.app, &run).await.unwrap();
-    let body = json!({ "run_id": run.id }).to_string();
-    assert_eq!(
-        work::process(&f.app, QueueId::Runs, &body, None).await,
-        work::Outcome::Done
-    );
-    let run = f
-        .app
-        .repo
-        .get::<Run>(&run.id)
-        .await
-        .unwrap()
-        .unwrap()
-        .record;
-    let logs = f
-        .app
-        .repo
-        .logs(&agent.id, Some(&run.id), 100, None)
-        .await
-        .unwrap()
-        .data;
-    (run, logs)
-}
-
 async fn scenario(runner: RunnerConfig) -> (Fixture, Run, Vec<LogLine>) {
     let f = fixture().await;
     let a = agent(&f, runner).await;
-    let (run, logs) = run(&f, &a).await;
+    let (run, logs) = run_once(&f.app, &a).await;
     (f, run, logs)
-}
-
-fn lines_at<'a>(logs: &'a [LogLine], level: &str) -> Vec<&'a str> {
-    logs.iter()
-        .filter(|l| l.level == level && l.stream == "output")
-        .map(|l| l.message.as_str())
-        .collect()
 }
 
 // ---- bedrock ---------------------------------------------------------------
@@ -825,7 +788,7 @@ async fn a_function_on_the_emulators_lambda_runs() {
 
     let f = fixture_at(Some(endpoint)).await;
     let a = agent(&f, lambda(&arn, false)).await;
-    let (run, _) = run(&f, &a).await;
+    let (run, _) = run_once(&f.app, &a).await;
     assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
     let out = run.output.unwrap();
     assert_eq!(out["run_id"], run.id.as_str());

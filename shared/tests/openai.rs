@@ -6,6 +6,9 @@
 //! executor, so what is asserted is what a run records: status, output,
 //! usage, log lines, error.
 
+mod common;
+
+use common::{lines_at, run_once};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -16,11 +19,10 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use hookrun_core::ids::WorkspaceId;
 use hookrun_core::model::runner::{OpenAiConfig, WriteOnly};
-use hookrun_core::model::{Agent, LogLine, Run, RunStatus, RunnerConfig, TriggerType};
-use hookrun_core::ports::QueueId;
-use hookrun_core::services::{admin, agents, ingress, runs, usage};
+use hookrun_core::model::{Agent, LogLine, Run, RunStatus, RunnerConfig};
+use hookrun_core::services::{admin, agents, usage};
 use hookrun_core::sqlite::SqliteStore;
-use hookrun_core::{work, App, Settings};
+use hookrun_core::{App, Settings};
 use serde_json::{json, Value};
 
 const KEY: &str = "sk-test-0123456789wxyz";
@@ -195,50 +197,10 @@ async fn agent(f: &Fixture, cfg: OpenAiConfig) -> Agent {
     agents::create(&f.app, &f.ws, req).await.unwrap().0
 }
 
-/// Runs the agent once; the run as recorded and its log lines.
-async fn run(f: &Fixture, agent: &Agent) -> (Run, Vec<LogLine>) {
-    let run = ingress::new_run(
-        &f.app,
-        agent,
-        TriggerType::Webhook,
-        json!({"title": "Fix the parser"}),
-        None,
-    );
-    runs::enqueue(&f.app, &run).await.unwrap();
-    let body = json!({ "run_id": run.id }).to_string();
-    assert_eq!(
-        work::process(&f.app, QueueId::Runs, &body, None).await,
-        work::Outcome::Done
-    );
-    let run = f
-        .app
-        .repo
-        .get::<Run>(&run.id)
-        .await
-        .unwrap()
-        .unwrap()
-        .record;
-    let logs = f
-        .app
-        .repo
-        .logs(&agent.id, Some(&run.id), 100, None)
-        .await
-        .unwrap()
-        .data;
-    (run, logs)
-}
-
-fn lines_at<'a>(logs: &'a [LogLine], level: &str) -> Vec<&'a str> {
-    logs.iter()
-        .filter(|l| l.level == level && l.stream == "output")
-        .map(|l| l.message.as_str())
-        .collect()
-}
-
 async fn scenario(model: &str) -> (Fixture, Run, Vec<LogLine>) {
     let f = fixture().await;
     let a = agent(&f, config(&f, model)).await;
-    let (run, logs) = run(&f, &a).await;
+    let (run, logs) = run_once(&f.app, &a).await;
     (f, run, logs)
 }
 
@@ -370,7 +332,7 @@ async fn a_template_that_fails_at_run_time_fails_the_run() {
     let mut cfg = config(&f, "text");
     cfg.prompt = Some("{{ input.pull_request.title }}".into());
     let a = agent(&f, cfg).await;
-    let (run, _) = run(&f, &a).await;
+    let (run, _) = run_once(&f.app, &a).await;
     assert_eq!(run.status, RunStatus::Failed);
     let error = run.error.unwrap();
     assert!(error.contains("template error: runner.prompt"), "{error}");
@@ -404,7 +366,7 @@ async fn the_key_is_sealed_shown_as_a_hint_and_kept_or_replaced_by_updates() {
         ..Default::default()
     };
     let a = agents::update(&f.app, &f.ws, &a.id, update).await.unwrap();
-    run(&f, &a).await;
+    run_once(&f.app, &a).await;
     let auth = f.fake.seen.lock().unwrap().last().unwrap().0.clone();
     assert_eq!(auth.as_deref(), Some(&*format!("Bearer {KEY}")));
     // A new key replaces it.
@@ -419,7 +381,7 @@ async fn the_key_is_sealed_shown_as_a_hint_and_kept_or_replaced_by_updates() {
         serde_json::to_value(a.runner.view()).unwrap()["api_key_hint"],
         "1234"
     );
-    run(&f, &a).await;
+    run_once(&f.app, &a).await;
     let auth = f.fake.seen.lock().unwrap().last().unwrap().0.clone();
     assert_eq!(auth.as_deref(), Some("Bearer sk-rotated-abcdefgh1234"));
 }
@@ -484,8 +446,8 @@ async fn bad_configurations_are_refused_naming_the_field() {
 async fn usage_is_summed_per_day_and_model() {
     let f = fixture().await;
     let a = agent(&f, config(&f, "text")).await;
-    run(&f, &a).await;
-    run(&f, &a).await;
+    run_once(&f.app, &a).await;
+    run_once(&f.app, &a).await;
     // A run whose stream was cut reports no usage: read, not counted.
     let mut cut = config(&f, "cut");
     cut.model = "cut".into();
@@ -494,7 +456,7 @@ async fn usage_is_summed_per_day_and_model() {
         ..Default::default()
     };
     let a = agents::update(&f.app, &f.ws, &a.id, update).await.unwrap();
-    run(&f, &a).await;
+    run_once(&f.app, &a).await;
     let now = chrono::Utc::now();
     let since = usage::parse_since(None, now).unwrap();
     assert_eq!(now - since, chrono::Duration::days(usage::DEFAULT_DAYS));

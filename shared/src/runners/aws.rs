@@ -86,6 +86,30 @@ impl<C: Clone> PerRegion<C> {
     }
 }
 
+/// A client of an AWS SDK crate (`aws_sdk_bedrockruntime`, `aws_sdk_lambda`)
+/// on the runners' rules: `sdk`'s configuration in `region`, [`timeouts`],
+/// the SDK's own retries off (hookrun's rule applies, noted in the run's
+/// log), stalled-stream protection off (a model may pause between deltas
+/// for longer than its grace; the run's timeout bounds it), and the
+/// service's endpoint variable ([`endpoint_override`]). A macro: each SDK
+/// crate has its own config builder type, with no trait in common.
+macro_rules! runner_client {
+    ($krate:ident, $sdk:expr, $region:expr, $service:literal) => {{
+        let mut conf = $krate::config::Builder::from($sdk)
+            .region($region)
+            .timeout_config($crate::runners::aws::timeouts())
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .stalled_stream_protection(
+                aws_config::stalled_stream_protection::StalledStreamProtectionConfig::disabled(),
+            );
+        if let Some(url) = $crate::runners::aws::endpoint_override($service) {
+            conf = conf.endpoint_url(url);
+        }
+        $krate::Client::from_conf(conf.build())
+    }};
+}
+pub(crate) use runner_client;
+
 /// A service's own endpoint from the environment
 /// (`AWS_ENDPOINT_URL_BEDROCK_RUNTIME`, `AWS_ENDPOINT_URL_LAMBDA`): the
 /// SDK's default loader reads these, a Lambda function's configuration

@@ -19,7 +19,7 @@ use aws_sdk_bedrockruntime::Client;
 use aws_smithy_runtime_api::client::result::SdkError;
 
 use super::answer::ModelAnswer;
-use super::aws::{describe, endpoint_override, failed, timeouts, AwsSdk, PerRegion};
+use super::aws::{describe, failed, AwsSdk, PerRegion};
 use super::retry::{backoff, with_retries};
 use super::{template, LineSender, RunOutput, RunRequest, RunnerError};
 use crate::model::run::Usage;
@@ -52,21 +52,7 @@ impl BedrockRunner {
         let client = self
             .clients
             .get(cfg.region.as_deref(), |sdk, region| {
-                let mut conf = aws_sdk_bedrockruntime::config::Builder::from(sdk)
-                    .region(region)
-                    .timeout_config(timeouts())
-                    // The retry rule is hookrun's (super::retry), noted in
-                    // the run's log.
-                    .retry_config(aws_config::retry::RetryConfig::disabled())
-                    // A model may pause between deltas for longer than the
-                    // SDK's stall grace; the run's timeout bounds it.
-                    .stalled_stream_protection(
-                        aws_config::stalled_stream_protection::StalledStreamProtectionConfig::disabled(),
-                    );
-                if let Some(url) = endpoint_override("BEDROCK_RUNTIME") {
-                    conf = conf.endpoint_url(url);
-                }
-                Client::from_conf(conf.build())
+                super::aws::runner_client!(aws_sdk_bedrockruntime, sdk, region, "BEDROCK_RUNTIME")
             })
             .await?;
         let message = Message::builder()

@@ -21,7 +21,7 @@ use aws_sdk_lambda::Client;
 use aws_smithy_runtime_api::client::result::SdkError;
 use serde_json::Value;
 
-use super::aws::{describe, endpoint_override, failed, timeouts, AwsSdk, PerRegion};
+use super::aws::{describe, failed, AwsSdk, PerRegion};
 use super::retry::{backoff, with_retries};
 use super::stream::{Capped, Format};
 use super::{LineSender, RunOutput, RunRequest, RunnerError};
@@ -60,17 +60,7 @@ impl LambdaRunner {
         let client = self
             .clients
             .get(function_region(&cfg.function), |sdk, region| {
-                let mut conf = aws_sdk_lambda::config::Builder::from(sdk)
-                    .region(region)
-                    .timeout_config(timeouts())
-                    .retry_config(aws_config::retry::RetryConfig::disabled())
-                    .stalled_stream_protection(
-                        aws_config::stalled_stream_protection::StalledStreamProtectionConfig::disabled(),
-                    );
-                if let Some(url) = endpoint_override("LAMBDA") {
-                    conf = conf.endpoint_url(url);
-                }
-                Client::from_conf(conf.build())
+                super::aws::runner_client!(aws_sdk_lambda, sdk, region, "LAMBDA")
             })
             .await?;
         let payload = Blob::new(payload);

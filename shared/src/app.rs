@@ -59,6 +59,8 @@ pub struct App {
     pub streams: Arc<StreamBudget>,
     /// Replays each workspace has running (at most a few at once).
     pub replays: Arc<crate::live::replay::ReplayGate>,
+    /// The runs this process runs, for cancels made here.
+    pub cancels: Arc<crate::live::cancels::Cancels>,
 }
 
 impl App {
@@ -88,6 +90,7 @@ impl App {
             live: Hub::default(),
             streams: Arc::new(StreamBudget::new(settings.streams)),
             replays: Arc::default(),
+            cancels: Arc::default(),
             settings: Arc::new(settings),
         }
     }

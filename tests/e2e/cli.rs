@@ -19,13 +19,13 @@ pub(crate) struct Out {
 }
 
 impl Out {
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_str(&self.stdout)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", self.stdout, self.stderr))
     }
 
     /// Asserts success and returns itself.
-    fn ok(self) -> Out {
+    pub(crate) fn ok(self) -> Out {
         assert_eq!(
             self.code, 0,
             "stdout: {}\nstderr: {}",

@@ -8,6 +8,7 @@ mod abuse;
 mod admin_keys;
 mod agent_webhook;
 mod cli;
+mod control;
 mod execution;
 mod limits;
 mod live;

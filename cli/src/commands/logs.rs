@@ -118,7 +118,7 @@ async fn follow_run(
             let run = ctx.client.get(&["api", "v1", "runs", run_id], &[]).await?;
             if matches!(
                 run.json.get("status").and_then(Value::as_str),
-                Some("succeeded" | "failed")
+                Some("succeeded" | "failed" | "cancelled")
             ) {
                 finished = Some((run.json, Instant::now()));
             }
@@ -148,6 +148,10 @@ async fn follow_run(
             if outcome_logged || seen.elapsed() >= OUTCOME_WAIT {
                 return match run.get("status").and_then(Value::as_str) {
                     Some("succeeded") => Ok(()),
+                    Some("cancelled") => Err(CliError::Negative(format!(
+                        "run {run_id} was cancelled: {}",
+                        cell(run.get("error"))
+                    ))),
                     _ => Err(CliError::Negative(format!(
                         "run {run_id} failed: {}",
                         cell(run.get("error"))

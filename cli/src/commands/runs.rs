@@ -14,7 +14,7 @@ pub enum Command {
         #[arg(long = "agent", value_name = "AGENT_ID")]
         agent_id: String,
         /// Only runs in this state.
-        #[arg(long, value_parser = ["queued", "running", "succeeded", "failed"])]
+        #[arg(long, value_parser = ["queued", "running", "succeeded", "failed", "cancelled"])]
         status: Option<String>,
         /// Only runs made this way.
         #[arg(long, value_parser = ["WEBHOOK", "TOKEN", "SCHEDULE", "API", "TEST"], ignore_case = true)]
@@ -24,6 +24,12 @@ pub enum Command {
     },
     /// One run: status, input, output, error, times.
     Get { run_id: String },
+    /// Cancel a queued or running run (a running run's agent call is
+    /// stopped). A finished run cannot be cancelled.
+    Cancel { run_id: String },
+    /// Retry a finished run: a new run with the same input, through the
+    /// agent's current configuration. Prints the new run.
+    Retry { run_id: String },
 }
 
 pub fn columns() -> Vec<Column> {
@@ -70,6 +76,20 @@ pub async fn run(ctx: &Ctx, cmd: Command) -> Result<()> {
         }
         Command::Get { run_id } => {
             let ans = ctx.client.get(&["api", "v1", "runs", &run_id], &[]).await?;
+            ctx.out.object(Some(&ans.raw), &ans.json, &[]);
+        }
+        Command::Cancel { run_id } => {
+            let ans = ctx
+                .client
+                .post(&["api", "v1", "runs", &run_id, "cancel"], None)
+                .await?;
+            ctx.out.object(Some(&ans.raw), &ans.json, &[]);
+        }
+        Command::Retry { run_id } => {
+            let ans = ctx
+                .client
+                .post(&["api", "v1", "runs", &run_id, "retry"], None)
+                .await?;
             ctx.out.object(Some(&ans.raw), &ans.json, &[]);
         }
     }

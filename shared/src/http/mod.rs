@@ -97,6 +97,8 @@ macro_rules! management_routes {
         let r = $register!(r, runs::list_for_agent);
         let r = $register!(r, runs::logs);
         let r = $register!(r, runs::get);
+        let r = $register!(r, runs::cancel);
+        let r = $register!(r, runs::retry);
         let r = $register!(r, events::run_events);
         let r = $register!(r, events::agent_events);
         let r = $register!(r, subscriptions::create, subscriptions::list);

@@ -13,6 +13,7 @@ use crate::error::Error;
 use crate::model::{LogLine, Run, RunStatus, TriggerType};
 use crate::repo::Listing;
 use crate::services::agents;
+use crate::services::control::{self, CancelReason};
 use crate::services::runs::{self, RunFilter};
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -68,7 +69,7 @@ pub async fn list_for_agent(
                 RunStatus::parse(s).ok_or_else(|| {
                     Error::invalid(
                         "status",
-                        "status must be one of queued, running, succeeded, failed",
+                        "status must be one of queued, running, succeeded, failed, cancelled",
                     )
                 })
             })
@@ -99,6 +100,55 @@ pub async fn get(
     ApiPath(run_id): ApiPath<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     Ok(Json(runs::get(&app, &admin.workspace_id, &run_id).await?))
+}
+
+/// Cancel a queued or running run. A queued run never starts; a running
+/// run's runner is stopped (its request dropped). Cancelling a cancelled
+/// run answers it as it is; a finished run is a `409` naming its status.
+#[utoipa::path(
+    post,
+    path = "/api/v1/runs/{run_id}/cancel",
+    tag = "agents",
+    operation_id = "cancel_run",
+    security(("admin_key" = [])),
+    params(("run_id" = String, Path, description = "The run's id")),
+    responses((status = 200, description = "The run, cancelled", body = Run), ManagementErrors)
+)]
+pub async fn cancel(
+    State(app): State<App>,
+    admin: Admin,
+    ApiPath(run_id): ApiPath<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let run = control::cancel(
+        &app,
+        &admin.workspace_id,
+        &run_id,
+        Some(&admin.key_id),
+        CancelReason::Requested,
+    )
+    .await?;
+    Ok(Json(run))
+}
+
+/// Retry a finished run: a new run with the same input and message,
+/// through the agent's current configuration. It names the original
+/// (`retry_of`) and the original lists it (`retries`).
+#[utoipa::path(
+    post,
+    path = "/api/v1/runs/{run_id}/retry",
+    tag = "agents",
+    operation_id = "retry_run",
+    security(("admin_key" = [])),
+    params(("run_id" = String, Path, description = "The run to retry")),
+    responses((status = 201, description = "The new run, queued", body = Run), ManagementErrors)
+)]
+pub async fn retry(
+    State(app): State<App>,
+    admin: Admin,
+    ApiPath(run_id): ApiPath<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let run = control::retry(&app, &admin.workspace_id, &run_id).await?;
+    Ok((axum::http::StatusCode::CREATED, Json(run)))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

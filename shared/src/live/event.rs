@@ -21,6 +21,8 @@ pub enum EventKind {
     RunSucceeded,
     #[serde(rename = "run.failed")]
     RunFailed,
+    #[serde(rename = "run.cancelled")]
+    RunCancelled,
 }
 
 impl EventKind {
@@ -31,11 +33,15 @@ impl EventKind {
             EventKind::RunStarted => "run.started",
             EventKind::RunSucceeded => "run.succeeded",
             EventKind::RunFailed => "run.failed",
+            EventKind::RunCancelled => "run.cancelled",
         }
     }
 
     pub fn is_terminal(self) -> bool {
-        matches!(self, EventKind::RunSucceeded | EventKind::RunFailed)
+        matches!(
+            self,
+            EventKind::RunSucceeded | EventKind::RunFailed | EventKind::RunCancelled
+        )
     }
 }
 
@@ -97,6 +103,12 @@ pub struct RunSummary {
     /// Tokens its model used (on the terminal event).
     #[serde(default)]
     pub usage: Option<crate::model::run::Usage>,
+    /// Why it was cancelled (`requested`, `replaced`), on `run.cancelled`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancel_reason: Option<String>,
+    /// The run it retries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_of: Option<crate::ids::RunId>,
 }
 
 impl RunSummary {
@@ -113,6 +125,8 @@ impl RunSummary {
             exit_code: run.exit_code,
             error: run.error.clone(),
             usage: run.usage.clone(),
+            cancel_reason: run.control.cancel_reason.clone(),
+            retry_of: run.control.retry_of.clone(),
         }
     }
 }
@@ -167,6 +181,11 @@ impl LiveEvent {
                 seq::terminal(run.attempt),
                 run.completed_at.unwrap_or(run.created_at),
             ),
+            RunStatus::Cancelled => (
+                EventKind::RunCancelled,
+                seq::terminal(run.attempt),
+                run.completed_at.unwrap_or(run.created_at),
+            ),
         };
         Self::of_run(run, kind, seq, time)
     }
@@ -185,6 +204,7 @@ impl LiveEvent {
                 exit_code: None,
                 error: None,
                 usage: None,
+                cancel_reason: None,
                 ..s.clone()
             };
         }

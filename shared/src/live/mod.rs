@@ -7,6 +7,7 @@
 //! missed can be read back from the store ([`replay`]).
 
 pub mod budget;
+pub mod cancels;
 mod event;
 mod follow;
 mod hub;

@@ -61,6 +61,8 @@ pub mod seq {
     /// The outcome lines start here (runs recorded before streaming
     /// agents had them from 1000).
     const OUTCOME: u32 = 9_000;
+    /// A cancel's lines, within the outcome's range.
+    const CANCEL: u32 = 900;
     /// The terminal event: after every line of its attempt.
     const TERMINAL: u32 = ATTEMPT - 1;
     /// Streamed lines an attempt numbers (the rest are not logged).
@@ -77,6 +79,11 @@ pub mod seq {
     }
     pub fn outcome_lines(attempt: u32) -> u32 {
         started(attempt).saturating_add(OUTCOME)
+    }
+    /// The lines a cancel writes (who cancelled, then the executor's
+    /// note that it stopped the runner): after the attempt's outcome lines.
+    pub fn cancel_lines(attempt: u32) -> u32 {
+        outcome_lines(attempt).saturating_add(CANCEL)
     }
     pub fn terminal(attempt: u32) -> u32 {
         started(attempt).saturating_add(TERMINAL)

@@ -48,7 +48,7 @@ pub use connection::Connection;
 pub use delivery::{Delivery, DeliveryAttempt, DeliveryStatus};
 pub use environment::Environment;
 pub use logs::LogLine;
-pub use run::{Run, RunStatus, TriggerType};
+pub use run::{Run, RunControl, RunStatus, TriggerType};
 pub use slot::Slot;
 pub use subscription::Subscription;
 pub use trigger::{

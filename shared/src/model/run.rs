@@ -14,11 +14,35 @@ pub enum RunStatus {
     Running,
     Succeeded,
     Failed,
+    /// Stopped by a cancel (or replaced by a newer run): never started, or
+    /// its runner stopped.
+    Cancelled,
 }
 
 impl RunStatus {
+    pub const ALL: [RunStatus; 5] = [
+        RunStatus::Queued,
+        RunStatus::Running,
+        RunStatus::Succeeded,
+        RunStatus::Failed,
+        RunStatus::Cancelled,
+    ];
+
     pub fn is_terminal(self) -> bool {
-        matches!(self, RunStatus::Succeeded | RunStatus::Failed)
+        matches!(
+            self,
+            RunStatus::Succeeded | RunStatus::Failed | RunStatus::Cancelled
+        )
+    }
+
+    /// The event a run ending in this state announces.
+    pub fn terminal_event(self) -> Option<&'static str> {
+        match self {
+            RunStatus::Succeeded => Some("run.succeeded"),
+            RunStatus::Failed => Some("run.failed"),
+            RunStatus::Cancelled => Some("run.cancelled"),
+            RunStatus::Queued | RunStatus::Running => None,
+        }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
@@ -31,6 +55,7 @@ impl RunStatus {
             RunStatus::Running => "running",
             RunStatus::Succeeded => "succeeded",
             RunStatus::Failed => "failed",
+            RunStatus::Cancelled => "cancelled",
         }
     }
 }
@@ -128,7 +153,34 @@ pub struct Run {
     pub environment: Environment,
     /// Unix seconds; the item's TTL.
     pub expires_at: Option<i64>,
+    /// Its cancellation and its retries.
+    #[serde(flatten, default)]
+    pub control: RunControl,
 }
+
+/// Run control: who cancelled a run and why, and the retries made of it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RunControl {
+    #[serde(with = "crate::clock::ts::option", default)]
+    pub cancelled_at: Option<DateTime<Utc>>,
+    /// The admin key that cancelled it (its id), when one did.
+    #[serde(default)]
+    pub cancelled_by: Option<String>,
+    /// `requested` (a cancel call) or `replaced` (a newer run of its
+    /// concurrency key).
+    #[serde(default)]
+    pub cancel_reason: Option<String>,
+    /// The run this one retries (same input and message).
+    #[serde(default)]
+    pub retry_of: Option<RunId>,
+    /// The runs made as retries of this one, oldest first (at most
+    /// [`MAX_LISTED_RETRIES`]).
+    #[serde(default)]
+    pub retries: Vec<RunId>,
+}
+
+/// Retries a run lists at most (more may exist; each names its original).
+pub const MAX_LISTED_RETRIES: usize = 100;
 
 /// Largest run document stored: DynamoDB items hold 400 KB, keys and the
 /// other attributes included.
@@ -235,6 +287,7 @@ mod tests {
             timeout_seconds: 60,
             environment: Environment::default(),
             expires_at: None,
+            control: RunControl::default(),
         }
     }
 

@@ -6,7 +6,12 @@ use crate::error::Entity;
 use crate::ids::{AgentId, WorkspaceId};
 
 /// Events a subscription can ask for.
-pub const EVENTS: [&str; 3] = ["run.succeeded", "run.failed", "run.started"];
+pub const EVENTS: [&str; 4] = [
+    "run.succeeded",
+    "run.failed",
+    "run.started",
+    "run.cancelled",
+];
 
 /// An outgoing webhook: where to send which run events. Its signing secret
 /// is stored sealed under the master key and shown only at creation and

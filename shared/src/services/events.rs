@@ -40,6 +40,10 @@ pub fn payload(event: &str, run: &Run, now: chrono::DateTime<chrono::Utc>) -> Va
     if event == "run.failed" {
         data["error"] = json!(run.error);
     }
+    if event == "run.cancelled" {
+        data["cancelled_at"] = json!(run.control.cancelled_at.map(rfc3339));
+        data["cancel_reason"] = json!(run.control.cancel_reason);
+    }
     json!({ "event": event, "timestamp": rfc3339(now), "data": data })
 }
 

@@ -18,6 +18,8 @@ pub(super) enum Phase {
     /// Lines the agent streams while it runs.
     Stream,
     Outcome,
+    /// A cancel's line, then the executor's note that it stopped.
+    Cancel,
 }
 
 /// Collects a run's log lines and writes them in one go.
@@ -50,7 +52,8 @@ impl<'a> RunLog<'a> {
         let (base, cap) = match phase {
             Phase::Start => (seq::start_lines(run.attempt), 9),
             Phase::Stream => (seq::streamed_lines(run.attempt), seq::MAX_STREAMED),
-            Phase::Outcome => (seq::outcome_lines(run.attempt), 999),
+            Phase::Outcome => (seq::outcome_lines(run.attempt), 900),
+            Phase::Cancel => (seq::cancel_lines(run.attempt), 2),
         };
         RunLog {
             app,
@@ -69,6 +72,12 @@ impl<'a> RunLog<'a> {
     /// Lines this phase numbered so far.
     pub(super) fn count(&self) -> u32 {
         self.count
+    }
+
+    /// Leaves `n` numbers of this phase to another writer (a cancel's
+    /// line comes from the control service, the executor's after it).
+    pub(super) fn skip(&mut self, n: u32) {
+        self.count = (self.count + n).min(self.cap);
     }
 
     /// Whether this phase has room for another line.

@@ -81,9 +81,10 @@ async fn process_run(app: &App, run_id: &RunId, receipt: Option<&str>) -> Result
     };
     let now = app.clock.now();
     match run.status {
-        RunStatus::Succeeded | RunStatus::Failed => {
-            // Finished, but perhaps not yet announced (the process stopped
-            // between the two): announce it (again) now.
+        RunStatus::Succeeded | RunStatus::Failed | RunStatus::Cancelled => {
+            // Finished (or cancelled before it started), but perhaps not
+            // yet announced (the process stopped between the two):
+            // announce it (again) now.
             emit_terminal(app, &run).await?;
             return Ok(Outcome::Done);
         }
@@ -98,8 +99,11 @@ async fn process_run(app: &App, run_id: &RunId, receipt: Option<&str>) -> Result
 
     if run.attempt >= app.settings.max_run_attempts {
         let failure = Failure::Abandoned(run.attempt);
-        finish(app, &mut run, now, Err(failure), Instant::now(), false).await?;
-        emit_terminal(app, &run).await?;
+        if finish(app, &mut run, now, Err(failure), Instant::now(), false).await? {
+            emit_terminal(app, &run).await?;
+        } else {
+            announce_stored(app, &run.id).await?;
+        }
         return Ok(Outcome::Done);
     }
 
@@ -112,8 +116,11 @@ async fn process_run(app: &App, run_id: &RunId, receipt: Option<&str>) -> Result
             } else {
                 Failure::AgentDeleted
             };
-            finish(app, &mut run, now, Err(failure), Instant::now(), false).await?;
-            emit_terminal(app, &run).await?;
+            if finish(app, &mut run, now, Err(failure), Instant::now(), false).await? {
+                emit_terminal(app, &run).await?;
+            } else {
+                announce_stored(app, &run.id).await?;
+            }
             return Ok(Outcome::Done);
         }
     };
@@ -154,10 +161,14 @@ async fn process_run(app: &App, run_id: &RunId, receipt: Option<&str>) -> Result
     }
     app.live.publish(started).await;
     let mut log = RunLog::new(app, &run, Phase::Start);
+    let retry_of = match &run.control.retry_of {
+        Some(original) => format!(", retry of {original}"),
+        None => String::new(),
+    };
     log.system(
         "info",
         format!(
-            "run started (attempt {}, agent {} v{}, runner {})",
+            "run started (attempt {}, agent {} v{}, runner {}{retry_of})",
             run.attempt,
             agent.id,
             agent.version,
@@ -172,14 +183,34 @@ async fn process_run(app: &App, run_id: &RunId, receipt: Option<&str>) -> Result
 
     let started = Instant::now();
     let held = execute_held(app, &agent, &run, timeout, &mut slot, receipt, acquired).await;
-    let Some((result, streamed)) = held else {
-        // Another executor holds the run now. The message stays: its next
-        // receive defers to that holder, or takes the run over should the
-        // holder be gone by then.
-        tracing::warn!(run_id = %run.id, "lost the run's lease to another executor; dropping this attempt");
-        return Ok(Outcome::RetryAfter(Duration::from_secs(1)));
+    let (result, streamed) = match held {
+        Held::Finished(result, streamed) => (result, streamed),
+        Held::Lost => {
+            // Another executor holds the run now. The message stays: its
+            // next receive defers to that holder, or takes the run over
+            // should the holder be gone by then.
+            tracing::warn!(run_id = %run.id, "lost the run's lease to another executor; dropping this attempt");
+            return Ok(Outcome::RetryAfter(Duration::from_secs(1)));
+        }
+        Held::Cancelled => {
+            // The cancel is stored (and announced by whoever made it); the
+            // runner is dropped, its call abandoned.
+            let mut log = RunLog::new(app, &run, Phase::Cancel);
+            log.skip(1);
+            log.system(
+                "info",
+                format!(
+                    "runner stopped after {} ms: the run was cancelled",
+                    started.elapsed().as_millis()
+                ),
+            );
+            log.flush().await;
+            lease::release(app, &slot).await;
+            announce_stored(app, &run.id).await?;
+            return Ok(Outcome::Done);
+        }
     };
-    finish(
+    let recorded = finish(
         app,
         &mut run,
         app.clock.now(),
@@ -189,8 +220,53 @@ async fn process_run(app: &App, run_id: &RunId, receipt: Option<&str>) -> Result
     )
     .await?;
     lease::release(app, &slot).await;
-    emit_terminal(app, &run).await?;
+    if recorded {
+        emit_terminal(app, &run).await?;
+    } else {
+        // Cancelled meanwhile, or taken over: what the store says counts.
+        announce_stored(app, &run.id).await?;
+    }
     Ok(Outcome::Done)
+}
+
+/// Records a stored cancel in the run's log (`message`: who cancelled it)
+/// and publishes it with the `run.cancelled` event, for the control
+/// service that made it.
+pub(crate) async fn note_cancelled(app: &App, run: &Run, message: String) {
+    let mut log = RunLog::new(app, run, Phase::Cancel);
+    log.system("info", message);
+    log.then_publish(LiveEvent::lifecycle(run));
+    log.flush().await;
+}
+
+/// Announces the run as it is stored, if it is finished (a cancel that won
+/// the race with this executor's outcome).
+async fn announce_stored(app: &App, run_id: &RunId) -> Result<(), Error> {
+    if let Some(stored) = app.repo.get::<Run>(run_id).await? {
+        emit_terminal(app, &stored).await?;
+    }
+    Ok(())
+}
+
+/// How holding a run ended.
+enum Held {
+    /// The runner finished: its result, and whether the agent streamed
+    /// lines (then its output is not logged again).
+    Finished(Result<RunOutput, RunnerError>, bool),
+    /// Another executor holds the run now.
+    Lost,
+    /// The run was cancelled.
+    Cancelled,
+}
+
+/// Whether the stored run was cancelled (read at every renewal: how an
+/// executor in another process learns of a cancel). A failed read is not
+/// a cancel; the next renewal looks again.
+async fn cancelled_in_store(app: &App, run_id: &RunId) -> bool {
+    matches!(
+        app.repo.get::<Run>(run_id).await,
+        Ok(Some(r)) if r.status == RunStatus::Cancelled
+    )
 }
 
 /// Lines a streaming agent's run writes in one go at most.
@@ -199,9 +275,10 @@ const STREAM_BATCH: usize = 25;
 /// Runs the agent while renewing the slot every third of a lease, counted
 /// from when the slot was taken (so slow bookkeeping before the runner
 /// starts renews at once), and logs what it streams as it arrives (each
-/// batch stored, then published); None when the lease was lost (the runner
-/// is dropped, its call abandoned). With the result: whether the agent
-/// streamed lines (then its output is not logged again).
+/// batch stored, then published). The runner is dropped (its call
+/// abandoned) when the lease is lost or the run is cancelled: at once for
+/// a cancel made in this process, else at the next renewal, which reads
+/// the run.
 async fn execute_held(
     app: &App,
     agent: &Agent,
@@ -210,7 +287,8 @@ async fn execute_held(
     slot: &mut Versioned<Slot>,
     receipt: Option<&str>,
     acquired: tokio::time::Instant,
-) -> Option<(Result<RunOutput, RunnerError>, bool)> {
+) -> Held {
+    let mut cancel = app.cancels.watch(&run.id);
     let (tx, mut rx) = tokio::sync::mpsc::channel(STREAM_BATCH * 4);
     let runner = execute(app, agent, run, timeout, tx);
     tokio::pin!(runner);
@@ -224,8 +302,19 @@ async fn execute_held(
             biased;
             _ = renewals.tick() => {
                 if lease::renew(app, slot, receipt).await == Renewal::Lost {
-                    return None;
+                    return Held::Lost;
                 }
+                if cancelled_in_store(app, &run.id).await {
+                    streamed.flush().await;
+                    return Held::Cancelled;
+                }
+            }
+            () = cancel.cancelled() => {
+                while let Ok(next) = rx.try_recv() {
+                    streamed.stream(next);
+                }
+                streamed.flush().await;
+                return Held::Cancelled;
             }
             Some(first) = rx.recv() => {
                 streamed.stream(first);
@@ -242,7 +331,7 @@ async fn execute_held(
                     streamed.stream(next);
                 }
                 streamed.flush().await;
-                return Some((result, streamed.count() > 0));
+                return Held::Finished(result, streamed.count() > 0);
             }
         }
     }
@@ -254,15 +343,9 @@ async fn execute_held(
 /// are derived from the run, so nothing records that it was done: the
 /// outcome is the run's last write.
 async fn emit_terminal(app: &App, run: &Run) -> Result<(), Error> {
-    if !run.status.is_terminal() {
-        return Ok(());
+    if let Some(event) = run.status.terminal_event() {
+        events::emit(app, event, run).await?;
     }
-    let event = if run.status == RunStatus::Succeeded {
-        "run.succeeded"
-    } else {
-        "run.failed"
-    };
-    events::emit(app, event, run).await?;
     Ok(())
 }
 
@@ -299,7 +382,8 @@ async fn execute(
 }
 
 /// running → succeeded | failed, conditionally; logs the outcome. A lost
-/// condition means another executor took the run over: its result wins.
+/// condition means another executor took the run over, or the run was
+/// cancelled: what is stored wins, and this returns false.
 async fn finish(
     app: &App,
     run: &mut Versioned<Run>,
@@ -307,7 +391,7 @@ async fn finish(
     result: Result<RunOutput, Failure>,
     started: Instant,
     streamed: bool,
-) -> Result<(), Error> {
+) -> Result<bool, Error> {
     let elapsed = started.elapsed();
     let mut log = RunLog::new(app, run, Phase::Outcome);
     run.completed_at = Some(now);
@@ -369,11 +453,11 @@ async fn finish(
             Ok(()) => {
                 log.then_publish(LiveEvent::lifecycle(run));
                 log.publish().await;
-                return Ok(());
+                return Ok(true);
             }
             Err(crate::error::StoreError::ConditionFailed) => {
-                tracing::warn!(run_id = %run.id, "run was taken over by another executor; dropping this result");
-                return Ok(());
+                tracing::warn!(run_id = %run.id, "run was cancelled or taken over by another executor; dropping this result");
+                return Ok(false);
             }
             Err(crate::error::StoreError::Backend(e)) if tries < 3 => {
                 tries += 1;

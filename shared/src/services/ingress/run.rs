@@ -120,5 +120,6 @@ pub fn new_run(
         timeout_seconds: agent.timeout_seconds,
         environment: Default::default(),
         expires_at: Some(app.retention_expiry()),
+        control: Default::default(),
     }
 }

@@ -1,0 +1,411 @@
+//! Run control on the embedded store: cancelling a queued run (it never
+//! starts), a running run in this process (its agent call is dropped at
+//! once) and from another process (the executor finds it at its next
+//! lease renewal), the answers for finished and cancelled runs, and
+//! retries.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hookrun_core::error::Error;
+use hookrun_core::ids::WorkspaceId;
+use hookrun_core::model::{Agent, Delivery, Run, RunStatus, RunnerConfig, TriggerType};
+use hookrun_core::ports::QueueId;
+use hookrun_core::services::control::{self, CancelReason, EXIT_CANCELLED};
+use hookrun_core::services::{admin, agents, events, ingress, runs, subscriptions};
+use hookrun_core::sqlite::SqliteStore;
+use hookrun_core::work::{self, Outcome};
+use hookrun_core::{App, Settings};
+use serde_json::json;
+
+struct Fixture {
+    app: App,
+    store: SqliteStore,
+    ws: WorkspaceId,
+    subscription: String,
+}
+
+fn settings() -> Settings {
+    let mut settings = Settings {
+        // Renewals every second: a cancel made elsewhere is seen within one.
+        lease: Duration::from_secs(3),
+        ..Settings::default()
+    };
+    settings.outbound.allow_http = true;
+    settings.outbound.allow = vec!["127.0.0.0/8".parse().unwrap()];
+    settings
+}
+
+async fn fixture() -> Fixture {
+    let store = SqliteStore::in_memory().unwrap();
+    let app = App::embedded(store.clone(), settings());
+    let boot = admin::bootstrap(&app, None).await.unwrap();
+    let sub = serde_json::from_value(json!({
+        "name": "cancels",
+        "url": "http://127.0.0.1:9/hook",
+        "events": ["run.cancelled", "run.succeeded"],
+    }))
+    .unwrap();
+    let (sub, _) = subscriptions::create(&app, &boot.workspace.id, sub)
+        .await
+        .unwrap();
+    Fixture {
+        app,
+        store,
+        ws: boot.workspace.id,
+        subscription: sub.id.to_string(),
+    }
+}
+
+async fn announced(f: &Fixture, run: &Run, event: &str) -> bool {
+    let id = events::delivery_id(run.id.as_str(), &f.subscription, event);
+    f.app.repo.get::<Delivery>(&id).await.unwrap().is_some()
+}
+
+async fn agent(f: &Fixture, runner: RunnerConfig) -> Agent {
+    let req = agents::CreateAgent {
+        name: "agent".into(),
+        runner,
+        timeout_seconds: Some(60),
+        enabled: None,
+    };
+    agents::create(&f.app, &f.ws, req).await.unwrap().0
+}
+
+async fn queued(f: &Fixture, agent: &Agent) -> Run {
+    let run = ingress::new_run(
+        &f.app,
+        agent,
+        TriggerType::Webhook,
+        json!({"event": "push", "n": 1}),
+        None,
+    );
+    runs::enqueue(&f.app, &run).await.unwrap();
+    run
+}
+
+async fn process(app: &App, run: &Run) -> Outcome {
+    let body = json!({ "run_id": run.id }).to_string();
+    work::process(app, QueueId::Runs, &body, None).await
+}
+
+async fn stored(f: &Fixture, run: &Run) -> Run {
+    f.app
+        .repo
+        .get::<Run>(&run.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .record
+}
+
+async fn system_lines(f: &Fixture, run: &Run) -> Vec<String> {
+    f.app
+        .repo
+        .logs(&run.agent_id, Some(&run.id), 100, None)
+        .await
+        .unwrap()
+        .data
+        .into_iter()
+        .filter(|l| l.stream == "system")
+        .map(|l| l.message)
+        .collect()
+}
+
+/// An http agent that never answers; `dropped` turns true when hookrun
+/// drops its call, `calls` counts the calls.
+struct Hanging {
+    url: String,
+    calls: Arc<AtomicUsize>,
+    dropped: Arc<AtomicBool>,
+}
+
+async fn hanging_agent() -> Hanging {
+    struct OnDrop(Arc<AtomicBool>);
+    impl Drop for OnDrop {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+    let calls = Arc::new(AtomicUsize::new(0));
+    let dropped = Arc::new(AtomicBool::new(false));
+    let (c, d) = (calls.clone(), dropped.clone());
+    let router = axum::Router::new().fallback(move || {
+        let (c, d) = (c.clone(), d.clone());
+        async move {
+            c.fetch_add(1, Ordering::SeqCst);
+            let _guard = OnDrop(d);
+            tokio::time::sleep(Duration::from_secs(120)).await;
+            "too late"
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/run", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    Hanging {
+        url,
+        calls,
+        dropped,
+    }
+}
+
+async fn wait_running(f: &Fixture, run: &Run, agent: &Hanging) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !(stored(f, run).await.status == RunStatus::Running
+        && agent.calls.load(Ordering::SeqCst) > 0)
+    {
+        assert!(Instant::now() < deadline, "the run did not start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_queued_run_cancelled_never_starts() {
+    let f = fixture().await;
+    let a = agent(&f, RunnerConfig::Echo).await;
+    let run = queued(&f, &a).await;
+    let cancelled = control::cancel(
+        &f.app,
+        &f.ws,
+        run.id.as_str(),
+        Some("key_1"),
+        CancelReason::Requested,
+    )
+    .await
+    .unwrap();
+    assert_eq!(cancelled.status, RunStatus::Cancelled);
+    assert_eq!(cancelled.control.cancelled_by.as_deref(), Some("key_1"));
+    assert_eq!(
+        cancelled.control.cancel_reason.as_deref(),
+        Some("requested")
+    );
+    assert!(cancelled.control.cancelled_at.is_some());
+    assert_eq!(cancelled.exit_code, Some(EXIT_CANCELLED));
+    assert!(announced(&f, &run, "run.cancelled").await);
+
+    // Its queue message finds it cancelled: nothing runs.
+    assert_eq!(process(&f.app, &run).await, Outcome::Done);
+    let after = stored(&f, &run).await;
+    assert_eq!(after.status, RunStatus::Cancelled);
+    assert_eq!(after.attempt, 0);
+    assert!(after.started_at.is_none());
+    assert_eq!(
+        system_lines(&f, &run).await,
+        ["run cancelled before it started by admin key key_1"]
+    );
+
+    // Again: answered as it is, nothing changes.
+    let again = control::cancel(
+        &f.app,
+        &f.ws,
+        run.id.as_str(),
+        Some("key_2"),
+        CancelReason::Requested,
+    )
+    .await
+    .unwrap();
+    assert_eq!(again.control.cancelled_by.as_deref(), Some("key_1"));
+    assert_eq!(again.control.cancelled_at, after.control.cancelled_at);
+}
+
+#[tokio::test]
+async fn a_running_run_cancelled_here_drops_its_agent_call_at_once() {
+    let f = fixture().await;
+    let hanging = hanging_agent().await;
+    let a = agent(
+        &f,
+        RunnerConfig::Http {
+            url: hanging.url.clone(),
+            headers: None,
+        },
+    )
+    .await;
+    let run = queued(&f, &a).await;
+    let executor = {
+        let (app, run) = (f.app.clone(), run.clone());
+        tokio::spawn(async move { process(&app, &run).await })
+    };
+    wait_running(&f, &run, &hanging).await;
+    let asked = Instant::now();
+    control::cancel(
+        &f.app,
+        &f.ws,
+        run.id.as_str(),
+        Some("key_1"),
+        CancelReason::Requested,
+    )
+    .await
+    .unwrap();
+    let outcome = tokio::time::timeout(Duration::from_secs(2), executor)
+        .await
+        .expect("the executor stops within 2 s")
+        .unwrap();
+    assert_eq!(outcome, Outcome::Done);
+    assert!(asked.elapsed() < Duration::from_secs(2));
+    // The agent's request was dropped (its handler future went with it).
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !hanging.dropped.load(Ordering::SeqCst) {
+        assert!(Instant::now() < deadline, "the agent call was not dropped");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let done = stored(&f, &run).await;
+    assert_eq!(done.status, RunStatus::Cancelled);
+    assert!(done.duration_ms.is_some());
+    assert!(
+        f.app.repo.live_slots(&f.ws).await.unwrap().is_empty(),
+        "slot given back"
+    );
+    let lines = system_lines(&f, &run).await;
+    assert!(lines[0].starts_with("run started"), "{lines:?}");
+    assert_eq!(lines[1], "run cancelled while running by admin key key_1");
+    assert!(
+        lines[2].starts_with("runner stopped after") && lines[2].ends_with("the run was cancelled"),
+        "{lines:?}"
+    );
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert!(announced(&f, &run, "run.cancelled").await);
+    assert!(!announced(&f, &run, "run.succeeded").await);
+}
+
+#[tokio::test]
+async fn a_cancel_made_by_another_process_stops_the_run_at_the_next_renewal() {
+    let f = fixture().await;
+    let hanging = hanging_agent().await;
+    let a = agent(
+        &f,
+        RunnerConfig::Http {
+            url: hanging.url.clone(),
+            headers: None,
+        },
+    )
+    .await;
+    let run = queued(&f, &a).await;
+    // The executor runs in `f.app`; the cancel comes from an App of its
+    // own on the same store (another function, on AWS), which cannot
+    // signal it.
+    let other = App::embedded(f.store.clone(), settings());
+    let executor = {
+        let (app, run) = (f.app.clone(), run.clone());
+        tokio::spawn(async move { process(&app, &run).await })
+    };
+    wait_running(&f, &run, &hanging).await;
+    control::cancel(
+        &other,
+        &f.ws,
+        run.id.as_str(),
+        None,
+        CancelReason::Requested,
+    )
+    .await
+    .unwrap();
+    // Renewals come every lease/3 = 1 s.
+    let outcome = tokio::time::timeout(Duration::from_secs(3), executor)
+        .await
+        .expect("stopped within one renewal")
+        .unwrap();
+    assert_eq!(outcome, Outcome::Done);
+    assert!(hanging.dropped.load(Ordering::SeqCst));
+    let done = stored(&f, &run).await;
+    assert_eq!(done.status, RunStatus::Cancelled);
+    assert_eq!(done.error.as_deref(), Some("cancelled (requested)"));
+    assert!(f.app.repo.live_slots(&f.ws).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn finished_runs_cannot_be_cancelled_and_other_workspaces_runs_are_not_found() {
+    let f = fixture().await;
+    let a = agent(&f, RunnerConfig::Echo).await;
+    let run = queued(&f, &a).await;
+    assert_eq!(process(&f.app, &run).await, Outcome::Done);
+    let e = control::cancel(
+        &f.app,
+        &f.ws,
+        run.id.as_str(),
+        None,
+        CancelReason::Requested,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(&e, Error::Conflict(m) if m.contains("already succeeded")),
+        "{e:?}"
+    );
+    assert_eq!(stored(&f, &run).await.status, RunStatus::Succeeded);
+
+    let other_ws = WorkspaceId::generate();
+    let e = control::cancel(
+        &f.app,
+        &other_ws,
+        run.id.as_str(),
+        None,
+        CancelReason::Requested,
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(e, Error::NotFound(_)), "{e:?}");
+    let e = control::cancel(&f.app, &f.ws, "run_nope", None, CancelReason::Requested)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::NotFound(_)), "{e:?}");
+}
+
+#[tokio::test]
+async fn a_retry_is_a_new_run_of_the_same_input_listed_on_its_original() {
+    let f = fixture().await;
+    let a = agent(&f, RunnerConfig::Echo).await;
+    let run = queued(&f, &a).await;
+
+    // Only a finished run is retried.
+    let e = control::retry(&f.app, &f.ws, run.id.as_str())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, Error::Conflict(m) if m.contains("is queued")),
+        "{e:?}"
+    );
+
+    assert_eq!(process(&f.app, &run).await, Outcome::Done);
+    let retry = control::retry(&f.app, &f.ws, run.id.as_str())
+        .await
+        .unwrap();
+    assert_ne!(retry.id, run.id);
+    assert_eq!(retry.status, RunStatus::Queued);
+    assert_eq!(retry.control.retry_of.as_ref(), Some(&run.id));
+    assert_eq!(retry.input, run.input);
+    assert_eq!(retry.message, run.message);
+    assert_eq!(
+        stored(&f, &run).await.control.retries,
+        vec![retry.id.clone()]
+    );
+
+    assert_eq!(process(&f.app, &retry).await, Outcome::Done);
+    let done = stored(&f, &retry).await;
+    assert_eq!(done.status, RunStatus::Succeeded);
+    assert_eq!(done.output, stored(&f, &run).await.output);
+    let lines = system_lines(&f, &retry).await;
+    assert!(
+        lines[0].contains(&format!("retry of {}", run.id)),
+        "{lines:?}"
+    );
+
+    // Through the agent's current configuration: a disabled agent refuses.
+    let second = control::retry(&f.app, &f.ws, run.id.as_str())
+        .await
+        .unwrap();
+    assert_eq!(
+        stored(&f, &run).await.control.retries,
+        vec![retry.id.clone(), second.id.clone()]
+    );
+    let update: agents::UpdateAgent = serde_json::from_value(json!({"enabled": false})).unwrap();
+    agents::update(&f.app, &f.ws, a.id.as_str(), update)
+        .await
+        .unwrap();
+    let e = control::retry(&f.app, &f.ws, run.id.as_str())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, Error::Conflict(m) if m.contains("disabled")),
+        "{e:?}"
+    );
+}

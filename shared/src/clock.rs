@@ -50,6 +50,12 @@ pub fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
+/// An HTTP date (RFC 9110, IMF-fixdate): `Thu, 31 Dec 2026 23:59:59 GMT`,
+/// as the `Sunset` and `Retry-After` headers take it.
+pub fn http_date(t: DateTime<Utc>) -> String {
+    t.format("%a, %d %b %Y %H:%M:%S GMT").to_string()
+}
+
 /// Serde helpers that write timestamps as [`rfc3339`].
 pub mod ts {
     use chrono::{DateTime, Utc};

@@ -339,3 +339,95 @@ async fn a_limit_shared_by_two_processes_overshoots_by_at_most_a_batch_each() {
         .data;
     assert_eq!(runs.len(), accepted, "refused calls made no run");
 }
+
+/// Calls the per-agent route with the plaintext secret at the clock's time.
+async fn plaintext_call(
+    app: &App,
+    ws: &str,
+    agent: &str,
+    secret: &str,
+) -> (u16, Value, axum::http::HeaderMap) {
+    let req = Request::post(format!("/api/v1/webhooks/{ws}/{agent}/trigger"))
+        .header("content-type", "application/json")
+        .header("x-webhook-secret", secret)
+        .body(Body::from(r#"{"a":1}"#))
+        .unwrap();
+    let resp = http::router(app.clone()).oneshot(req).await.unwrap();
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        headers,
+    )
+}
+
+#[tokio::test]
+async fn the_plaintext_secret_works_until_its_sunset_and_not_after() {
+    for (until, sunset) in [
+        (None, "Thu, 31 Dec 2026 23:59:59 GMT"),
+        (
+            Some("2027-03-31T12:00:00+02:00"),
+            "Wed, 31 Mar 2027 10:00:00 GMT",
+        ),
+    ] {
+        let settings = Settings::from_lookup(|k| {
+            (k == "HOOKRUN_PLAINTEXT_SECRET_UNTIL")
+                .then(|| until.map(str::to_owned))
+                .flatten()
+        })
+        .unwrap();
+        let end = settings.plaintext_secret_until;
+        let clock = Arc::new(ManualClock::new(end - chrono::Duration::seconds(1)));
+        let store = SqliteStore::in_memory().unwrap().with_clock(clock.clone());
+        let app = App::embedded(store, settings);
+        let ws = admin::bootstrap(&app, None).await.unwrap().workspace.id;
+        let req = agents::CreateAgent {
+            name: "a".into(),
+            runner: RunnerConfig::Echo,
+            timeout_seconds: None,
+            enabled: None,
+        };
+        let (agent, secret) = agents::create(&app, &ws, req).await.unwrap();
+        let (ws, agent) = (ws.to_string(), agent.id.to_string());
+
+        // A second before: accepted, deprecated, the sunset announced.
+        let (s, v, h) = plaintext_call(&app, &ws, &agent, &secret).await;
+        assert_eq!(s, 202, "{v}");
+        assert_eq!(h["deprecation"], "true");
+        assert_eq!(h["sunset"], sunset);
+
+        // A second after: refused, naming X-Signature and the sunset.
+        clock.advance(chrono::Duration::seconds(2));
+        let (s, v, h) = plaintext_call(&app, &ws, &agent, &secret).await;
+        assert_eq!(s, 401, "{v}");
+        let message = v["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("X-Signature") && message.contains(sunset),
+            "{message}"
+        );
+        assert!(h["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("X-Signature"));
+        // A signed call still works.
+        let sig = hookrun_core::signature::sign_hex(&secret, br#"{"a":1}"#);
+        let req = Request::post(format!("/api/v1/webhooks/{ws}/{agent}/trigger"))
+            .header("content-type", "application/json")
+            .header("x-signature", sig)
+            .body(Body::from(r#"{"a":1}"#))
+            .unwrap();
+        let resp = http::router(app.clone()).oneshot(req).await.unwrap();
+        assert_eq!(resp.status().as_u16(), 202);
+        assert!(resp.headers().get("sunset").is_none());
+    }
+    // A value that is not a time stops start-up, naming the variable.
+    let e = Settings::from_lookup(|k| {
+        (k == "HOOKRUN_PLAINTEXT_SECRET_UNTIL").then(|| "next year".to_owned())
+    })
+    .unwrap_err();
+    assert_eq!(e.name, "HOOKRUN_PLAINTEXT_SECRET_UNTIL");
+}

@@ -28,7 +28,9 @@ async fn a_running_run_is_cancelled_announced_and_a_finished_one_retried() {
         .await;
     assert_eq!(s, StatusCode::CREATED, "{sub}");
     let (hanging, secret) = h
-        .create_agent(json!({"name": "hangs", "runner": {"type": "http", "url": fake.url("/hang")}}))
+        .create_agent(
+            json!({"name": "hangs", "runner": {"type": "http", "url": fake.url("/hang")}}),
+        )
         .await;
     let run_id = h.trigger(&hanging, &secret, json!({"n": 1})).await;
     let deadline = Instant::now() + WAIT;
@@ -51,11 +53,12 @@ async fn a_running_run_is_cancelled_announced_and_a_finished_one_retried() {
         let (_, logs) = h
             .get(&format!("/api/v1/agents/{hanging}/logs?run_id={run_id}"))
             .await;
-        let stopped = logs["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|l| l["message"].as_str().unwrap().starts_with("runner stopped after"));
+        let stopped = logs["data"].as_array().unwrap().iter().any(|l| {
+            l["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("runner stopped after")
+        });
         if stopped {
             break;
         }
@@ -90,12 +93,19 @@ async fn a_running_run_is_cancelled_announced_and_a_finished_one_retried() {
         .await;
     assert_eq!(s, StatusCode::CONFLICT, "{e}");
     assert!(
-        e["error"]["message"].as_str().unwrap().contains("already succeeded"),
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("already succeeded"),
         "{e}"
     );
     let refused = cli(&h, &["runs", "cancel", &done]);
     assert_ne!(refused.code, 0);
-    assert!(refused.stderr.contains("already succeeded"), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("already succeeded"),
+        "{}",
+        refused.stderr
+    );
 
     // Retry: a new run of the same input, naming its original.
     let retry = cli(&h, &["--json", "runs", "retry", &done]).ok().json();
@@ -110,7 +120,11 @@ async fn a_running_run_is_cancelled_announced_and_a_finished_one_retried() {
     assert_eq!(original["retries"], json!([retry_id]));
     // A run not finished yet cannot be retried; an unknown one is not found.
     let (s, _) = h
-        .admin(Method::POST, "/api/v1/runs/run_01kaaaaaaaaaaaaaaaaaaaaaaa/retry", None)
+        .admin(
+            Method::POST,
+            "/api/v1/runs/run_01kaaaaaaaaaaaaaaaaaaaaaaa/retry",
+            None,
+        )
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     // Listings filter by the new status.

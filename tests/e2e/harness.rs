@@ -340,7 +340,10 @@ impl Hookrun {
         loop {
             let (status, run) = self.get(&format!("/api/v1/runs/{run_id}")).await;
             assert_eq!(status, StatusCode::OK, "{run}");
-            if matches!(run["status"].as_str(), Some("succeeded" | "failed" | "cancelled")) {
+            if matches!(
+                run["status"].as_str(),
+                Some("succeeded" | "failed" | "cancelled")
+            ) {
                 return run;
             }
             assert!(

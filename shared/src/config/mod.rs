@@ -28,6 +28,8 @@ pub struct Settings {
     pub public_url: Option<String>,
     pub run_retention: Duration,
     pub default_secret_grace: Duration,
+    /// When the per-agent route stops taking `X-Webhook-Secret`.
+    pub plaintext_secret_until: chrono::DateTime<chrono::Utc>,
     pub executor_concurrency: usize,
     pub workspace_concurrency: u32,
     pub max_output_bytes: usize,
@@ -81,6 +83,10 @@ impl Settings {
                 .map(|u| u.trim_end_matches('/').to_owned()),
             run_retention: env.duration(&vars::RUN_RETENTION_DAYS)?,
             default_secret_grace: env.duration(&vars::SECRET_GRACE_SECONDS)?,
+            plaintext_secret_until: parse_time(
+                &vars::PLAINTEXT_SECRET_UNTIL,
+                &env.raw(&vars::PLAINTEXT_SECRET_UNTIL),
+            )?,
             executor_concurrency: env.int(&vars::EXECUTOR_CONCURRENCY)?,
             workspace_concurrency: env.int(&vars::WORKSPACE_CONCURRENCY)?,
             max_output_bytes: env.int(&vars::MAX_OUTPUT_BYTES)?,
@@ -166,6 +172,16 @@ fn parse_schedule(raw: &str) -> Result<Vec<Duration>, ConfigError> {
 }
 
 /// The outgoing proxy, an `http(s)://host:port` URL.
+/// An RFC 3339 time (`2026-12-31T23:59:59Z`, any offset).
+fn parse_time(var: &vars::Var, raw: &str) -> Result<chrono::DateTime<chrono::Utc>, ConfigError> {
+    chrono::DateTime::parse_from_rfc3339(raw.trim())
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|e| ConfigError {
+            name: var.name,
+            reason: format!("{raw:?} is not an RFC 3339 time like 2026-12-31T23:59:59Z ({e})"),
+        })
+}
+
 fn parse_proxy(raw: Option<String>) -> Result<Option<String>, ConfigError> {
     let Some(raw) = raw else { return Ok(None) };
     let bad = |reason: &str| ConfigError {

@@ -116,6 +116,12 @@ pub const PUBLIC_URL: Var = text(
     "all",
     "base URL clients reach hookrun at, used to show webhook URLs (hookrun serve: its own address)",
 );
+pub const PLAINTEXT_SECRET_UNTIL: Var = text(
+    "HOOKRUN_PLAINTEXT_SECRET_UNTIL",
+    "2026-12-31T23:59:59Z",
+    "all",
+    "until when the per-agent route still takes its webhook secret in plain text (X-Webhook-Secret), an RFC 3339 time its Sunset header shows; after it only X-Signature is taken",
+);
 pub const RUN_RETENTION_DAYS: Var = number(
     "HOOKRUN_RUN_RETENTION_DAYS",
     "30",
@@ -497,6 +503,7 @@ pub const ALL: &[Var] = &[
     RUN_RETENTION_DAYS,
     INVOCATION_RETENTION_DAYS,
     SECRET_GRACE_SECONDS,
+    PLAINTEXT_SECRET_UNTIL,
     SECRET_PREFIX,
     EXECUTOR_CONCURRENCY,
     LEASE_SECONDS,

@@ -18,9 +18,6 @@ use crate::ids::RunId;
 use crate::model::RunStatus;
 use crate::services::ingress::{self, Accepted, AuthMethod, Disposition, Inbound, Route};
 
-/// When the plaintext `X-Webhook-Secret` scheme stops working.
-pub const SECRET_HEADER_SUNSET: &str = "Thu, 31 Dec 2026 23:59:59 GMT";
-
 /// Runs the pipeline for one request: the pipeline names the target, then
 /// this reads the body within the pipeline's limit.
 async fn run(
@@ -164,7 +161,11 @@ pub async fn agent_trigger(
     if accepted.auth == AuthMethod::PlaintextSecret {
         let h = resp.headers_mut();
         h.insert("deprecation", HeaderValue::from_static("true"));
-        h.insert("sunset", HeaderValue::from_static(SECRET_HEADER_SUNSET));
+        let sunset = crate::clock::http_date(app.settings.plaintext_secret_until);
+        h.insert(
+            "sunset",
+            HeaderValue::from_str(&sunset).expect("an HTTP date is a header value"),
+        );
     }
     Ok(resp)
 }

@@ -29,7 +29,6 @@ use crate::app::App;
 
 pub use error::{protocol_error_body, status_of, ApiError, ErrorBody};
 pub use extract::SourceIp;
-pub use ingress::SECRET_HEADER_SUNSET;
 pub use internal::INTERNAL_TOKEN_HEADER;
 
 /// Largest management API request body.

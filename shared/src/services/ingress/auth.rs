@@ -46,8 +46,18 @@ pub async fn authenticate_agent(
             "missing X-Signature (hex HMAC-SHA256 of the body) or X-Webhook-Secret",
         ));
     }
-    let secret = agents::secret(app, agent).await?;
     let now = app.clock.now();
+    let until = app.settings.plaintext_secret_until;
+    if signature.is_none() && now > until {
+        return Err(Error::signature_rejected(
+            "X-Signature",
+            format!(
+                "X-Webhook-Secret stopped working at its sunset, {}: send X-Signature, the hex HMAC-SHA256 of the body keyed by the agent's webhook secret",
+                crate::clock::http_date(until)
+            ),
+        ));
+    }
+    let secret = agents::secret(app, agent).await?;
     if let Some(method) = check_agent_secret(&secret, now, signature, plaintext, body) {
         return Ok(method);
     }

@@ -409,3 +409,174 @@ async fn a_retry_is_a_new_run_of_the_same_input_listed_on_its_original() {
         "{e:?}"
     );
 }
+
+fn replay_req(v: serde_json::Value) -> hookrun_core::services::replay::ReplayRequest {
+    serde_json::from_value(v).unwrap()
+}
+
+#[tokio::test]
+async fn bulk_replay_counts_then_retries_a_page_at_a_time_and_never_twice() {
+    use hookrun_core::services::replay;
+    let f = fixture().await;
+    // An agent whose calls fail (nobody listens on port 9).
+    let a = agent(
+        &f,
+        RunnerConfig::Http {
+            url: "http://127.0.0.1:9/agent".into(),
+            headers: None,
+        },
+    )
+    .await;
+    let mut failed = Vec::new();
+    for _ in 0..5 {
+        let run = queued(&f, &a).await;
+        assert_eq!(process(&f.app, &run).await, Outcome::Done);
+        assert_eq!(stored(&f, &run).await.status, RunStatus::Failed);
+        failed.push(run.id.clone());
+    }
+    let cancelled = queued(&f, &a).await;
+    control::cancel(
+        &f.app,
+        &f.ws,
+        cancelled.id.as_str(),
+        None,
+        CancelReason::Requested,
+    )
+    .await
+    .unwrap();
+    let agent_id = a.id.to_string();
+    let runs_of_agent = || async {
+        f.app
+            .repo
+            .runs_of_agent(&a.id, 100, None, |_| true)
+            .await
+            .unwrap()
+            .data
+            .len()
+    };
+
+    // A dry run counts and shows, newest first, and makes nothing.
+    let dry = replay::replay(
+        &f.app,
+        &f.ws,
+        replay_req(json!({"agent_id": agent_id, "status": "failed", "dry_run": true})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(dry.count, 5);
+    let newest_first: Vec<_> = failed.iter().rev().cloned().collect();
+    assert_eq!(dry.first_ids, newest_first);
+    assert!(dry.retries.is_empty() && !dry.truncated);
+    assert_eq!(runs_of_agent().await, 6);
+    let both = replay::replay(
+        &f.app,
+        &f.ws,
+        replay_req(
+            json!({"agent_id": agent_id, "status": ["failed", "cancelled"], "dry_run": true}),
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(both.count, 6);
+
+    // The agent is fixed; the retries go through its current configuration.
+    let update: agents::UpdateAgent =
+        serde_json::from_value(json!({"runner": {"type": "echo"}})).unwrap();
+    agents::update(&f.app, &f.ws, a.id.as_str(), update)
+        .await
+        .unwrap();
+    let page = |cursor: Option<String>| {
+        let f = &f;
+        let agent_id = agent_id.clone();
+        async move {
+            replay::replay(
+                &f.app,
+                &f.ws,
+                replay_req(json!({"agent_id": agent_id, "limit": 2, "cursor": cursor})),
+            )
+            .await
+            .unwrap()
+        }
+    };
+    let first = page(None).await;
+    assert_eq!(first.count, 2);
+    assert!(first.retries.iter().all(|r| r.created));
+    let second = page(first.next_cursor.clone()).await;
+    let third = page(second.next_cursor.clone()).await;
+    assert_eq!((second.count, third.count), (2, 1));
+    assert!(third.next_cursor.is_none(), "every matching run replayed");
+    let replayed: Vec<_> = [&first, &second, &third]
+        .iter()
+        .flat_map(|a| a.retries.iter().map(|r| r.retry_of.clone()))
+        .collect();
+    assert_eq!(replayed, newest_first);
+    for r in first
+        .retries
+        .iter()
+        .chain(&second.retries)
+        .chain(&third.retries)
+    {
+        let original = f.app.repo.get::<Run>(&r.retry_of).await.unwrap().unwrap();
+        assert_eq!(original.control.retries, vec![r.run_id.clone()]);
+        let retry = f.app.repo.get::<Run>(&r.run_id).await.unwrap().unwrap();
+        assert_eq!(retry.control.retry_of.as_ref(), Some(&r.retry_of));
+        assert_eq!(process(&f.app, &retry).await, Outcome::Done);
+        assert_eq!(stored(&f, &retry).await.status, RunStatus::Succeeded);
+    }
+    assert_eq!(runs_of_agent().await, 11);
+
+    // The same call again makes nothing: it finds what it made.
+    let again = page(None).await;
+    assert_eq!(again.count, 2);
+    assert!(again.retries.iter().all(|r| !r.created));
+    let ids = |a: &replay::ReplayAnswer| {
+        a.retries
+            .iter()
+            .map(|r| r.run_id.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&again), ids(&first));
+    assert_eq!(runs_of_agent().await, 11);
+
+    // A window that holds nothing, and the refusals.
+    let future = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let none = replay::replay(
+        &f.app,
+        &f.ws,
+        replay_req(json!({"agent_id": agent_id, "created_after": future, "dry_run": true})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(none.count, 0);
+    for (body, field) in [
+        (json!({"agent_id": agent_id, "status": "running"}), "status"),
+        (json!({"agent_id": agent_id, "status": []}), "status"),
+        (json!({"agent_id": agent_id, "limit": 0}), "limit"),
+        (json!({"agent_id": agent_id, "limit": 1001}), "limit"),
+        (
+            json!({"agent_id": agent_id, "created_after": "yesterday"}),
+            "created_after",
+        ),
+        (
+            json!({"agent_id": agent_id, "created_after": "2026-12-02T00:00:00Z", "created_before": "2026-12-01T00:00:00Z"}),
+            "created_before",
+        ),
+    ] {
+        let e = replay::replay(&f.app, &f.ws, replay_req(body.clone()))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&e, Error::Invalid { field: got, .. } if got == field),
+            "{body}: {e:?}"
+        );
+    }
+    let e = replay::replay(
+        &f.app,
+        &f.ws,
+        replay_req(json!({"agent_id": "agt_missing"})),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(e, Error::NotFound(_)), "{e:?}");
+    assert_eq!(runs_of_agent().await, 11, "nothing made by a refused call");
+}

@@ -2,7 +2,9 @@
 //! cancelled with `hookrun runs cancel` stops within 2 s and is announced
 //! as `run.cancelled` to a subscription that selects it; cancelling again
 //! answers the same, a finished run is a 409 naming its status; `hookrun
-//! runs retry` makes a new run of the same input that names its original.
+//! runs retry` makes a new run of the same input that names its original;
+//! `hookrun runs replay` counts an agent's failed runs, then retries them
+//! through its fixed configuration, and a second replay makes none twice.
 
 use std::time::{Duration, Instant};
 
@@ -133,4 +135,94 @@ async fn a_running_run_is_cancelled_announced_and_a_finished_one_retried() {
         .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(listing["data"][0]["id"], run_id.as_str(), "{listing}");
+}
+
+#[tokio::test]
+async fn failed_runs_are_replayed_once_through_the_fixed_agent() {
+    let fake = FakeAgent::start().await;
+    let h = Hookrun::start();
+    let (agent, secret) = h
+        .create_agent(
+            json!({"name": "flaky", "runner": {"type": "http", "url": fake.url("/fail")}}),
+        )
+        .await;
+    let mut failed = Vec::new();
+    for n in 0..3 {
+        let run = h.trigger(&agent, &secret, json!({"n": n})).await;
+        assert_eq!(h.wait_finished(&run, WAIT).await["status"], "failed");
+        failed.push(run);
+    }
+    let dry = cli(
+        &h,
+        &[
+            "--json",
+            "runs",
+            "replay",
+            "--agent",
+            &agent,
+            "--since",
+            "1h",
+            "--dry-run",
+        ],
+    )
+    .ok()
+    .json();
+    assert_eq!(dry["count"], 3, "{dry}");
+    assert_eq!(dry["first_ids"][0], failed[2].as_str());
+
+    let (s, fixed) = h
+        .admin(
+            Method::PATCH,
+            &format!("/api/v1/agents/{agent}"),
+            Some(json!({"runner": {"type": "http", "url": fake.url("/ok")}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{fixed}");
+    let replayed = cli(
+        &h,
+        &[
+            "--json", "runs", "replay", "--agent", &agent, "--status", "failed",
+        ],
+    )
+    .ok()
+    .json();
+    assert_eq!(
+        (replayed["count"].as_u64(), replayed["created"].as_u64()),
+        (Some(3), Some(3)),
+        "{replayed}"
+    );
+    for r in replayed["retries"].as_array().unwrap() {
+        let run = h.wait_finished(r["run_id"].as_str().unwrap(), WAIT).await;
+        assert_eq!(run["status"], "succeeded", "{run}");
+        assert_eq!(run["retry_of"], r["retry_of"]);
+    }
+    let again = cli(
+        &h,
+        &[
+            "--json", "runs", "replay", "--agent", &agent, "--status", "failed",
+        ],
+    )
+    .ok()
+    .json();
+    assert_eq!(
+        (again["count"].as_u64(), again["created"].as_u64()),
+        (Some(3), Some(0)),
+        "{again}"
+    );
+    // A bad filter is refused naming the field.
+    let (s, e) = h
+        .admin(
+            Method::POST,
+            "/api/v1/runs/replay",
+            Some(json!({"agent_id": agent, "status": "running"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("status"),
+        "{e}"
+    );
 }

@@ -2,6 +2,8 @@
 
 use clap::Subcommand;
 
+use serde_json::{json, Value};
+
 use super::{list, under, Ctx, Paging};
 use crate::client::Result;
 use crate::col;
@@ -30,6 +32,44 @@ pub enum Command {
     /// Retry a finished run: a new run with the same input, through the
     /// agent's current configuration. Prints the new run.
     Retry { run_id: String },
+    /// Retry an agent's finished runs that match (default: the failed
+    /// ones), newest first, every page until none is left; a repeated call
+    /// makes no retry twice. --dry-run counts them instead.
+    Replay {
+        #[arg(long = "agent", value_name = "AGENT_ID")]
+        agent_id: String,
+        /// Runs in this state (repeat for several; default failed).
+        #[arg(long, value_parser = ["succeeded", "failed", "cancelled"])]
+        status: Vec<String>,
+        /// Runs created since then: a duration back from now (2h, 3d) or an
+        /// RFC 3339 time.
+        #[arg(long, value_name = "WHEN", value_parser = parse_when)]
+        since: Option<String>,
+        /// Runs created before then (as --since).
+        #[arg(long, value_name = "WHEN", value_parser = parse_when)]
+        until: Option<String>,
+        /// Runs this trigger started.
+        #[arg(long = "trigger", value_name = "TRIGGER_ID")]
+        trigger_id: Option<String>,
+        /// Count and show the first matching runs; replay nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+/// A time as the service takes it (RFC 3339): a duration back from now,
+/// or a time as given.
+fn parse_when(raw: &str) -> std::result::Result<String, String> {
+    let raw = raw.trim();
+    if humantime::parse_rfc3339_weak(raw).is_ok() {
+        return Ok(raw.to_owned());
+    }
+    let back = humantime::parse_duration(raw)
+        .map_err(|e| format!("{e}: give a duration back from now (2h, 3d) or an RFC 3339 time"))?;
+    let at = std::time::SystemTime::now()
+        .checked_sub(back)
+        .ok_or_else(|| "too far back".to_owned())?;
+    Ok(humantime::format_rfc3339_seconds(at).to_string())
 }
 
 pub fn columns() -> Vec<Column> {
@@ -91,6 +131,67 @@ pub async fn run(ctx: &Ctx, cmd: Command) -> Result<()> {
                 .post(&["api", "v1", "runs", &run_id, "retry"], None)
                 .await?;
             ctx.out.object(Some(&ans.raw), &ans.json, &[]);
+        }
+        Command::Replay {
+            agent_id,
+            status,
+            since,
+            until,
+            trigger_id,
+            dry_run,
+        } => {
+            let mut req = json!({"agent_id": agent_id, "dry_run": dry_run});
+            if !status.is_empty() {
+                req["status"] = json!(status);
+            }
+            for (field, value) in [
+                ("created_after", since),
+                ("created_before", until),
+                ("trigger_id", trigger_id),
+            ] {
+                if let Some(v) = value {
+                    req[field] = json!(v);
+                }
+            }
+            let path = ["api", "v1", "runs", "replay"];
+            if dry_run {
+                let ans = ctx.client.post(&path, Some(&req)).await?;
+                ctx.out.object(Some(&ans.raw), &ans.json, &[]);
+                return Ok(());
+            }
+            // Every page, until the service says none is left.
+            let mut retries = Vec::new();
+            loop {
+                let ans = ctx.client.post(&path, Some(&req)).await?;
+                if let Some(page) = ans.json.get("retries").and_then(Value::as_array) {
+                    retries.extend(page.iter().cloned());
+                }
+                match ans.json.get("next_cursor").and_then(Value::as_str) {
+                    Some(c) => req["cursor"] = json!(c),
+                    None => break,
+                }
+            }
+            let created = retries.iter().filter(|r| r["created"] == true).count();
+            if ctx.out.json {
+                let all = json!({"count": retries.len(), "created": created, "retries": retries});
+                ctx.out.print_json(None, &all);
+            } else {
+                let listing = json!({"data": retries});
+                ctx.out.listing(
+                    None,
+                    &listing,
+                    &[
+                        col!("retry_of", "/retry_of"),
+                        col!("run_id", "/run_id"),
+                        col!("created", "/created"),
+                    ],
+                );
+                eprintln!(
+                    "{} runs replayed ({created} new, {} made by an earlier call)",
+                    retries.len(),
+                    retries.len() - created
+                );
+            }
         }
     }
     Ok(())

@@ -98,6 +98,7 @@ macro_rules! management_routes {
         let r = $register!(r, runs::get);
         let r = $register!(r, runs::cancel);
         let r = $register!(r, runs::retry);
+        let r = $register!(r, runs::replay);
         let r = $register!(r, events::run_events);
         let r = $register!(r, events::agent_events);
         let r = $register!(r, subscriptions::create, subscriptions::list);

@@ -5,7 +5,7 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde::Deserialize;
 
-use super::extract::{Admin, ApiPath, ApiQuery, Paging};
+use super::extract::{Admin, ApiJson, ApiPath, ApiQuery, Paging};
 use super::openapi::ManagementErrors;
 use super::ApiError;
 use crate::app::App;
@@ -14,6 +14,7 @@ use crate::model::{LogLine, Run, RunStatus, TriggerType};
 use crate::repo::Listing;
 use crate::services::agents;
 use crate::services::control::{self, CancelReason};
+use crate::services::replay::{self, ReplayAnswer, ReplayRequest};
 use crate::services::runs::{self, RunFilter};
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -149,6 +150,28 @@ pub async fn retry(
 ) -> Result<impl IntoResponse, ApiError> {
     let run = control::retry(&app, &admin.workspace_id, &run_id).await?;
     Ok((axum::http::StatusCode::CREATED, Json(run)))
+}
+
+/// Replay an agent's finished runs that match a filter (`status`, default
+/// `failed`; `created_after`/`created_before`; `trigger_id`): retries of at
+/// most `limit` (1000) of them per call, newest first, with a cursor to go
+/// on; a repeated call makes none twice. With `dry_run`, only their count
+/// and first ids.
+#[utoipa::path(
+    post,
+    path = "/api/v1/runs/replay",
+    tag = "agents",
+    operation_id = "replay_runs",
+    security(("admin_key" = [])),
+    request_body = ReplayRequest,
+    responses((status = 200, body = ReplayAnswer), ManagementErrors)
+)]
+pub async fn replay(
+    State(app): State<App>,
+    admin: Admin,
+    ApiJson(req): ApiJson<ReplayRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(replay::replay(&app, &admin.workspace_id, req).await?))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -17,7 +17,7 @@ use crate::app::App;
 use crate::error::Error;
 use crate::ids::{RunId, WorkspaceId};
 use crate::model::run::MAX_LISTED_RETRIES;
-use crate::model::{Run, RunStatus};
+use crate::model::{Agent, Run, RunStatus};
 use crate::services::{agents, events, executor, ingress, runs};
 
 /// Exit code of a cancelled run (as a shell reports a command stopped by
@@ -121,6 +121,15 @@ pub async fn retry(app: &App, workspace_id: &WorkspaceId, run_id: &str) -> Resul
             original.status.as_str()
         )));
     }
+    let agent = agent_of(app, workspace_id, &original).await?;
+    let run = retry_of(app, &agent, &original);
+    runs::enqueue(app, &run).await?;
+    list_retry(app, &original.id, &run.id).await;
+    Ok(run)
+}
+
+/// The enabled agent a retry of `original` runs through.
+async fn agent_of(app: &App, workspace_id: &WorkspaceId, original: &Run) -> Result<Agent, Error> {
     let agent = agents::get(app, workspace_id, &original.agent_id)
         .await
         .map_err(|e| match e {
@@ -136,9 +145,14 @@ pub async fn retry(app: &App, workspace_id: &WorkspaceId, run_id: &str) -> Resul
             agent.id
         )));
     }
+    Ok(agent)
+}
+
+/// The run a retry of `original` is (not yet stored).
+pub(crate) fn retry_of(app: &App, agent: &Agent, original: &Run) -> Run {
     let mut run = ingress::new_run(
         app,
-        &agent,
+        agent,
         original.trigger_type,
         original.input.clone(),
         None,
@@ -147,14 +161,12 @@ pub async fn retry(app: &App, workspace_id: &WorkspaceId, run_id: &str) -> Resul
     run.trigger_id = original.trigger_id.clone();
     run.environment = original.environment;
     run.control.retry_of = Some(original.id.clone());
-    runs::enqueue(app, &run).await?;
-    list_retry(app, &original.id, &run.id).await;
-    Ok(run)
+    run
 }
 
 /// Adds `retry` to the original's list (best effort: the retry names its
 /// original whatever happens here).
-async fn list_retry(app: &App, original: &RunId, retry: &RunId) {
+pub(crate) async fn list_retry(app: &App, original: &RunId, retry: &RunId) {
     for _ in 0..TRIES {
         let mut run = match app.repo.get::<Run>(original).await {
             Ok(Some(run)) => run,

@@ -9,6 +9,7 @@ pub mod events;
 pub mod executor;
 pub mod ingress;
 pub mod ratelimit;
+pub mod replay;
 pub mod runs;
 pub mod subscriptions;
 pub mod triggers;

@@ -57,6 +57,7 @@ fn pipeline(c: &mut Criterion) {
             runner: hookrun_core::model::RunnerConfig::Echo,
             timeout_seconds: None,
             enabled: None,
+            max_concurrent_runs: None,
         };
         let (agent, secret) = agents::create(&app, &ws, req).await.unwrap();
         (ws, agent.id, secret)

@@ -36,6 +36,7 @@ fn replays(c: &mut Criterion) {
             runner: RunnerConfig::Echo,
             timeout_seconds: None,
             enabled: None,
+            max_concurrent_runs: None,
         };
         let agent = agents::create(&app, &ws, req).await.unwrap().0;
         let mut run = ingress::new_run(

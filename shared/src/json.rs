@@ -48,6 +48,16 @@ pub fn check_depth(bytes: &[u8]) -> Result<(), String> {
     }
 }
 
+/// An update's field where `null` means "remove": present, even as null,
+/// it is `Some(value)`; absent (with `#[serde(default)]`), `None`.
+pub fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    <Option<T> as serde::Deserialize>::deserialize(d).map(Some)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -176,6 +176,7 @@ async fn world() -> World {
             runner: RunnerConfig::Echo,
             timeout_seconds: None,
             enabled: None,
+            max_concurrent_runs: None,
         },
     )
     .await

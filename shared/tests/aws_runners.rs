@@ -400,6 +400,7 @@ async fn agent(f: &Fixture, runner: RunnerConfig) -> Agent {
         runner,
         timeout_seconds: Some(60),
         enabled: None,
+        max_concurrent_runs: None,
     };
     agents::create(&f.app, &f.ws, req).await.unwrap().0
 }
@@ -573,6 +574,7 @@ async fn bedrock_and_lambda_configurations_are_checked_when_saved() {
                 runner,
                 timeout_seconds: None,
                 enabled: None,
+                max_concurrent_runs: None,
             };
             agents::create(&f.app, &f.ws, req)
                 .await

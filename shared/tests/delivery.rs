@@ -110,6 +110,7 @@ async fn emit(f: &Fixture, url: &str) -> (String, String) {
         runner: RunnerConfig::Echo,
         timeout_seconds: None,
         enabled: None,
+        max_concurrent_runs: None,
     };
     let (agent, _) = agents::create(&f.app, &f.ws, req).await.unwrap();
     let sub_req = CreateSubscription {
@@ -373,6 +374,7 @@ async fn deliveries_are_listed_newest_first() {
         runner: RunnerConfig::Echo,
         timeout_seconds: None,
         enabled: None,
+        max_concurrent_runs: None,
     };
     let (agent, _) = agents::create(&f.app, &f.ws, req).await.unwrap();
     let mut ids = vec![first];

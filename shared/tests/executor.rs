@@ -61,6 +61,7 @@ async fn echo_agent(f: &Fixture) -> hookrun_core::model::Agent {
         runner: RunnerConfig::Echo,
         timeout_seconds: Some(60),
         enabled: None,
+        max_concurrent_runs: None,
     };
     agents::create(&f.app, &f.ws, req).await.unwrap().0
 }
@@ -268,6 +269,7 @@ async fn a_held_slot_defers_and_an_expired_one_is_taken_over() {
     let lease = f.app.settings.lease;
     let slot = hookrun_core::model::Slot {
         workspace_id: run.workspace_id.clone(),
+        agent_id: None,
         index: 3,
         run_id: run.id.clone(),
         attempt: 1,
@@ -328,6 +330,7 @@ async fn a_workspace_at_its_cap_waits_and_others_run() {
     // The workspace's only slot is held by a run in progress.
     let slot = hookrun_core::model::Slot {
         workspace_id: ws.clone(),
+        agent_id: None,
         index: 0,
         run_id: busy.id.clone(),
         attempt: 1,
@@ -349,6 +352,7 @@ async fn a_workspace_at_its_cap_waits_and_others_run() {
         runner: RunnerConfig::Echo,
         timeout_seconds: None,
         enabled: None,
+        max_concurrent_runs: None,
     };
     let (other_agent, _) = agents::create(&f.app, &other_ws.id, req).await.unwrap();
     let other = queued_run(&f, &other_agent).await;
@@ -395,6 +399,7 @@ async fn the_lease_is_renewed_while_the_agent_runs() {
         runner: RunnerConfig::Http { url, headers: None },
         timeout_seconds: Some(60),
         enabled: None,
+        max_concurrent_runs: None,
     };
     let (agent, _) = agents::create(&app, &ws, req).await.unwrap();
     let run = ingress::new_run(&app, &agent, TriggerType::Webhook, json!({}), None);

@@ -37,6 +37,7 @@ async fn fixture(settings: Settings) -> Fixture {
         runner: RunnerConfig::Echo,
         timeout_seconds: None,
         enabled: None,
+        max_concurrent_runs: None,
     };
     let (agent, _) = agents::create(&app, &ws, req).await.unwrap();
     Fixture {

@@ -40,6 +40,7 @@ async fn fixture() -> Fixture {
         runner: RunnerConfig::Echo,
         timeout_seconds: None,
         enabled: None,
+        max_concurrent_runs: None,
     };
     let (agent, secret) = agents::create(&app, &ws, req).await.unwrap();
     Fixture {

@@ -25,6 +25,7 @@ async fn fixture() -> (App, WorkspaceId, Agent) {
         runner: RunnerConfig::Echo,
         timeout_seconds: Some(60),
         enabled: None,
+        max_concurrent_runs: None,
     };
     let agent = agents::create(&app, &boot.workspace.id, req)
         .await
@@ -198,6 +199,7 @@ async fn a_broad_resume_brings_back_other_runs_from_that_moment() {
                 runner: RunnerConfig::Echo,
                 timeout_seconds: None,
                 enabled: None,
+                max_concurrent_runs: None,
             },
         )
         .await

@@ -193,6 +193,7 @@ async fn agent(f: &Fixture, cfg: OpenAiConfig) -> Agent {
         runner: RunnerConfig::Openai(cfg),
         timeout_seconds: Some(60),
         enabled: None,
+        max_concurrent_runs: None,
     };
     agents::create(&f.app, &f.ws, req).await.unwrap().0
 }
@@ -431,6 +432,7 @@ async fn bad_configurations_are_refused_naming_the_field() {
             runner: RunnerConfig::Openai(cfg),
             timeout_seconds: None,
             enabled: None,
+            max_concurrent_runs: None,
         };
         let e = agents::create(&f.app, &f.ws, req).await.unwrap_err();
         match &e {

@@ -69,6 +69,7 @@ async fn agent(f: &Fixture, runner: RunnerConfig) -> Agent {
         runner,
         timeout_seconds: Some(60),
         enabled: None,
+        max_concurrent_runs: None,
     };
     agents::create(&f.app, &f.ws, req).await.unwrap().0
 }
@@ -579,4 +580,121 @@ async fn bulk_replay_counts_then_retries_a_page_at_a_time_and_never_twice() {
     .unwrap_err();
     assert!(matches!(e, Error::NotFound(_)), "{e:?}");
     assert_eq!(runs_of_agent().await, 11, "nothing made by a refused call");
+}
+
+/// An http agent that answers each call once the test lets one through.
+struct Gate {
+    url: String,
+    calls: Arc<AtomicUsize>,
+    open: Arc<tokio::sync::Semaphore>,
+}
+
+async fn gated_agent() -> Gate {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let open = Arc::new(tokio::sync::Semaphore::new(0));
+    let (c, o) = (calls.clone(), open.clone());
+    let router = axum::Router::new().fallback(move || {
+        let (c, o) = (c.clone(), o.clone());
+        async move {
+            c.fetch_add(1, Ordering::SeqCst);
+            o.acquire().await.unwrap().forget();
+            axum::Json(json!({"ok": true}))
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/run", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    Gate { url, calls, open }
+}
+
+#[tokio::test]
+async fn an_agents_cap_holds_its_runs_to_it_and_they_go_in_order() {
+    let f = fixture().await;
+    let gate = gated_agent().await;
+    let req = agents::CreateAgent {
+        name: "one at a time".into(),
+        runner: RunnerConfig::Http {
+            url: gate.url.clone(),
+            headers: None,
+        },
+        timeout_seconds: Some(60),
+        enabled: None,
+        max_concurrent_runs: Some(1),
+    };
+    let (a, _) = agents::create(&f.app, &f.ws, req).await.unwrap();
+    let pool = hookrun_core::model::Pool::Agent(f.ws.clone(), a.id.clone());
+    let (r1, r2, r3) = (
+        queued(&f, &a).await,
+        queued(&f, &a).await,
+        queued(&f, &a).await,
+    );
+
+    let first = {
+        let (app, run) = (f.app.clone(), r1.clone());
+        tokio::spawn(async move { process(&app, &run).await })
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while gate.calls.load(Ordering::SeqCst) < 1 {
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The cap is taken: the others wait, queued (the newer one first here).
+    assert!(matches!(process(&f.app, &r3).await, Outcome::Defer(_)));
+    assert!(matches!(process(&f.app, &r2).await, Outcome::Defer(_)));
+    assert_eq!(stored(&f, &r2).await.status, RunStatus::Queued);
+    assert_eq!(f.app.repo.live_slots_of(&pool).await.unwrap().len(), 1);
+    assert_eq!(gate.calls.load(Ordering::SeqCst), 1, "never two at once");
+
+    gate.open.add_permits(1);
+    assert_eq!(first.await.unwrap(), Outcome::Done);
+    assert!(f.app.repo.live_slots_of(&pool).await.unwrap().is_empty());
+    // The newer run asks first, but the older one is ahead in line.
+    assert!(matches!(process(&f.app, &r3).await, Outcome::Defer(_)));
+    let second = {
+        let (app, run) = (f.app.clone(), r2.clone());
+        tokio::spawn(async move { process(&app, &run).await })
+    };
+    gate.open.add_permits(1);
+    assert_eq!(second.await.unwrap(), Outcome::Done);
+    gate.open.add_permits(1);
+    assert_eq!(process(&f.app, &r3).await, Outcome::Done);
+    for r in [&r1, &r2, &r3] {
+        assert_eq!(stored(&f, r).await.status, RunStatus::Succeeded);
+    }
+    let mut started = Vec::new();
+    for r in [&r1, &r2, &r3] {
+        started.push(stored(&f, r).await.started_at.unwrap());
+    }
+    assert!(started.is_sorted(), "in order: {started:?}");
+    assert!(
+        f.app.repo.slot_waiters(&pool).await.unwrap().is_empty(),
+        "the line is empty"
+    );
+
+    // The cap is checked when saved, and null removes it.
+    let bad = |n: u32| agents::CreateAgent {
+        name: "bad".into(),
+        runner: RunnerConfig::Echo,
+        timeout_seconds: None,
+        enabled: None,
+        max_concurrent_runs: Some(n),
+    };
+    for n in [0, 1001] {
+        let e = agents::create(&f.app, &f.ws, bad(n)).await.unwrap_err();
+        assert!(
+            matches!(&e, Error::Invalid { field, .. } if field == "max_concurrent_runs"),
+            "{e:?}"
+        );
+    }
+    let update: agents::UpdateAgent =
+        serde_json::from_value(json!({"max_concurrent_runs": null})).unwrap();
+    let updated = agents::update(&f.app, &f.ws, a.id.as_str(), update)
+        .await
+        .unwrap();
+    assert_eq!(updated.max_concurrent_runs, None);
+    let update: agents::UpdateAgent = serde_json::from_value(json!({"name": "renamed"})).unwrap();
+    let kept = agents::update(&f.app, &f.ws, a.id.as_str(), update)
+        .await
+        .unwrap();
+    assert_eq!(kept.max_concurrent_runs, None);
 }

@@ -39,6 +39,7 @@ async fn agent_with(
         runner: serde_json::from_value(runner).unwrap(),
         timeout_seconds: None,
         enabled: None,
+        max_concurrent_runs: None,
     };
     agents::create_agent(app, ws, req).await.unwrap()
 }
@@ -58,6 +59,7 @@ async fn the_database_alone_holds_no_usable_secret() {
         runner: RunnerConfig::Echo,
         timeout_seconds: None,
         enabled: None,
+        max_concurrent_runs: None,
     };
     let (_, secret) = agents::create(&app, &ws.workspace.id, req).await.unwrap();
     // A model key, an http agent's header value, agents' signing secrets.

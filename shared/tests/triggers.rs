@@ -45,6 +45,7 @@ async fn fixture(settings: Settings, rate: Option<u32>) -> Fixture {
         runner: RunnerConfig::Echo,
         timeout_seconds: None,
         enabled: None,
+        max_concurrent_runs: None,
     };
     let (agent, _) = agents::create(&app, &ws, req).await.unwrap();
     let t = CreateTrigger {
@@ -390,6 +391,7 @@ async fn the_plaintext_secret_works_until_its_sunset_and_not_after() {
             runner: RunnerConfig::Echo,
             timeout_seconds: None,
             enabled: None,
+            max_concurrent_runs: None,
         };
         let (agent, secret) = agents::create(&app, &ws, req).await.unwrap();
         let (ws, agent) = (ws.to_string(), agent.id.to_string());

@@ -276,6 +276,7 @@ async fn events_reach_subscribed_connections_of_their_workspace_only() {
             runner: RunnerConfig::Echo,
             timeout_seconds: Some(60),
             enabled: None,
+            max_concurrent_runs: None,
         },
     )
     .await

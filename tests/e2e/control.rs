@@ -226,3 +226,57 @@ async fn failed_runs_are_replayed_once_through_the_fixed_agent() {
         "{e}"
     );
 }
+
+#[tokio::test]
+async fn an_agents_cap_keeps_its_runs_apart_and_in_order() {
+    let fake = FakeAgent::start().await;
+    let h = Hookrun::start();
+    let (agent, secret) = h
+        .create_agent(json!({
+            "name": "serial",
+            "runner": {"type": "http", "url": fake.url("/slow")},
+            "max_concurrent_runs": 1,
+        }))
+        .await;
+    let (_, shown) = h.get(&format!("/api/v1/agents/{agent}")).await;
+    assert_eq!(shown["max_concurrent_runs"], 1, "{shown}");
+    let mut ids = Vec::new();
+    for n in 0..4 {
+        ids.push(h.trigger(&agent, &secret, json!({"n": n})).await);
+    }
+    let mut spans = Vec::new();
+    for id in &ids {
+        let run = h.wait_finished(id, WAIT).await;
+        assert_eq!(run["status"], "succeeded", "{run}");
+        let at = |k: &str| chrono::DateTime::parse_from_rfc3339(run[k].as_str().unwrap()).unwrap();
+        spans.push((at("started_at"), at("completed_at")));
+    }
+    for pair in spans.windows(2) {
+        assert!(
+            pair[0].1 <= pair[1].0,
+            "never two at once, in the order they came: {spans:?}"
+        );
+    }
+    // Bad caps are refused naming the field; null removes the cap.
+    let (s, e) = h
+        .admin(
+            Method::PATCH,
+            &format!("/api/v1/agents/{agent}"),
+            Some(json!({"max_concurrent_runs": 0})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+    assert!(e["error"]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("max_concurrent_runs"));
+    let (s, cleared) = h
+        .admin(
+            Method::PATCH,
+            &format!("/api/v1/agents/{agent}"),
+            Some(json!({"max_concurrent_runs": null})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(cleared["max_concurrent_runs"], serde_json::Value::Null);
+}

@@ -30,6 +30,8 @@ pub struct AgentView {
     version: u64,
     timeout_seconds: u64,
     enabled: bool,
+    /// Runs executing at once at most; null: only the workspace's cap.
+    max_concurrent_runs: Option<u32>,
     #[serde(with = "crate::clock::ts")]
     created_at: chrono::DateTime<chrono::Utc>,
     #[serde(with = "crate::clock::ts")]
@@ -64,6 +66,7 @@ pub fn view(app: &App, agent: Agent) -> AgentView {
         version: agent.version,
         timeout_seconds: agent.timeout_seconds,
         enabled: agent.enabled,
+        max_concurrent_runs: agent.max_concurrent_runs,
         created_at: agent.created_at,
         updated_at: agent.updated_at,
     }

@@ -11,6 +11,8 @@ pub const DEFAULT_TIMEOUT_SECONDS: u64 = 600;
 /// Longest run timeout: the executor function's own limit is 15 minutes
 /// (Lambda's maximum), and it needs a minute to record the outcome.
 pub const MAX_TIMEOUT_SECONDS: u64 = 840;
+/// Largest `max_concurrent_runs`.
+pub const MAX_CONCURRENT_RUNS: u32 = 1000;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Agent {
@@ -22,6 +24,10 @@ pub struct Agent {
     pub version: u64,
     pub timeout_seconds: u64,
     pub enabled: bool,
+    /// Runs of this agent executing at once at most (1–1000); more wait
+    /// their turn in order. None: only the workspace's cap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrent_runs: Option<u32>,
     #[serde(with = "crate::clock::ts")]
     pub created_at: DateTime<Utc>,
     #[serde(with = "crate::clock::ts")]

@@ -49,7 +49,7 @@ pub use delivery::{Delivery, DeliveryAttempt, DeliveryStatus};
 pub use environment::Environment;
 pub use logs::LogLine;
 pub use run::{Run, RunControl, RunStatus, TriggerType};
-pub use slot::Slot;
+pub use slot::{Pool, Slot};
 pub use subscription::Subscription;
 pub use trigger::{
     AllowedSources, Invocation, InvocationResult, RejectionTally, SignatureConfig, SignatureScheme,

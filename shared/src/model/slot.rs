@@ -8,12 +8,16 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::Key;
-use crate::ids::{RunId, WorkspaceId};
+use crate::ids::{AgentId, RunId, WorkspaceId};
 use crate::ports::Item;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Slot {
     pub workspace_id: WorkspaceId,
+    /// Set for a slot of the agent's own pool (`max_concurrent_runs`),
+    /// held besides the workspace's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<AgentId>,
     pub index: u32,
     pub run_id: RunId,
     /// The run's attempt this hold belongs to.
@@ -25,17 +29,58 @@ pub struct Slot {
     pub expires_at: i64,
 }
 
-impl Slot {
-    pub fn partition(workspace_id: &str) -> String {
-        format!("WSSLOTS#{workspace_id}")
+/// A set of slots with a cap: a workspace's, or one agent's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pool {
+    Workspace(WorkspaceId),
+    Agent(WorkspaceId, AgentId),
+}
+
+impl Pool {
+    /// The partition its slots live in. An agent's is under its
+    /// workspace's prefix, so one key condition (`WSSLOTS#*`) covers both.
+    pub fn partition(&self) -> String {
+        match self {
+            Pool::Workspace(ws) => format!("WSSLOTS#{ws}"),
+            Pool::Agent(ws, agent) => format!("WSSLOTS#{ws}#AGENT#{agent}"),
+        }
     }
 
-    pub fn key(workspace_id: &str, index: u32) -> Key {
-        (Self::partition(workspace_id), format!("{index:04}"))
+    /// The partition of the runs waiting for one of its slots, oldest
+    /// first (run ids sort by creation).
+    pub fn waiting_partition(&self) -> String {
+        format!("{}#WAIT", self.partition())
+    }
+
+    pub fn key(&self, index: u32) -> Key {
+        (self.partition(), format!("{index:04}"))
+    }
+
+    pub fn workspace_id(&self) -> &WorkspaceId {
+        match self {
+            Pool::Workspace(ws) | Pool::Agent(ws, _) => ws,
+        }
+    }
+
+    pub fn agent_id(&self) -> Option<&AgentId> {
+        match self {
+            Pool::Workspace(_) => None,
+            Pool::Agent(_, agent) => Some(agent),
+        }
+    }
+}
+
+impl Slot {
+    /// The pool this slot is of.
+    pub fn pool(&self) -> Pool {
+        match &self.agent_id {
+            Some(agent) => Pool::Agent(self.workspace_id.clone(), agent.clone()),
+            None => Pool::Workspace(self.workspace_id.clone()),
+        }
     }
 
     pub fn to_item(&self, version: u64) -> Item {
-        let (pk, sk) = Self::key(&self.workspace_id, self.index);
+        let (pk, sk) = self.pool().key(self.index);
         let mut item = Item::new(pk, sk, super::to_doc(self)).with_expiry(Some(self.expires_at));
         item.version = version;
         item

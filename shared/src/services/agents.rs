@@ -27,6 +27,11 @@ pub struct CreateAgent {
     #[schema(minimum = 1, maximum = 840)]
     pub timeout_seconds: Option<u64>,
     pub enabled: Option<bool>,
+    /// Runs of this agent executing at once at most; more wait their turn
+    /// in order. Absent: only the workspace's cap.
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 1000)]
+    pub max_concurrent_runs: Option<u32>,
 }
 
 fn default_runner() -> RunnerConfig {
@@ -42,6 +47,10 @@ pub struct UpdateAgent {
     #[schema(minimum = 1, maximum = 840)]
     pub timeout_seconds: Option<u64>,
     pub enabled: Option<bool>,
+    /// A number sets the cap; `null` removes it.
+    #[serde(default, deserialize_with = "crate::json::present")]
+    #[schema(value_type = Option<u32>, minimum = 1, maximum = 1000)]
+    pub max_concurrent_runs: Option<Option<u32>>,
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
@@ -268,6 +277,17 @@ pub async fn opened_runner(app: &App, runner: &RunnerConfig) -> Result<RunnerCon
     Ok(opened)
 }
 
+fn validate_max_concurrent(max: Option<u32>) -> Result<Option<u32>, Error> {
+    use crate::model::agent::MAX_CONCURRENT_RUNS;
+    match max {
+        Some(n) if !(1..=MAX_CONCURRENT_RUNS).contains(&n) => Err(Error::invalid(
+            "max_concurrent_runs",
+            format!("max_concurrent_runs must be between 1 and {MAX_CONCURRENT_RUNS} (leave it out, or null, for no cap of the agent's own)"),
+        )),
+        other => Ok(other),
+    }
+}
+
 fn validate_timeout(t: Option<u64>) -> Result<u64, Error> {
     let t = t.unwrap_or(DEFAULT_TIMEOUT_SECONDS);
     if !(1..=MAX_TIMEOUT_SECONDS).contains(&t) {
@@ -307,6 +327,7 @@ pub async fn create_agent(
     let name = validate_name(&req.name)?;
     validate_runner(app, &req.runner)?;
     let timeout_seconds = validate_timeout(req.timeout_seconds)?;
+    let max_concurrent_runs = validate_max_concurrent(req.max_concurrent_runs)?;
     let mut runner = req.runner;
     seal_runner(app, &mut runner).await?;
     let signing_secret = ids::signing_secret();
@@ -324,6 +345,7 @@ pub async fn create_agent(
         version: 1,
         timeout_seconds,
         enabled: req.enabled.unwrap_or(true),
+        max_concurrent_runs,
         created_at: now,
         updated_at: now,
         signing: Some(signing),
@@ -445,6 +467,9 @@ pub async fn update(
     }
     if let Some(enabled) = req.enabled {
         agent.enabled = enabled;
+    }
+    if let Some(max) = req.max_concurrent_runs {
+        agent.max_concurrent_runs = validate_max_concurrent(max)?;
     }
     agent.updated_at = app.clock.now();
     app.repo.save(&mut agent).await?;

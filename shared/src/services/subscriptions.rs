@@ -55,18 +55,9 @@ pub struct UpdateSubscription {
     pub events: Option<Vec<String>>,
     pub environment: Option<Environment>,
     /// `null` removes the agent filter.
-    #[serde(default, with = "double_option")]
+    #[serde(default, deserialize_with = "crate::json::present")]
     pub agent_id: Option<Option<String>>,
     pub enabled: Option<bool>,
-}
-
-mod double_option {
-    use serde::{Deserialize, Deserializer};
-    pub fn deserialize<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<Option<Option<String>>, D::Error> {
-        Option::<String>::deserialize(d).map(Some)
-    }
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]

@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use crate::app::App;
 use crate::error::Error;
-use crate::model::{Run, Slot};
+use crate::ids::AgentId;
+use crate::model::{Agent, Pool, Run, Slot};
 use crate::ports::QueueId;
 use crate::repo::Versioned;
 
@@ -45,9 +46,60 @@ pub async fn held_elsewhere(app: &App, run: &Run) -> Result<Option<Duration>, Er
 /// Takes a free slot of the run's workspace for its next attempt; None when
 /// the workspace holds as many as it may (or lost every race for one).
 pub async fn acquire(app: &App, run: &Run) -> Result<Option<Versioned<Slot>>, Error> {
-    let cap = app.settings.workspace_concurrency;
+    let pool = Pool::Workspace(run.workspace_id.clone());
+    take_free(app, run, &pool, app.settings.workspace_concurrency).await
+}
+
+/// How long a waiting run's place in its agent's line is kept without
+/// being renewed (it is renewed every time the run looks again, every
+/// [`FAIR_WAIT`]): a run that stopped waiting (cancelled, its agent
+/// changed) holds up the line at most this long.
+const WAIT_PLACE: i64 = 30;
+
+/// Takes a slot of the agent's own pool (`max_concurrent_runs`), in
+/// order: a run takes one only when no more runs waiting before it than
+/// there are free slots; else it takes its place in line (or keeps it) and
+/// waits. None when it waits.
+pub async fn acquire_in_line(
+    app: &App,
+    run: &Run,
+    agent_id: &AgentId,
+    cap: u32,
+) -> Result<Option<Versioned<Slot>>, Error> {
+    let pool = Pool::Agent(run.workspace_id.clone(), agent_id.clone());
+    let held = app.repo.live_slots_of(&pool).await?.len();
+    let free = (cap as usize).saturating_sub(held);
+    let ahead = app
+        .repo
+        .slot_waiters(&pool)
+        .await?
+        .iter()
+        .filter(|w| w.as_str() < run.id.as_str())
+        .count();
+    if ahead < free {
+        if let Some(slot) = take_free(app, run, &pool, cap).await? {
+            if let Err(e) = app.repo.stop_waiting(&pool, &run.id).await {
+                // Its place expires on its own.
+                tracing::warn!(run_id = %run.id, error = %e, "could not leave the agent's line");
+            }
+            return Ok(Some(slot));
+        }
+    }
+    let until = app.clock.now().timestamp() + WAIT_PLACE;
+    app.repo.wait_for_slot(&pool, &run.id, until).await?;
+    Ok(None)
+}
+
+/// Takes a free slot of `pool` (at most `cap` held); None when it holds
+/// as many as it may, or every race for one was lost.
+async fn take_free(
+    app: &App,
+    run: &Run,
+    pool: &Pool,
+    cap: u32,
+) -> Result<Option<Versioned<Slot>>, Error> {
     for _ in 0..3 {
-        let held = app.repo.live_slots(&run.workspace_id).await?;
+        let held = app.repo.live_slots_of(pool).await?;
         if held.len() >= cap as usize {
             return Ok(None);
         }
@@ -68,6 +120,7 @@ pub async fn acquire(app: &App, run: &Run) -> Result<Option<Versioned<Slot>>, Er
         let now = app.clock.now();
         let slot = Slot {
             workspace_id: run.workspace_id.clone(),
+            agent_id: pool.agent_id().cloned(),
             index,
             run_id: run.id.clone(),
             attempt: run.attempt + 1,
@@ -135,7 +188,7 @@ pub async fn renew(app: &App, slot: &mut Versioned<Slot>, receipt: Option<&str>)
 /// when the failed write had in fact landed (the hold is ours), and gives
 /// up only when somebody else holds it.
 async fn reclaim(app: &App, slot: &mut Versioned<Slot>) -> Renewal {
-    match app.repo.slot(&slot.workspace_id, slot.index).await {
+    match app.repo.slot_of(&slot.pool(), slot.index).await {
         Ok(Some(current)) if current.run_id == slot.run_id && current.attempt == slot.attempt => {
             slot.version = current.version;
             Renewal::Held
@@ -156,6 +209,59 @@ async fn reclaim(app: &App, slot: &mut Versioned<Slot>) -> Renewal {
             Err(_) => Renewal::Held,
         },
         Err(_) => Renewal::Held,
+    }
+}
+
+/// What an executor holds while it runs a run: a slot of its workspace
+/// and, when the agent has a cap of its own, one of the agent's.
+pub struct Holds {
+    pub workspace: Versioned<Slot>,
+    pub agent: Option<Versioned<Slot>>,
+}
+
+impl Holds {
+    /// Takes the agent's slot first (a run waiting its turn in the agent's
+    /// line touches nothing of its workspace's), then the workspace's;
+    /// None when either is full (the run waits, holding nothing).
+    pub async fn take(app: &App, run: &Run, agent: &Agent) -> Result<Option<Holds>, Error> {
+        let agent_slot = match agent.max_concurrent_runs {
+            None => None,
+            Some(cap) => match acquire_in_line(app, run, &agent.id, cap).await? {
+                Some(s) => Some(s),
+                None => return Ok(None),
+            },
+        };
+        match acquire(app, run).await {
+            Ok(Some(workspace)) => Ok(Some(Holds {
+                workspace,
+                agent: agent_slot,
+            })),
+            other => {
+                if let Some(a) = &agent_slot {
+                    release(app, a).await;
+                }
+                other.map(|_| None)
+            }
+        }
+    }
+
+    /// Renews every hold (and the message's visibility, once).
+    pub async fn renew(&mut self, app: &App, receipt: Option<&str>) -> Renewal {
+        if renew(app, &mut self.workspace, receipt).await == Renewal::Lost {
+            return Renewal::Lost;
+        }
+        match &mut self.agent {
+            Some(a) => renew(app, a, None).await,
+            None => Renewal::Held,
+        }
+    }
+
+    /// Gives every hold back.
+    pub async fn release(&self, app: &App) {
+        release(app, &self.workspace).await;
+        if let Some(a) = &self.agent {
+            release(app, a).await;
+        }
     }
 }
 

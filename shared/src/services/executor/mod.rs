@@ -21,12 +21,12 @@ use crate::error::Error;
 use crate::ids::RunId;
 use crate::live::LiveEvent;
 use crate::model::run::MAX_STORED_RUN_BYTES;
-use crate::model::{Agent, Run, RunStatus, Slot};
+use crate::model::{Agent, Run, RunStatus};
 use crate::repo::Versioned;
 use crate::runners::{LineSender, RunOutput, RunRequest, RunnerError, TriggerInfo};
 use crate::services::{agents, events};
 use crate::work::Outcome;
-use lease::Renewal;
+use lease::{Holds, Renewal};
 use log::{Phase, RunLog};
 
 /// Why a run failed.
@@ -125,9 +125,10 @@ async fn process_run(app: &App, run_id: &RunId, receipt: Option<&str>) -> Result
         }
     };
 
-    // A slot of the workspace first: when it holds all it may, the run
-    // waits its turn (a new message: waiting is not a failure).
-    let Some(mut slot) = lease::acquire(app, &run).await? else {
+    // A slot of the agent's (when it has a cap of its own, in order) and
+    // of the workspace: when either holds all it may, the run waits its
+    // turn (a new message: waiting is not a failure).
+    let Some(mut holds) = Holds::take(app, &run, &agent).await? else {
         return Ok(Outcome::Defer(lease::FAIR_WAIT));
     };
     let acquired = tokio::time::Instant::now();
@@ -137,11 +138,11 @@ async fn process_run(app: &App, run_id: &RunId, receipt: Option<&str>) -> Result
     run.attempt += 1;
     run.started_at = Some(now);
     run.usage = None;
-    run.slot = Some(slot.index);
-    run.lease_expires_at = chrono::DateTime::from_timestamp(slot.expires_at, 0);
+    run.slot = Some(holds.workspace.index);
+    run.lease_expires_at = chrono::DateTime::from_timestamp(holds.workspace.expires_at, 0);
     if !app.repo.try_save(&mut run).await? {
         // Someone else changed it first: look at it again shortly.
-        lease::release(app, &slot).await;
+        holds.release(app).await;
         return Ok(Outcome::RetryAfter(Duration::from_secs(1)));
     }
     if let Some(receipt) = receipt {
@@ -182,7 +183,7 @@ async fn process_run(app: &App, run_id: &RunId, receipt: Option<&str>) -> Result
     }
 
     let started = Instant::now();
-    let held = execute_held(app, &agent, &run, timeout, &mut slot, receipt, acquired).await;
+    let held = execute_held(app, &agent, &run, timeout, &mut holds, receipt, acquired).await;
     let (result, streamed) = match held {
         Held::Finished(result, streamed) => (result, streamed),
         Held::Lost => {
@@ -190,6 +191,11 @@ async fn process_run(app: &App, run_id: &RunId, receipt: Option<&str>) -> Result
             // next receive defers to that holder, or takes the run over
             // should the holder be gone by then.
             tracing::warn!(run_id = %run.id, "lost the run's lease to another executor; dropping this attempt");
+            // The agent's slot is still this attempt's: the new holder
+            // takes one of its own.
+            if let Some(agent_slot) = &holds.agent {
+                lease::release(app, agent_slot).await;
+            }
             return Ok(Outcome::RetryAfter(Duration::from_secs(1)));
         }
         Held::Cancelled => {
@@ -205,7 +211,7 @@ async fn process_run(app: &App, run_id: &RunId, receipt: Option<&str>) -> Result
                 ),
             );
             log.flush().await;
-            lease::release(app, &slot).await;
+            holds.release(app).await;
             announce_stored(app, &run.id).await?;
             return Ok(Outcome::Done);
         }
@@ -219,7 +225,7 @@ async fn process_run(app: &App, run_id: &RunId, receipt: Option<&str>) -> Result
         streamed,
     )
     .await?;
-    lease::release(app, &slot).await;
+    holds.release(app).await;
     if recorded {
         emit_terminal(app, &run).await?;
     } else {
@@ -284,7 +290,7 @@ async fn execute_held(
     agent: &Agent,
     run: &Run,
     timeout: Duration,
-    slot: &mut Versioned<Slot>,
+    holds: &mut Holds,
     receipt: Option<&str>,
     acquired: tokio::time::Instant,
 ) -> Held {
@@ -301,7 +307,7 @@ async fn execute_held(
             // not starve its own lease.
             biased;
             _ = renewals.tick() => {
-                if lease::renew(app, slot, receipt).await == Renewal::Lost {
+                if holds.renew(app, receipt).await == Renewal::Lost {
                     return Held::Lost;
                 }
                 if cancelled_in_store(app, &run.id).await {

@@ -279,4 +279,37 @@ async fn an_agents_cap_keeps_its_runs_apart_and_in_order() {
         .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(cleared["max_concurrent_runs"], serde_json::Value::Null);
+    // The client sets and removes it too.
+    let set = cli(
+        &h,
+        &[
+            "--json",
+            "agents",
+            "update",
+            &agent,
+            "--max-concurrent-runs",
+            "2",
+        ],
+    )
+    .ok()
+    .json();
+    assert_eq!(set["max_concurrent_runs"], 2, "{set}");
+    let unset = cli(
+        &h,
+        &[
+            "--json",
+            "agents",
+            "update",
+            &agent,
+            "--max-concurrent-runs",
+            "none",
+        ],
+    )
+    .ok()
+    .json();
+    assert_eq!(
+        unset["max_concurrent_runs"],
+        serde_json::Value::Null,
+        "{unset}"
+    );
 }

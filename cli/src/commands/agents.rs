@@ -86,6 +86,20 @@ pub struct Fields {
     /// Whether the agent accepts runs (`--active` is accepted too).
     #[arg(long, alias = "active", value_name = "BOOL")]
     enabled: Option<bool>,
+    /// Runs of the agent executing at once at most (1-1000; the others
+    /// wait their turn in order), or `none` for only the workspace's cap.
+    #[arg(long, value_name = "N|none", value_parser = parse_cap)]
+    max_concurrent_runs: Option<Value>,
+}
+
+/// A cap, or `none` (JSON null: no cap of the agent's own).
+fn parse_cap(raw: &str) -> std::result::Result<Value, String> {
+    if raw.eq_ignore_ascii_case("none") {
+        return Ok(Value::Null);
+    }
+    raw.parse::<u32>()
+        .map(|n| json!(n))
+        .map_err(|_| "a number (1-1000) or none".to_owned())
 }
 
 impl Fields {
@@ -100,6 +114,7 @@ impl Fields {
             ("runner", runner),
             ("timeout_seconds", some(self.timeout_seconds)),
             ("enabled", some(self.enabled)),
+            ("max_concurrent_runs", self.max_concurrent_runs.clone()),
         ]
     }
 }
@@ -108,15 +123,22 @@ pub fn columns() -> Vec<Column> {
     vec![
         col!("id", "/id"),
         col!("name", "/name"),
-        col!(
-            "runner",
-            |v| match (v.pointer("/runner/url"), v.pointer("/runner/model")) {
-                (Some(url), _) => format!("http {}", cell(Some(url))),
-                (None, Some(model)) =>
-                    format!("{} {}", cell(v.pointer("/runner/type")), cell(Some(model))),
-                (None, None) => cell(v.pointer("/runner/type")),
+        // The runner's type and what it calls: a URL, a model, a function.
+        col!("runner", |v| {
+            let kind = cell(v.pointer("/runner/type"));
+            let target = [
+                "/runner/url",
+                "/runner/model",
+                "/runner/model_id",
+                "/runner/function",
+            ]
+            .iter()
+            .find_map(|p| v.pointer(p));
+            match target {
+                Some(t) => format!("{kind} {}", cell(Some(t))),
+                None => kind,
             }
-        ),
+        }),
         col!("enabled", "/enabled"),
         col!("timeout_s", "/timeout_seconds"),
         col!("version", "/version"),

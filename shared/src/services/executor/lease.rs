@@ -57,9 +57,12 @@ pub async fn acquire(app: &App, run: &Run) -> Result<Option<Versioned<Slot>>, Er
 const WAIT_PLACE: i64 = 30;
 
 /// Takes a slot of the agent's own pool (`max_concurrent_runs`), in
-/// order: a run takes one only when no more runs waiting before it than
-/// there are free slots; else it takes its place in line (or keeps it) and
-/// waits. None when it waits.
+/// order. The run joins the agent's line first (or keeps its place), then
+/// takes a free slot only when fewer runs wait before it than there are
+/// free slots, and looks again once it holds one: should runs older than
+/// it, which joined meanwhile, outnumber the slots still free, it gives
+/// the slot back and waits, so two runs handled at the same moment go in
+/// the order they came. None when it waits.
 pub async fn acquire_in_line(
     app: &App,
     run: &Run,
@@ -67,27 +70,39 @@ pub async fn acquire_in_line(
     cap: u32,
 ) -> Result<Option<Versioned<Slot>>, Error> {
     let pool = Pool::Agent(run.workspace_id.clone(), agent_id.clone());
-    let held = app.repo.live_slots_of(&pool).await?.len();
-    let free = (cap as usize).saturating_sub(held);
+    let until = app.clock.now().timestamp() + WAIT_PLACE;
+    app.repo.wait_for_slot(&pool, &run.id, until).await?;
+    let (ahead, free) = line(app, run, &pool, cap).await?;
+    if ahead >= free {
+        return Ok(None);
+    }
+    let Some(slot) = take_free(app, run, &pool, cap).await? else {
+        return Ok(None);
+    };
+    let (ahead, free) = line(app, run, &pool, cap).await?;
+    if ahead > free {
+        release(app, &slot).await;
+        return Ok(None);
+    }
+    if let Err(e) = app.repo.stop_waiting(&pool, &run.id).await {
+        // Its place expires on its own.
+        tracing::warn!(run_id = %run.id, error = %e, "could not leave the agent's line");
+    }
+    Ok(Some(slot))
+}
+
+/// How many runs wait before `run` in `pool`'s line, and how many of its
+/// slots are free.
+async fn line(app: &App, run: &Run, pool: &Pool, cap: u32) -> Result<(usize, usize), Error> {
+    let held = app.repo.live_slots_of(pool).await?.len();
     let ahead = app
         .repo
-        .slot_waiters(&pool)
+        .slot_waiters(pool)
         .await?
         .iter()
         .filter(|w| w.as_str() < run.id.as_str())
         .count();
-    if ahead < free {
-        if let Some(slot) = take_free(app, run, &pool, cap).await? {
-            if let Err(e) = app.repo.stop_waiting(&pool, &run.id).await {
-                // Its place expires on its own.
-                tracing::warn!(run_id = %run.id, error = %e, "could not leave the agent's line");
-            }
-            return Ok(Some(slot));
-        }
-    }
-    let until = app.clock.now().timestamp() + WAIT_PLACE;
-    app.repo.wait_for_slot(&pool, &run.id, until).await?;
-    Ok(None)
+    Ok((ahead, (cap as usize).saturating_sub(held)))
 }
 
 /// Takes a free slot of `pool` (at most `cap` held); None when it holds

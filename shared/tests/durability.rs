@@ -199,6 +199,7 @@ async fn a_signed_delivery_id_beats_an_unsigned_key() {
         metadata: None,
         agent_route: false,
         is_active: None,
+        respond_when: None,
     };
     let (t, _, _) = triggers::create(&f.app, &f.ws, "key_test", req)
         .await

@@ -171,6 +171,7 @@ async fn token_guessing_is_limited_per_address() {
         metadata: None,
         agent_route: false,
         is_active: None,
+        respond_when: None,
     };
     let (_, token, _) = triggers::create(&f.app, &f.ws, "test", req).await.unwrap();
     let (s, v) = send(&f, "203.0.113.5:1", post(format!("/webhooks/runs/{token}"))).await;
@@ -263,6 +264,7 @@ async fn a_provider_scheme_trigger_refuses_the_plaintext_secret() {
         metadata: None,
         agent_route: false,
         is_active: None,
+        respond_when: None,
     };
     let (t, _, _) = triggers::create(&f.app, &f.ws, "key_test", req)
         .await
@@ -301,6 +303,7 @@ async fn an_oversized_management_body_is_a_json_error() {
         metadata: None,
         agent_route: false,
         is_active: None,
+        respond_when: None,
     };
     let (t, _, _) = triggers::create(&f.app, &f.ws, "key_test", req)
         .await
@@ -340,6 +343,7 @@ async fn unauthenticated_calls_are_counted_not_logged() {
         metadata: None,
         agent_route: false,
         is_active: None,
+        respond_when: None,
     };
     let (t, _, _) = triggers::create(&f.app, &f.ws, "key_test", req)
         .await

@@ -698,3 +698,44 @@ async fn an_agents_cap_holds_its_runs_to_it_and_they_go_in_order() {
         .unwrap();
     assert_eq!(kept.max_concurrent_runs, None);
 }
+
+#[tokio::test]
+async fn waiting_for_a_start_answers_running_or_queued_in_time() {
+    let f = fixture().await;
+    let hanging = hanging_agent().await;
+    let a = agent(
+        &f,
+        RunnerConfig::Http {
+            url: hanging.url.clone(),
+            headers: None,
+        },
+    )
+    .await;
+    // Nobody runs it: still queued when the wait is over.
+    let run = queued(&f, &a).await;
+    let asked = Instant::now();
+    let status = runs::wait_started(&f.app, &run.id, Duration::from_millis(300)).await;
+    assert_eq!(status, RunStatus::Queued);
+    assert!(asked.elapsed() >= Duration::from_millis(300));
+    assert!(asked.elapsed() < Duration::from_secs(2));
+    // An executor takes it meanwhile: running, as soon as it is.
+    let executor = {
+        let (app, run) = (f.app.clone(), run.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            process(&app, &run).await
+        })
+    };
+    let status = runs::wait_started(&f.app, &run.id, Duration::from_secs(10)).await;
+    assert_eq!(status, RunStatus::Running);
+    control::cancel(
+        &f.app,
+        &f.ws,
+        run.id.as_str(),
+        None,
+        CancelReason::Requested,
+    )
+    .await
+    .unwrap();
+    assert_eq!(executor.await.unwrap(), Outcome::Done);
+}

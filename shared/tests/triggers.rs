@@ -63,6 +63,7 @@ async fn fixture(settings: Settings, rate: Option<u32>) -> Fixture {
         metadata: None,
         agent_route: false,
         is_active: None,
+        respond_when: None,
     };
     let (trigger, token, _) = triggers::create(&app, &ws, "key_test", t).await.unwrap();
     Fixture {

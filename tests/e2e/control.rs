@@ -313,3 +313,83 @@ async fn an_agents_cap_keeps_its_runs_apart_and_in_order() {
         "{unset}"
     );
 }
+
+#[tokio::test]
+async fn a_token_url_can_answer_once_its_run_has_started() {
+    let fake = FakeAgent::start().await;
+    let h = Hookrun::start();
+    let (agent, _) = h
+        .create_agent(json!({"name": "slow", "runner": {"type": "http", "url": fake.url("/slow")}}))
+        .await;
+    let trigger = |respond_when: Option<&str>| {
+        let mut body = json!({"agent_id": agent, "name": "t"});
+        if let Some(r) = respond_when {
+            body["respond_when"] = json!(r);
+        }
+        body
+    };
+    let (s, started) = h
+        .admin(
+            Method::POST,
+            "/api/v1/webhook-triggers",
+            Some(trigger(Some("started"))),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{started}");
+    assert_eq!(started["respond_when"], "started");
+    let (s, plain) = h
+        .admin(
+            Method::POST,
+            "/api/v1/webhook-triggers",
+            Some(trigger(None)),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{plain}");
+    assert_eq!(plain["respond_when"], "queued");
+
+    let call = |token: String| {
+        let h = &h;
+        async move {
+            let resp = h
+                .http
+                .post(h.url(&format!("/webhooks/runs/{token}")))
+                .json(&json!({"topic": "AI agents"}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), StatusCode::ACCEPTED);
+            resp.json::<serde_json::Value>().await.unwrap()
+        }
+    };
+    // As the seed's product answers: the run is executing.
+    let ans = call(started["token"].as_str().unwrap().to_owned()).await;
+    assert_eq!(ans["status"], "running", "{ans}");
+    let (_, run) = h
+        .get(&format!("/api/v1/runs/{}", ans["run_id"].as_str().unwrap()))
+        .await;
+    assert_ne!(run["status"], "queued", "{run}");
+    // The default answers at once.
+    let ans = call(plain["token"].as_str().unwrap().to_owned()).await;
+    assert_eq!(ans["status"], "queued", "{ans}");
+
+    // A bad value is refused.
+    let (s, e) = h
+        .admin(
+            Method::POST,
+            "/api/v1/webhook-triggers",
+            Some(trigger(Some("later"))),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+    // And it can be changed.
+    let id = started["id"].as_str().unwrap();
+    let (s, changed) = h
+        .admin(
+            Method::PATCH,
+            &format!("/api/v1/webhook-triggers/{id}"),
+            Some(json!({"respond_when": "queued"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{changed}");
+    assert_eq!(changed["respond_when"], "queued");
+}

@@ -15,8 +15,9 @@ use super::ApiError;
 use crate::app::App;
 use crate::error::Error;
 use crate::ids::RunId;
-use crate::model::RunStatus;
+use crate::model::{RespondWhen, RunStatus};
 use crate::services::ingress::{self, Accepted, AuthMethod, Disposition, Inbound, Route};
+use crate::services::runs;
 
 /// Runs the pipeline for one request: the pipeline names the target, then
 /// this reads the body within the pipeline's limit.
@@ -170,6 +171,9 @@ pub async fn agent_trigger(
     Ok(resp)
 }
 
+/// Longest a `respond_when: started` call waits for its run to start.
+const START_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Start a run through a trigger's token URL; also checks the trigger's
 /// signature when it has a secret.
 #[utoipa::path(
@@ -194,7 +198,16 @@ pub async fn token_url(
     ip: SourceIp,
     req: Request<Body>,
 ) -> Result<Response, ApiError> {
-    let accepted = run(&app, Route::TokenUrl { token: &token }, ip, req).await?;
+    let mut accepted = run(&app, Route::TokenUrl { token: &token }, ip, req).await?;
+    // As the seed's product answers: once the run has started, when the
+    // trigger asks for it.
+    if let (Disposition::Queued, RespondWhen::Started, Some(run_id)) = (
+        accepted.disposition,
+        accepted.respond_when,
+        &accepted.run_id,
+    ) {
+        accepted.run_status = Some(runs::wait_started(&app, run_id, START_WAIT).await);
+    }
     let body = match accepted.disposition {
         Disposition::Ignored => TokenAnswer::Ignored {
             status: IgnoredOnly::Ignored,
@@ -318,6 +331,7 @@ mod tests {
             agent_version: 1,
             rate: None,
             run_status,
+            respond_when: Default::default(),
         }
     }
 

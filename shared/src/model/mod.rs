@@ -52,8 +52,8 @@ pub use run::{Run, RunControl, RunStatus, TriggerType};
 pub use slot::{Pool, Slot};
 pub use subscription::Subscription;
 pub use trigger::{
-    AllowedSources, Invocation, InvocationResult, RejectionTally, SignatureConfig, SignatureScheme,
-    Trigger,
+    AllowedSources, Invocation, InvocationResult, RejectionTally, RespondWhen, SignatureConfig,
+    SignatureScheme, Trigger,
 };
 pub use workspace::Workspace;
 

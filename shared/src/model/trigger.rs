@@ -142,6 +142,18 @@ impl AllowedSources {
     }
 }
 
+/// When a trigger's token route answers a call.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RespondWhen {
+    /// At once, the run queued (`"status":"queued"`).
+    #[default]
+    Queued,
+    /// Once the run has started (`"status":"running"`), waiting up to
+    /// 10 s; still `"queued"` when it has not by then.
+    Started,
+}
+
 /// A named way in to an agent: a token URL, an id URL, a bearer token, and
 /// optionally the agent's own source-validated route.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -166,6 +178,9 @@ pub struct Trigger {
     /// Whether `POST /api/v1/agents/{agentId}/webhook` reaches the agent
     /// through this trigger (at most one per agent).
     pub agent_route: bool,
+    /// When the token route answers a call.
+    #[serde(default)]
+    pub respond_when: RespondWhen,
     #[serde(with = "crate::clock::ts::option", default)]
     pub last_used_at: Option<DateTime<Utc>>,
     pub created_by_id: String,

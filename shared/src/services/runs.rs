@@ -79,6 +79,30 @@ pub async fn enqueue_once(
     }
 }
 
+/// Waits (up to `within`) for a run to leave `queued`, looking at the
+/// stored run after 50 ms, then twice as long each time (at most 500 ms
+/// apart): about 25 reads in 10 s. Its status then; `queued` if it has not
+/// started, or could not be read.
+pub async fn wait_started(app: &App, run_id: &RunId, within: Duration) -> RunStatus {
+    let deadline = tokio::time::Instant::now() + within;
+    let mut pause = Duration::from_millis(50);
+    loop {
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            return RunStatus::Queued;
+        }
+        tokio::time::sleep(pause.min(deadline - now)).await;
+        pause = (pause * 2).min(Duration::from_millis(500));
+        match app.repo.get::<Run>(run_id).await {
+            Ok(Some(run)) if run.status != RunStatus::Queued => return run.status,
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(%run_id, error = %e, "could not read a run while waiting for its start");
+            }
+        }
+    }
+}
+
 /// A run of the workspace; other workspaces' runs are "not found".
 pub async fn get(app: &App, workspace_id: &WorkspaceId, run_id: &str) -> Result<Run, Error> {
     Ok(app.repo.find::<Run>(workspace_id, run_id).await?.record)

@@ -142,6 +142,7 @@ mod tests {
             rate_limit_per_minute: None,
             metadata: json!({}),
             agent_route: false,
+            respond_when: Default::default(),
             last_used_at: None,
             created_by_id: String::new(),
             created_at: now,

@@ -109,6 +109,8 @@ pub struct Accepted {
     pub rate: Option<RateState>,
     /// A repeat's run as it is now.
     pub run_status: Option<crate::model::RunStatus>,
+    /// When the token route answers (the trigger's `respond_when`).
+    pub respond_when: crate::model::RespondWhen,
 }
 
 /// A trigger call as it reached us, less its body.
@@ -341,6 +343,11 @@ async fn accept(
         agent_version: target.agent.version,
         rate,
         run_status: None,
+        respond_when: target
+            .trigger
+            .as_ref()
+            .map(|t| t.respond_when)
+            .unwrap_or_default(),
     };
     // 7. parse; the event filter.
     let payload = match &target.trigger {

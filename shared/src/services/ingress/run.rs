@@ -24,6 +24,7 @@ pub async fn test_trigger(app: &App, t: &Trigger, payload: Value) -> Result<RunI
         agent_version: 0,
         rate: None,
         run_status: None,
+        respond_when: Default::default(),
     });
     let mut entry = super::log::invocation(app, t, None, &result, Some(body.as_bytes()));
     entry.test = true;

@@ -104,6 +104,7 @@ pub async fn create(
         rate_limit_per_minute: validate::rate(req.rate_limit_per_minute)?,
         metadata: validate::metadata(req.metadata)?,
         agent_route: req.agent_route,
+        respond_when: req.respond_when.unwrap_or_default(),
         last_used_at: None,
         created_by_id: created_by.to_owned(),
         created_at: now,
@@ -195,6 +196,9 @@ pub async fn update(
     }
     if let Some(a) = req.is_active {
         t.is_active = a;
+    }
+    if let Some(r) = req.respond_when {
+        t.respond_when = r;
     }
     if let Some(r) = req.rate_limit_per_minute {
         t.rate_limit_per_minute = validate::rate(r)?;

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use crate::app::App;
 use crate::ids::{AgentId, TriggerId, WorkspaceId};
-use crate::model::{AllowedSources, Environment, SignatureConfig, Trigger};
+use crate::model::{AllowedSources, Environment, RespondWhen, SignatureConfig, Trigger};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -41,13 +41,10 @@ pub struct CreateTrigger {
     #[serde(default)]
     pub agent_route: bool,
     pub is_active: Option<bool>,
-}
-
-/// `null` clears a field; absence keeps it.
-fn some_or_null<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
-    d: D,
-) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
+    /// When the token route answers: `queued` (default, at once) or
+    /// `started` (once the run starts, waiting up to 10 s).
+    #[serde(default)]
+    pub respond_when: Option<RespondWhen>,
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
@@ -55,14 +52,14 @@ fn some_or_null<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
 pub struct UpdateTrigger {
     #[schema(min_length = 1, max_length = 200)]
     pub name: Option<String>,
-    #[serde(default, deserialize_with = "some_or_null")]
+    #[serde(default, deserialize_with = "crate::json::present")]
     #[schema(max_length = 2000)]
     pub description: Option<Option<String>>,
     pub is_active: Option<bool>,
-    #[serde(default, deserialize_with = "some_or_null")]
+    #[serde(default, deserialize_with = "crate::json::present")]
     #[schema(minimum = 1, maximum = 100_000)]
     pub rate_limit_per_minute: Option<Option<u32>>,
-    #[serde(default, deserialize_with = "some_or_null")]
+    #[serde(default, deserialize_with = "crate::json::present")]
     pub input_mapping: Option<Option<serde_json::Map<String, Value>>>,
     pub allowed_sources: Option<AllowedSources>,
     #[schema(max_items = 100)]
@@ -72,6 +69,7 @@ pub struct UpdateTrigger {
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<Value>,
     pub agent_route: Option<bool>,
+    pub respond_when: Option<RespondWhen>,
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
@@ -110,6 +108,7 @@ pub struct TriggerView {
     pub rate_limit_per_minute: Option<u32>,
     pub metadata: Value,
     pub agent_route: bool,
+    pub respond_when: RespondWhen,
     /// The URLs that reach this trigger without its token in them.
     pub urls: Value,
     /// How a call to each of `urls` authenticates, in words, under the
@@ -191,6 +190,7 @@ pub fn view(app: &App, t: &Trigger) -> TriggerView {
         rate_limit_per_minute: t.rate_limit_per_minute,
         metadata: t.metadata.clone(),
         agent_route: t.agent_route,
+        respond_when: t.respond_when,
         urls,
         authentication: authentication(t),
     }

@@ -392,4 +392,18 @@ async fn a_token_url_can_answer_once_its_run_has_started() {
         .await;
     assert_eq!(s, StatusCode::OK, "{changed}");
     assert_eq!(changed["respond_when"], "queued");
+    let back = cli(
+        &h,
+        &[
+            "--json",
+            "triggers",
+            "update",
+            id,
+            "--respond-when",
+            "started",
+        ],
+    )
+    .ok()
+    .json();
+    assert_eq!(back["respond_when"], "started", "{back}");
 }

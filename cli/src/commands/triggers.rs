@@ -120,6 +120,10 @@ pub struct Fields {
     /// Accept calls only with these Origin hosts (repeatable).
     #[arg(long = "allow-origin", value_name = "ORIGIN")]
     allow_origins: Vec<String>,
+    /// When its token URL answers: at once (queued, the default) or once
+    /// the run has started (started: waits up to 10 s).
+    #[arg(long, value_parser = ["queued", "started"])]
+    respond_when: Option<String>,
 }
 
 impl Fields {
@@ -132,6 +136,7 @@ impl Fields {
             ("event_types", some_list(&self.event_types)),
             ("environment", some(self.environment.clone())),
             ("rate_limit_per_minute", some(self.rate_limit_per_minute)),
+            ("respond_when", some(self.respond_when.clone())),
             (
                 "signature",
                 self.signature_scheme

@@ -74,6 +74,20 @@ async fn agent(f: &Fixture, runner: RunnerConfig) -> Agent {
     agents::create(&f.app, &f.ws, req).await.unwrap().0
 }
 
+async fn http_agent(f: &Fixture, url: &str) -> Agent {
+    let runner = RunnerConfig::Http {
+        url: url.into(),
+        headers: None,
+    };
+    agent(f, runner).await
+}
+
+/// Processes the run's message in a task of its own, as an executor would.
+fn spawn_process(app: &App, run: &Run) -> tokio::task::JoinHandle<Outcome> {
+    let (app, run) = (app.clone(), run.clone());
+    tokio::spawn(async move { process(&app, &run).await })
+}
+
 async fn queued(f: &Fixture, agent: &Agent) -> Run {
     let run = ingress::new_run(
         &f.app,
@@ -214,19 +228,9 @@ async fn a_queued_run_cancelled_never_starts() {
 async fn a_running_run_cancelled_here_drops_its_agent_call_at_once() {
     let f = fixture().await;
     let hanging = hanging_agent().await;
-    let a = agent(
-        &f,
-        RunnerConfig::Http {
-            url: hanging.url.clone(),
-            headers: None,
-        },
-    )
-    .await;
+    let a = http_agent(&f, &hanging.url).await;
     let run = queued(&f, &a).await;
-    let executor = {
-        let (app, run) = (f.app.clone(), run.clone());
-        tokio::spawn(async move { process(&app, &run).await })
-    };
+    let executor = spawn_process(&f.app, &run);
     wait_running(&f, &run, &hanging).await;
     let asked = Instant::now();
     control::cancel(
@@ -273,23 +277,13 @@ async fn a_running_run_cancelled_here_drops_its_agent_call_at_once() {
 async fn a_cancel_made_by_another_process_stops_the_run_at_the_next_renewal() {
     let f = fixture().await;
     let hanging = hanging_agent().await;
-    let a = agent(
-        &f,
-        RunnerConfig::Http {
-            url: hanging.url.clone(),
-            headers: None,
-        },
-    )
-    .await;
+    let a = http_agent(&f, &hanging.url).await;
     let run = queued(&f, &a).await;
     // The executor runs in `f.app`; the cancel comes from an App of its
     // own on the same store (another function, on AWS), which cannot
     // signal it.
     let other = App::embedded(f.store.clone(), settings());
-    let executor = {
-        let (app, run) = (f.app.clone(), run.clone());
-        tokio::spawn(async move { process(&app, &run).await })
-    };
+    let executor = spawn_process(&f.app, &run);
     wait_running(&f, &run, &hanging).await;
     control::cancel(
         &other,
@@ -420,14 +414,7 @@ async fn bulk_replay_counts_then_retries_a_page_at_a_time_and_never_twice() {
     use hookrun_core::services::replay;
     let f = fixture().await;
     // An agent whose calls fail (nobody listens on port 9).
-    let a = agent(
-        &f,
-        RunnerConfig::Http {
-            url: "http://127.0.0.1:9/agent".into(),
-            headers: None,
-        },
-    )
-    .await;
+    let a = http_agent(&f, "http://127.0.0.1:9/agent").await;
     let mut failed = Vec::new();
     for _ in 0..5 {
         let run = queued(&f, &a).await;
@@ -629,10 +616,7 @@ async fn an_agents_cap_holds_its_runs_to_it_and_they_go_in_order() {
         queued(&f, &a).await,
     );
 
-    let first = {
-        let (app, run) = (f.app.clone(), r1.clone());
-        tokio::spawn(async move { process(&app, &run).await })
-    };
+    let first = spawn_process(&f.app, &r1);
     let deadline = Instant::now() + Duration::from_secs(10);
     while gate.calls.load(Ordering::SeqCst) < 1 {
         assert!(Instant::now() < deadline);
@@ -650,10 +634,7 @@ async fn an_agents_cap_holds_its_runs_to_it_and_they_go_in_order() {
     assert!(f.app.repo.live_slots_of(&pool).await.unwrap().is_empty());
     // The newer run asks first, but the older one is ahead in line.
     assert!(matches!(process(&f.app, &r3).await, Outcome::Defer(_)));
-    let second = {
-        let (app, run) = (f.app.clone(), r2.clone());
-        tokio::spawn(async move { process(&app, &run).await })
-    };
+    let second = spawn_process(&f.app, &r2);
     gate.open.add_permits(1);
     assert_eq!(second.await.unwrap(), Outcome::Done);
     gate.open.add_permits(1);
@@ -703,14 +684,7 @@ async fn an_agents_cap_holds_its_runs_to_it_and_they_go_in_order() {
 async fn waiting_for_a_start_answers_running_or_queued_in_time() {
     let f = fixture().await;
     let hanging = hanging_agent().await;
-    let a = agent(
-        &f,
-        RunnerConfig::Http {
-            url: hanging.url.clone(),
-            headers: None,
-        },
-    )
-    .await;
+    let a = http_agent(&f, &hanging.url).await;
     // Nobody runs it: still queued when the wait is over.
     let run = queued(&f, &a).await;
     let asked = Instant::now();

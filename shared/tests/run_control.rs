@@ -627,6 +627,17 @@ async fn an_agents_cap_holds_its_runs_to_it_and_they_go_in_order() {
     assert!(matches!(process(&f.app, &r2).await, Outcome::Defer(_)));
     assert_eq!(stored(&f, &r2).await.status, RunStatus::Queued);
     assert_eq!(f.app.repo.live_slots_of(&pool).await.unwrap().len(), 1);
+    // A waiting run cancelled leaves the line at once.
+    let r4 = queued(&f, &a).await;
+    assert!(matches!(process(&f.app, &r4).await, Outcome::Defer(_)));
+    assert_eq!(f.app.repo.slot_waiters(&pool).await.unwrap().len(), 3);
+    control::cancel(&f.app, &f.ws, r4.id.as_str(), None, CancelReason::Requested)
+        .await
+        .unwrap();
+    assert_eq!(
+        f.app.repo.slot_waiters(&pool).await.unwrap(),
+        [r2.id.to_string(), r3.id.to_string()]
+    );
     assert_eq!(gate.calls.load(Ordering::SeqCst), 1, "never two at once");
 
     gate.open.add_permits(1);

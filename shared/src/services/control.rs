@@ -17,7 +17,7 @@ use crate::app::App;
 use crate::error::Error;
 use crate::ids::{RunId, WorkspaceId};
 use crate::model::run::MAX_LISTED_RETRIES;
-use crate::model::{Agent, Run, RunStatus};
+use crate::model::{Agent, Pool, Run, RunStatus};
 use crate::services::{agents, events, executor, ingress, runs};
 
 /// Exit code of a cancelled run (as a shell reports a command stopped by
@@ -98,6 +98,14 @@ pub async fn cancel(
         };
         executor::note_cancelled(app, &run, line).await;
         app.cancels.signal(&run.id);
+        if was == RunStatus::Queued {
+            // It may be waiting in its agent's line: leave it now, not
+            // when its place expires (a no-op for a run not in one).
+            let line = Pool::Agent(run.workspace_id.clone(), run.agent_id.clone());
+            if let Err(e) = app.repo.stop_waiting(&line, &run.id).await {
+                tracing::warn!(run_id = %run.id, error = %e, "could not take a cancelled run out of its agent's line; its place expires");
+            }
+        }
         // Best effort here: the executor announces it again when it next
         // looks at the run (its message, or its lease renewal).
         if let Err(e) = events::emit(app, "run.cancelled", &run).await {

@@ -127,8 +127,21 @@ id_type!(
     "run"
 );
 
+/// Ids of one process increase strictly, even within one millisecond (a
+/// monotonic ULID generator): runs made one after the other sort in that
+/// order, which an agent's line of waiting runs relies on. Across
+/// processes, ids of one millisecond sort in no particular order.
 pub fn new_id(prefix: &str) -> String {
-    format!("{prefix}_{}", ulid::Ulid::new().to_string().to_lowercase())
+    static GENERATOR: std::sync::Mutex<ulid::Generator> =
+        std::sync::Mutex::new(ulid::Generator::new());
+    let id = GENERATOR
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .generate()
+        // The random part overflowed within one millisecond (2^80 ids):
+        // a fresh id, still of this millisecond.
+        .unwrap_or_else(|_| ulid::Ulid::new());
+    format!("{prefix}_{}", id.to_string().to_lowercase())
 }
 
 /// `n` bytes from the OS CSPRNG, hex encoded.
@@ -188,6 +201,12 @@ pub fn is_plausible_id(id: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn ids_made_one_after_the_other_sort_in_that_order() {
+        let ids: Vec<RunId> = (0..1000).map(|_| RunId::generate()).collect();
+        assert!(ids.windows(2).all(|w| w[0].as_str() < w[1].as_str()));
+    }
     use super::*;
 
     #[test]

@@ -41,6 +41,7 @@ fuzz_target!(|data: &[u8]| {
         rate_limit_per_minute: None,
         metadata: serde_json::json!({}),
         agent_route: false,
+        respond_when: Default::default(),
         last_used_at: None,
         created_by_id: String::new(),
         created_at: now,

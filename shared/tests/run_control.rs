@@ -724,3 +724,72 @@ async fn waiting_for_a_start_answers_running_or_queued_in_time() {
     .unwrap();
     assert_eq!(executor.await.unwrap(), Outcome::Done);
 }
+
+/// The same cancel on DynamoDB and SQS (the local emulator): the api
+/// function cancels, the executor function, another process, stops at
+/// its next renewal.
+#[tokio::test]
+#[ignore = "needs the local AWS emulator: AWS_ENDPOINT_URL (infra/test.sh)"]
+async fn on_aws_a_cancel_reaches_the_executor_at_its_next_renewal() {
+    assert!(
+        std::env::var("AWS_ENDPOINT_URL").is_ok(),
+        "AWS_ENDPOINT_URL is not set: run this test through ./infra/test.sh"
+    );
+    let sdk = hookrun_core::aws::sdk_config().await;
+    let prefix = format!(
+        "rc-{}",
+        hookrun_core::ids::RunId::generate()
+            .as_str()
+            .replace('_', "-")
+    );
+    let aws = hookrun_core::aws::provision::provision(&sdk, &prefix)
+        .await
+        .unwrap();
+    let settings = || Settings {
+        lease: Duration::from_secs(6),
+        ..settings()
+    };
+    let api = hookrun_core::aws::app(&sdk, &aws, settings());
+    let executor = hookrun_core::aws::app(&sdk, &aws, settings());
+    let ws = admin::bootstrap(&api, None).await.unwrap().workspace.id;
+    let hanging = hanging_agent().await;
+    let req = agents::CreateAgent {
+        name: "hangs".into(),
+        runner: RunnerConfig::Http {
+            url: hanging.url.clone(),
+            headers: None,
+        },
+        timeout_seconds: Some(60),
+        enabled: None,
+        max_concurrent_runs: None,
+    };
+    let (a, _) = agents::create(&api, &ws, req).await.unwrap();
+    let run = ingress::new_run(&api, &a, TriggerType::Webhook, json!({"n": 1}), None);
+    runs::enqueue(&api, &run).await.unwrap();
+    let running = spawn_process(&executor, &run);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while hanging.calls.load(Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < deadline, "the run did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    control::cancel(
+        &api,
+        &ws,
+        run.id.as_str(),
+        Some("key_api"),
+        CancelReason::Requested,
+    )
+    .await
+    .unwrap();
+    // Renewals every lease/3 = 2 s; the emulator is slow: a margin.
+    let outcome = tokio::time::timeout(Duration::from_secs(8), running)
+        .await
+        .expect("stopped at its next renewal")
+        .unwrap();
+    assert_eq!(outcome, Outcome::Done);
+    assert!(hanging.dropped.load(Ordering::SeqCst));
+    let done = api.repo.get::<Run>(&run.id).await.unwrap().unwrap();
+    assert_eq!(done.status, RunStatus::Cancelled);
+    assert_eq!(done.control.cancelled_by.as_deref(), Some("key_api"));
+    assert!(api.repo.live_slots(&ws).await.unwrap().is_empty());
+}

@@ -16,8 +16,8 @@ use crate::model::{Agent, Subscription};
 use crate::ports::{ItemTable, Queue, SecretStore};
 use crate::repo::Repo;
 use crate::runners::Runners;
-use crate::services::ingress::target::{Target, TargetKey};
-use crate::services::ratelimit::Limiter;
+use crate::state::limiter::Limiter;
+use crate::state::targets::{Target, TargetKey};
 
 /// Trigger targets one process keeps at most.
 const TARGET_CACHE_CAP: usize = 10_000;

@@ -215,6 +215,33 @@ impl Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+impl Error {
+    /// The HTTP status a caller is answered with for this error: the
+    /// router answers with it (`http::status_of`), and the invocation log
+    /// records it as what the caller got, without asking the router.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::NotFound(_) => 404,
+            Self::Conflict(_) => 409,
+            Self::Invalid { .. } => 400,
+            Self::PayloadTooLarge(_) => 413,
+            Self::Unprocessable(_) => 422,
+            Self::Unauthorized(_) | Self::SignatureRejected { .. } => 401,
+            Self::Forbidden(_) => 403,
+            Self::RateLimited { .. } | Self::TooManyStreams { .. } => 429,
+            Self::Unavailable(_) => 503,
+            Self::Internal(_) => 500,
+            Self::Store(s) => match s {
+                StoreError::ConditionFailed => 409,
+                StoreError::InvalidCursor => 400,
+                // A record that does not decode will not decode on a retry.
+                StoreError::Invalid(_) | StoreError::Corrupt(_) => 500,
+                StoreError::Backend(_) => 503,
+            },
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -33,6 +33,7 @@ pub mod services;
 pub mod signature;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+pub mod state;
 pub mod work;
 pub mod worker;
 

@@ -14,9 +14,6 @@ use base64::Engine;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-use crate::app::App;
-use crate::error::Error;
-
 /// One master-key version, ready to use.
 #[derive(Clone)]
 pub struct MasterKey {
@@ -63,44 +60,6 @@ pub fn open(keys: &[MasterKey], sealed: &str) -> Option<String> {
     let (nonce, ct) = blob.split_at(12);
     let pt = key.cipher.decrypt(Nonce::from_slice(nonce), ct).ok()?;
     String::from_utf8(pt).ok()
-}
-
-/// The master key versions of this deployment, current first.
-pub async fn master_keys(app: &App) -> Result<Vec<MasterKey>, Error> {
-    let values = app.secrets.master_keys().await?;
-    if values.is_empty() {
-        return Err(Error::Internal("no master key".into()));
-    }
-    Ok(values.iter().map(|v| MasterKey::from_secret(v)).collect())
-}
-
-pub async fn seal_with_current(app: &App, plaintext: &str) -> Result<String, Error> {
-    let keys = master_keys(app).await?;
-    Ok(seal(&keys[0], plaintext))
-}
-
-pub async fn open_sealed(app: &App, sealed: &str) -> Result<String, Error> {
-    let keys = master_keys(app).await?;
-    open(&keys, sealed).ok_or_else(|| {
-        Error::Internal("a sealed secret does not open with any master key version".into())
-    })
-}
-
-/// A signing secret and the one it replaced, opened: the current first,
-/// then the previous while `previous_valid_until` is ahead of `now`.
-pub async fn open_current_and_previous(
-    app: &App,
-    current: &str,
-    previous: Option<&str>,
-    previous_valid_until: Option<chrono::DateTime<chrono::Utc>>,
-) -> Result<Vec<String>, Error> {
-    let mut out = vec![open_sealed(app, current).await?];
-    if let (Some(prev), Some(until)) = (previous, previous_valid_until) {
-        if app.clock.now() < until {
-            out.push(open_sealed(app, prev).await?);
-        }
-    }
-    Ok(out)
 }
 
 #[cfg(test)]

@@ -15,6 +15,18 @@ use crate::ids::RunId;
 use crate::ports::{OutboxMessage, QueueId, MAX_DELAY_FOR_QUEUE};
 use crate::services::{delivery, executor};
 
+/// How long a received message stays hidden from other consumers: a
+/// run's executor extends it while the agent runs (a lease and a margin);
+/// a delivery attempt has its timeout and a minute.
+pub fn visibility(app: &App, queue: QueueId) -> Duration {
+    match queue {
+        QueueId::Runs | QueueId::RunsDlq => executor::visibility(app),
+        QueueId::Deliveries | QueueId::DeliveriesDlq => {
+            app.settings.delivery_timeout + Duration::from_secs(60)
+        }
+    }
+}
+
 /// Everything a queue can carry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {

@@ -32,11 +32,7 @@ impl Work {
     }
 
     fn visibility(self, app: &App) -> Duration {
-        match self {
-            // A run's executor extends it while the agent runs.
-            Work::Runs => crate::services::executor::visibility(app),
-            Work::Deliveries => app.settings.delivery_timeout + Duration::from_secs(60),
-        }
+        crate::work::visibility(app, self.queue())
     }
 }
 

@@ -10,7 +10,7 @@ use super::extract::{Admin, ApiJson, ApiPath, ApiQuery, Paging};
 use super::openapi::ManagementErrors;
 use super::ApiError;
 use crate::app::App;
-use crate::repo::Listing;
+use crate::model::listing::Listing;
 use crate::services::admin::{self, AdminKeyView, CreateAdminKey};
 
 /// A new admin key, with the key itself: shown this once.

@@ -10,9 +10,9 @@ use super::extract::{Admin, ApiJson, ApiPath, ApiQuery, OptionalJson, Paging};
 use super::openapi::ManagementErrors;
 use super::ApiError;
 use crate::app::App;
+use crate::model::listing::Listing;
 use crate::model::runner::RunnerView;
 use crate::model::Agent;
-use crate::repo::Listing;
 use crate::services::agents::{
     self, CreateAgent, RotateSecret, RotatedSecret, RotatedSigningSecret, UpdateAgent,
 };

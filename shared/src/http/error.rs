@@ -54,27 +54,9 @@ impl From<StoreError> for ApiError {
     }
 }
 
-/// The status a service error is answered with.
+/// The status a service error is answered with ([`Error::status`]).
 pub fn status_of(e: &Error) -> StatusCode {
-    match e {
-        Error::NotFound(_) => StatusCode::NOT_FOUND,
-        Error::Conflict(_) => StatusCode::CONFLICT,
-        Error::Invalid { .. } => StatusCode::BAD_REQUEST,
-        Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-        Error::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
-        Error::Unauthorized(_) | Error::SignatureRejected { .. } => StatusCode::UNAUTHORIZED,
-        Error::Forbidden(_) => StatusCode::FORBIDDEN,
-        Error::RateLimited { .. } | Error::TooManyStreams { .. } => StatusCode::TOO_MANY_REQUESTS,
-        Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-        Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        Error::Store(s) => match s {
-            StoreError::ConditionFailed => StatusCode::CONFLICT,
-            StoreError::InvalidCursor => StatusCode::BAD_REQUEST,
-            // A record that does not decode will not decode on a retry.
-            StoreError::Invalid(_) | StoreError::Corrupt(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            StoreError::Backend(_) => StatusCode::SERVICE_UNAVAILABLE,
-        },
-    }
+    StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
 /// When a stream refused for its cap may try again: streams end on their

@@ -10,8 +10,8 @@ use super::extract::{Admin, ApiJson, ApiPath, ApiQuery, OptionalJson, Paging};
 use super::openapi::ManagementErrors;
 use super::ApiError;
 use crate::app::App;
+use crate::model::listing::Listing;
 use crate::model::{Delivery, DeliveryAttempt};
-use crate::repo::Listing;
 use crate::services::subscriptions::{
     self, CreateSubscription, RotateSubscriptionSecret, SubscriptionView, UpdateSubscription,
 };

@@ -12,8 +12,8 @@ use super::ingress::{Outcome, TriggerAnswer};
 use super::openapi::ManagementErrors;
 use super::ApiError;
 use crate::app::App;
+use crate::model::listing::Listing;
 use crate::model::{Invocation, RejectionTally};
-use crate::repo::Listing;
 use crate::services::ingress;
 use crate::services::triggers::{
     self, AgentWebhookInfo, CreateTrigger, RegenerateSecret, TriggerView, UpdateTrigger,

@@ -34,6 +34,7 @@ pub mod connection;
 pub mod delivery;
 pub mod environment;
 pub mod keys;
+pub mod listing;
 pub mod logs;
 pub mod run;
 pub mod runner;

@@ -13,7 +13,7 @@ use crate::model::{Agent, RunnerConfig};
 use crate::ports::SecretVersions;
 use crate::repo::{Listing, Repo};
 use crate::runners::template;
-use crate::seal;
+use crate::services::sealing;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -259,7 +259,7 @@ async fn seal_runner(app: &App, runner: &mut RunnerConfig) -> Result<(), Error> 
             ));
         }
         let hint = value.hint();
-        let sealed = seal::seal_with_current(app, &plain).await?;
+        let sealed = sealing::seal_with_current(app, &plain).await?;
         *value = WriteOnly::Sealed { sealed, hint };
     }
     Ok(())
@@ -271,7 +271,7 @@ pub async fn opened_runner(app: &App, runner: &RunnerConfig) -> Result<RunnerCon
     let mut opened = runner.clone();
     for (_, value) in opened.secrets_mut() {
         if let WriteOnly::Sealed { sealed, .. } = value {
-            *value = WriteOnly::Plain(seal::open_sealed(app, sealed).await?);
+            *value = WriteOnly::Plain(sealing::open_sealed(app, sealed).await?);
         }
     }
     Ok(opened)
@@ -332,7 +332,7 @@ pub async fn create_agent(
     seal_runner(app, &mut runner).await?;
     let signing_secret = ids::signing_secret();
     let signing = SigningKey {
-        sealed: seal::seal_with_current(app, &signing_secret).await?,
+        sealed: sealing::seal_with_current(app, &signing_secret).await?,
         previous_sealed: None,
         previous_valid_until: None,
     };
@@ -396,7 +396,7 @@ pub async fn rotate_signing_secret(
     let until = (grace > 0).then(|| now + Duration::seconds(grace));
     let previous = agent.signing.take().map(|k| k.sealed);
     agent.signing = Some(SigningKey {
-        sealed: seal::seal_with_current(app, &secret).await?,
+        sealed: sealing::seal_with_current(app, &secret).await?,
         previous_sealed: until.and(previous),
         previous_valid_until: until,
     });
@@ -416,7 +416,7 @@ pub async fn signing_secrets(app: &App, agent: &Agent) -> Result<Vec<String>, Er
     match &agent.signing {
         None => Ok(vec![]),
         Some(k) => {
-            seal::open_current_and_previous(
+            sealing::open_current_and_previous(
                 app,
                 &k.sealed,
                 k.previous_sealed.as_deref(),

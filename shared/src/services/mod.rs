@@ -11,6 +11,7 @@ pub mod ingress;
 pub mod ratelimit;
 pub mod replay;
 pub mod runs;
+pub mod sealing;
 pub mod subscriptions;
 pub mod triggers;
 pub mod usage;

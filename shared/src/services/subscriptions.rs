@@ -12,7 +12,7 @@ use crate::ids::{self, AgentId, WorkspaceId};
 use crate::model::subscription::EVENTS;
 use crate::model::{Agent, Delivery, DeliveryAttempt, Environment, Subscription};
 use crate::repo::{Listing, Repo};
-use crate::seal;
+use crate::services::sealing;
 use crate::work::{self, Message};
 
 /// A run event a subscription can hear of, in the document: its names are
@@ -192,7 +192,7 @@ pub async fn create(
         enabled: req.enabled.unwrap_or(true),
         disabled_reason: None,
         failing_since: None,
-        secret_sealed: seal::seal_with_current(app, &secret).await?,
+        secret_sealed: sealing::seal_with_current(app, &secret).await?,
         previous_secret_sealed: None,
         previous_secret_valid_until: None,
         created_at: now,
@@ -293,7 +293,7 @@ pub async fn rotate_secret(
     let now = app.clock.now();
     let old = std::mem::replace(
         &mut sub.secret_sealed,
-        seal::seal_with_current(app, &secret).await?,
+        sealing::seal_with_current(app, &secret).await?,
     );
     if grace > 0 {
         sub.previous_secret_sealed = Some(old);

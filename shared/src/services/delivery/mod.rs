@@ -20,7 +20,7 @@ use crate::app::App;
 use crate::error::Error;
 use crate::model::{Delivery, DeliveryAttempt, DeliveryStatus, Subscription};
 use crate::repo::Versioned;
-use crate::seal;
+use crate::services::sealing;
 use crate::work::{self, Message, Outcome};
 
 /// A subscription whose every attempt failed for this long is disabled.
@@ -131,7 +131,7 @@ fn excerpt(body: &[u8]) -> String {
 
 /// The subscription's signing secrets valid now, current first.
 async fn secrets(app: &App, sub: &Subscription) -> Result<Vec<String>, Error> {
-    seal::open_current_and_previous(
+    sealing::open_current_and_previous(
         app,
         &sub.secret_sealed,
         sub.previous_secret_sealed.as_deref(),

@@ -12,8 +12,9 @@ use crate::error::Error;
 use crate::model::{Agent, Trigger};
 use crate::ports::SecretVersions;
 use crate::services::agents;
+use crate::services::sealing;
 use crate::services::triggers::validate::{origin_host, parse_ip_entry};
-use crate::{providers, seal, signature};
+use crate::{providers, signature};
 
 /// The token of `Authorization: Bearer …`, if the header holds one.
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -132,7 +133,7 @@ pub async fn authenticate_trigger(
             ));
         }
     }
-    let secret = seal::open_sealed(app, sealed).await?;
+    let secret = sealing::open_sealed(app, sealed).await?;
     if let (Route::TriggerId { .. }, Some(plain)) = (route, header(headers, SECRET_HEADER)) {
         return if signature::secrets_equal(&secret, plain) {
             Ok(AuthMethod::TriggerSignature)

@@ -46,9 +46,8 @@ pub(super) fn invocation(
         timestamp: now,
         source_ip: ip.map(|i| i.to_string()),
         result,
-        // The status the caller was answered with: the one place a service
-        // asks the HTTP layer's mapping, because the log shows it.
-        status: error.map_or(202, |e| crate::http::status_of(e).as_u16()),
+        // The status the caller was answered with.
+        status: error.map_or(202, Error::status),
         run_id: run_id.clone(),
         error: error.map(|e| e.to_string()),
         // A call that made a run points to it, and the run holds the

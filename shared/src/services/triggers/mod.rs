@@ -20,7 +20,7 @@ use crate::ids::{self, AgentId, TriggerId, WorkspaceId};
 use crate::model::{Agent, SignatureScheme, Trigger};
 use crate::providers;
 use crate::repo::{Listing, Versioned};
-use crate::seal;
+use crate::services::sealing;
 
 /// A lost condition on a trigger write: a concurrent change, or a second
 /// trigger claiming the agent's route.
@@ -93,7 +93,7 @@ pub async fn create(
         token_prefix: ids::display_prefix(&token),
         is_active: req.is_active.unwrap_or(true),
         secret_sealed: match &secret {
-            Some(s) => Some(seal::seal_with_current(app, s).await?),
+            Some(s) => Some(sealing::seal_with_current(app, s).await?),
             None => None,
         },
         signature,
@@ -224,7 +224,7 @@ pub async fn update(
             ));
         };
         if s.scheme == SignatureScheme::StandardWebhooks {
-            let secret = seal::open_sealed(app, sealed).await?;
+            let secret = sealing::open_sealed(app, sealed).await?;
             validate::secret(&secret, s.scheme)?;
         }
         t.signature = s;
@@ -291,7 +291,7 @@ pub async fn regenerate_secret(
         }
         None => ids::signing_secret(),
     };
-    t.secret_sealed = Some(seal::seal_with_current(app, &secret).await?);
+    t.secret_sealed = Some(sealing::seal_with_current(app, &secret).await?);
     t.updated_at = app.clock.now();
     app.repo
         .save_trigger(&mut t, &old)

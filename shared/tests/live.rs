@@ -465,3 +465,42 @@ async fn a_follow_dropped_while_it_reads_a_page_loses_nothing() {
     assert_eq!(got, want);
     assert!(dropped > 0, "some reads were dropped half way");
 }
+
+/// A resume that read the run's record before its attempt started, and
+/// its lines after: the replay reads the record again when it meets lines
+/// of a later attempt, so `run.started` (which a follower would otherwise
+/// drop as passed, arriving live after those lines) is given in its place.
+#[tokio::test]
+async fn a_replay_of_a_record_read_before_the_start_gives_the_start_in_its_place() {
+    let (app, _, agent) = fixture().await;
+    let queued = ingress::new_run(
+        &app,
+        &agent,
+        TriggerType::Webhook,
+        json!({"event": "e"}),
+        None,
+    );
+    runs::enqueue(&app, &queued).await.unwrap();
+    let stale = app
+        .repo
+        .get::<Run>(&queued.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .record;
+    let body = json!({ "run_id": queued.id }).to_string();
+    work::process(&app, QueueId::Runs, &body, None).await;
+    let fresh = app
+        .repo
+        .get::<Run>(&queued.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .record;
+    let seqs = |events: Vec<LiveEvent>| events.iter().map(|e| e.seq).collect::<Vec<_>>();
+    let from_stale = seqs(replay::run_events(&app, &stale, Some(0)).await.unwrap());
+    let from_fresh = seqs(replay::run_events(&app, &fresh, Some(0)).await.unwrap());
+    assert_eq!(from_stale, from_fresh);
+    assert_eq!(from_stale.first(), Some(&10_000), "the start first");
+    assert_eq!(from_stale.last(), Some(&19_999), "the end last");
+}

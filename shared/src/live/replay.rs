@@ -19,6 +19,7 @@ use super::{Filter, LiveEvent};
 use crate::app::App;
 use crate::error::Error;
 use crate::ids::{AgentId, RunId, WorkspaceId};
+use crate::model::logs::seq;
 use crate::model::{Agent, LogLine, Run};
 use crate::repo::Repo;
 
@@ -70,6 +71,10 @@ pub struct RunEvents {
     agent_id: AgentId,
     workspace_id: WorkspaceId,
     after: Option<u32>,
+    /// The attempt the run's record showed.
+    attempt: u32,
+    /// The last `seq` given.
+    given: Option<u32>,
     /// Lifecycle events not given yet, in `seq` order.
     lifecycle: VecDeque<LiveEvent>,
     /// Where the next page of lines starts; `None` once they are all read.
@@ -79,6 +84,20 @@ pub struct RunEvents {
 impl RunEvents {
     /// The events of `run` after `after` (all of them without).
     pub fn new(run: &Run, after: Option<u32>) -> Self {
+        RunEvents {
+            run_id: run.id.clone(),
+            agent_id: run.agent_id.clone(),
+            workspace_id: run.workspace_id.clone(),
+            after,
+            attempt: run.attempt,
+            given: None,
+            lifecycle: Self::lifecycle_of(run),
+            cursor: Some(None),
+        }
+    }
+
+    /// The lifecycle events a run's record shows, in `seq` order.
+    fn lifecycle_of(run: &Run) -> VecDeque<LiveEvent> {
         let mut lifecycle = VecDeque::from([LiveEvent::queued(run)]);
         // The current attempt's start (earlier attempts' starts show in
         // their start lines only).
@@ -95,14 +114,28 @@ impl RunEvents {
         if run.status.is_terminal() {
             lifecycle.push_back(LiveEvent::lifecycle(run));
         }
-        RunEvents {
-            run_id: run.id.clone(),
-            agent_id: run.agent_id.clone(),
-            workspace_id: run.workspace_id.clone(),
-            after,
-            lifecycle,
-            cursor: Some(None),
+        lifecycle
+    }
+
+    /// Lines of an attempt later than the record showed mean the record
+    /// was read before that attempt started (its lines are written after
+    /// the run's start): read it again, so the attempt's `run.started`,
+    /// which a follower would otherwise see live only after these lines
+    /// and drop as already passed, is given in its place.
+    async fn catch_up(&mut self, app: &App, lines: &[LogLine]) -> Result<(), Error> {
+        let newest = lines.iter().map(|l| seq::attempt_of(l.seq)).max();
+        if newest.is_none_or(|a| a <= self.attempt) {
+            return Ok(());
         }
+        if let Some(fresh) = app.repo.get::<Run>(&self.run_id).await? {
+            self.attempt = fresh.attempt;
+            let given = self.given;
+            self.lifecycle = Self::lifecycle_of(&fresh)
+                .into_iter()
+                .filter(|e| given.is_none_or(|g| e.seq > g))
+                .collect();
+        }
+        Ok(())
     }
 
     /// The next events (at most one page of lines and the lifecycle events
@@ -118,6 +151,7 @@ impl RunEvents {
                 .logs(&self.agent_id, Some(&self.run_id), PAGE, cursor)
                 .await?;
             self.cursor = page.next_cursor.map(Some);
+            self.catch_up(app, &page.data).await?;
             // Lines come in `seq` order (their sort key); the lifecycle
             // events up to the page's last line go in among them.
             let upto = match (&self.cursor, page.data.last()) {
@@ -134,6 +168,9 @@ impl RunEvents {
             }
             events.sort_by_key(|e| e.seq);
             events.dedup_by_key(|e| e.seq);
+            if let Some(last) = events.last() {
+                self.given = Some(last.seq);
+            }
             let events = self.keep(events);
             if !events.is_empty() || (self.cursor.is_none() && self.lifecycle.is_empty()) {
                 return Ok(events);

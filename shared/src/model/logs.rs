@@ -68,6 +68,10 @@ pub mod seq {
     /// Streamed lines an attempt numbers (the rest are not logged).
     pub const MAX_STREAMED: u32 = OUTCOME - STREAM;
 
+    /// The attempt a line or event of `seq` belongs to.
+    pub fn attempt_of(seq: u32) -> u32 {
+        seq / ATTEMPT
+    }
     pub fn started(attempt: u32) -> u32 {
         attempt.saturating_mul(ATTEMPT)
     }

@@ -1,7 +1,9 @@
 //! Fixed-window rate limits: counters on the item table shared by every
 //! process and Lambda instance, pre-aggregated in each process so a call
-//! costs a fraction of a write ([`Limiter`]). Windows are whole minutes of
-//! the injected clock.
+//! costs a fraction of a write ([`Limiter`], in `state`). Windows are
+//! whole minutes of the injected clock.
+//!
+//! [`Limiter`]: crate::state::limiter::Limiter
 
 use std::net::IpAddr;
 

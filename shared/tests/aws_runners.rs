@@ -383,9 +383,10 @@ async fn fixture_at(endpoint: Option<String>) -> Fixture {
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
     let settings = Settings::default();
     let mut app = App::embedded(SqliteStore::in_memory().unwrap(), settings.clone());
-    app.runners = app
-        .runners
-        .with_aws_config(&settings, sdk_config(&endpoint.unwrap_or(url)));
+    app.runners = hookrun_core::runners::Runners::with_aws_config(
+        &settings,
+        sdk_config(&endpoint.unwrap_or(url)),
+    );
     let ws = admin::bootstrap(&app, None).await.unwrap().workspace.id;
     Fixture { app, ws, fake }
 }

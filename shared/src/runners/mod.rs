@@ -151,7 +151,7 @@ impl Runners {
 
     /// The same runners calling AWS with `sdk` (tests: a fake endpoint).
     #[cfg(any(feature = "runner-bedrock", feature = "runner-lambda"))]
-    pub fn with_aws_config(&self, settings: &Settings, sdk: aws_config::SdkConfig) -> Self {
+    pub fn with_aws_config(settings: &Settings, sdk: aws_config::SdkConfig) -> Self {
         Self::build(settings, aws::AwsSdk::preset(sdk))
     }
 

@@ -48,6 +48,9 @@ static SERVE_ENV: LazyLock<String> = LazyLock::new(|| vars::help_text(&["serve",
 static STORE_ENV: LazyLock<String> = LazyLock::new(|| vars::help_text(&["serve", "aws"]));
 static SIGN_ENV: LazyLock<String> = LazyLock::new(|| vars::help_text(&["cli"]));
 
+// Parsed once per process: the size of its largest variant (the client
+// commands' options) costs nothing worth a Box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Run the API, the trigger routes, the executor and the delivery worker

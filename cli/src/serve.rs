@@ -261,6 +261,7 @@ async fn print_demo(
                 timeout_seconds: None,
                 enabled: None,
                 max_concurrent_runs: None,
+                concurrency: None,
             };
             let (agent, secret) = agents::create(app, workspace_id, req).await.map_err(err)?;
             // Shown once, like any new agent's secret, so other bodies can

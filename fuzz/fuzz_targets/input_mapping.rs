@@ -42,6 +42,7 @@ fuzz_target!(|data: &[u8]| {
         metadata: serde_json::json!({}),
         agent_route: false,
         respond_when: Default::default(),
+        concurrency: None,
         last_used_at: None,
         created_by_id: String::new(),
         created_at: now,

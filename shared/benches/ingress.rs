@@ -58,6 +58,7 @@ fn pipeline(c: &mut Criterion) {
             timeout_seconds: None,
             enabled: None,
             max_concurrent_runs: None,
+            concurrency: None,
         };
         let (agent, secret) = agents::create(&app, &ws, req).await.unwrap();
         (ws, agent.id, secret)

@@ -37,6 +37,7 @@ fn replays(c: &mut Criterion) {
             timeout_seconds: None,
             enabled: None,
             max_concurrent_runs: None,
+            concurrency: None,
         };
         let agent = agents::create(&app, &ws, req).await.unwrap().0;
         let mut run = ingress::new_run(

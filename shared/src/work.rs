@@ -30,17 +30,23 @@ pub fn visibility(app: &App, queue: QueueId) -> Duration {
 /// Everything a queue can carry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
-    /// Runs queue: execute this run (the run item holds the rest).
-    Run { run_id: RunId },
+    /// Runs queue: execute this run (the run item holds the rest). A
+    /// `wake` message only hastens a waiting run whose turn has come (a
+    /// slot of its line was given back): it is dropped unless the run is
+    /// still queued and can start now, since the run's own message keeps
+    /// coming back until the run ends.
+    Run { run_id: RunId, wake: bool },
     /// Deliveries queue: attempt this delivery. A `manual` attempt was asked
     /// for by hand: it is made even if the delivery is done, and not retried.
     Delivery { delivery_id: String, manual: bool },
 }
 
-/// The runs queue's body: `{"run_id":…}`.
+/// The runs queue's body: `{"run_id":…}` (and `"wake":true`).
 #[derive(Serialize, Deserialize)]
 struct RunBody {
     run_id: RunId,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    wake: bool,
 }
 
 /// The deliveries queue's body: `{"delivery_id":…,"manual":…}`.
@@ -62,8 +68,9 @@ impl Message {
     /// The message body as stored in its queue.
     pub fn encode(&self) -> String {
         let json = match self {
-            Message::Run { run_id } => serde_json::to_string(&RunBody {
+            Message::Run { run_id, wake } => serde_json::to_string(&RunBody {
                 run_id: run_id.clone(),
+                wake: *wake,
             }),
             Message::Delivery {
                 delivery_id,
@@ -90,7 +97,10 @@ impl Message {
     pub fn decode(queue: QueueId, body: &str) -> Result<Message, String> {
         match queue {
             QueueId::Runs => serde_json::from_str::<RunBody>(body)
-                .map(|b| Message::Run { run_id: b.run_id })
+                .map(|b| Message::Run {
+                    run_id: b.run_id,
+                    wake: b.wake,
+                })
                 .map_err(|e| format!("malformed runs-queue message: {e}")),
             QueueId::Deliveries => serde_json::from_str::<DeliveryBody>(body)
                 .map(|b| Message::Delivery {
@@ -137,7 +147,7 @@ pub enum Outcome {
 pub async fn process(app: &App, queue: QueueId, body: &str, receipt: Option<&str>) -> Outcome {
     match Message::decode(queue, body) {
         Err(reason) => Outcome::Poison(reason),
-        Ok(Message::Run { run_id }) => executor::process(app, &run_id, receipt).await,
+        Ok(Message::Run { run_id, wake }) => executor::process(app, &run_id, wake, receipt).await,
         Ok(Message::Delivery {
             delivery_id,
             manual,
@@ -212,9 +222,19 @@ mod tests {
     fn bodies_keep_their_wire_form() {
         let run = Message::Run {
             run_id: RunId::parse("run_1").unwrap(),
+            wake: false,
         };
         assert_eq!(run.encode(), r#"{"run_id":"run_1"}"#);
         assert_eq!(Message::decode(QueueId::Runs, &run.encode()).unwrap(), run);
+        let wake = Message::Run {
+            run_id: RunId::parse("run_1").unwrap(),
+            wake: true,
+        };
+        assert_eq!(wake.encode(), r#"{"run_id":"run_1","wake":true}"#);
+        assert_eq!(
+            Message::decode(QueueId::Runs, &wake.encode()).unwrap(),
+            wake
+        );
         let d = Message::Delivery {
             delivery_id: "dlv_1".into(),
             manual: true,

@@ -177,6 +177,7 @@ async fn world() -> World {
             timeout_seconds: None,
             enabled: None,
             max_concurrent_runs: None,
+            concurrency: None,
         },
     )
     .await
@@ -316,6 +317,7 @@ async fn execute(
         app,
         &Message::Run {
             run_id: run.clone(),
+            wake: false,
         },
         Duration::ZERO,
     )

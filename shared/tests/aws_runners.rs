@@ -402,6 +402,7 @@ async fn agent(f: &Fixture, runner: RunnerConfig) -> Agent {
         timeout_seconds: Some(60),
         enabled: None,
         max_concurrent_runs: None,
+        concurrency: None,
     };
     agents::create(&f.app, &f.ws, req).await.unwrap().0
 }
@@ -576,6 +577,7 @@ async fn bedrock_and_lambda_configurations_are_checked_when_saved() {
                 timeout_seconds: None,
                 enabled: None,
                 max_concurrent_runs: None,
+                concurrency: None,
             };
             agents::create(&f.app, &f.ws, req)
                 .await

@@ -111,6 +111,7 @@ async fn emit(f: &Fixture, url: &str) -> (String, String) {
         timeout_seconds: None,
         enabled: None,
         max_concurrent_runs: None,
+        concurrency: None,
     };
     let (agent, _) = agents::create(&f.app, &f.ws, req).await.unwrap();
     let sub_req = CreateSubscription {
@@ -375,6 +376,7 @@ async fn deliveries_are_listed_newest_first() {
         timeout_seconds: None,
         enabled: None,
         max_concurrent_runs: None,
+        concurrency: None,
     };
     let (agent, _) = agents::create(&f.app, &f.ws, req).await.unwrap();
     let mut ids = vec![first];

@@ -46,6 +46,7 @@ async fn fixture() -> Fixture {
         timeout_seconds: None,
         enabled: None,
         max_concurrent_runs: None,
+        concurrency: None,
     };
     let (agent, secret) = agents::create(&app, &ws, req).await.unwrap();
     Fixture {
@@ -200,6 +201,7 @@ async fn a_signed_delivery_id_beats_an_unsigned_key() {
         agent_route: false,
         is_active: None,
         respond_when: None,
+        concurrency: None,
     };
     let (t, _, _) = triggers::create(&f.app, &f.ws, "key_test", req)
         .await

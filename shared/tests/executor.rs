@@ -62,6 +62,7 @@ async fn echo_agent(f: &Fixture) -> hookrun_core::model::Agent {
         timeout_seconds: Some(60),
         enabled: None,
         max_concurrent_runs: None,
+        concurrency: None,
     };
     agents::create(&f.app, &f.ws, req).await.unwrap().0
 }
@@ -270,6 +271,7 @@ async fn a_held_slot_defers_and_an_expired_one_is_taken_over() {
     let slot = hookrun_core::model::Slot {
         workspace_id: run.workspace_id.clone(),
         agent_id: None,
+        key: None,
         index: 3,
         run_id: run.id.clone(),
         attempt: 1,
@@ -331,6 +333,7 @@ async fn a_workspace_at_its_cap_waits_and_others_run() {
     let slot = hookrun_core::model::Slot {
         workspace_id: ws.clone(),
         agent_id: None,
+        key: None,
         index: 0,
         run_id: busy.id.clone(),
         attempt: 1,
@@ -353,6 +356,7 @@ async fn a_workspace_at_its_cap_waits_and_others_run() {
         timeout_seconds: None,
         enabled: None,
         max_concurrent_runs: None,
+        concurrency: None,
     };
     let (other_agent, _) = agents::create(&f.app, &other_ws.id, req).await.unwrap();
     let other = queued_run(&f, &other_agent).await;
@@ -400,6 +404,7 @@ async fn the_lease_is_renewed_while_the_agent_runs() {
         timeout_seconds: Some(60),
         enabled: None,
         max_concurrent_runs: None,
+        concurrency: None,
     };
     let (agent, _) = agents::create(&app, &ws, req).await.unwrap();
     let run = ingress::new_run(&app, &agent, TriggerType::Webhook, json!({}), None);

@@ -38,6 +38,7 @@ async fn fixture(settings: Settings) -> Fixture {
         timeout_seconds: None,
         enabled: None,
         max_concurrent_runs: None,
+        concurrency: None,
     };
     let (agent, _) = agents::create(&app, &ws, req).await.unwrap();
     Fixture {
@@ -172,6 +173,7 @@ async fn token_guessing_is_limited_per_address() {
         agent_route: false,
         is_active: None,
         respond_when: None,
+        concurrency: None,
     };
     let (_, token, _) = triggers::create(&f.app, &f.ws, "test", req).await.unwrap();
     let (s, v) = send(&f, "203.0.113.5:1", post(format!("/webhooks/runs/{token}"))).await;
@@ -265,6 +267,7 @@ async fn a_provider_scheme_trigger_refuses_the_plaintext_secret() {
         agent_route: false,
         is_active: None,
         respond_when: None,
+        concurrency: None,
     };
     let (t, _, _) = triggers::create(&f.app, &f.ws, "key_test", req)
         .await
@@ -304,6 +307,7 @@ async fn an_oversized_management_body_is_a_json_error() {
         agent_route: false,
         is_active: None,
         respond_when: None,
+        concurrency: None,
     };
     let (t, _, _) = triggers::create(&f.app, &f.ws, "key_test", req)
         .await
@@ -344,6 +348,7 @@ async fn unauthenticated_calls_are_counted_not_logged() {
         agent_route: false,
         is_active: None,
         respond_when: None,
+        concurrency: None,
     };
     let (t, _, _) = triggers::create(&f.app, &f.ws, "key_test", req)
         .await

@@ -41,6 +41,7 @@ async fn fixture() -> Fixture {
         timeout_seconds: None,
         enabled: None,
         max_concurrent_runs: None,
+        concurrency: None,
     };
     let (agent, secret) = agents::create(&app, &ws, req).await.unwrap();
     Fixture {

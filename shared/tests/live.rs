@@ -26,6 +26,7 @@ async fn fixture() -> (App, WorkspaceId, Agent) {
         timeout_seconds: Some(60),
         enabled: None,
         max_concurrent_runs: None,
+        concurrency: None,
     };
     let agent = agents::create(&app, &boot.workspace.id, req)
         .await
@@ -200,6 +201,7 @@ async fn a_broad_resume_brings_back_other_runs_from_that_moment() {
                 timeout_seconds: None,
                 enabled: None,
                 max_concurrent_runs: None,
+                concurrency: None,
             },
         )
         .await

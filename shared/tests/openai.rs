@@ -194,6 +194,7 @@ async fn agent(f: &Fixture, cfg: OpenAiConfig) -> Agent {
         timeout_seconds: Some(60),
         enabled: None,
         max_concurrent_runs: None,
+        concurrency: None,
     };
     agents::create(&f.app, &f.ws, req).await.unwrap().0
 }
@@ -433,6 +434,7 @@ async fn bad_configurations_are_refused_naming_the_field() {
             timeout_seconds: None,
             enabled: None,
             max_concurrent_runs: None,
+            concurrency: None,
         };
         let e = agents::create(&f.app, &f.ws, req).await.unwrap_err();
         match &e {

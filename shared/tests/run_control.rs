@@ -70,6 +70,7 @@ async fn agent(f: &Fixture, runner: RunnerConfig) -> Agent {
         timeout_seconds: Some(60),
         enabled: None,
         max_concurrent_runs: None,
+        concurrency: None,
     };
     agents::create(&f.app, &f.ws, req).await.unwrap().0
 }
@@ -607,6 +608,7 @@ async fn an_agents_cap_holds_its_runs_to_it_and_they_go_in_order() {
         timeout_seconds: Some(60),
         enabled: None,
         max_concurrent_runs: Some(1),
+        concurrency: None,
     };
     let (a, _) = agents::create(&f.app, &f.ws, req).await.unwrap();
     let pool = hookrun_core::model::Pool::Agent(f.ws.clone(), a.id.clone());
@@ -670,6 +672,7 @@ async fn an_agents_cap_holds_its_runs_to_it_and_they_go_in_order() {
         timeout_seconds: None,
         enabled: None,
         max_concurrent_runs: Some(n),
+        concurrency: None,
     };
     for n in [0, 1001] {
         let e = agents::create(&f.app, &f.ws, bad(n)).await.unwrap_err();
@@ -762,6 +765,7 @@ async fn on_aws_a_cancel_reaches_the_executor_at_its_next_renewal() {
         timeout_seconds: Some(60),
         enabled: None,
         max_concurrent_runs: None,
+        concurrency: None,
     };
     let (a, _) = agents::create(&api, &ws, req).await.unwrap();
     let run = ingress::new_run(&api, &a, TriggerType::Webhook, json!({"n": 1}), None);

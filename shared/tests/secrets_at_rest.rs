@@ -40,6 +40,7 @@ async fn agent_with(
         timeout_seconds: None,
         enabled: None,
         max_concurrent_runs: None,
+        concurrency: None,
     };
     agents::create_agent(app, ws, req).await.unwrap()
 }
@@ -60,6 +61,7 @@ async fn the_database_alone_holds_no_usable_secret() {
         timeout_seconds: None,
         enabled: None,
         max_concurrent_runs: None,
+        concurrency: None,
     };
     let (_, secret) = agents::create(&app, &ws.workspace.id, req).await.unwrap();
     // A model key, an http agent's header value, agents' signing secrets.

@@ -46,6 +46,7 @@ async fn fixture(settings: Settings, rate: Option<u32>) -> Fixture {
         timeout_seconds: None,
         enabled: None,
         max_concurrent_runs: None,
+        concurrency: None,
     };
     let (agent, _) = agents::create(&app, &ws, req).await.unwrap();
     let t = CreateTrigger {
@@ -64,6 +65,7 @@ async fn fixture(settings: Settings, rate: Option<u32>) -> Fixture {
         agent_route: false,
         is_active: None,
         respond_when: None,
+        concurrency: None,
     };
     let (trigger, token, _) = triggers::create(&app, &ws, "key_test", t).await.unwrap();
     Fixture {
@@ -393,6 +395,7 @@ async fn the_plaintext_secret_works_until_its_sunset_and_not_after() {
             timeout_seconds: None,
             enabled: None,
             max_concurrent_runs: None,
+            concurrency: None,
         };
         let (agent, secret) = agents::create(&app, &ws, req).await.unwrap();
         let (ws, agent) = (ws.to_string(), agent.id.to_string());

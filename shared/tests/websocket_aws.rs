@@ -277,6 +277,7 @@ async fn events_reach_subscribed_connections_of_their_workspace_only() {
             timeout_seconds: Some(60),
             enabled: None,
             max_concurrent_runs: None,
+            concurrency: None,
         },
     )
     .await

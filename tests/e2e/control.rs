@@ -407,3 +407,136 @@ async fn a_token_url_can_answer_once_its_run_has_started() {
     .json();
     assert_eq!(back["respond_when"], "started", "{back}");
 }
+
+#[tokio::test]
+async fn a_concurrency_key_skips_then_replaces_the_run_going() {
+    let fake = FakeAgent::start().await;
+    let h = Hookrun::start();
+    let (agent, _) = h
+        .create_agent(
+            json!({"name": "hangs", "runner": {"type": "http", "url": fake.url("/hang")}}),
+        )
+        .await;
+    let made = cli(
+        &h,
+        &[
+            "--json",
+            "triggers",
+            "create",
+            "--agent",
+            &agent,
+            "--name",
+            "per pr",
+            "--concurrency-key",
+            "/pull_request/number",
+            "--on-conflict",
+            "skip",
+        ],
+    )
+    .ok()
+    .json();
+    assert_eq!(
+        made["concurrency"],
+        json!({"key": "/pull_request/number", "on_conflict": "skip"}),
+        "{made}"
+    );
+    let (trigger, token) = (
+        made["id"].as_str().unwrap().to_owned(),
+        made["token"].as_str().unwrap().to_owned(),
+    );
+    let call = |body: serde_json::Value| {
+        let (h, token) = (&h, &token);
+        async move {
+            let resp = h
+                .http
+                .post(h.url(&format!("/webhooks/runs/{token}")))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), StatusCode::ACCEPTED);
+            resp.json::<serde_json::Value>().await.unwrap()
+        }
+    };
+    let first = call(json!({"pull_request": {"number": 7}})).await;
+    let first_id = first["run_id"].as_str().unwrap().to_owned();
+    let again = call(json!({"pull_request": {"number": 7}})).await;
+    assert_eq!(again, json!({"status": "skipped", "run_id": first_id}));
+    // Another pull request is another key value.
+    let other = call(json!({"pull_request": {"number": 8}})).await;
+    assert_eq!(other["status"], "queued", "{other}");
+    let (_, invocations) = h
+        .get(&format!("/api/v1/webhook-triggers/{trigger}/invocations"))
+        .await;
+    let skipped = invocations["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["result"] == "skipped")
+        .expect("the skipped call is logged");
+    assert_eq!(skipped["run_id"], first_id.as_str());
+    assert!(
+        skipped["note"].as_str().unwrap().contains(&first_id),
+        "{skipped}"
+    );
+
+    // Now replace: the run going is cancelled, naming the new one.
+    let changed = cli(
+        &h,
+        &[
+            "--json",
+            "triggers",
+            "update",
+            &trigger,
+            "--concurrency-key",
+            "/pull_request/number",
+            "--on-conflict",
+            "replace",
+        ],
+    )
+    .ok()
+    .json();
+    assert_eq!(
+        changed["concurrency"]["on_conflict"], "replace",
+        "{changed}"
+    );
+    let newer = call(json!({"pull_request": {"number": 7}})).await;
+    let newer_id = newer["run_id"].as_str().unwrap().to_owned();
+    let (_, old) = h.get(&format!("/api/v1/runs/{first_id}")).await;
+    assert_eq!(old["status"], "cancelled", "{old}");
+    assert_eq!(old["cancel_reason"], "replaced");
+    assert_eq!(old["replaced_by"], newer_id.as_str());
+    let (_, run) = h.get(&format!("/api/v1/runs/{newer_id}")).await;
+    assert_eq!(run["concurrency_key"], "7", "{run}");
+
+    // A bad key is refused naming the field; none removes it.
+    let (s, e) = h
+        .admin(
+            Method::PATCH,
+            &format!("/api/v1/webhook-triggers/{trigger}"),
+            Some(json!({"concurrency": {"key": "pull_request"}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("concurrency.key"),
+        "{e}"
+    );
+    let removed = cli(
+        &h,
+        &[
+            "--json",
+            "triggers",
+            "update",
+            &trigger,
+            "--concurrency-key",
+            "none",
+        ],
+    )
+    .ok()
+    .json();
+    assert_eq!(removed["concurrency"], serde_json::Value::Null, "{removed}");
+}

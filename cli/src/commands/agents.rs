@@ -90,6 +90,8 @@ pub struct Fields {
     /// wait their turn in order), or `none` for only the workspace's cap.
     #[arg(long, value_name = "N|none", value_parser = parse_cap)]
     max_concurrent_runs: Option<Value>,
+    #[command(flatten)]
+    concurrency: super::ConcurrencyArgs,
 }
 
 /// A cap, or `none` (JSON null: no cap of the agent's own).
@@ -115,6 +117,7 @@ impl Fields {
             ("timeout_seconds", some(self.timeout_seconds)),
             ("enabled", some(self.enabled)),
             ("max_concurrent_runs", self.max_concurrent_runs.clone()),
+            ("concurrency", self.concurrency.json()),
         ]
     }
 }

@@ -237,6 +237,36 @@ pub fn some<T: Into<Value>>(v: Option<T>) -> Option<Value> {
     v.map(Into::into)
 }
 
+/// The options that set a concurrency key (agents and triggers).
+#[derive(clap::Args, Debug, Clone)]
+pub struct ConcurrencyArgs {
+    /// Runs with the same value of this key never overlap: a JSON pointer
+    /// into the payload (/pull_request/number), header:NAME, or a template
+    /// ({{ input.repo }}); `none` removes the key.
+    #[arg(long, value_name = "KEY|none")]
+    pub concurrency_key: Option<String>,
+    /// What a call does while a run of its key value is going: queue (wait
+    /// its turn, the default), skip (make no run) or replace (cancel the
+    /// run going).
+    #[arg(long, value_parser = ["queue", "skip", "replace"], requires = "concurrency_key")]
+    pub on_conflict: Option<String>,
+}
+
+impl ConcurrencyArgs {
+    /// The `concurrency` field: absent, null (`none`) or the key.
+    pub fn json(&self) -> Option<Value> {
+        let key = self.concurrency_key.as_deref()?;
+        if key.eq_ignore_ascii_case("none") {
+            return Some(Value::Null);
+        }
+        let mut c = serde_json::json!({ "key": key });
+        if let Some(on) = &self.on_conflict {
+            c["on_conflict"] = on.as_str().into();
+        }
+        Some(c)
+    }
+}
+
 /// A list flag given at least once, as a JSON array.
 pub fn some_list(v: &[String]) -> Option<Value> {
     (!v.is_empty()).then(|| Value::from(v.to_vec()))

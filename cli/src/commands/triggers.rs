@@ -124,6 +124,8 @@ pub struct Fields {
     /// the run has started (started: waits up to 10 s).
     #[arg(long, value_parser = ["queued", "started"])]
     respond_when: Option<String>,
+    #[command(flatten)]
+    concurrency: super::ConcurrencyArgs,
 }
 
 impl Fields {
@@ -144,6 +146,7 @@ impl Fields {
                     .map(|s| json!({ "scheme": s })),
             ),
             ("allowed_sources", allowed),
+            ("concurrency", self.concurrency.json()),
         ]
     }
 }

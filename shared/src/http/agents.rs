@@ -32,6 +32,8 @@ pub struct AgentView {
     enabled: bool,
     /// Runs executing at once at most; null: only the workspace's cap.
     max_concurrent_runs: Option<u32>,
+    /// Its runs with the same key value never overlap (null: no key).
+    concurrency: Option<crate::model::Concurrency>,
     #[serde(with = "crate::clock::ts")]
     created_at: chrono::DateTime<chrono::Utc>,
     #[serde(with = "crate::clock::ts")]
@@ -67,6 +69,7 @@ pub fn view(app: &App, agent: Agent) -> AgentView {
         timeout_seconds: agent.timeout_seconds,
         enabled: agent.enabled,
         max_concurrent_runs: agent.max_concurrent_runs,
+        concurrency: agent.concurrency,
         created_at: agent.created_at,
         updated_at: agent.updated_at,
     }

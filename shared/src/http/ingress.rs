@@ -65,6 +65,9 @@ fn answer(accepted: &Accepted, body: impl Serialize) -> Response {
 pub enum Outcome {
     Accepted,
     Ignored,
+    /// A run of the call's concurrency key is going (`on_conflict:
+    /// skip`): no new run; `run_id` is the one going.
+    Skipped,
 }
 
 /// The `202` of a trigger route: `{"status":"accepted","run_id":…}`, or
@@ -90,6 +93,7 @@ impl TriggerAnswer {
             Disposition::Ignored => (Outcome::Ignored, None),
             Disposition::Queued => (Outcome::Accepted, None),
             Disposition::Duplicate => (Outcome::Accepted, Some(true)),
+            Disposition::Skipped => (Outcome::Skipped, None),
         };
         TriggerAnswer {
             status,
@@ -120,6 +124,19 @@ pub enum TokenAnswer {
     Ignored {
         status: IgnoredOnly,
     },
+    /// A run of the call's concurrency key is going (`on_conflict:
+    /// skip`): no new run; `run_id` is the one going.
+    Skipped {
+        status: SkippedOnly,
+        run_id: Option<RunId>,
+    },
+}
+
+/// Only `skipped`.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SkippedOnly {
+    Skipped,
 }
 
 /// Only `ignored`.
@@ -211,6 +228,10 @@ pub async fn token_url(
     let body = match accepted.disposition {
         Disposition::Ignored => TokenAnswer::Ignored {
             status: IgnoredOnly::Ignored,
+        },
+        Disposition::Skipped => TokenAnswer::Skipped {
+            status: SkippedOnly::Skipped,
+            run_id: accepted.run_id.clone(),
         },
         _ => TokenAnswer::Run {
             run_id: accepted.run_id.clone(),
@@ -332,6 +353,7 @@ mod tests {
             rate: None,
             run_status,
             respond_when: Default::default(),
+            note: None,
         }
     }
 

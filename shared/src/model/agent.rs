@@ -28,6 +28,10 @@ pub struct Agent {
     /// their turn in order. None: only the workspace's cap.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_concurrent_runs: Option<u32>,
+    /// Its runs with the same key value never overlap (a trigger's own
+    /// key counts instead for that trigger's calls).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<super::Concurrency>,
     #[serde(with = "crate::clock::ts")]
     pub created_at: DateTime<Utc>,
     #[serde(with = "crate::clock::ts")]

@@ -23,6 +23,10 @@
 //! | dedup key    | `DEDUP#{target}#{sha256}`   | `DEDUP`         |                      |          |
 //! | rate count   | `RL#{scope}#{id}#{minute}`  | `RL`            |                      |          |
 //! | slot (lease) | `WSSLOTS#{ws}`              | `{n:04}`        |                      |          |
+//! | agent slot   | `WSSLOTS#{ws}#AGENT#{agent}`| `{n:04}`        |                      |          |
+//! | key slot     | `WSSLOTS#{ws}#AGENT#{agent}#KEY#{digest}` | `0000` |               |          |
+//! | slot waiter  | (a pool's partition)`#WAIT` | run id          |                      |          |
+//! | key hold     | `KEYHOLD#{ws}#{agent}#{digest}` | `HOLD`      |                      |          |
 //! | bootstrap    | `META`                      | `BOOTSTRAP`     |                      |          |
 //! | relay position | `META`                    | `RELAY#{shard}` |                      |          |
 //!
@@ -30,6 +34,7 @@
 
 pub mod admin;
 pub mod agent;
+pub mod concurrency;
 pub mod connection;
 pub mod delivery;
 pub mod environment;
@@ -45,6 +50,7 @@ pub mod workspace;
 
 pub use admin::{AdminKey, Role};
 pub use agent::{Agent, RunnerConfig};
+pub use concurrency::{Concurrency, KeyHold, OnConflict};
 pub use connection::Connection;
 pub use delivery::{Delivery, DeliveryAttempt, DeliveryStatus};
 pub use environment::Environment;

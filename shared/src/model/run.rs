@@ -177,6 +177,14 @@ pub struct RunControl {
     /// [`MAX_LISTED_RETRIES`]).
     #[serde(default)]
     pub retries: Vec<RunId>,
+    /// The value of its agent's or trigger's concurrency key: runs with
+    /// the same value never overlap. None: the run is unconstrained.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency_key: Option<String>,
+    /// The newer run of its concurrency key that replaced it
+    /// (`cancel_reason: replaced`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaced_by: Option<RunId>,
 }
 
 /// Retries a run lists at most (more may exist; each names its original).

@@ -18,6 +18,10 @@ pub struct Slot {
     /// held besides the workspace's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent_id: Option<AgentId>,
+    /// Set (with `agent_id`) for the slot of a concurrency key value: the
+    /// value's digest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
     pub index: u32,
     pub run_id: RunId,
     /// The run's attempt this hold belongs to.
@@ -34,6 +38,9 @@ pub struct Slot {
 pub enum Pool {
     Workspace(WorkspaceId),
     Agent(WorkspaceId, AgentId),
+    /// One concurrency key value of an agent: one slot, so runs of the
+    /// value never overlap (the value's digest, [`super::concurrency::key_digest`]).
+    Key(WorkspaceId, AgentId, String),
 }
 
 impl Pool {
@@ -43,6 +50,7 @@ impl Pool {
         match self {
             Pool::Workspace(ws) => format!("WSSLOTS#{ws}"),
             Pool::Agent(ws, agent) => format!("WSSLOTS#{ws}#AGENT#{agent}"),
+            Pool::Key(ws, agent, digest) => format!("WSSLOTS#{ws}#AGENT#{agent}#KEY#{digest}"),
         }
     }
 
@@ -58,14 +66,22 @@ impl Pool {
 
     pub fn workspace_id(&self) -> &WorkspaceId {
         match self {
-            Pool::Workspace(ws) | Pool::Agent(ws, _) => ws,
+            Pool::Workspace(ws) | Pool::Agent(ws, _) | Pool::Key(ws, _, _) => ws,
+        }
+    }
+
+    /// The key value's digest, for a key's pool.
+    pub fn key_digest(&self) -> Option<&String> {
+        match self {
+            Pool::Key(_, _, digest) => Some(digest),
+            _ => None,
         }
     }
 
     pub fn agent_id(&self) -> Option<&AgentId> {
         match self {
             Pool::Workspace(_) => None,
-            Pool::Agent(_, agent) => Some(agent),
+            Pool::Agent(_, agent) | Pool::Key(_, agent, _) => Some(agent),
         }
     }
 }
@@ -73,9 +89,12 @@ impl Pool {
 impl Slot {
     /// The pool this slot is of.
     pub fn pool(&self) -> Pool {
-        match &self.agent_id {
-            Some(agent) => Pool::Agent(self.workspace_id.clone(), agent.clone()),
-            None => Pool::Workspace(self.workspace_id.clone()),
+        match (&self.agent_id, &self.key) {
+            (Some(agent), Some(digest)) => {
+                Pool::Key(self.workspace_id.clone(), agent.clone(), digest.clone())
+            }
+            (Some(agent), None) => Pool::Agent(self.workspace_id.clone(), agent.clone()),
+            _ => Pool::Workspace(self.workspace_id.clone()),
         }
     }
 

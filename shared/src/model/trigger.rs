@@ -181,6 +181,10 @@ pub struct Trigger {
     /// When the token route answers a call.
     #[serde(default)]
     pub respond_when: RespondWhen,
+    /// Its calls' runs with the same key value never overlap (instead of
+    /// the agent's key, when the agent has one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<super::Concurrency>,
     #[serde(with = "crate::clock::ts::option", default)]
     pub last_used_at: Option<DateTime<Utc>>,
     pub created_by_id: String,
@@ -271,6 +275,9 @@ pub enum InvocationResult {
     Duplicate,
     /// The trigger does not want this event.
     Ignored,
+    /// A run of its concurrency key was going (`on_conflict: skip`): no
+    /// new run; `run_id` names the one going.
+    Skipped,
     /// Refused (authentication, limits, bad input).
     Rejected,
 }
@@ -295,6 +302,10 @@ pub struct Invocation {
     /// `hookrun triggers test`), not a call from outside.
     #[serde(default)]
     pub test: bool,
+    /// What else the call came to: why it was skipped, or that its
+    /// concurrency key had no value in it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 impl Invocation {

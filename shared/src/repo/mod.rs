@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod deliveries;
+pub mod holds;
 pub mod ratelimit;
 pub mod runs;
 pub mod slots;

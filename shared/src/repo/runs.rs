@@ -3,7 +3,7 @@
 use super::{create_op, Listing, Repo};
 use crate::error::{StoreError, StoreResult};
 use crate::ids::{AgentId, RunId};
-use crate::model::{keys, LogLine, Run};
+use crate::model::{keys, KeyHold, LogLine, Run};
 use crate::ports::{Condition, Index, Item, OutboxMessage, Query, TxOp};
 
 /// An idempotency key to write with a run: where, until when, and the
@@ -30,6 +30,18 @@ pub enum Written {
     /// The key was there, but it names no run yet (a concurrent first call
     /// is between its two steps, or the key is corrupt).
     Unresolved,
+    /// The concurrency key's hold changed since it was read: nothing was
+    /// written; read it again.
+    Contended,
+}
+
+/// A concurrency key's hold to write with a run: the new hold and what
+/// the stored one must be (none, or the version that was read).
+#[derive(Debug, Clone)]
+pub struct Claim {
+    pub hold: KeyHold,
+    /// `NotExists`, or the `Version` of the hold read before.
+    pub condition: Condition,
 }
 
 impl Repo {
@@ -40,9 +52,21 @@ impl Repo {
         &self,
         run: &Run,
         dedup: Option<&DedupKey>,
+        claim: Option<&Claim>,
         message: OutboxMessage,
     ) -> StoreResult<Written> {
         let mut ops = vec![create_op(run)];
+        if let Some(c) = claim {
+            // Each hold starts at a version of its own (random, as slots
+            // do), so a reader's `Version` condition can never match a
+            // hold written again after it read one.
+            let mut item = c.hold.to_item(run.expires_at);
+            item.version = match c.condition {
+                Condition::Version(v) => v + 1,
+                _ => rand::Rng::gen_range(&mut rand::thread_rng(), 1..(1u64 << 62)),
+            };
+            ops.push(TxOp::Put(item, c.condition));
+        }
         if let Some(d) = dedup {
             let (pk, sk) = d.key.clone();
             let item = Item::new(
@@ -59,21 +83,35 @@ impl Repo {
             .await
         {
             Ok(()) => Ok(Written::New),
-            Err(StoreError::ConditionFailed) if dedup.is_some() => {
-                let (pk, sk) = &dedup.expect("checked").key;
-                let Some(item) = self.table().get(pk, sk).await? else {
-                    return Ok(Written::Unresolved);
+            Err(StoreError::ConditionFailed) if dedup.is_some() || claim.is_some() => {
+                let Some(d) = dedup else {
+                    return Ok(Written::Contended);
                 };
-                let Some(run_id) = item.data["run_id"].as_str().and_then(RunId::parse) else {
-                    return Ok(Written::Unresolved);
-                };
-                Ok(Written::Repeat {
-                    run_id,
-                    body_sha256: item.data["body_sha256"].as_str().map(str::to_owned),
+                Ok(match self.dedup_seen(d).await? {
+                    Some(seen) => seen,
+                    // The key is free: it was the hold that changed.
+                    None if claim.is_some() => Written::Contended,
+                    None => Written::Unresolved,
                 })
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// What an idempotency key names now: None when it is not stored,
+    /// `Unresolved` when it names no run.
+    pub async fn dedup_seen(&self, dedup: &DedupKey) -> StoreResult<Option<Written>> {
+        let (pk, sk) = &dedup.key;
+        let Some(item) = self.table().get(pk, sk).await? else {
+            return Ok(None);
+        };
+        let Some(run_id) = item.data["run_id"].as_str().and_then(RunId::parse) else {
+            return Ok(Some(Written::Unresolved));
+        };
+        Ok(Some(Written::Repeat {
+            run_id,
+            body_sha256: item.data["body_sha256"].as_str().map(str::to_owned),
+        }))
     }
 
     /// An agent's runs, newest first, that `keep` accepts.

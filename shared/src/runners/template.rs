@@ -29,6 +29,11 @@ fn environment() -> Environment<'static> {
 /// Checks a template when an agent is saved: it parses and names only
 /// what a run gives. The error names `field`.
 pub fn check(field: &str, source: &str) -> Result<(), Error> {
+    check_names(field, source, &NAMES)
+}
+
+/// [`check`] for a template over other names.
+pub fn check_names(field: &str, source: &str, names: &[&str]) -> Result<(), Error> {
     if source.len() > MAX_SOURCE_BYTES {
         return Err(Error::invalid(
             field,
@@ -42,7 +47,7 @@ pub fn check(field: &str, source: &str) -> Result<(), Error> {
     let mut unknown: Vec<String> = template
         .undeclared_variables(false)
         .into_iter()
-        .filter(|n| !NAMES.contains(&n.as_str()))
+        .filter(|n| !names.contains(&n.as_str()))
         .collect();
     if !unknown.is_empty() {
         unknown.sort();
@@ -51,7 +56,7 @@ pub fn check(field: &str, source: &str) -> Result<(), Error> {
             format!(
                 "{field} names {}: a template may use {}",
                 unknown.join(", "),
-                NAMES.join(", ")
+                names.join(", ")
             ),
         ));
     }
@@ -80,10 +85,15 @@ pub fn prompts(
 
 /// Renders `source` for a run; the error says what went wrong.
 pub fn render(source: &str, req: &RunRequest) -> Result<String, String> {
+    render_with(source, req)
+}
+
+/// Renders `source` over any context.
+pub fn render_with(source: &str, context: &impl serde::Serialize) -> Result<String, String> {
     let env = environment();
     let template = env.template_from_str(source).map_err(|e| e.to_string())?;
     let text = template
-        .render(minijinja::Value::from_serialize(req))
+        .render(minijinja::Value::from_serialize(context))
         .map_err(|e| e.to_string())?;
     if text.len() > MAX_RENDERED_BYTES {
         return Err(format!(

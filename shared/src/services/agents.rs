@@ -9,11 +9,11 @@ use crate::ids::{self, AgentId, WorkspaceId};
 use crate::model::agent::SigningKey;
 use crate::model::agent::{DEFAULT_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS};
 use crate::model::runner::WriteOnly;
-use crate::model::{Agent, RunnerConfig};
+use crate::model::{Agent, Concurrency, RunnerConfig};
 use crate::ports::SecretVersions;
 use crate::repo::{Listing, Repo};
 use crate::runners::template;
-use crate::services::sealing;
+use crate::services::{concurrency, sealing};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -32,6 +32,9 @@ pub struct CreateAgent {
     #[serde(default)]
     #[schema(minimum = 1, maximum = 1000)]
     pub max_concurrent_runs: Option<u32>,
+    /// Its runs with the same key value never overlap.
+    #[serde(default)]
+    pub concurrency: Option<Concurrency>,
 }
 
 fn default_runner() -> RunnerConfig {
@@ -51,6 +54,10 @@ pub struct UpdateAgent {
     #[serde(default, deserialize_with = "crate::json::present")]
     #[schema(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     pub max_concurrent_runs: Option<Option<u32>>,
+    /// A key replaces the agent's; `null` removes it.
+    #[serde(default, deserialize_with = "crate::json::present")]
+    #[schema(value_type = Option<Concurrency>)]
+    pub concurrency: Option<Option<Concurrency>>,
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
@@ -328,6 +335,9 @@ pub async fn create_agent(
     validate_runner(app, &req.runner)?;
     let timeout_seconds = validate_timeout(req.timeout_seconds)?;
     let max_concurrent_runs = validate_max_concurrent(req.max_concurrent_runs)?;
+    if let Some(c) = &req.concurrency {
+        concurrency::validate(c)?;
+    }
     let mut runner = req.runner;
     seal_runner(app, &mut runner).await?;
     let signing_secret = ids::signing_secret();
@@ -346,6 +356,7 @@ pub async fn create_agent(
         timeout_seconds,
         enabled: req.enabled.unwrap_or(true),
         max_concurrent_runs,
+        concurrency: req.concurrency,
         created_at: now,
         updated_at: now,
         signing: Some(signing),
@@ -470,6 +481,12 @@ pub async fn update(
     }
     if let Some(max) = req.max_concurrent_runs {
         agent.max_concurrent_runs = validate_max_concurrent(max)?;
+    }
+    if let Some(c) = req.concurrency {
+        if let Some(c) = &c {
+            concurrency::validate(c)?;
+        }
+        agent.concurrency = c;
     }
     agent.updated_at = app.clock.now();
     app.repo.save(&mut agent).await?;

@@ -17,27 +17,36 @@ use crate::app::App;
 use crate::error::Error;
 use crate::ids::{RunId, WorkspaceId};
 use crate::model::run::MAX_LISTED_RETRIES;
-use crate::model::{Agent, Pool, Run, RunStatus};
-use crate::services::{agents, events, executor, ingress, runs};
+use crate::model::{Agent, Run, RunStatus};
+use crate::services::{agents, concurrency, events, executor, ingress, runs};
 
 /// Exit code of a cancelled run (as a shell reports a command stopped by
 /// Ctrl-C).
 pub const EXIT_CANCELLED: i32 = 130;
 
 /// Why a run was cancelled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CancelReason {
     /// A cancel call.
     Requested,
-    /// A newer run of its concurrency key replaced it.
-    Replaced,
+    /// This newer run of its concurrency key replaced it.
+    Replaced(RunId),
 }
 
 impl CancelReason {
-    pub fn as_str(self) -> &'static str {
+    pub fn as_str(&self) -> &'static str {
         match self {
             CancelReason::Requested => "requested",
-            CancelReason::Replaced => "replaced",
+            CancelReason::Replaced(_) => "replaced",
+        }
+    }
+
+    /// How the run's error and log say it.
+    fn describe(&self, by: Option<&str>) -> String {
+        match (by, self) {
+            (Some(key), _) => format!("by admin key {key}"),
+            (None, CancelReason::Replaced(newer)) => format!("(replaced by run {newer})"),
+            (None, reason) => format!("({})", reason.as_str()),
         }
     }
 }
@@ -76,14 +85,14 @@ pub async fn cancel(
             run.duration_ms = Some((now - started).num_milliseconds().max(0) as u64);
         }
         run.exit_code = Some(EXIT_CANCELLED);
-        run.error = Some(match by {
-            Some(key) => format!("cancelled by admin key {key}"),
-            None => format!("cancelled ({})", reason.as_str()),
-        });
+        run.error = Some(format!("cancelled {}", reason.describe(by)));
         run.lease_expires_at = None;
         run.control.cancelled_at = Some(now);
         run.control.cancelled_by = by.map(str::to_owned);
         run.control.cancel_reason = Some(reason.as_str().to_owned());
+        if let CancelReason::Replaced(newer) = &reason {
+            run.control.replaced_by = Some(newer.clone());
+        }
         if !app.repo.try_save(&mut run).await? {
             continue;
         }
@@ -92,20 +101,15 @@ pub async fn cancel(
         } else {
             "while running"
         };
-        let line = match by {
-            Some(key) => format!("run cancelled {what} by admin key {key}"),
-            None => format!("run cancelled {what} ({})", reason.as_str()),
-        };
+        let line = format!("run cancelled {what} {}", reason.describe(by));
         executor::note_cancelled(app, &run, line).await;
         app.cancels.signal(&run.id);
         if was == RunStatus::Queued {
-            // It may be waiting in its agent's line: leave it now, not
-            // when its place expires (a no-op for a run not in one).
-            let line = Pool::Agent(run.workspace_id.clone(), run.agent_id.clone());
-            if let Err(e) = app.repo.stop_waiting(&line, &run.id).await {
-                tracing::warn!(run_id = %run.id, error = %e, "could not take a cancelled run out of its agent's line; its place expires");
-            }
+            // It may be waiting in its agent's or its key's line: leave
+            // them now, not when its place expires.
+            executor::stop_waiting(app, &run).await;
         }
+        concurrency::ended(app, &run).await;
         // Best effort here: the executor announces it again when it next
         // looks at the run (its message, or its lease renewal).
         if let Err(e) = events::emit(app, "run.cancelled", &run).await {
@@ -169,6 +173,8 @@ pub(crate) fn retry_of(app: &App, agent: &Agent, original: &Run) -> Run {
     run.trigger_id = original.trigger_id.clone();
     run.environment = original.environment;
     run.control.retry_of = Some(original.id.clone());
+    // It waits its turn behind the runs of its original's key value.
+    run.control.concurrency_key = original.control.concurrency_key.clone();
     run
 }
 

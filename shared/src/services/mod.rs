@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod agents;
+pub mod concurrency;
 pub mod control;
 pub mod delivery;
 pub mod events;

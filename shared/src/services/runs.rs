@@ -6,7 +6,7 @@ use crate::app::App;
 use crate::error::Error;
 use crate::ids::{AgentId, RunId, WorkspaceId};
 use crate::model::{LogLine, Run, RunStatus, TriggerType};
-use crate::repo::runs::{DedupKey, Written};
+use crate::repo::runs::{Claim, DedupKey, Written};
 use crate::repo::Listing;
 use crate::work::Message;
 
@@ -24,12 +24,15 @@ pub enum Enqueued {
     New(RunId),
     /// The idempotency key was seen before: the run the first call made.
     Repeat(RunId),
+    /// A run of its concurrency key is going (`on_conflict: skip`): no
+    /// new run; the one going.
+    Skipped(RunId),
 }
 
 impl Enqueued {
     pub fn run_id(&self) -> &RunId {
         match self {
-            Enqueued::New(id) | Enqueued::Repeat(id) => id,
+            Enqueued::New(id) | Enqueued::Repeat(id) | Enqueued::Skipped(id) => id,
         }
     }
 }
@@ -42,41 +45,75 @@ pub async fn enqueue_once(
     run: &Run,
     dedup: Option<DedupKey>,
 ) -> Result<Enqueued, Error> {
+    enqueue_claiming(app, run, dedup.as_ref(), None)
+        .await?
+        .ok_or_else(|| Error::Internal("a run written without a claim was contended".into()))
+}
+
+/// [`enqueue_once`], writing a concurrency key's hold with the run
+/// (`crate::services::concurrency`): None when the hold was not as
+/// claimed (nothing was written; read it again).
+pub(crate) async fn enqueue_claiming(
+    app: &App,
+    run: &Run,
+    dedup: Option<&DedupKey>,
+    claim: Option<&Claim>,
+) -> Result<Option<Enqueued>, Error> {
     let message = Message::Run {
         run_id: run.id.clone(),
+        wake: false,
     }
     .outbox(Duration::ZERO);
-    match app.repo.create_run(run, dedup.as_ref(), message).await? {
+    match app.repo.create_run(run, dedup, claim, message).await? {
         Written::New => {
             // Stored: announce it. (On AWS the ingress function has no
             // fan-out; the relay announces the run as it sends its message.)
             app.live
                 .publish(vec![crate::live::LiveEvent::lifecycle(run)])
                 .await;
-            Ok(Enqueued::New(run.id.clone()))
+            Ok(Some(Enqueued::New(run.id.clone())))
         }
         Written::Repeat {
             run_id,
             body_sha256,
-        } => {
-            let same_body = match (&dedup, body_sha256) {
-                (Some(d), Some(first)) => d.body_sha256 == first,
-                // A key kept before bodies were hashed: take its word.
-                _ => true,
-            };
-            if !same_body {
-                return Err(Error::Unprocessable(
-                    "this idempotency key was already used with a different request body \
-                     (keys are kept for 24 hours; send a new key for a new request)"
-                        .into(),
-                ));
-            }
-            Ok(Enqueued::Repeat(run_id))
-        }
+        } => repeat(dedup, run_id, body_sha256).map(Some),
+        Written::Contended => Ok(None),
         Written::Unresolved => Err(Error::Conflict(
             "a call with this idempotency key is being processed; retry".into(),
         )),
     }
+}
+
+/// The run an earlier call with this idempotency key made, if there was
+/// one (a repeat with another body is refused).
+pub(crate) async fn seen(app: &App, dedup: &DedupKey) -> Result<Option<Enqueued>, Error> {
+    match app.repo.dedup_seen(dedup).await? {
+        Some(Written::Repeat {
+            run_id,
+            body_sha256,
+        }) => repeat(Some(dedup), run_id, body_sha256).map(Some),
+        _ => Ok(None),
+    }
+}
+
+fn repeat(
+    dedup: Option<&DedupKey>,
+    run_id: RunId,
+    body_sha256: Option<String>,
+) -> Result<Enqueued, Error> {
+    let same_body = match (dedup, body_sha256) {
+        (Some(d), Some(first)) => d.body_sha256 == first,
+        // A key kept before bodies were hashed: take its word.
+        _ => true,
+    };
+    if !same_body {
+        return Err(Error::Unprocessable(
+            "this idempotency key was already used with a different request body \
+             (keys are kept for 24 hours; send a new key for a new request)"
+                .into(),
+        ));
+    }
+    Ok(Enqueued::Repeat(run_id))
 }
 
 /// Waits (up to `within`) for a run to leave `queued`, looking at the

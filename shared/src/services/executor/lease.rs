@@ -10,10 +10,12 @@ use std::time::Duration;
 
 use crate::app::App;
 use crate::error::Error;
-use crate::ids::AgentId;
+use crate::ids::RunId;
+use crate::model::concurrency::key_digest;
 use crate::model::{Agent, Pool, Run, Slot};
 use crate::ports::QueueId;
 use crate::repo::Versioned;
+use crate::work::{self, Message};
 
 /// How long a runs-queue message stays hidden from the executor that
 /// received it: a lease and a margin, extended with every renewal.
@@ -23,6 +25,30 @@ pub fn visibility(app: &App) -> Duration {
 
 /// How long a run waits when its workspace holds every slot it may.
 pub const FAIR_WAIT: Duration = Duration::from_secs(2);
+
+/// How long a run waiting in a line (its key's or its agent's) waits
+/// before it looks again: the run ahead of it wakes it when it gives its
+/// slot back, so this only bounds the wait when that wake is lost.
+pub const LINE_WAIT: Duration = Duration::from_secs(10);
+
+/// Why a run could not take its holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Waiting {
+    /// In a line: it is woken when its turn comes.
+    InLine,
+    /// For a slot of its workspace.
+    ForWorkspace,
+}
+
+impl Waiting {
+    /// How long until it looks again.
+    pub fn delay(self) -> Duration {
+        match self {
+            Waiting::InLine => LINE_WAIT,
+            Waiting::ForWorkspace => FAIR_WAIT,
+        }
+    }
+}
 
 /// How long to wait before looking at a run another executor holds; None
 /// when nobody holds it (its lease expired: it may be taken over).
@@ -52,12 +78,13 @@ pub async fn acquire(app: &App, run: &Run) -> Result<Option<Versioned<Slot>>, Er
 
 /// How long a waiting run's place in its agent's line is kept without
 /// being renewed (it is renewed every time the run looks again, every
-/// [`FAIR_WAIT`]): a run that stopped waiting (cancelled, its agent
-/// changed) holds up the line at most this long.
+/// [`LINE_WAIT`] at most): a run that stopped waiting (cancelled, its
+/// agent changed) holds up the line at most this long.
 const WAIT_PLACE: i64 = 30;
 
-/// Takes a slot of the agent's own pool (`max_concurrent_runs`), in
-/// order. The run joins the agent's line first (or keeps its place), then
+/// Takes a slot of a pool with a line (the agent's own,
+/// `max_concurrent_runs`, or a concurrency key value's), in order. The
+/// run joins the pool's line first (or keeps its place), then
 /// takes a free slot only when fewer runs wait before it than there are
 /// free slots, and looks again once it holds one: should runs older than
 /// it, which joined meanwhile, outnumber the slots still free, it gives
@@ -66,10 +93,9 @@ const WAIT_PLACE: i64 = 30;
 pub async fn acquire_in_line(
     app: &App,
     run: &Run,
-    agent_id: &AgentId,
+    pool: Pool,
     cap: u32,
 ) -> Result<Option<Versioned<Slot>>, Error> {
-    let pool = Pool::Agent(run.workspace_id.clone(), agent_id.clone());
     let until = app.clock.now().timestamp() + WAIT_PLACE;
     app.repo.wait_for_slot(&pool, &run.id, until).await?;
     let (ahead, free) = line(app, run, &pool, cap).await?;
@@ -86,7 +112,7 @@ pub async fn acquire_in_line(
     }
     if let Err(e) = app.repo.stop_waiting(&pool, &run.id).await {
         // Its place expires on its own.
-        tracing::warn!(run_id = %run.id, error = %e, "could not leave the agent's line");
+        tracing::warn!(run_id = %run.id, error = %e, "could not leave a line");
     }
     Ok(Some(slot))
 }
@@ -136,6 +162,7 @@ async fn take_free(
         let slot = Slot {
             workspace_id: run.workspace_id.clone(),
             agent_id: pool.agent_id().cloned(),
+            key: pool.key_digest().cloned(),
             index,
             run_id: run.id.clone(),
             attempt: run.attempt + 1,
@@ -227,35 +254,66 @@ async fn reclaim(app: &App, slot: &mut Versioned<Slot>) -> Renewal {
     }
 }
 
-/// What an executor holds while it runs a run: a slot of its workspace
-/// and, when the agent has a cap of its own, one of the agent's.
+/// What an executor holds while it runs a run: a slot of its workspace,
+/// one of the agent's when the agent has a cap of its own, and its
+/// concurrency key value's when it has one.
 pub struct Holds {
     pub workspace: Versioned<Slot>,
-    pub agent: Option<Versioned<Slot>>,
+    /// The slots of pools with a line: the key's, then the agent's.
+    pub lined: Vec<Versioned<Slot>>,
+}
+
+/// The pools with a line a run takes a slot of, in the order it takes
+/// them, with their caps.
+pub fn lines_of(run: &Run, agent: Option<&Agent>) -> Vec<(Pool, u32)> {
+    let mut lines = Vec::new();
+    if let Some(value) = &run.control.concurrency_key {
+        lines.push((
+            Pool::Key(
+                run.workspace_id.clone(),
+                run.agent_id.clone(),
+                key_digest(value),
+            ),
+            1,
+        ));
+    }
+    if let Some(cap) = agent.and_then(|a| a.max_concurrent_runs) {
+        lines.push((
+            Pool::Agent(run.workspace_id.clone(), run.agent_id.clone()),
+            cap,
+        ));
+    }
+    lines
 }
 
 impl Holds {
-    /// Takes the agent's slot first (a run waiting its turn in the agent's
-    /// line touches nothing of its workspace's), then the workspace's;
-    /// None when either is full (the run waits, holding nothing).
-    pub async fn take(app: &App, run: &Run, agent: &Agent) -> Result<Option<Holds>, Error> {
-        let agent_slot = match agent.max_concurrent_runs {
-            None => None,
-            Some(cap) => match acquire_in_line(app, run, &agent.id, cap).await? {
-                Some(s) => Some(s),
-                None => return Ok(None),
-            },
-        };
-        match acquire(app, run).await {
-            Ok(Some(workspace)) => Ok(Some(Holds {
-                workspace,
-                agent: agent_slot,
-            })),
-            other => {
-                if let Some(a) = &agent_slot {
-                    release(app, a).await;
+    /// Takes the key's slot, then the agent's (a run waiting its turn in
+    /// a line touches nothing of its workspace's), then the workspace's;
+    /// Err(why) when any is full (the run waits, holding nothing).
+    pub async fn take(
+        app: &App,
+        run: &Run,
+        agent: &Agent,
+    ) -> Result<Result<Holds, Waiting>, Error> {
+        let mut lined = Vec::new();
+        for (pool, cap) in lines_of(run, Some(agent)) {
+            match acquire_in_line(app, run, pool, cap).await {
+                Ok(Some(slot)) => lined.push(slot),
+                other => {
+                    for slot in &lined {
+                        release(app, slot).await;
+                    }
+                    return other.map(|_| Err(Waiting::InLine));
                 }
-                other.map(|_| None)
+            }
+        }
+        match acquire(app, run).await {
+            Ok(Some(workspace)) => Ok(Ok(Holds { workspace, lined })),
+            other => {
+                for slot in &lined {
+                    release(app, slot).await;
+                }
+                other.map(|_| Err(Waiting::ForWorkspace))
             }
         }
     }
@@ -265,18 +323,64 @@ impl Holds {
         if renew(app, &mut self.workspace, receipt).await == Renewal::Lost {
             return Renewal::Lost;
         }
-        match &mut self.agent {
-            Some(a) => renew(app, a, None).await,
-            None => Renewal::Held,
+        for slot in &mut self.lined {
+            if renew(app, slot, None).await == Renewal::Lost {
+                return Renewal::Lost;
+            }
         }
+        Renewal::Held
     }
 
-    /// Gives every hold back.
+    /// Gives every hold back, and hastens the run next in each line.
     pub async fn release(&self, app: &App) {
         release(app, &self.workspace).await;
-        if let Some(a) = &self.agent {
-            release(app, a).await;
+        self.release_lined(app).await;
+    }
+
+    /// Gives the lined slots back (the workspace's is another executor's
+    /// once the run was lost), and hastens the run next in each line.
+    pub async fn release_lined(&self, app: &App) {
+        for slot in &self.lined {
+            release(app, slot).await;
+            wake_next(app, &slot.pool(), &slot.run_id).await;
         }
+    }
+}
+
+/// Sends a `wake` message for the oldest run waiting in `pool`'s line
+/// (other than `after`, which just left it), so it starts now rather than
+/// when its own message next comes back.
+async fn wake_next(app: &App, pool: &Pool, after: &RunId) {
+    let next = match app.repo.slot_waiters(pool).await {
+        Ok(waiters) => waiters.into_iter().find(|w| w.as_str() != after.as_str()),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read a line to wake its next run; it starts when its message comes back");
+            return;
+        }
+    };
+    let Some(run_id) = next.as_deref().and_then(RunId::parse) else {
+        return;
+    };
+    let message = Message::Run { run_id, wake: true };
+    if let Err(e) = work::send(app, &message, Duration::ZERO).await {
+        tracing::warn!(error = %e, "could not wake the next run of a line; it starts when its message comes back");
+    }
+}
+
+/// Takes a queued run out of every line it may wait in (a cancelled run:
+/// at once, not when its place expires), and wakes the run next in each:
+/// had this run been woken already, that wake was dropped with it.
+pub async fn stop_waiting(app: &App, run: &Run) {
+    let mut pools = lines_of(run, None);
+    pools.push((
+        Pool::Agent(run.workspace_id.clone(), run.agent_id.clone()),
+        0,
+    ));
+    for (pool, _) in pools {
+        if let Err(e) = app.repo.stop_waiting(&pool, &run.id).await {
+            tracing::warn!(run_id = %run.id, error = %e, "could not take a cancelled run out of a line; its place expires");
+        }
+        wake_next(app, &pool, &run.id).await;
     }
 }
 

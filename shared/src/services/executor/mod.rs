@@ -24,7 +24,7 @@ use crate::model::run::MAX_STORED_RUN_BYTES;
 use crate::model::{Agent, Run, RunStatus};
 use crate::repo::Versioned;
 use crate::runners::{LineSender, RunOutput, RunRequest, RunnerError, TriggerInfo};
-use crate::services::{agents, events};
+use crate::services::{agents, concurrency, events};
 use crate::work::Outcome;
 use lease::{Holds, Renewal};
 use log::{Phase, RunLog};
@@ -64,9 +64,10 @@ const BACKEND_RETRY: Duration = Duration::from_secs(5);
 
 /// Executes (or finishes, or announces) the run a runs-queue message names.
 /// `receipt` is the message's, when its visibility can be extended while
-/// the agent runs.
-pub async fn process(app: &App, run_id: &RunId, receipt: Option<&str>) -> Outcome {
-    match process_run(app, run_id, receipt).await {
+/// the agent runs. A `wake` message only starts a queued run whose turn
+/// has come, and is dropped otherwise (the run's own message stays).
+pub async fn process(app: &App, run_id: &RunId, wake: bool, receipt: Option<&str>) -> Outcome {
+    match process_run(app, run_id, wake, receipt).await {
         Ok(outcome) => outcome,
         Err(e) => {
             tracing::warn!(%run_id, error = %e, detail = ?e, "run processing failed; will retry");
@@ -75,10 +76,18 @@ pub async fn process(app: &App, run_id: &RunId, receipt: Option<&str>) -> Outcom
     }
 }
 
-async fn process_run(app: &App, run_id: &RunId, receipt: Option<&str>) -> Result<Outcome, Error> {
+async fn process_run(
+    app: &App,
+    run_id: &RunId,
+    wake: bool,
+    receipt: Option<&str>,
+) -> Result<Outcome, Error> {
     let Some(mut run) = app.repo.get::<Run>(run_id).await? else {
         return Ok(Outcome::Poison(format!("run {run_id} does not exist")));
     };
+    if wake && run.status != RunStatus::Queued {
+        return Ok(Outcome::Done);
+    }
     let now = app.clock.now();
     match run.status {
         RunStatus::Succeeded | RunStatus::Failed | RunStatus::Cancelled => {
@@ -99,11 +108,7 @@ async fn process_run(app: &App, run_id: &RunId, receipt: Option<&str>) -> Result
 
     if run.attempt >= app.settings.max_run_attempts {
         let failure = Failure::Abandoned(run.attempt);
-        if finish(app, &mut run, now, Err(failure), Instant::now(), false).await? {
-            emit_terminal(app, &run).await?;
-        } else {
-            announce_stored(app, &run.id).await?;
-        }
+        fail_unstarted(app, &mut run, failure).await?;
         return Ok(Outcome::Done);
     }
 
@@ -116,20 +121,19 @@ async fn process_run(app: &App, run_id: &RunId, receipt: Option<&str>) -> Result
             } else {
                 Failure::AgentDeleted
             };
-            if finish(app, &mut run, now, Err(failure), Instant::now(), false).await? {
-                emit_terminal(app, &run).await?;
-            } else {
-                announce_stored(app, &run.id).await?;
-            }
+            fail_unstarted(app, &mut run, failure).await?;
             return Ok(Outcome::Done);
         }
     };
 
-    // A slot of the agent's (when it has a cap of its own, in order) and
-    // of the workspace: when either holds all it may, the run waits its
-    // turn (a new message: waiting is not a failure).
-    let Some(mut holds) = Holds::take(app, &run, &agent).await? else {
-        return Ok(Outcome::Defer(lease::FAIR_WAIT));
+    // A slot of its key value's and of the agent's (each in order, when
+    // it has one) and of the workspace: when any holds all it may, the
+    // run waits its turn (a new message: waiting is not a failure; a
+    // wake message is dropped, the run's own comes back).
+    let mut holds = match Holds::take(app, &run, &agent).await? {
+        Ok(holds) => holds,
+        Err(_) if wake => return Ok(Outcome::Done),
+        Err(waiting) => return Ok(Outcome::Defer(waiting.delay())),
     };
     let acquired = tokio::time::Instant::now();
     // queued (or running with an expired lease) → running, conditionally.
@@ -191,11 +195,9 @@ async fn process_run(app: &App, run_id: &RunId, receipt: Option<&str>) -> Result
             // next receive defers to that holder, or takes the run over
             // should the holder be gone by then.
             tracing::warn!(run_id = %run.id, "lost the run's lease to another executor; dropping this attempt");
-            // The agent's slot is still this attempt's: the new holder
-            // takes one of its own.
-            if let Some(agent_slot) = &holds.agent {
-                lease::release(app, agent_slot).await;
-            }
+            // The agent's and the key's slots are still this attempt's:
+            // the new holder takes its own.
+            holds.release_lined(app).await;
             return Ok(Outcome::RetryAfter(Duration::from_secs(1)));
         }
         Held::Cancelled => {
@@ -227,12 +229,40 @@ async fn process_run(app: &App, run_id: &RunId, receipt: Option<&str>) -> Result
     .await?;
     holds.release(app).await;
     if recorded {
-        emit_terminal(app, &run).await?;
+        ended(app, &run).await?;
     } else {
         // Cancelled meanwhile, or taken over: what the store says counts.
         announce_stored(app, &run.id).await?;
     }
     Ok(Outcome::Done)
+}
+
+/// Fails a run that will not start (again): it leaves any line it waited
+/// in (the next run there is woken), and its end is announced.
+async fn fail_unstarted(
+    app: &App,
+    run: &mut Versioned<Run>,
+    failure: Failure,
+) -> Result<(), Error> {
+    let now = app.clock.now();
+    if finish(app, run, now, Err(failure), Instant::now(), false).await? {
+        lease::stop_waiting(app, run).await;
+        ended(app, run).await
+    } else {
+        announce_stored(app, &run.id).await
+    }
+}
+
+/// A run's end is recorded: its key's hold is given up and the end
+/// announced.
+async fn ended(app: &App, run: &Run) -> Result<(), Error> {
+    concurrency::ended(app, run).await;
+    emit_terminal(app, run).await
+}
+
+/// Takes a queued (now cancelled) run out of every line it waits in.
+pub(crate) async fn stop_waiting(app: &App, run: &Run) {
+    lease::stop_waiting(app, run).await;
 }
 
 /// Records a stored cancel in the run's log (`message`: who cancelled it)

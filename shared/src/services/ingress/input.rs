@@ -143,6 +143,7 @@ mod tests {
             metadata: json!({}),
             agent_route: false,
             respond_when: Default::default(),
+            concurrency: None,
             last_used_at: None,
             created_by_id: String::new(),
             created_at: now,

@@ -28,17 +28,19 @@ pub(super) fn invocation(
     body: Option<&[u8]>,
 ) -> Invocation {
     let now = app.clock.now();
-    let (result, run_id, error) = match result {
+    let (result, run_id, error, note) = match result {
         Ok(a) => (
             match a.disposition {
                 Disposition::Queued => InvocationResult::Accepted,
                 Disposition::Duplicate => InvocationResult::Duplicate,
                 Disposition::Ignored => InvocationResult::Ignored,
+                Disposition::Skipped => InvocationResult::Skipped,
             },
             a.run_id.clone(),
             None,
+            a.note.clone(),
         ),
-        Err(e) => (InvocationResult::Rejected, None, Some(e)),
+        Err(e) => (InvocationResult::Rejected, None, Some(e), None),
     };
     Invocation {
         id: crate::ids::new_id("inv"),
@@ -52,13 +54,16 @@ pub(super) fn invocation(
         error: error.map(|e| e.to_string()),
         // A call that made a run points to it, and the run holds the
         // payload: the excerpt is kept only for calls without one.
-        payload_excerpt: body.filter(|_| run_id.is_none()).map(|b| {
-            let mut s =
-                String::from_utf8_lossy(&b[..b.len().min(PAYLOAD_EXCERPT_BYTES + 4)]).into_owned();
-            truncate_utf8(&mut s, PAYLOAD_EXCERPT_BYTES);
-            s
-        }),
+        payload_excerpt: body
+            .filter(|_| run_id.is_none() || result == InvocationResult::Skipped)
+            .map(|b| {
+                let mut s = String::from_utf8_lossy(&b[..b.len().min(PAYLOAD_EXCERPT_BYTES + 4)])
+                    .into_owned();
+                truncate_utf8(&mut s, PAYLOAD_EXCERPT_BYTES);
+                s
+            }),
         expires_at: Some(app.expiry_after(app.settings.invocation_retention)),
         test: false,
+        note,
     }
 }

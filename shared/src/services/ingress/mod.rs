@@ -20,6 +20,7 @@
 
 pub mod auth;
 pub mod input;
+pub mod key;
 mod log;
 mod run;
 pub mod target;
@@ -39,10 +40,11 @@ use crate::app::App;
 use crate::error::{Error, LimitScope, RateState};
 use crate::ids::{AgentId, RunId};
 use crate::message::webhook_message;
-use crate::model::{Run, SignatureScheme, TriggerType};
+use crate::model::{Concurrency, OnConflict, Run, SignatureScheme, TriggerType};
 use crate::repo::runs::{dedup_key, DedupKey};
+use crate::services::concurrency;
 use crate::services::ratelimit::{self, Report};
-use crate::services::runs::{self, Enqueued};
+use crate::services::runs::Enqueued;
 use crate::services::triggers;
 
 pub const SIGNATURE_HEADER: &str = "x-signature";
@@ -96,6 +98,9 @@ pub enum Disposition {
     Duplicate,
     /// The trigger does not want this event: no run.
     Ignored,
+    /// A run of its concurrency key is going (`on_conflict: skip`): no
+    /// new run; `run_id` is the one going.
+    Skipped,
 }
 
 #[derive(Debug, Clone)]
@@ -111,6 +116,9 @@ pub struct Accepted {
     pub run_status: Option<crate::model::RunStatus>,
     /// When the token route answers (the trigger's `respond_when`).
     pub respond_when: crate::model::RespondWhen,
+    /// What the invocation log adds: why the call was skipped, or that
+    /// its concurrency key read no value.
+    pub note: Option<String>,
 }
 
 /// A trigger call as it reached us, less its body.
@@ -166,8 +174,9 @@ where
         Ok(Decision::Write {
             run,
             dedup,
+            on_conflict,
             accepted,
-        }) => (Some((run, dedup)), Ok(accepted)),
+        }) => (Some((run, dedup, on_conflict)), Ok(accepted)),
         Ok(Decision::Answer(accepted)) => (None, Ok(accepted)),
         Err(e) => (None, Err(e)),
     };
@@ -226,6 +235,7 @@ where
             entry.run_id = fresh.run_id;
             entry.error = fresh.error;
             entry.payload_excerpt = fresh.payload_excerpt;
+            entry.note = fresh.note;
             triggers::record_invocation(app, entry).await;
         }
     }
@@ -238,35 +248,50 @@ enum Decision {
     Write {
         run: Box<Run>,
         dedup: Option<DedupKey>,
+        /// What the run's concurrency key does while another run of its
+        /// value is going.
+        on_conflict: OnConflict,
         accepted: Accepted,
     },
 }
 
-/// Step 9: dedup, write the run with its queue message. A repeat answers
-/// with the first call's run, as it is now.
+/// Step 9: dedup, write the run with its queue message (and its
+/// concurrency key's hold). A repeat answers with the first call's run,
+/// as it is now; a skipped call with the run going.
 async fn enqueue(
     app: &App,
-    write: Option<(Box<Run>, Option<DedupKey>)>,
+    write: Option<(Box<Run>, Option<DedupKey>, OnConflict)>,
     result: Result<Accepted, Error>,
 ) -> Result<Accepted, Error> {
-    let (Some((run, dedup)), Ok(accepted)) = (write, &result) else {
+    let (Some((run, dedup, on_conflict)), Ok(accepted)) = (write, &result) else {
         return result;
     };
-    Ok(match runs::enqueue_once(app, &run, dedup).await? {
-        Enqueued::New(id) => Accepted {
-            run_id: Some(id),
-            ..accepted.clone()
-        },
-        Enqueued::Repeat(id) => {
-            let status = app.repo.get::<Run>(&id).await?.map(|r| r.status);
-            Accepted {
-                disposition: Disposition::Duplicate,
+    Ok(
+        match concurrency::admit(app, &run, dedup, on_conflict).await? {
+            Enqueued::New(id) => Accepted {
                 run_id: Some(id),
-                run_status: status,
                 ..accepted.clone()
+            },
+            Enqueued::Skipped(id) => Accepted {
+                disposition: Disposition::Skipped,
+                note: Some(format!(
+                    "skipped: run {id} of concurrency key {:?} is still going (on_conflict: skip)",
+                    run.control.concurrency_key.as_deref().unwrap_or_default()
+                )),
+                run_id: Some(id),
+                ..accepted.clone()
+            },
+            Enqueued::Repeat(id) => {
+                let status = app.repo.get::<Run>(&id).await?.map(|r| r.status);
+                Accepted {
+                    disposition: Disposition::Duplicate,
+                    run_id: Some(id),
+                    run_status: status,
+                    ..accepted.clone()
+                }
             }
-        }
-    })
+        },
+    )
 }
 
 /// Steps 3–8, and the run step 9 writes.
@@ -348,6 +373,7 @@ async fn accept(
             .as_ref()
             .map(|t| t.respond_when)
             .unwrap_or_default(),
+        note: None,
     };
     // 7. parse; the event filter.
     let payload = match &target.trigger {
@@ -359,6 +385,14 @@ async fn accept(
             return Ok(Decision::Answer(accepted(Disposition::Ignored)));
         }
     }
+    // The concurrency key: a trigger's own, else its agent's. A pointer
+    // or header reads the call (the payload before it is mapped).
+    let concurrency = target
+        .trigger
+        .as_ref()
+        .and_then(|t| t.concurrency.as_ref())
+        .or(target.agent.concurrency.as_ref());
+    let key_from_call = concurrency.and_then(|c| key::from_call(c, headers, &payload));
     // 8. input and message.
     let (run_input, message) = match &target.trigger {
         None => {
@@ -392,6 +426,10 @@ async fn accept(
         run.trigger_id = Some(t.id.clone());
         run.environment = t.environment;
     }
+    let note = concurrency.and_then(|c| {
+        let read = key_from_call.unwrap_or_else(|| key::from_run(c, &run));
+        keyed(&mut run, c, read)
+    });
     check_stored_size(&run)?;
     let dedup = idempotency_key(target, headers).map(|key| {
         dedup_key(
@@ -404,11 +442,25 @@ async fn accept(
     Ok(Decision::Write {
         accepted: Accepted {
             run_id: Some(run.id.clone()),
+            note,
             ..accepted(Disposition::Queued)
         },
+        on_conflict: concurrency.map(|c| c.on_conflict).unwrap_or_default(),
         run: Box::new(run),
         dedup,
     })
+}
+
+/// Gives the run its concurrency key's value; the invocation log's note
+/// when the call has none.
+pub(crate) fn keyed(run: &mut Run, c: &Concurrency, read: key::KeyRead) -> Option<String> {
+    match read {
+        key::KeyRead::Value(value) => {
+            run.control.concurrency_key = Some(value);
+            None
+        }
+        key::KeyRead::Missing(why) => Some(key::missing_note(c, &why)),
+    }
 }
 
 /// The key that makes a call idempotent: a delivery id the caller's

@@ -25,6 +25,7 @@ pub async fn test_trigger(app: &App, t: &Trigger, payload: Value) -> Result<RunI
         rate: None,
         run_status: None,
         respond_when: Default::default(),
+        note: None,
     });
     let mut entry = super::log::invocation(app, t, None, &result, Some(body.as_bytes()));
     entry.test = true;
@@ -66,11 +67,20 @@ async fn test_run(app: &App, t: &Trigger, payload: Value) -> Result<RunId, Error
     });
     ratelimit::report(app, reports).await;
     admitted?;
+    // A test keeps its concurrency key's value, so it waits its turn
+    // behind the runs of that value; it never skips or replaces one.
+    let concurrency = t.concurrency.as_ref().or(agent.concurrency.as_ref());
+    let key_from_call =
+        concurrency.and_then(|c| super::key::from_call(c, &axum::http::HeaderMap::new(), &payload));
     let (run_input, message) = input::map_input(t, payload, None, Some("hookrun"))?;
     let mut run = new_run(app, &agent, TriggerType::Test, run_input, None);
     run.message = message;
     run.trigger_id = Some(t.id.clone());
     run.environment = t.environment;
+    if let Some(c) = concurrency {
+        let read = key_from_call.unwrap_or_else(|| super::key::from_run(c, &run));
+        super::keyed(&mut run, c, read);
+    }
     check_stored_size(&run)?;
     Ok(runs::enqueue_once(app, &run, None).await?.run_id().clone())
 }

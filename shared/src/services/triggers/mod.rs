@@ -20,7 +20,7 @@ use crate::ids::{self, AgentId, TriggerId, WorkspaceId};
 use crate::model::{Agent, SignatureScheme, Trigger};
 use crate::providers;
 use crate::repo::{Listing, Versioned};
-use crate::services::sealing;
+use crate::services::{concurrency, sealing};
 
 /// A lost condition on a trigger write: a concurrent change, or a second
 /// trigger claiming the agent's route.
@@ -81,6 +81,9 @@ pub async fn create(
     if let Some(mapping) = &req.input_mapping {
         validate::mapping(mapping)?;
     }
+    if let Some(c) = &req.concurrency {
+        concurrency::validate(c)?;
+    }
     let now = app.clock.now();
     let token = ids::trigger_token();
     let trigger = Trigger {
@@ -105,6 +108,7 @@ pub async fn create(
         metadata: validate::metadata(req.metadata)?,
         agent_route: req.agent_route,
         respond_when: req.respond_when.unwrap_or_default(),
+        concurrency: req.concurrency,
         last_used_at: None,
         created_by_id: created_by.to_owned(),
         created_at: now,
@@ -199,6 +203,12 @@ pub async fn update(
     }
     if let Some(r) = req.respond_when {
         t.respond_when = r;
+    }
+    if let Some(c) = req.concurrency {
+        if let Some(c) = &c {
+            concurrency::validate(c)?;
+        }
+        t.concurrency = c;
     }
     if let Some(r) = req.rate_limit_per_minute {
         t.rate_limit_per_minute = validate::rate(r)?;

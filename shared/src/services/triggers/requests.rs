@@ -7,7 +7,9 @@ use serde_json::{json, Value};
 
 use crate::app::App;
 use crate::ids::{AgentId, TriggerId, WorkspaceId};
-use crate::model::{AllowedSources, Environment, RespondWhen, SignatureConfig, Trigger};
+use crate::model::{
+    AllowedSources, Concurrency, Environment, RespondWhen, SignatureConfig, Trigger,
+};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -45,6 +47,10 @@ pub struct CreateTrigger {
     /// `started` (once the run starts, waiting up to 10 s).
     #[serde(default)]
     pub respond_when: Option<RespondWhen>,
+    /// Its calls' runs with the same key value never overlap (instead
+    /// of the agent's key).
+    #[serde(default)]
+    pub concurrency: Option<Concurrency>,
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
@@ -70,6 +76,11 @@ pub struct UpdateTrigger {
     pub metadata: Option<Value>,
     pub agent_route: Option<bool>,
     pub respond_when: Option<RespondWhen>,
+    /// A key replaces the trigger's; `null` removes it (its calls then
+    /// follow the agent's key, if any).
+    #[serde(default, deserialize_with = "crate::json::present")]
+    #[schema(value_type = Option<Concurrency>)]
+    pub concurrency: Option<Option<Concurrency>>,
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
@@ -109,6 +120,8 @@ pub struct TriggerView {
     pub metadata: Value,
     pub agent_route: bool,
     pub respond_when: RespondWhen,
+    /// Its own concurrency key (null: the agent's, if any, counts).
+    pub concurrency: Option<Concurrency>,
     /// The URLs that reach this trigger without its token in them.
     pub urls: Value,
     /// How a call to each of `urls` authenticates, in words, under the
@@ -191,6 +204,7 @@ pub fn view(app: &App, t: &Trigger) -> TriggerView {
         metadata: t.metadata.clone(),
         agent_route: t.agent_route,
         respond_when: t.respond_when,
+        concurrency: t.concurrency.clone(),
         urls,
         authentication: authentication(t),
     }

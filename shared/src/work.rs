@@ -13,7 +13,7 @@ use crate::app::App;
 use crate::error::StoreResult;
 use crate::ids::RunId;
 use crate::ports::{OutboxMessage, QueueId, MAX_DELAY_FOR_QUEUE};
-use crate::services::{delivery, executor};
+use crate::services::{control, delivery, executor};
 
 /// How long a received message stays hidden from other consumers: a
 /// run's executor extends it while the agent runs (a lease and a margin);
@@ -36,17 +36,27 @@ pub enum Message {
     /// still queued and can start now, since the run's own message keeps
     /// coming back until the run ends.
     Run { run_id: RunId, wake: bool },
+    /// Runs queue: cancel `run_id` as replaced by the newer run `by` of its
+    /// concurrency key (written with `by` by the call that made it, so the
+    /// trigger function needs no right to cancel).
+    Replace { run_id: RunId, by: RunId },
     /// Deliveries queue: attempt this delivery. A `manual` attempt was asked
     /// for by hand: it is made even if the delivery is done, and not retried.
     Delivery { delivery_id: String, manual: bool },
 }
 
-/// The runs queue's body: `{"run_id":…}` (and `"wake":true`).
+/// The runs queue's body: `{"run_id":…}` (and `"wake":true`), or
+/// `{"replace":…,"by":…}`.
 #[derive(Serialize, Deserialize)]
 struct RunBody {
-    run_id: RunId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    run_id: Option<RunId>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     wake: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    replace: Option<RunId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    by: Option<RunId>,
 }
 
 /// The deliveries queue's body: `{"delivery_id":…,"manual":…}`.
@@ -60,7 +70,7 @@ struct DeliveryBody {
 impl Message {
     pub fn queue(&self) -> QueueId {
         match self {
-            Message::Run { .. } => QueueId::Runs,
+            Message::Run { .. } | Message::Replace { .. } => QueueId::Runs,
             Message::Delivery { .. } => QueueId::Deliveries,
         }
     }
@@ -69,8 +79,16 @@ impl Message {
     pub fn encode(&self) -> String {
         let json = match self {
             Message::Run { run_id, wake } => serde_json::to_string(&RunBody {
-                run_id: run_id.clone(),
+                run_id: Some(run_id.clone()),
                 wake: *wake,
+                replace: None,
+                by: None,
+            }),
+            Message::Replace { run_id, by } => serde_json::to_string(&RunBody {
+                run_id: None,
+                wake: false,
+                replace: Some(run_id.clone()),
+                by: Some(by.clone()),
             }),
             Message::Delivery {
                 delivery_id,
@@ -96,12 +114,20 @@ impl Message {
     /// A body received from `queue`; Err says why it can never be processed.
     pub fn decode(queue: QueueId, body: &str) -> Result<Message, String> {
         match queue {
-            QueueId::Runs => serde_json::from_str::<RunBody>(body)
-                .map(|b| Message::Run {
-                    run_id: b.run_id,
-                    wake: b.wake,
-                })
-                .map_err(|e| format!("malformed runs-queue message: {e}")),
+            QueueId::Runs => {
+                let b = serde_json::from_str::<RunBody>(body)
+                    .map_err(|e| format!("malformed runs-queue message: {e}"))?;
+                match (b.run_id, b.replace, b.by) {
+                    (Some(run_id), None, None) => Ok(Message::Run {
+                        run_id,
+                        wake: b.wake,
+                    }),
+                    (None, Some(run_id), Some(by)) => Ok(Message::Replace { run_id, by }),
+                    _ => Err(
+                        "malformed runs-queue message: neither {run_id} nor {replace, by}".into(),
+                    ),
+                }
+            }
             QueueId::Deliveries => serde_json::from_str::<DeliveryBody>(body)
                 .map(|b| Message::Delivery {
                     delivery_id: b.delivery_id,
@@ -148,6 +174,7 @@ pub async fn process(app: &App, queue: QueueId, body: &str, receipt: Option<&str
     match Message::decode(queue, body) {
         Err(reason) => Outcome::Poison(reason),
         Ok(Message::Run { run_id, wake }) => executor::process(app, &run_id, wake, receipt).await,
+        Ok(Message::Replace { run_id, by }) => control::replaced(app, &run_id, &by).await,
         Ok(Message::Delivery {
             delivery_id,
             manual,
@@ -235,6 +262,17 @@ mod tests {
             Message::decode(QueueId::Runs, &wake.encode()).unwrap(),
             wake
         );
+        let replace = Message::Replace {
+            run_id: RunId::parse("run_1").unwrap(),
+            by: RunId::parse("run_2").unwrap(),
+        };
+        assert_eq!(replace.encode(), r#"{"replace":"run_1","by":"run_2"}"#);
+        assert_eq!(
+            Message::decode(QueueId::Runs, &replace.encode()).unwrap(),
+            replace
+        );
+        assert!(Message::decode(QueueId::Runs, r#"{"replace":"run_1"}"#).is_err());
+        assert!(Message::decode(QueueId::Runs, r#"{}"#).is_err());
         let d = Message::Delivery {
             delivery_id: "dlv_1".into(),
             manual: true,

@@ -368,7 +368,22 @@ async fn replace_keeps_the_newest(mut w: World) {
             .all(|(s, b)| *s == 202 && b["run_id"].is_string()),
         "{answers:?}"
     );
-    // Whatever started waits at the gate until every call is in.
+    // Whatever started waits at the gate until every replaced run is
+    // cancelled (the executor cancels them from messages written with the
+    // calls' runs).
+    let deadline = Instant::now() + w.patience;
+    loop {
+        let runs = runs_of(&w, &a.id).await;
+        let cancelled = runs
+            .iter()
+            .filter(|r| r.status == RunStatus::Cancelled)
+            .count();
+        if cancelled == CALLS - 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{cancelled} cancelled");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     rec.gate.as_ref().unwrap().add_permits(CALLS);
     let runs = all_finished(&w, &a.id, CALLS).await;
     let newest = runs.last().unwrap();

@@ -502,7 +502,17 @@ async fn a_concurrency_key_skips_then_replaces_the_run_going() {
     );
     let newer = call(json!({"pull_request": {"number": 7}})).await;
     let newer_id = newer["run_id"].as_str().unwrap().to_owned();
-    let (_, old) = h.get(&format!("/api/v1/runs/{first_id}")).await;
+    // The executor cancels the run it replaces (a message written with
+    // the new run).
+    let deadline = Instant::now() + WAIT;
+    let old = loop {
+        let (_, old) = h.get(&format!("/api/v1/runs/{first_id}")).await;
+        if old["status"] != "running" && old["status"] != "queued" {
+            break old;
+        }
+        assert!(Instant::now() < deadline, "not replaced: {old}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert_eq!(old["status"], "cancelled", "{old}");
     assert_eq!(old["cancel_reason"], "replaced");
     assert_eq!(old["replaced_by"], newer_id.as_str());

@@ -24,6 +24,7 @@ use crate::ports::items::{
 };
 
 pub const GSI1: &str = "gsi1";
+pub const GSI2: &str = "gsi2";
 
 #[derive(Clone)]
 pub struct DynamoItemTable {
@@ -54,6 +55,10 @@ fn to_attrs(item: &Item) -> StoreResult<Attrs> {
     if let Some((gpk, gsk)) = &item.gsi1 {
         a.insert("gsi1pk".into(), s(gpk));
         a.insert("gsi1sk".into(), s(gsk));
+    }
+    if let Some((gpk, gsk)) = &item.gsi2 {
+        a.insert("gsi2pk".into(), s(gpk));
+        a.insert("gsi2sk".into(), s(gsk));
     }
     if let Some(exp) = item.expires_at {
         a.insert("expires_at".into(), n(exp));
@@ -92,6 +97,9 @@ fn from_attrs(a: &Attrs) -> StoreResult<Item> {
         sk: get_s(a, "sk").ok_or_else(corrupt)?.to_owned(),
         gsi1: get_s(a, "gsi1pk")
             .zip(get_s(a, "gsi1sk"))
+            .map(|(p, s)| (p.to_owned(), s.to_owned())),
+        gsi2: get_s(a, "gsi2pk")
+            .zip(get_s(a, "gsi2sk"))
             .map(|(p, s)| (p.to_owned(), s.to_owned())),
         expires_at: get_n(a, "expires_at"),
         version: get_n(a, "version").unwrap_or(0) as u64,
@@ -160,17 +168,15 @@ fn decode_cursor(raw: &str, q: &Query) -> StoreResult<Attrs> {
         .decode(raw)
         .map_err(|_| StoreError::InvalidCursor)?;
     let Cursor(m) = serde_json::from_slice(&bytes).map_err(|_| StoreError::InvalidCursor)?;
+    let (pcol, scol) = q.index.key_names();
     let expected: &[&str] = match q.index {
         Index::Primary => &["pk", "sk"],
-        Index::Gsi1 => &["pk", "sk", "gsi1pk", "gsi1sk"],
+        Index::Gsi1 | Index::Gsi2 => &["pk", "sk", pcol, scol],
     };
     if m.len() != expected.len() || expected.iter().any(|k| !m.contains_key(*k)) {
         return Err(StoreError::InvalidCursor);
     }
-    let partition = match q.index {
-        Index::Primary => &m["pk"],
-        Index::Gsi1 => &m["gsi1pk"],
-    };
+    let partition = &m[pcol];
     if partition != &q.pk {
         return Err(StoreError::InvalidCursor);
     }
@@ -340,10 +346,7 @@ impl ItemTable for DynamoItemTable {
             .as_deref()
             .map(|c| decode_cursor(c, &q))
             .transpose()?;
-        let (pcol, scol) = match q.index {
-            Index::Primary => ("pk", "sk"),
-            Index::Gsi1 => ("gsi1pk", "gsi1sk"),
-        };
+        let (pcol, scol) = q.index.key_names();
         let mut key_expr = "#p = :p".to_owned();
         let mut names = HashMap::from([("#p".to_owned(), pcol.to_owned())]);
         let mut values = HashMap::from([
@@ -354,6 +357,17 @@ impl ItemTable for DynamoItemTable {
             key_expr.push_str(" AND begins_with(#s, :prefix)");
             names.insert("#s".into(), scol.into());
             values.insert(":prefix".into(), s(prefix));
+        }
+        if let Some((low, high)) = &q.sk_between {
+            if q.sk_prefix.is_some() {
+                return Err(StoreError::Invalid(
+                    "a query takes one sort key condition: a prefix or a range".into(),
+                ));
+            }
+            key_expr.push_str(" AND #s BETWEEN :low AND :high");
+            names.insert("#s".into(), scol.into());
+            values.insert(":low".into(), s(low));
+            values.insert(":high".into(), s(high));
         }
         let mut req = self
             .client
@@ -369,6 +383,7 @@ impl ItemTable for DynamoItemTable {
         req = match q.index {
             Index::Primary => req.consistent_read(true),
             Index::Gsi1 => req.index_name(GSI1),
+            Index::Gsi2 => req.index_name(GSI2),
         };
         let out = req.send().await.map_err(backend)?;
         let items = out

@@ -84,26 +84,56 @@ fn attr(name: &str) -> StoreResult<AttributeDefinition> {
 }
 
 async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str) -> StoreResult<()> {
-    if client
-        .describe_table()
-        .table_name(name)
-        .send()
-        .await
-        .is_ok()
-    {
+    let gsi = |name: &str, pk: &str, sk: &str| {
+        GlobalSecondaryIndex::builder()
+            .index_name(name)
+            .key_schema(key(pk, KeyType::Hash)?)
+            .key_schema(key(sk, KeyType::Range)?)
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::All)
+                    .build(),
+            )
+            .build()
+            .map_err(invalid)
+    };
+    if let Ok(table) = client.describe_table().table_name(name).send().await {
+        // A table made before the second index: add it (a workspace's
+        // runs; those written before it are not in it).
+        let has_gsi2 = table
+            .table()
+            .map(|t| t.global_secondary_indexes())
+            .unwrap_or_default()
+            .iter()
+            .any(|g| g.index_name() == Some(super::dynamo::GSI2));
+        if !has_gsi2 {
+            let create = aws_sdk_dynamodb::types::CreateGlobalSecondaryIndexAction::builder()
+                .index_name(super::dynamo::GSI2)
+                .key_schema(key("gsi2pk", KeyType::Hash)?)
+                .key_schema(key("gsi2sk", KeyType::Range)?)
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::All)
+                        .build(),
+                )
+                .build()
+                .map_err(invalid)?;
+            client
+                .update_table()
+                .table_name(name)
+                .attribute_definitions(attr("gsi2pk")?)
+                .attribute_definitions(attr("gsi2sk")?)
+                .global_secondary_index_updates(
+                    aws_sdk_dynamodb::types::GlobalSecondaryIndexUpdate::builder()
+                        .create(create)
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(|e| StoreError::Backend(format!("adding index gsi2 to {name}: {e:?}")))?;
+        }
         return Ok(());
     }
-    let gsi = GlobalSecondaryIndex::builder()
-        .index_name(super::dynamo::GSI1)
-        .key_schema(key("gsi1pk", KeyType::Hash)?)
-        .key_schema(key("gsi1sk", KeyType::Range)?)
-        .projection(
-            Projection::builder()
-                .projection_type(ProjectionType::All)
-                .build(),
-        )
-        .build()
-        .map_err(invalid)?;
     client
         .create_table()
         .table_name(name)
@@ -112,9 +142,12 @@ async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str) -> StoreRes
         .attribute_definitions(attr("sk")?)
         .attribute_definitions(attr("gsi1pk")?)
         .attribute_definitions(attr("gsi1sk")?)
+        .attribute_definitions(attr("gsi2pk")?)
+        .attribute_definitions(attr("gsi2sk")?)
         .key_schema(key("pk", KeyType::Hash)?)
         .key_schema(key("sk", KeyType::Range)?)
-        .global_secondary_indexes(gsi)
+        .global_secondary_indexes(gsi(super::dynamo::GSI1, "gsi1pk", "gsi1sk")?)
+        .global_secondary_indexes(gsi(super::dynamo::GSI2, "gsi2pk", "gsi2sk")?)
         // The outbox relay reads new images (docs/ARCHITECTURE.md, "Atomic accept").
         .stream_specification(
             StreamSpecification::builder()

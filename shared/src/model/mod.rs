@@ -2,7 +2,8 @@
 //! (docs/ARCHITECTURE.md, "Item layout"). Every storage key format is
 //! written here and nowhere else.
 //!
-//! Key layout (one table, one GSI):
+//! Key layout (one table, two GSIs; only runs are in the second, `gsi2`:
+//! `WS#{ws}#RUNS` / run id, so a workspace's runs list newest first):
 //!
 //! | record       | pk                          | sk              | gsi1pk               | gsi1sk   |
 //! |--------------|-----------------------------|-----------------|----------------------|----------|
@@ -83,8 +84,12 @@ pub trait Record: Serialize + DeserializeOwned + Send + Sync + 'static {
     fn key_for(id: &str) -> Key;
     /// The record's id (what [`Record::key_for`] takes).
     fn id(&self) -> &str;
-    /// Its keys in the GSI, if it is listed there.
+    /// Its keys in the first GSI, if it is listed there.
     fn gsi1(&self) -> Option<Key> {
+        None
+    }
+    /// Its keys in the second GSI, if it is listed there too.
+    fn gsi2(&self) -> Option<Key> {
         None
     }
     /// Its TTL (Unix seconds), if it expires.
@@ -98,6 +103,7 @@ pub trait Record: Serialize + DeserializeOwned + Send + Sync + 'static {
             pk,
             sk,
             gsi1: self.gsi1(),
+            gsi2: self.gsi2(),
             expires_at: self.expires_at(),
             version,
             data: self.to_doc(),

@@ -205,6 +205,11 @@ impl Run {
     pub fn agent_partition(agent_id: &str) -> String {
         format!("AGENT#{agent_id}#RUNS")
     }
+
+    /// The workspace's runs, in the second GSI.
+    pub fn workspace_partition(workspace_id: &str) -> String {
+        format!("WS#{workspace_id}#RUNS")
+    }
 }
 
 /// The partition-key prefix of run items.
@@ -248,6 +253,13 @@ impl Record for Run {
 
     fn gsi1(&self) -> Option<Key> {
         Some((Self::agent_partition(&self.agent_id), self.id.to_string()))
+    }
+
+    fn gsi2(&self) -> Option<Key> {
+        Some((
+            Self::workspace_partition(&self.workspace_id),
+            self.id.to_string(),
+        ))
     }
 
     fn expires_at(&self) -> Option<i64> {

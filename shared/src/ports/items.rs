@@ -22,9 +22,12 @@ use crate::error::StoreResult;
 pub struct Item {
     pub pk: String,
     pub sk: String,
-    /// Keys of the single global secondary index (`gsi1pk`, `gsi1sk`), if the
-    /// item is projected into it.
+    /// Keys of the first global secondary index (`gsi1pk`, `gsi1sk`), if
+    /// the item is projected into it.
     pub gsi1: Option<(String, String)>,
+    /// Keys of the second (`gsi2pk`, `gsi2sk`): a second way to list the
+    /// same items (runs by workspace, besides by agent).
+    pub gsi2: Option<(String, String)>,
     /// Unix seconds after which the item no longer exists for readers
     /// (DynamoDB TTL deletes lazily, so adapters also filter on read).
     pub expires_at: Option<i64>,
@@ -39,6 +42,7 @@ impl Item {
             pk: pk.into(),
             sk: sk.into(),
             gsi1: None,
+            gsi2: None,
             expires_at: None,
             version: 1,
             data,
@@ -47,6 +51,11 @@ impl Item {
 
     pub fn with_gsi1(mut self, pk: impl Into<String>, sk: impl Into<String>) -> Self {
         self.gsi1 = Some((pk.into(), sk.into()));
+        self
+    }
+
+    pub fn with_gsi2(mut self, pk: impl Into<String>, sk: impl Into<String>) -> Self {
+        self.gsi2 = Some((pk.into(), sk.into()));
         self
     }
 
@@ -73,8 +82,21 @@ pub enum Condition {
 pub enum Index {
     /// The table's own key: partition `pk`, sort `sk`.
     Primary,
-    /// The GSI: partition `gsi1pk`, sort `gsi1sk`.
+    /// The first GSI: partition `gsi1pk`, sort `gsi1sk`.
     Gsi1,
+    /// The second GSI: partition `gsi2pk`, sort `gsi2sk`.
+    Gsi2,
+}
+
+impl Index {
+    /// Its partition and sort key attributes.
+    pub fn key_names(self) -> (&'static str, &'static str) {
+        match self {
+            Index::Primary => ("pk", "sk"),
+            Index::Gsi1 => ("gsi1pk", "gsi1sk"),
+            Index::Gsi2 => ("gsi2pk", "gsi2sk"),
+        }
+    }
 }
 
 /// A Query: one partition, optionally narrowed to sort keys with a prefix.
@@ -83,6 +105,9 @@ pub struct Query {
     pub index: Index,
     pub pk: String,
     pub sk_prefix: Option<String>,
+    /// Only sort keys from the first to the second, both included (not
+    /// with `sk_prefix`: DynamoDB takes one sort key condition).
+    pub sk_between: Option<(String, String)>,
     /// Ascending sort-key order when true, descending when false.
     pub forward: bool,
     pub limit: usize,
@@ -96,6 +121,7 @@ impl Query {
             index,
             pk: pk.into(),
             sk_prefix: None,
+            sk_between: None,
             forward: true,
             limit: 50,
             cursor: None,
@@ -104,6 +130,11 @@ impl Query {
 
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
         self.sk_prefix = Some(prefix.into());
+        self
+    }
+
+    pub fn between(mut self, low: impl Into<String>, high: impl Into<String>) -> Self {
+        self.sk_between = Some((low.into(), high.into()));
         self
     }
 

@@ -53,7 +53,7 @@ impl Repo {
         run: &Run,
         dedup: Option<&DedupKey>,
         claim: Option<&Claim>,
-        message: OutboxMessage,
+        messages: Vec<OutboxMessage>,
     ) -> StoreResult<Written> {
         let mut ops = vec![create_op(run)];
         if let Some(c) = claim {
@@ -77,11 +77,7 @@ impl Repo {
             .with_expiry(Some(d.expires_at));
             ops.push(TxOp::Put(item, Condition::NotExists));
         }
-        match self
-            .table()
-            .transact_with_messages(ops, vec![message])
-            .await
-        {
+        match self.table().transact_with_messages(ops, messages).await {
             Ok(()) => Ok(Written::New),
             Err(StoreError::ConditionFailed) if dedup.is_some() || claim.is_some() => {
                 let Some(d) = dedup else {

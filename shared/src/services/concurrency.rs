@@ -18,8 +18,8 @@ use crate::model::{Concurrency, KeyHold, OnConflict, Run, RunStatus};
 use crate::ports::Condition;
 use crate::repo::runs::{Claim, DedupKey};
 use crate::runners::template;
-use crate::services::control::{self, CancelReason};
 use crate::services::runs::{self, Enqueued};
+use crate::work::Message;
 
 /// Reads of the hold a call makes at most: every round some concurrent
 /// call's write lands, so only a burst this large can exhaust them.
@@ -128,15 +128,16 @@ async fn skip(
             }
         }
         let claim = claim(run, value, hold.map(|h| h.version));
-        if let Some(done) = runs::enqueue_claiming(app, run, dedup, Some(&claim)).await? {
+        if let Some(done) = runs::enqueue_claiming(app, run, dedup, Some(&claim), None).await? {
             return Ok(done);
         }
     }
     Err(contended())
 }
 
-/// `replace`: the run is written holding its key, and the run that held
-/// it is cancelled.
+/// `replace`: the run is written holding its key, with the cancel of the
+/// run that held it (a runs-queue message the executor acts on: the
+/// trigger function itself cancels nothing).
 async fn replace(
     app: &App,
     run: &Run,
@@ -154,19 +155,28 @@ async fn replace(
         {
             // A newer call's run holds the key already: this one is
             // replaced before it starts.
-            let done = runs::enqueue_once(app, run, dedup).await?;
-            if let Enqueued::New(id) = &done {
-                cancel_replaced(app, run, id, &h.run_id).await;
+            let cancel = Message::Replace {
+                run_id: run.id.clone(),
+                by: h.run_id.clone(),
+            };
+            if let Some(done) =
+                runs::enqueue_claiming(app, run, dedup.as_ref(), None, Some(cancel)).await?
+            {
+                return Ok(done);
             }
-            return Ok(done);
+            continue;
         }
         let claim = claim(run, value, hold.as_ref().map(|h| h.version));
-        if let Some(done) = runs::enqueue_claiming(app, run, dedup.as_ref(), Some(&claim)).await? {
-            if let (Enqueued::New(_), Some(h)) = (&done, &hold) {
-                if h.run_id != run.id {
-                    cancel_replaced(app, run, &h.run_id, &run.id).await;
-                }
-            }
+        let cancel = hold
+            .as_ref()
+            .filter(|h| h.run_id != run.id)
+            .map(|h| Message::Replace {
+                run_id: h.run_id.clone(),
+                by: run.id.clone(),
+            });
+        if let Some(done) =
+            runs::enqueue_claiming(app, run, dedup.as_ref(), Some(&claim), cancel).await?
+        {
             return Ok(done);
         }
     }
@@ -180,19 +190,6 @@ async fn going(app: &App, run_id: &RunId) -> Result<bool, Error> {
         .get::<Run>(run_id)
         .await?
         .is_some_and(|r| matches!(r.status, RunStatus::Queued | RunStatus::Running)))
-}
-
-/// Cancels `victim` as replaced by `by` (a run that ended meanwhile is
-/// left as it is). A failure is logged: the new run still waits for the
-/// old one's key slot, so they never overlap.
-async fn cancel_replaced(app: &App, run: &Run, victim: &RunId, by: &RunId) {
-    let reason = CancelReason::Replaced(by.clone());
-    match control::cancel(app, &run.workspace_id, victim, None, reason).await {
-        Ok(_) | Err(Error::Conflict(_)) | Err(Error::NotFound(_)) => {}
-        Err(e) => {
-            tracing::warn!(run_id = %victim, replaced_by = %by, error = %e, "could not cancel a replaced run; the new run waits for it to end");
-        }
-    }
 }
 
 /// A run has ended (finished or cancelled): its key's hold, if it still

@@ -19,6 +19,7 @@ use crate::ids::{RunId, WorkspaceId};
 use crate::model::run::MAX_LISTED_RETRIES;
 use crate::model::{Agent, Run, RunStatus};
 use crate::services::{agents, concurrency, events, executor, ingress, runs};
+use crate::work::Outcome;
 
 /// Exit code of a cancelled run (as a shell reports a command stopped by
 /// Ctrl-C).
@@ -121,6 +122,37 @@ pub async fn cancel(
         "the run kept changing while it was being cancelled; try again".into(),
     ))
 }
+
+/// Cancels `victim` as replaced by the newer run `by` of its concurrency
+/// key (a runs-queue message the replacing call wrote with its run). A
+/// run that ended meanwhile, or is gone, is left as it is.
+pub async fn replaced(app: &App, victim: &RunId, by: &RunId) -> Outcome {
+    let run = match app.repo.get::<Run>(victim).await {
+        Ok(Some(run)) => run,
+        Ok(None) => return Outcome::Done,
+        Err(e) => {
+            tracing::warn!(run_id = %victim, error = %e, "could not read a replaced run; will retry");
+            return Outcome::RetryAfter(RETRY);
+        }
+    };
+    if run.status.is_terminal() {
+        return Outcome::Done;
+    }
+    let reason = CancelReason::Replaced(by.clone());
+    match cancel(app, &run.workspace_id, victim, None, reason).await {
+        Ok(_) => Outcome::Done,
+        Err(e) => {
+            // Ended meanwhile (a conflict naming its status) or still
+            // changing: the next look decides.
+            tracing::info!(run_id = %victim, replaced_by = %by, error = %e, "a replaced run could not be cancelled now; looking again");
+            Outcome::RetryAfter(RETRY)
+        }
+    }
+}
+
+/// How long a replace that could not be made waits before it is tried
+/// again.
+const RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A new run of a finished run's input and message, through its agent's
 /// current configuration.

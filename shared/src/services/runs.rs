@@ -45,26 +45,29 @@ pub async fn enqueue_once(
     run: &Run,
     dedup: Option<DedupKey>,
 ) -> Result<Enqueued, Error> {
-    enqueue_claiming(app, run, dedup.as_ref(), None)
+    enqueue_claiming(app, run, dedup.as_ref(), None, None)
         .await?
         .ok_or_else(|| Error::Internal("a run written without a claim was contended".into()))
 }
 
 /// [`enqueue_once`], writing a concurrency key's hold with the run
-/// (`crate::services::concurrency`): None when the hold was not as
-/// claimed (nothing was written; read it again).
+/// (`crate::services::concurrency`), and another runs-queue message with
+/// its own (`also`: a replaced run's cancel): None when the hold was not
+/// as claimed (nothing was written; read it again).
 pub(crate) async fn enqueue_claiming(
     app: &App,
     run: &Run,
     dedup: Option<&DedupKey>,
     claim: Option<&Claim>,
+    also: Option<Message>,
 ) -> Result<Option<Enqueued>, Error> {
-    let message = Message::Run {
+    let mut messages = vec![Message::Run {
         run_id: run.id.clone(),
         wake: false,
     }
-    .outbox(Duration::ZERO);
-    match app.repo.create_run(run, dedup, claim, message).await? {
+    .outbox(Duration::ZERO)];
+    messages.extend(also.map(|m| m.outbox(Duration::ZERO)));
+    match app.repo.create_run(run, dedup, claim, messages).await? {
         Written::New => {
             // Stored: announce it. (On AWS the ingress function has no
             // fan-out; the relay announces the run as it sends its message.)

@@ -40,17 +40,20 @@ fn prefix_upper(prefix: &str) -> String {
     format!("{prefix}\u{10FFFF}")
 }
 
-const COLUMNS: &str = "pk, sk, gsi1pk, gsi1sk, expires_at, version, data";
+const COLUMNS: &str = "pk, sk, gsi1pk, gsi1sk, expires_at, version, data, gsi2pk, gsi2sk";
 
 fn row_to_item(row: &rusqlite::Row<'_>) -> rusqlite::Result<(Item, String)> {
     let gsi1pk: Option<String> = row.get(2)?;
     let gsi1sk: Option<String> = row.get(3)?;
     let data: String = row.get(6)?;
+    let gsi2pk: Option<String> = row.get(7)?;
+    let gsi2sk: Option<String> = row.get(8)?;
     Ok((
         Item {
             pk: row.get(0)?,
             sk: row.get(1)?,
             gsi1: gsi1pk.zip(gsi1sk),
+            gsi2: gsi2pk.zip(gsi2sk),
             expires_at: row.get(4)?,
             version: row.get::<_, i64>(5)? as u64,
             data: serde_json::Value::Null,
@@ -101,18 +104,22 @@ fn validate_key(pk: &str, sk: &str) -> StoreResult<()> {
 
 fn write(tx: &Connection, item: &Item) -> StoreResult<()> {
     validate_key(&item.pk, &item.sk)?;
-    let (gpk, gsk) = match &item.gsi1 {
-        Some((p, s)) => (Some(p.as_str()), Some(s.as_str())),
+    let split = |g: &Option<(String, String)>| match g {
+        Some((p, s)) => (Some(p.clone()), Some(s.clone())),
         None => (None, None),
     };
-    tx.prepare_cached("INSERT OR REPLACE INTO items (pk, sk, gsi1pk, gsi1sk, expires_at, version, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?.execute(params![
+    let (gpk, gsk) = split(&item.gsi1);
+    let (g2pk, g2sk) = split(&item.gsi2);
+    tx.prepare_cached("INSERT OR REPLACE INTO items (pk, sk, gsi1pk, gsi1sk, expires_at, version, data, gsi2pk, gsi2sk) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")?.execute(params![
             item.pk,
             item.sk,
             gpk,
             gsk,
             item.expires_at,
             item.version as i64,
-            serde_json::to_string(&item.data)?
+            serde_json::to_string(&item.data)?,
+            g2pk,
+            g2sk
         ],
     )?;
     Ok(())
@@ -214,10 +221,7 @@ impl ItemTable for SqliteStore {
         let clock = self.clock.clone();
         self.read(move |c| {
             let now = clock.now().timestamp();
-            let (pcol, scol) = match q.index {
-                Index::Primary => ("pk", "sk"),
-                Index::Gsi1 => ("gsi1pk", "gsi1sk"),
-            };
+            let (pcol, scol) = q.index.key_names();
             let (cmp, order) = if q.forward { (">", "ASC") } else { ("<", "DESC") };
             let mut sql = format!(
                 "SELECT {COLUMNS} FROM items WHERE {pcol} = ?1 AND (expires_at IS NULL OR expires_at > ?2)"
@@ -228,24 +232,31 @@ impl ItemTable for SqliteStore {
                 args.push(prefix_upper(prefix).into());
                 sql += &format!(" AND {scol} >= ?{} AND {scol} < ?{}", args.len() - 1, args.len());
             }
+            if let Some((low, high)) = &q.sk_between {
+                args.push(low.clone().into());
+                args.push(high.clone().into());
+                sql += &format!(" AND {scol} >= ?{} AND {scol} <= ?{}", args.len() - 1, args.len());
+            }
             match (&cursor, q.index) {
                 (Some(cur), Index::Primary) => {
                     args.push(cur.sk.clone().into());
                     sql += &format!(" AND sk {cmp} ?{}", args.len());
                 }
-                (Some(cur), Index::Gsi1) => {
+                (Some(cur), Index::Gsi1 | Index::Gsi2) => {
                     let gsk = cur.gsk.clone().ok_or(StoreError::InvalidCursor)?;
                     args.push(gsk.into());
                     args.push(cur.pk.clone().into());
                     args.push(cur.sk.clone().into());
                     let n = args.len();
-                    sql += &format!(" AND (gsi1sk, pk, sk) {cmp} (?{}, ?{}, ?{})", n - 2, n - 1, n);
+                    sql += &format!(" AND ({scol}, pk, sk) {cmp} (?{}, ?{}, ?{})", n - 2, n - 1, n);
                 }
                 (None, _) => {}
             }
             sql += &match q.index {
                 Index::Primary => format!(" ORDER BY sk {order}"),
-                Index::Gsi1 => format!(" ORDER BY gsi1sk {order}, pk {order}, sk {order}"),
+                Index::Gsi1 | Index::Gsi2 => {
+                    format!(" ORDER BY {scol} {order}, pk {order}, sk {order}")
+                }
             };
             args.push(((q.limit + 1) as i64).into());
             sql += &format!(" LIMIT ?{}", args.len());
@@ -261,7 +272,11 @@ impl ItemTable for SqliteStore {
                     encode_cursor(&Cursor {
                         pk: last.pk.clone(),
                         sk: last.sk.clone(),
-                        gsk: last.gsi1.as_ref().map(|g| g.1.clone()),
+                        gsk: match q.index {
+                            Index::Primary => None,
+                            Index::Gsi1 => last.gsi1.as_ref().map(|g| g.1.clone()),
+                            Index::Gsi2 => last.gsi2.as_ref().map(|g| g.1.clone()),
+                        },
                     })
                 })
             } else {

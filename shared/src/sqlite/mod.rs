@@ -57,6 +57,25 @@ CREATE TABLE IF NOT EXISTS secrets (
 );
 "#;
 
+/// Brings a database made by an earlier version up to this one's schema
+/// (each step checks whether it is needed, so it runs on every open).
+fn migrate(conn: &Connection) -> StoreResult<()> {
+    let has_gsi2: bool = conn
+        .prepare("SELECT 1 FROM pragma_table_info('items') WHERE name = 'gsi2pk'")?
+        .exists([])?;
+    if !has_gsi2 {
+        // The second index (a workspace's runs). Items written before it
+        // are not in it.
+        conn.execute_batch(
+            "ALTER TABLE items ADD COLUMN gsi2pk TEXT; ALTER TABLE items ADD COLUMN gsi2sk TEXT;",
+        )?;
+    }
+    conn.execute_batch(
+        "CREATE INDEX IF NOT EXISTS items_gsi2 ON items (gsi2pk, gsi2sk, pk, sk) WHERE gsi2pk IS NOT NULL;",
+    )?;
+    Ok(())
+}
+
 /// How long an agent secret read from the database is reused (changes made
 /// through this store apply at once).
 const SECRET_CACHE: std::time::Duration = std::time::Duration::from_secs(5);
@@ -149,6 +168,7 @@ impl SqliteStore {
         // Every statement the adapters run, compiled once.
         conn.set_prepared_statement_cache_capacity(64);
         conn.execute_batch(SCHEMA)?;
+        migrate(&conn)?;
         let conn = Arc::new(Mutex::new(conn));
         Ok(SqliteStore {
             reader: None,

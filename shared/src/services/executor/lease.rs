@@ -107,7 +107,10 @@ pub async fn acquire_in_line(
     };
     let (ahead, free) = line(app, run, &pool, cap).await?;
     if ahead > free {
+        // An older run joined meanwhile: the slot is its. It may already
+        // have looked and found the slot taken (by this run): wake it.
         release(app, &slot).await;
+        wake_next(app, &pool, &run.id).await;
         return Ok(None);
     }
     if let Err(e) = app.repo.stop_waiting(&pool, &run.id).await {
@@ -367,10 +370,10 @@ async fn wake_next(app: &App, pool: &Pool, after: &RunId) {
     }
 }
 
-/// Takes a queued run out of every line it may wait in (a cancelled run:
-/// at once, not when its place expires), and wakes the run next in each:
-/// had this run been woken already, that wake was dropped with it.
-pub async fn stop_waiting(app: &App, run: &Run) {
+/// Takes a run out of every line it may wait in (a cancelled run: at
+/// once, not when its place expires) and, with `wake`, wakes the run next
+/// in each: had this run been woken already, that wake was dropped with it.
+pub async fn leave_lines(app: &App, run: &Run, wake: bool) {
     let mut pools = lines_of(run, None);
     pools.push((
         Pool::Agent(run.workspace_id.clone(), run.agent_id.clone()),
@@ -380,7 +383,9 @@ pub async fn stop_waiting(app: &App, run: &Run) {
         if let Err(e) = app.repo.stop_waiting(&pool, &run.id).await {
             tracing::warn!(run_id = %run.id, error = %e, "could not take a cancelled run out of a line; its place expires");
         }
-        wake_next(app, &pool, &run.id).await;
+        if wake {
+            wake_next(app, &pool, &run.id).await;
+        }
     }
 }
 

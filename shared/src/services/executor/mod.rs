@@ -132,8 +132,31 @@ async fn process_run(
     // wake message is dropped, the run's own comes back).
     let mut holds = match Holds::take(app, &run, &agent).await? {
         Ok(holds) => holds,
-        Err(_) if wake => return Ok(Outcome::Done),
-        Err(waiting) => return Ok(Outcome::Defer(waiting.delay())),
+        Err(waiting) => {
+            if waiting == lease::Waiting::InLine {
+                // It joined a line. Should the run have moved on meanwhile
+                // (cancelled, or started through its other message), that
+                // place would hold up the runs behind it: leave again.
+                if let Some(now) = app.repo.get::<Run>(&run.id).await? {
+                    if now.status != RunStatus::Queued {
+                        lease::leave_lines(app, &now, false).await;
+                        return Ok(match now.status {
+                            RunStatus::Running if !wake => Outcome::Defer(
+                                lease::held_elsewhere(app, &now)
+                                    .await?
+                                    .unwrap_or(lease::LINE_WAIT),
+                            ),
+                            _ => Outcome::Done,
+                        });
+                    }
+                }
+            }
+            return Ok(if wake {
+                Outcome::Done
+            } else {
+                Outcome::Defer(waiting.delay())
+            });
+        }
     };
     let acquired = tokio::time::Instant::now();
     // queued (or running with an expired lease) → running, conditionally.
@@ -246,7 +269,7 @@ async fn fail_unstarted(
 ) -> Result<(), Error> {
     let now = app.clock.now();
     if finish(app, run, now, Err(failure), Instant::now(), false).await? {
-        lease::stop_waiting(app, run).await;
+        lease::leave_lines(app, run, true).await;
         ended(app, run).await
     } else {
         announce_stored(app, &run.id).await
@@ -262,7 +285,7 @@ async fn ended(app: &App, run: &Run) -> Result<(), Error> {
 
 /// Takes a queued (now cancelled) run out of every line it waits in.
 pub(crate) async fn stop_waiting(app: &App, run: &Run) {
-    lease::stop_waiting(app, run).await;
+    lease::leave_lines(app, run, true).await;
 }
 
 /// Records a stored cancel in the run's log (`message`: who cancelled it)

@@ -170,7 +170,8 @@ pub async fn items_query_and_paging(t: &dyn ItemTable, prefix: &str) {
     let gpk = format!("{pk}#IDX");
     for i in 0..7 {
         let item = Item::new(&pk, format!("X#{i:02}"), json!({"i": i}))
-            .with_gsi1(&gpk, format!("{:02}", 10 - i));
+            .with_gsi1(&gpk, format!("{:02}", 10 - i))
+            .with_gsi2(format!("{gpk}2"), format!("{:02}", 20 + i));
         t.put(item, Condition::None).await.unwrap();
     }
     t.put(Item::new(&pk, "Y#00", json!({})), Condition::None)
@@ -227,6 +228,27 @@ pub async fn items_query_and_paging(t: &dyn ItemTable, prefix: &str) {
     assert_eq!(gsi, vec![6, 5, 4, 3, 2, 1, 0], "GSI sorted by gsi1sk");
     let gsi_back = collect(Query::partition(Index::Gsi1, &gpk).backward().limit(5)).await;
     assert_eq!(gsi_back, vec![0, 1, 2, 3, 4, 5, 6]);
+    // The second index, and a sort-key range (both ends included).
+    let gpk2 = format!("{gpk}2");
+    let gsi2 = collect(Query::partition(Index::Gsi2, &gpk2).backward().limit(3)).await;
+    assert_eq!(gsi2, vec![6, 5, 4, 3, 2, 1, 0], "GSI2 sorted by gsi2sk");
+    let range = collect(
+        Query::partition(Index::Gsi2, &gpk2)
+            .between("22", "25")
+            .backward()
+            .limit(2),
+    )
+    .await;
+    assert_eq!(range, vec![5, 4, 3, 2], "a range, paged");
+    let range = collect(
+        Query::partition(Index::Primary, &pk)
+            .between("X#01", "X#03")
+            .limit(10),
+    )
+    .await;
+    assert_eq!(range, vec![1, 2, 3]);
+    let stored = t.get(&pk, "X#03").await.unwrap().unwrap();
+    assert_eq!(stored.gsi2, Some((gpk2.clone(), "23".to_owned())));
     let none = t
         .query(Query::partition(Index::Primary, &pk).prefix("Z#"))
         .await

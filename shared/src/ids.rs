@@ -144,6 +144,21 @@ pub fn new_id(prefix: &str) -> String {
     format!("{prefix}_{}", id.to_string().to_lowercase())
 }
 
+/// The smallest and the largest id `prefix` can have for a time span
+/// (inclusive, to the millisecond; an open end is the first or last
+/// possible id): the sort-key range of what was made in it.
+pub fn time_range(
+    prefix: &str,
+    from: Option<chrono::DateTime<chrono::Utc>>,
+    to: Option<chrono::DateTime<chrono::Utc>>,
+) -> (String, String) {
+    let ms = |t: chrono::DateTime<chrono::Utc>| t.timestamp_millis().max(0) as u64;
+    let low = ulid::Ulid::from_parts(from.map_or(0, ms), 0);
+    let high = ulid::Ulid::from_parts(to.map_or((1 << 48) - 1, ms), u128::MAX);
+    let id = |u: ulid::Ulid| format!("{prefix}_{}", u.to_string().to_lowercase());
+    (id(low), id(high))
+}
+
 /// `n` bytes from the OS CSPRNG, hex encoded.
 pub fn random_hex(n: usize) -> String {
     let mut buf = vec![0u8; n];
@@ -201,6 +216,21 @@ pub fn is_plausible_id(id: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_time_range_holds_the_ids_made_in_it() {
+        let before = chrono::Utc::now() - chrono::Duration::milliseconds(5);
+        let id = RunId::generate();
+        let after = chrono::Utc::now() + chrono::Duration::milliseconds(5);
+        let (low, high) = time_range("run", Some(before), Some(after));
+        assert!(low.as_str() <= id.as_str() && id.as_str() <= high.as_str());
+        let (low, _) = time_range("run", Some(after), None);
+        assert!(id.as_str() < low.as_str());
+        let (_, high) = time_range("run", None, Some(before));
+        assert!(high.as_str() < id.as_str());
+        let (low, high) = time_range("run", None, None);
+        assert!(low.as_str() < id.as_str() && id.as_str() < high.as_str());
+    }
 
     #[test]
     fn ids_made_one_after_the_other_sort_in_that_order() {

@@ -236,7 +236,7 @@ async fn runs_of(w: &World, agent: &AgentId) -> Vec<Run> {
     let mut runs = w
         .app
         .repo
-        .runs_of_agent(agent, 1000, None, |_| true)
+        .runs_of_agent(agent, None, 1000, None, |_| true)
         .await
         .unwrap()
         .data;

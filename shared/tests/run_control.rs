@@ -437,7 +437,7 @@ async fn bulk_replay_counts_then_retries_a_page_at_a_time_and_never_twice() {
     let runs_of_agent = || async {
         f.app
             .repo
-            .runs_of_agent(&a.id, 100, None, |_| true)
+            .runs_of_agent(&a.id, None, 100, None, |_| true)
             .await
             .unwrap()
             .data

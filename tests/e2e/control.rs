@@ -550,3 +550,116 @@ async fn a_concurrency_key_skips_then_replaces_the_run_going() {
     .json();
     assert_eq!(removed["concurrency"], serde_json::Value::Null, "{removed}");
 }
+
+#[tokio::test]
+async fn a_workspaces_runs_are_listed_across_its_agents_and_filtered() {
+    let fake = FakeAgent::start().await;
+    let h = Hookrun::start();
+    let (good, good_secret) = h
+        .create_agent(json!({"name": "good", "runner": {"type": "http", "url": fake.url("/ok")}}))
+        .await;
+    let (bad, bad_secret) = h
+        .create_agent(json!({"name": "bad", "runner": {"type": "http", "url": fake.url("/fail")}}))
+        .await;
+    let (s, t) = h
+        .admin(
+            Method::POST,
+            "/api/v1/webhook-triggers",
+            Some(json!({"agent_id": good, "name": "t", "concurrency": {"key": "/pr"}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{t}");
+    let mut made = Vec::new();
+    made.push(h.trigger(&good, &good_secret, json!({"n": 1})).await);
+    made.push(h.trigger(&bad, &bad_secret, json!({"n": 2})).await);
+    let middle = chrono::Utc::now();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    made.push(h.trigger(&bad, &bad_secret, json!({"n": 3})).await);
+    let resp = h
+        .http
+        .post(h.url(&format!("/webhooks/runs/{}", t["token"].as_str().unwrap())))
+        .json(&json!({"pr": 9}))
+        .send()
+        .await
+        .unwrap();
+    let by_token: serde_json::Value = resp.json().await.unwrap();
+    made.push(by_token["run_id"].as_str().unwrap().to_owned());
+    for id in &made {
+        h.wait_finished(id, WAIT).await;
+    }
+    let ids = |v: &serde_json::Value| -> Vec<String> {
+        v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let newest_first: Vec<String> = made.iter().rev().cloned().collect();
+    let (s, all) = h.get("/api/v1/runs").await;
+    assert_eq!(s, StatusCode::OK, "{all}");
+    assert_eq!(ids(&all), newest_first, "every agent's, newest first");
+    let (_, page) = h.get("/api/v1/runs?limit=3").await;
+    assert_eq!(ids(&page), newest_first[..3]);
+    let cursor = page["next_cursor"].as_str().unwrap();
+    let (_, rest) = h
+        .get(&format!("/api/v1/runs?limit=3&cursor={cursor}"))
+        .await;
+    assert_eq!(ids(&rest), newest_first[3..]);
+    let (_, failed) = h.get("/api/v1/runs?status=failed").await;
+    assert_eq!(ids(&failed), [made[2].clone(), made[1].clone()]);
+    let (_, either) = h.get("/api/v1/runs?status=failed,succeeded").await;
+    assert_eq!(ids(&either).len(), 4);
+    let (_, of_bad) = h.get(&format!("/api/v1/runs?agent_id={bad}")).await;
+    assert_eq!(ids(&of_bad), [made[2].clone(), made[1].clone()]);
+    let (_, token) = h.get("/api/v1/runs?trigger_type=token").await;
+    assert_eq!(ids(&token), [made[3].clone()]);
+    let (_, by_trigger) = h
+        .get(&format!(
+            "/api/v1/runs?trigger_id={}",
+            t["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(ids(&by_trigger), [made[3].clone()]);
+    let (_, keyed) = h.get("/api/v1/runs?concurrency_key=9").await;
+    assert_eq!(ids(&keyed), [made[3].clone()]);
+    let at = middle.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let (_, later) = h
+        .get(&format!(
+            "/api/v1/runs?created_after={}",
+            at.replace('+', "%2B")
+        ))
+        .await;
+    assert_eq!(ids(&later), newest_first[..2]);
+    let (_, earlier) = h.get(&format!("/api/v1/runs?created_before={at}")).await;
+    assert_eq!(ids(&earlier), newest_first[2..]);
+    // Another workspace's agent has no runs here.
+    let (_, none) = h
+        .get("/api/v1/runs?agent_id=agt_01jx0000000000000000000000")
+        .await;
+    assert!(ids(&none).is_empty(), "{none}");
+    for (query, field) in [
+        ("status=done", "status"),
+        ("created_after=yesterday", "created_after"),
+        (
+            &format!("created_after={at}&created_before={at}") as &str,
+            "created_before",
+        ),
+        ("trigger_type=cron", "trigger_type"),
+        ("limit=0", "limit"),
+    ] {
+        let (s, e) = h.get(&format!("/api/v1/runs?{query}")).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{query}: {e}");
+        assert!(
+            e["error"]["message"].as_str().unwrap().contains(field),
+            "{query}: {e}"
+        );
+    }
+    // The client lists the workspace's runs without --agent.
+    let listed = cli(&h, &["--json", "runs", "list", "--status", "failed"])
+        .ok()
+        .json();
+    assert_eq!(ids(&listed), [made[2].clone(), made[1].clone()]);
+    let table = cli(&h, &["runs", "list", "--since", "1h"]).ok().stdout;
+    assert!(table.contains(&good) && table.contains(&bad), "{table}");
+}

@@ -4,7 +4,7 @@ use clap::Subcommand;
 
 use serde_json::{json, Value};
 
-use super::{list, under, Ctx, Paging};
+use super::{list, Ctx, Paging};
 use crate::client::Result;
 use crate::col;
 use crate::output::{cell, Column};
@@ -13,14 +13,28 @@ use crate::output::{cell, Column};
 pub enum Command {
     /// An agent's runs, newest first.
     List {
+        /// Only this agent's runs (else the whole workspace's).
         #[arg(long = "agent", value_name = "AGENT_ID")]
-        agent_id: String,
-        /// Only runs in this state.
+        agent_id: Option<String>,
+        /// Only runs in this state (repeat for several).
         #[arg(long, value_parser = ["queued", "running", "succeeded", "failed", "cancelled"])]
-        status: Option<String>,
+        status: Vec<String>,
         /// Only runs made this way.
         #[arg(long, value_parser = ["WEBHOOK", "TOKEN", "SCHEDULE", "API", "TEST"], ignore_case = true)]
         trigger_type: Option<String>,
+        /// Only runs this trigger started.
+        #[arg(long = "trigger", value_name = "TRIGGER_ID")]
+        trigger_id: Option<String>,
+        /// Only runs with this concurrency key value.
+        #[arg(long, value_name = "VALUE")]
+        concurrency_key: Option<String>,
+        /// Runs created since then: a duration back from now (2h, 3d) or an
+        /// RFC 3339 time.
+        #[arg(long, value_name = "WHEN", value_parser = parse_when)]
+        since: Option<String>,
+        /// Runs created before then (as --since).
+        #[arg(long, value_name = "WHEN", value_parser = parse_when)]
+        until: Option<String>,
         #[command(flatten)]
         paging: Paging,
     },
@@ -75,6 +89,7 @@ fn parse_when(raw: &str) -> std::result::Result<String, String> {
 pub fn columns() -> Vec<Column> {
     vec![
         col!("id", "/id"),
+        col!("agent_id", "/agent_id"),
         col!("status", "/status"),
         col!("trigger_type", "/trigger_type"),
         col!("created_at", "/created_at"),
@@ -101,17 +116,28 @@ pub async fn run(ctx: &Ctx, cmd: Command) -> Result<()> {
             agent_id,
             status,
             trigger_type,
+            trigger_id,
+            concurrency_key,
+            since,
+            until,
             paging,
         } => {
             let mut q = Vec::new();
-            if let Some(s) = status {
-                q.push(("status", s));
+            if !status.is_empty() {
+                q.push(("status", status.join(",")));
             }
             if let Some(t) = trigger_type {
                 q.push(("trigger_type", t.to_ascii_uppercase()));
             }
-            let segs = under(&["api", "v1", "agents"], &[&agent_id, "runs"]);
-            let (raw, listing) = list(ctx, &segs, &q, &paging).await?;
+            let named = [
+                ("agent_id", agent_id),
+                ("trigger_id", trigger_id),
+                ("concurrency_key", concurrency_key),
+                ("created_after", since),
+                ("created_before", until),
+            ];
+            q.extend(named.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))));
+            let (raw, listing) = list(ctx, &["api", "v1", "runs"], &q, &paging).await?;
             ctx.out.listing(raw.as_deref(), &listing, &columns());
         }
         Command::Get { run_id } => {

@@ -94,6 +94,7 @@ macro_rules! management_routes {
         let r = $register!(r, agents::usage);
         let r = $register!(r, agents::rotate_signing_secret);
         let r = $register!(r, runs::list_for_agent);
+        let r = $register!(r, runs::list);
         let r = $register!(r, runs::logs);
         let r = $register!(r, runs::get);
         let r = $register!(r, runs::cancel);

@@ -23,14 +23,81 @@ pub struct RunsQuery {
     /// Only runs started this way (any case).
     #[param(value_type = Option<TriggerType>)]
     trigger_type: Option<String>,
-    /// Only runs in this state.
-    #[param(value_type = Option<RunStatus>)]
+    /// Only runs in these states: one, or several separated by commas
+    /// (`failed,cancelled`).
+    #[param(value_type = Option<String>, example = "failed,cancelled")]
     status: Option<String>,
+    /// Only runs of this trigger.
+    trigger_id: Option<String>,
+    /// Only runs with this concurrency key value.
+    concurrency_key: Option<String>,
+    /// Only runs made at or after this time (RFC 3339).
+    created_after: Option<String>,
+    /// Only runs made before this time (RFC 3339).
+    created_before: Option<String>,
     /// Page size, 1 to 100 (default 20).
     #[param(minimum = 1, maximum = 100)]
     limit: Option<usize>,
-    /// The `next_cursor` of the previous page.
+    /// The `next_cursor` of the previous page (of the same filter).
     cursor: Option<String>,
+}
+
+impl RunsQuery {
+    /// The filter it asks for; a bad value is a 400 naming its field.
+    fn filter(&self) -> Result<RunFilter, Error> {
+        let trigger_type = self
+            .trigger_type
+            .as_deref()
+            .map(|t| {
+                TriggerType::parse(t).ok_or_else(|| {
+                    Error::invalid(
+                        "trigger_type",
+                        "trigger_type must be one of WEBHOOK, TOKEN, SCHEDULE, API, TEST",
+                    )
+                })
+            })
+            .transpose()?;
+        let mut status = Vec::new();
+        for s in self.status.as_deref().unwrap_or_default().split(',') {
+            if s.trim().is_empty() {
+                continue;
+            }
+            status.push(RunStatus::parse(s.trim()).ok_or_else(|| {
+                Error::invalid(
+                    "status",
+                    format!(
+                        "status {:?} is none of queued, running, succeeded, failed, cancelled",
+                        s.trim()
+                    ),
+                )
+            })?);
+        }
+        let created_after = runs::time_param("created_after", self.created_after.as_deref())?;
+        let created_before = runs::time_param("created_before", self.created_before.as_deref())?;
+        if let (Some(a), Some(b)) = (created_after, created_before) {
+            if a >= b {
+                return Err(Error::invalid(
+                    "created_before",
+                    "created_before must be later than created_after",
+                ));
+            }
+        }
+        Ok(RunFilter {
+            trigger_type,
+            status,
+            trigger_id: self.trigger_id.clone(),
+            concurrency_key: self.concurrency_key.clone(),
+            created_after,
+            created_before,
+        })
+    }
+
+    fn paging(&self) -> Paging {
+        Paging {
+            limit: self.limit,
+            cursor: self.cursor.clone(),
+        }
+    }
 }
 
 /// An agent's runs, newest first.
@@ -50,38 +117,50 @@ pub async fn list_for_agent(
     ApiQuery(q): ApiQuery<RunsQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     let agent = agents::get(&app, &admin.workspace_id, &agent_id).await?;
-    let filter = RunFilter {
-        trigger_type: q
-            .trigger_type
-            .as_deref()
-            .map(|t| {
-                TriggerType::parse(t).ok_or_else(|| {
-                    Error::invalid(
-                        "trigger_type",
-                        "trigger_type must be one of WEBHOOK, TOKEN, SCHEDULE, API, TEST",
-                    )
-                })
-            })
-            .transpose()?,
-        status: q
-            .status
-            .as_deref()
-            .map(|s| {
-                RunStatus::parse(s).ok_or_else(|| {
-                    Error::invalid(
-                        "status",
-                        "status must be one of queued, running, succeeded, failed, cancelled",
-                    )
-                })
-            })
-            .transpose()?,
-    };
-    let paging = Paging {
-        limit: q.limit,
-        cursor: q.cursor,
-    };
+    let filter = q.filter()?;
+    let paging = q.paging();
     let listing =
         runs::list_for_agent(&app, &agent.id, &filter, paging.limit()?, paging.cursor()).await?;
+    Ok(Json(listing))
+}
+
+/// The agent a workspace listing narrows to.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AgentParam {
+    /// Only runs of this agent.
+    agent_id: Option<String>,
+}
+
+/// The workspace's runs, newest first, across its agents: from an index
+/// of the workspace's runs, never a scan. Runs recorded before hookrun
+/// kept that index are listed only per agent (or with `agent_id`).
+#[utoipa::path(
+    get,
+    path = "/api/v1/runs",
+    tag = "agents",
+    operation_id = "list_workspace_runs",
+    security(("admin_key" = [])),
+    params(AgentParam, RunsQuery),
+    responses((status = 200, body = Listing<Run>), ManagementErrors)
+)]
+pub async fn list(
+    State(app): State<App>,
+    admin: Admin,
+    ApiQuery(agent): ApiQuery<AgentParam>,
+    ApiQuery(q): ApiQuery<RunsQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    let filter = q.filter()?;
+    let paging = q.paging();
+    let listing = runs::list(
+        &app,
+        &admin.workspace_id,
+        agent.agent_id.as_deref(),
+        &filter,
+        paging.limit()?,
+        paging.cursor(),
+    )
+    .await?;
     Ok(Json(listing))
 }
 

@@ -266,7 +266,7 @@ impl Replay {
         for agent_id in agents_in_scope(app, filter).await? {
             let recent = app
                 .repo
-                .runs_of_agent(&agent_id, MAX_RUNS_PER_AGENT, None, |r| {
+                .runs_of_agent(&agent_id, None, MAX_RUNS_PER_AGENT, None, |r| {
                     r.created_at >= oldest && r.id != cursor_run.id
                 })
                 .await?;

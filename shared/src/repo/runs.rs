@@ -2,7 +2,7 @@
 
 use super::{create_op, Listing, Repo};
 use crate::error::{StoreError, StoreResult};
-use crate::ids::{AgentId, RunId};
+use crate::ids::{AgentId, RunId, WorkspaceId};
 use crate::model::{keys, KeyHold, LogLine, Run};
 use crate::ports::{Condition, Index, Item, OutboxMessage, Query, TxOp};
 
@@ -42,6 +42,14 @@ pub struct Claim {
     pub hold: KeyHold,
     /// `NotExists`, or the `Version` of the hold read before.
     pub condition: Condition,
+}
+
+/// `q` narrowed to sort keys in `ids`, when given.
+fn within(q: Query, ids: Option<(String, String)>) -> Query {
+    match ids {
+        Some((low, high)) => q.between(low, high),
+        None => q,
+    }
 }
 
 impl Repo {
@@ -110,16 +118,34 @@ impl Repo {
         }))
     }
 
-    /// An agent's runs, newest first, that `keep` accepts.
+    /// An agent's runs, newest first, with ids in `ids` (both ends
+    /// included) when given, that `keep` accepts.
     pub async fn runs_of_agent(
         &self,
         agent_id: &AgentId,
+        ids: Option<(String, String)>,
         limit: usize,
         cursor: Option<String>,
         keep: impl Fn(&Run) -> bool,
     ) -> StoreResult<Listing<Run>> {
         let q = Self::gsi_query(Run::agent_partition(agent_id), true).after(cursor);
-        self.page_filtered(q, limit, keep).await
+        self.page_filtered(within(q, ids), limit, keep).await
+    }
+
+    /// A workspace's runs (its runs index, `gsi2`), newest first, as
+    /// [`Repo::runs_of_agent`].
+    pub async fn runs_of_workspace(
+        &self,
+        workspace_id: &WorkspaceId,
+        ids: Option<(String, String)>,
+        limit: usize,
+        cursor: Option<String>,
+        keep: impl Fn(&Run) -> bool,
+    ) -> StoreResult<Listing<Run>> {
+        let q = Query::partition(Index::Gsi2, Run::workspace_partition(workspace_id))
+            .backward()
+            .after(cursor);
+        self.page_filtered(within(q, ids), limit, keep).await
     }
 
     /// Appends log lines (each is its own item), batched without a

@@ -121,22 +121,8 @@ impl Filter {
                 ),
             ));
         }
-        let time = |field: &str, raw: &Option<String>| {
-            raw.as_deref()
-                .map(|r| {
-                    DateTime::parse_from_rfc3339(r.trim())
-                        .map(|t| t.with_timezone(&Utc))
-                        .map_err(|_| {
-                            Error::invalid(
-                                field,
-                                format!("{field} must be an RFC 3339 time (2026-12-01T00:00:00Z)"),
-                            )
-                        })
-                })
-                .transpose()
-        };
-        let after = time("created_after", &req.created_after)?;
-        let before = time("created_before", &req.created_before)?;
+        let after = runs::time_param("created_after", req.created_after.as_deref())?;
+        let before = runs::time_param("created_before", req.created_before.as_deref())?;
         if let (Some(a), Some(b)) = (after, before) {
             if a >= b {
                 return Err(Error::invalid(
@@ -227,7 +213,7 @@ pub async fn replay(
         };
         let page = app
             .repo
-            .runs_of_agent(&agent.id, want, cursor.take(), |_| true)
+            .runs_of_agent(&agent.id, None, want, cursor.take(), |_| true)
             .await?;
         let mut ended = page.next_cursor.is_none();
         for run in &page.data {

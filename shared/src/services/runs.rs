@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+
 use crate::app::App;
 use crate::error::Error;
 use crate::ids::{AgentId, RunId, WorkspaceId};
@@ -152,14 +154,59 @@ pub async fn get(app: &App, workspace_id: &WorkspaceId, run_id: &str) -> Result<
 #[derive(Debug, Default, Clone)]
 pub struct RunFilter {
     pub trigger_type: Option<TriggerType>,
-    pub status: Option<RunStatus>,
+    /// Any of these (empty: any status).
+    pub status: Vec<RunStatus>,
+    pub trigger_id: Option<String>,
+    pub concurrency_key: Option<String>,
+    /// Made at or after this time.
+    pub created_after: Option<DateTime<Utc>>,
+    /// Made before this time.
+    pub created_before: Option<DateTime<Utc>>,
 }
 
 impl RunFilter {
     fn matches(&self, run: &Run) -> bool {
         self.trigger_type.is_none_or(|t| t == run.trigger_type)
-            && self.status.is_none_or(|s| s == run.status)
+            && (self.status.is_empty() || self.status.contains(&run.status))
+            && self
+                .trigger_id
+                .as_deref()
+                .is_none_or(|t| run.trigger_id.as_deref() == Some(t))
+            && self
+                .concurrency_key
+                .as_deref()
+                .is_none_or(|k| run.control.concurrency_key.as_deref() == Some(k))
+            && self.created_after.is_none_or(|a| run.created_at >= a)
+            && self.created_before.is_none_or(|b| run.created_at < b)
     }
+
+    /// The run ids the time window spans (ids sort by creation), for the
+    /// index query; None without a window.
+    fn id_range(&self) -> Option<(String, String)> {
+        if self.created_after.is_none() && self.created_before.is_none() {
+            return None;
+        }
+        Some(crate::ids::time_range(
+            crate::ids::RunId::PREFIX,
+            self.created_after,
+            self.created_before,
+        ))
+    }
+}
+
+/// An RFC 3339 time given as `field`, if any.
+pub fn time_param(field: &str, raw: Option<&str>) -> Result<Option<DateTime<Utc>>, Error> {
+    raw.map(|r| {
+        DateTime::parse_from_rfc3339(r.trim())
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|_| {
+                Error::invalid(
+                    field,
+                    format!("{field} must be an RFC 3339 time (2026-12-01T00:00:00Z)"),
+                )
+            })
+    })
+    .transpose()
 }
 
 /// An agent's runs, newest first, filtered, with cursor paging.
@@ -172,7 +219,35 @@ pub async fn list_for_agent(
 ) -> Result<Listing<Run>, Error> {
     Ok(app
         .repo
-        .runs_of_agent(agent_id, limit, cursor, |r| filter.matches(r))
+        .runs_of_agent(agent_id, filter.id_range(), limit, cursor, |r| {
+            filter.matches(r)
+        })
+        .await?)
+}
+
+/// A workspace's runs, newest first, filtered, with cursor paging: from
+/// its runs index (`gsi2`), or its agent's when the filter names one (an
+/// agent of another workspace has none).
+pub async fn list(
+    app: &App,
+    workspace_id: &WorkspaceId,
+    agent_id: Option<&str>,
+    filter: &RunFilter,
+    limit: usize,
+    cursor: Option<String>,
+) -> Result<Listing<Run>, Error> {
+    if let Some(agent_id) = agent_id {
+        return match crate::services::agents::get(app, workspace_id, agent_id).await {
+            Ok(agent) => list_for_agent(app, &agent.id, filter, limit, cursor).await,
+            Err(Error::NotFound(_)) => Ok(Listing::empty()),
+            Err(e) => Err(e),
+        };
+    }
+    Ok(app
+        .repo
+        .runs_of_workspace(workspace_id, filter.id_range(), limit, cursor, |r| {
+            filter.matches(r)
+        })
         .await?)
 }
 

@@ -74,7 +74,7 @@ pub async fn of_agent(
         // Newest first: the first run older than `since` ends the report.
         let page = app
             .repo
-            .runs_of_agent(&agent.id, 100, cursor, |_| true)
+            .runs_of_agent(&agent.id, None, 100, cursor, |_| true)
             .await?;
         for run in &page.data {
             if run.created_at < since {

@@ -253,3 +253,45 @@ impl SqliteStore {
         .map_err(|e| StoreError::Backend(format!("sqlite task failed: {e}")))?
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::{Index, ItemTable, Query};
+
+    /// A database made before the second index opens, keeps its items, and
+    /// indexes what is written from then on.
+    #[tokio::test]
+    async fn a_database_without_the_second_index_is_migrated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = SqliteStore::database_path(dir.path());
+        {
+            let old = Connection::open(&path).unwrap();
+            old.execute_batch(
+                "CREATE TABLE items (pk TEXT NOT NULL, sk TEXT NOT NULL, gsi1pk TEXT, gsi1sk TEXT,
+                 expires_at INTEGER, version INTEGER NOT NULL, data TEXT NOT NULL,
+                 PRIMARY KEY (pk, sk)) WITHOUT ROWID;
+                 INSERT INTO items VALUES ('A', 'B', NULL, NULL, NULL, 1, '{\"old\":true}');",
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open_dir(dir.path()).unwrap();
+        let old = store.get("A", "B").await.unwrap().unwrap();
+        assert_eq!(old.data["old"], true);
+        assert_eq!(old.gsi2, None);
+        let item = crate::ports::Item::new("C", "D", serde_json::json!({})).with_gsi2("W", "1");
+        store
+            .put(item, crate::ports::Condition::None)
+            .await
+            .unwrap();
+        let page = store
+            .query(Query::partition(Index::Gsi2, "W"))
+            .await
+            .unwrap();
+        assert_eq!(page.items.len(), 1);
+        drop(store);
+        // Opening again finds nothing to do.
+        let again = SqliteStore::open_dir(dir.path()).unwrap();
+        assert!(again.get("C", "D").await.unwrap().is_some());
+    }
+}

@@ -148,6 +148,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         stop_rx.clone(),
         drain,
     ));
+    let scheduler = tokio::spawn(hookrun_core::scheduler::run_scheduler(
+        app.clone(),
+        stop_rx.clone(),
+    ));
     let relay = relay.map(|r| tokio::spawn(r.run(stop_rx.clone())));
     let purger = sqlite.map(|store| tokio::spawn(purge_loop(store, stop_rx)));
 
@@ -173,7 +177,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     crate::listener::serve(listener, router, limits, stopping).await?;
     tracing::info!("stopping: no new runs are started");
     let _ = stop_tx.send(true);
-    let _ = tokio::join!(worker, deliverer);
+    let _ = tokio::join!(worker, deliverer, scheduler);
     if let Some(p) = purger {
         p.abort();
     }

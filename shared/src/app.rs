@@ -61,6 +61,9 @@ pub struct App {
     pub replays: Arc<crate::live::replay::ReplayGate>,
     /// The runs this process runs, for cancels made here.
     pub cancels: Arc<crate::live::cancels::Cancels>,
+    /// Woken by every change to a schedule, so `hookrun serve`'s scheduler
+    /// looks at its next fire again.
+    pub schedules_changed: Arc<tokio::sync::Notify>,
 }
 
 impl App {
@@ -91,6 +94,7 @@ impl App {
             streams: Arc::new(StreamBudget::new(settings.streams)),
             replays: Arc::default(),
             cancels: Arc::default(),
+            schedules_changed: Arc::default(),
             settings: Arc::new(settings),
         }
     }

@@ -126,6 +126,11 @@ id_type!(
     RunId,
     "run"
 );
+id_type!(
+    /// A schedule: an agent (or trigger) run on a cron.
+    ScheduleId,
+    "sch"
+);
 
 /// Ids of one process increase strictly, even within one millisecond (a
 /// monotonic ULID generator): runs made one after the other sort in that

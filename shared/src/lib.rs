@@ -3,8 +3,10 @@
 //! docs/ARCHITECTURE.md describes the layers and what each may import.
 //!
 //! Features: `sqlite` (the embedded store), `aws` (DynamoDB, SQS, Secrets
-//! Manager), `lambda` (API Gateway and SQS glue), `test-support` (the port
-//! contract suites and the manual clock, for tests only).
+//! Manager), `lambda` (API Gateway and SQS glue), `schedules` (the cron
+//! parser and the time-zone database: `hookrun` and the api function),
+//! `test-support` (the port contract suites and the manual clock, for
+//! tests only).
 
 pub mod app;
 #[cfg(feature = "aws")]
@@ -28,12 +30,18 @@ pub mod ports;
 pub mod providers;
 pub mod repo;
 pub mod runners;
+pub mod scheduler;
 pub mod seal;
 pub mod services;
 pub mod signature;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 pub mod state;
+#[cfg(feature = "schedules")]
+pub mod timing;
+#[cfg(not(feature = "schedules"))]
+#[path = "timing_unavailable.rs"]
+pub mod timing;
 pub mod work;
 pub mod worker;
 

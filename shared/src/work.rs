@@ -11,9 +11,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::app::App;
 use crate::error::StoreResult;
-use crate::ids::RunId;
+use crate::ids::{RunId, ScheduleId};
 use crate::ports::{OutboxMessage, QueueId, MAX_DELAY_FOR_QUEUE};
-use crate::services::{control, delivery, executor};
+use crate::services::{control, delivery, executor, schedules};
+use chrono::{DateTime, Utc};
 
 /// How long a received message stays hidden from other consumers: a
 /// run's executor extends it while the agent runs (a lease and a margin);
@@ -40,6 +41,12 @@ pub enum Message {
     /// concurrency key (written with `by` by the call that made it, so the
     /// trigger function needs no right to cancel).
     Replace { run_id: RunId, by: RunId },
+    /// Runs queue: a schedule fires for `scheduled_time` (sent by `hookrun
+    /// serve`'s scheduler, or on AWS by EventBridge Scheduler).
+    Fire {
+        schedule_id: ScheduleId,
+        scheduled_time: DateTime<Utc>,
+    },
     /// Deliveries queue: attempt this delivery. A `manual` attempt was asked
     /// for by hand: it is made even if the delivery is done, and not retried.
     Delivery { delivery_id: String, manual: bool },
@@ -47,7 +54,7 @@ pub enum Message {
 
 /// The runs queue's body: `{"run_id":…}` (and `"wake":true`), or
 /// `{"replace":…,"by":…}`.
-#[derive(Serialize, Deserialize)]
+#[derive(Default, Serialize, Deserialize)]
 struct RunBody {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     run_id: Option<RunId>,
@@ -57,6 +64,11 @@ struct RunBody {
     replace: Option<RunId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     by: Option<RunId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    schedule_id: Option<ScheduleId>,
+    /// RFC 3339 (EventBridge Scheduler's `<aws.scheduler.scheduled-time>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    scheduled_time: Option<String>,
 }
 
 /// The deliveries queue's body: `{"delivery_id":…,"manual":…}`.
@@ -70,7 +82,7 @@ struct DeliveryBody {
 impl Message {
     pub fn queue(&self) -> QueueId {
         match self {
-            Message::Run { .. } | Message::Replace { .. } => QueueId::Runs,
+            Message::Run { .. } | Message::Replace { .. } | Message::Fire { .. } => QueueId::Runs,
             Message::Delivery { .. } => QueueId::Deliveries,
         }
     }
@@ -81,14 +93,20 @@ impl Message {
             Message::Run { run_id, wake } => serde_json::to_string(&RunBody {
                 run_id: Some(run_id.clone()),
                 wake: *wake,
-                replace: None,
-                by: None,
+                ..RunBody::default()
             }),
             Message::Replace { run_id, by } => serde_json::to_string(&RunBody {
-                run_id: None,
-                wake: false,
                 replace: Some(run_id.clone()),
                 by: Some(by.clone()),
+                ..RunBody::default()
+            }),
+            Message::Fire {
+                schedule_id,
+                scheduled_time,
+            } => serde_json::to_string(&RunBody {
+                schedule_id: Some(schedule_id.clone()),
+                scheduled_time: Some(crate::clock::rfc3339(*scheduled_time)),
+                ..RunBody::default()
             }),
             Message::Delivery {
                 delivery_id,
@@ -117,14 +135,29 @@ impl Message {
             QueueId::Runs => {
                 let b = serde_json::from_str::<RunBody>(body)
                     .map_err(|e| format!("malformed runs-queue message: {e}"))?;
-                match (b.run_id, b.replace, b.by) {
-                    (Some(run_id), None, None) => Ok(Message::Run {
+                match (b.run_id, b.replace, b.by, b.schedule_id, b.scheduled_time) {
+                    (Some(run_id), None, None, None, None) => Ok(Message::Run {
                         run_id,
                         wake: b.wake,
                     }),
-                    (None, Some(run_id), Some(by)) => Ok(Message::Replace { run_id, by }),
+                    (None, Some(run_id), Some(by), None, None) => {
+                        Ok(Message::Replace { run_id, by })
+                    }
+                    (None, None, None, Some(schedule_id), Some(at)) => {
+                        let scheduled_time = DateTime::parse_from_rfc3339(at.trim())
+                            .map_err(|e| {
+                                format!("malformed runs-queue message: scheduled_time {at:?}: {e}")
+                            })?
+                            .with_timezone(&Utc);
+                        Ok(Message::Fire {
+                            schedule_id,
+                            scheduled_time,
+                        })
+                    }
                     _ => Err(
-                        "malformed runs-queue message: neither {run_id} nor {replace, by}".into(),
+                        "malformed runs-queue message: none of {run_id}, {replace, by}, \
+                              {schedule_id, scheduled_time}"
+                            .into(),
                     ),
                 }
             }
@@ -175,6 +208,10 @@ pub async fn process(app: &App, queue: QueueId, body: &str, receipt: Option<&str
         Err(reason) => Outcome::Poison(reason),
         Ok(Message::Run { run_id, wake }) => executor::process(app, &run_id, wake, receipt).await,
         Ok(Message::Replace { run_id, by }) => control::replaced(app, &run_id, &by).await,
+        Ok(Message::Fire {
+            schedule_id,
+            scheduled_time,
+        }) => schedules::fire(app, &schedule_id, scheduled_time).await,
         Ok(Message::Delivery {
             delivery_id,
             manual,
@@ -272,6 +309,30 @@ mod tests {
             replace
         );
         assert!(Message::decode(QueueId::Runs, r#"{"replace":"run_1"}"#).is_err());
+        // As EventBridge Scheduler sends it.
+        let fire = Message::decode(
+            QueueId::Runs,
+            r#"{"schedule_id":"sch_1","scheduled_time":"2026-12-07T09:00:00Z"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            fire,
+            Message::Fire {
+                schedule_id: ScheduleId::parse("sch_1").unwrap(),
+                scheduled_time: DateTime::parse_from_rfc3339("2026-12-07T09:00:00Z")
+                    .unwrap()
+                    .with_timezone(&Utc),
+            }
+        );
+        assert_eq!(
+            Message::decode(QueueId::Runs, &fire.encode()).unwrap(),
+            fire
+        );
+        assert!(Message::decode(
+            QueueId::Runs,
+            r#"{"schedule_id":"sch_1","scheduled_time":"9am"}"#
+        )
+        .is_err());
         assert!(Message::decode(QueueId::Runs, r#"{}"#).is_err());
         let d = Message::Delivery {
             delivery_id: "dlv_1".into(),

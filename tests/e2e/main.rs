@@ -16,4 +16,5 @@ mod management;
 mod outgoing;
 mod restart;
 mod runners;
+mod schedules;
 mod triggers;

@@ -9,6 +9,7 @@ pub mod deliveries;
 pub mod keys;
 pub mod logs;
 pub mod runs;
+pub mod schedules;
 pub mod subscriptions;
 pub mod triggers;
 pub mod verify;
@@ -38,6 +39,11 @@ pub enum Remote {
     Subscriptions {
         #[command(subcommand)]
         command: subscriptions::Command,
+    },
+    /// Schedules: agents (or triggers) run on a cron, in a time zone.
+    Schedules {
+        #[command(subcommand)]
+        command: schedules::Command,
     },
     /// Runs of an agent.
     Runs {
@@ -87,6 +93,7 @@ pub async fn run(cmd: Remote, conn: &Connection, out: Output) -> Result<()> {
         Remote::Agents { command } => agents::run(&ctx, command).await,
         Remote::Triggers { command } => triggers::run(&ctx, command).await,
         Remote::Subscriptions { command } => subscriptions::run(&ctx, command).await,
+        Remote::Schedules { command } => schedules::run(&ctx, command).await,
         Remote::Runs { command } => runs::run(&ctx, command).await,
         Remote::Deliveries { command } => deliveries::run(&ctx, command).await,
         Remote::Logs(args) => logs::run(&ctx, args).await,

@@ -25,6 +25,9 @@ pub enum Command {
         /// Only runs this trigger started.
         #[arg(long = "trigger", value_name = "TRIGGER_ID")]
         trigger_id: Option<String>,
+        /// Only runs this schedule's fires made.
+        #[arg(long = "schedule", value_name = "SCHEDULE_ID")]
+        schedule_id: Option<String>,
         /// Only runs with this concurrency key value.
         #[arg(long, value_name = "VALUE")]
         concurrency_key: Option<String>,
@@ -117,6 +120,7 @@ pub async fn run(ctx: &Ctx, cmd: Command) -> Result<()> {
             status,
             trigger_type,
             trigger_id,
+            schedule_id,
             concurrency_key,
             since,
             until,
@@ -132,6 +136,7 @@ pub async fn run(ctx: &Ctx, cmd: Command) -> Result<()> {
             let named = [
                 ("agent_id", agent_id),
                 ("trigger_id", trigger_id),
+                ("schedule_id", schedule_id),
                 ("concurrency_key", concurrency_key),
                 ("created_after", since),
                 ("created_before", until),

@@ -12,6 +12,7 @@ mod ingress;
 mod internal;
 pub mod openapi;
 mod runs;
+mod schedules;
 mod subscriptions;
 mod triggers;
 #[cfg(feature = "websocket")]
@@ -102,6 +103,10 @@ macro_rules! management_routes {
         let r = $register!(r, runs::replay);
         let r = $register!(r, events::run_events);
         let r = $register!(r, events::agent_events);
+        let r = $register!(r, schedules::create, schedules::list);
+        let r = $register!(r, schedules::get, schedules::update, schedules::delete);
+        let r = $register!(r, schedules::pause);
+        let r = $register!(r, schedules::resume);
         let r = $register!(r, subscriptions::create, subscriptions::list);
         let r = $register!(
             r,

@@ -34,6 +34,7 @@ pub const INTERNAL_TOKEN: &str = "internal_token";
         (name = "agents", description = "Agents, their webhook secrets, runs and logs."),
         (name = "webhook-triggers", description = "Named triggers of an agent: tokens, signature schemes, limits, input mapping, invocations."),
         (name = "subscriptions", description = "Outgoing webhooks (run events) and their deliveries."),
+        (name = "schedules", description = "Agents (or triggers) run on a cron, in a time zone."),
         (name = "admin-keys", description = "The workspace's admin keys: `admin` (everything) or `viewer` (read only)."),
         (name = "service", description = "Health and this document."),
     )

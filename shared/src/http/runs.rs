@@ -29,6 +29,8 @@ pub struct RunsQuery {
     status: Option<String>,
     /// Only runs of this trigger.
     trigger_id: Option<String>,
+    /// Only runs this schedule's fires made.
+    schedule_id: Option<String>,
     /// Only runs with this concurrency key value.
     concurrency_key: Option<String>,
     /// Only runs made at or after this time (RFC 3339).
@@ -86,6 +88,7 @@ impl RunsQuery {
             trigger_type,
             status,
             trigger_id: self.trigger_id.clone(),
+            schedule_id: self.schedule_id.clone(),
             concurrency_key: self.concurrency_key.clone(),
             created_after,
             created_before,

@@ -27,6 +27,7 @@
 //! | agent slot   | `WSSLOTS#{ws}#AGENT#{agent}`| `{n:04}`        |                      |          |
 //! | key slot     | `WSSLOTS#{ws}#AGENT#{agent}#KEY#{digest}` | `0000` |               |          |
 //! | slot waiter  | (a pool's partition)`#WAIT` | run id          |                      |          |
+//! | schedule     | `SCHED#{sch}`               | `SCHED`         | `WS#{ws}#SCHEDULES`  | sch id   |
 //! | key hold     | `KEYHOLD#{ws}#{agent}#{digest}` | `HOLD`      |                      |          |
 //! | bootstrap    | `META`                      | `BOOTSTRAP`     |                      |          |
 //! | relay position | `META`                    | `RELAY#{shard}` |                      |          |
@@ -44,6 +45,7 @@ pub mod listing;
 pub mod logs;
 pub mod run;
 pub mod runner;
+pub mod schedule;
 pub mod slot;
 pub mod subscription;
 pub mod trigger;
@@ -57,6 +59,7 @@ pub use delivery::{Delivery, DeliveryAttempt, DeliveryStatus};
 pub use environment::Environment;
 pub use logs::LogLine;
 pub use run::{Run, RunControl, RunStatus, TriggerType};
+pub use schedule::Schedule;
 pub use slot::{Pool, Slot};
 pub use subscription::Subscription;
 pub use trigger::{

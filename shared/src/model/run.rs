@@ -185,6 +185,9 @@ pub struct RunControl {
     /// (`cancel_reason: replaced`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replaced_by: Option<RunId>,
+    /// The schedule whose fire made it (`trigger_type: SCHEDULE`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule_id: Option<crate::ids::ScheduleId>,
 }
 
 /// Retries a run lists at most (more may exist; each names its original).

@@ -35,13 +35,34 @@ pub enum Written {
     Contended,
 }
 
-/// A concurrency key's hold to write with a run: the new hold and what
-/// the stored one must be (none, or the version that was read).
+/// A conditional write made with a run, all or nothing: a concurrency
+/// key's hold ([`Claim::hold`]), or the schedule that fired it.
 #[derive(Debug, Clone)]
 pub struct Claim {
-    pub hold: KeyHold,
-    /// `NotExists`, or the `Version` of the hold read before.
-    pub condition: Condition,
+    pub op: TxOp,
+}
+
+impl Claim {
+    /// A concurrency key's hold naming `hold.run_id`, over the one read
+    /// (`read`: its version; None: there was none). Each hold starts at a
+    /// version of its own (random, as slots do), so a reader's `Version`
+    /// condition never matches a hold written again after it read one.
+    pub fn hold(hold: &KeyHold, read: Option<u64>, expires_at: Option<i64>) -> Claim {
+        let mut item = hold.to_item(expires_at);
+        let condition = match read {
+            Some(v) => {
+                item.version = v + 1;
+                Condition::Version(v)
+            }
+            None => {
+                item.version = rand::Rng::gen_range(&mut rand::thread_rng(), 1..(1u64 << 62));
+                Condition::NotExists
+            }
+        };
+        Claim {
+            op: TxOp::Put(item, condition),
+        }
+    }
 }
 
 /// `q` narrowed to sort keys in `ids`, when given.
@@ -65,15 +86,7 @@ impl Repo {
     ) -> StoreResult<Written> {
         let mut ops = vec![create_op(run)];
         if let Some(c) = claim {
-            // Each hold starts at a version of its own (random, as slots
-            // do), so a reader's `Version` condition can never match a
-            // hold written again after it read one.
-            let mut item = c.hold.to_item(run.expires_at);
-            item.version = match c.condition {
-                Condition::Version(v) => v + 1,
-                _ => rand::Rng::gen_range(&mut rand::thread_rng(), 1..(1u64 << 62)),
-            };
-            ops.push(TxOp::Put(item, c.condition));
+            ops.push(c.op.clone());
         }
         if let Some(d) = dedup {
             let (pk, sk) = d.key.clone();

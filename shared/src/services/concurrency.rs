@@ -15,7 +15,6 @@ use crate::error::Error;
 use crate::ids::RunId;
 use crate::model::concurrency::{KeySource, MAX_KEY_EXPRESSION_BYTES};
 use crate::model::{Concurrency, KeyHold, OnConflict, Run, RunStatus};
-use crate::ports::Condition;
 use crate::repo::runs::{Claim, DedupKey};
 use crate::runners::template;
 use crate::services::runs::{self, Enqueued};
@@ -88,15 +87,13 @@ pub async fn admit(
 }
 
 fn claim(run: &Run, value: &str, read: Option<u64>) -> Claim {
-    Claim {
-        hold: KeyHold {
-            workspace_id: run.workspace_id.clone(),
-            agent_id: run.agent_id.clone(),
-            key: value.to_owned(),
-            run_id: run.id.clone(),
-        },
-        condition: read.map_or(Condition::NotExists, Condition::Version),
-    }
+    let hold = KeyHold {
+        workspace_id: run.workspace_id.clone(),
+        agent_id: run.agent_id.clone(),
+        key: value.to_owned(),
+        run_id: run.id.clone(),
+    };
+    Claim::hold(&hold, read, run.expires_at)
 }
 
 fn contended() -> Error {

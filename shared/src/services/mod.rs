@@ -12,6 +12,7 @@ pub mod ingress;
 pub mod ratelimit;
 pub mod replay;
 pub mod runs;
+pub mod schedules;
 pub mod sealing;
 pub mod subscriptions;
 pub mod triggers;

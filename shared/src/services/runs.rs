@@ -157,6 +157,7 @@ pub struct RunFilter {
     /// Any of these (empty: any status).
     pub status: Vec<RunStatus>,
     pub trigger_id: Option<String>,
+    pub schedule_id: Option<String>,
     pub concurrency_key: Option<String>,
     /// Made at or after this time.
     pub created_after: Option<DateTime<Utc>>,
@@ -172,6 +173,10 @@ impl RunFilter {
                 .trigger_id
                 .as_deref()
                 .is_none_or(|t| run.trigger_id.as_deref() == Some(t))
+            && self
+                .schedule_id
+                .as_deref()
+                .is_none_or(|s| run.control.schedule_id.as_deref() == Some(s))
             && self
                 .concurrency_key
                 .as_deref()

@@ -1,0 +1,475 @@
+//! Schedules on the embedded store with an injected clock: what the API
+//! checks and shows, a fire making exactly one run whatever repeats, the
+//! overlap policies, catching up after downtime and after a pause, and the
+//! scheduler loop waking at a change.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use hookrun_core::clock::{Clock, ManualClock};
+use hookrun_core::error::Error;
+use hookrun_core::ids::WorkspaceId;
+use hookrun_core::model::{Agent, Run, RunStatus, RunnerConfig, Schedule, TriggerType};
+use hookrun_core::ports::QueueId;
+use hookrun_core::services::schedules::{self, CreateSchedule, UpdateSchedule};
+use hookrun_core::services::{admin, agents};
+use hookrun_core::sqlite::SqliteStore;
+use hookrun_core::work::{self, Outcome};
+use hookrun_core::{App, Settings};
+use serde_json::{json, Value};
+
+struct Fixture {
+    app: App,
+    clock: Arc<ManualClock>,
+    ws: WorkspaceId,
+    agent: Agent,
+    /// On AWS, the outbox relay (messages ride on the items written).
+    relay: Option<hookrun_core::aws::stream::StreamRelay>,
+}
+
+fn at(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+async fn fixture(now: &str) -> Fixture {
+    let clock = Arc::new(ManualClock::new(at(now)));
+    // Runs' messages are received and put back many times here: no
+    // dead-lettering.
+    let store = SqliteStore::in_memory()
+        .unwrap()
+        .with_clock(clock.clone())
+        .with_max_receives(1000);
+    let app = App::embedded(store, Settings::default());
+    fixture_on(app, clock).await
+}
+
+/// The same on the local AWS emulator (its queue keeps real time; the
+/// schedules' clock is the injected one).
+async fn aws_fixture(now: &str) -> Fixture {
+    assert!(
+        std::env::var("AWS_ENDPOINT_URL").is_ok(),
+        "AWS_ENDPOINT_URL is not set: run this test through ./infra/test.sh"
+    );
+    let clock = Arc::new(ManualClock::new(at(now)));
+    let sdk = hookrun_core::aws::sdk_config().await;
+    let prefix = format!(
+        "sc-{}",
+        hookrun_core::ids::RunId::generate()
+            .as_str()
+            .replace('_', "-")
+    );
+    let aws = hookrun_core::aws::provision::provision(&sdk, &prefix)
+        .await
+        .unwrap();
+    let app = hookrun_core::aws::app(&sdk, &aws, Settings::default()).with_clock(clock.clone());
+    let relay = hookrun_core::aws::stream::StreamRelay::new(
+        &sdk,
+        aws.table_name.clone(),
+        app.repo.clone(),
+        app.queue.clone(),
+    );
+    let mut f = fixture_on(app, clock).await;
+    f.relay = Some(relay);
+    f
+}
+
+async fn fixture_on(app: App, clock: Arc<ManualClock>) -> Fixture {
+    let ws = admin::bootstrap(&app, None).await.unwrap().workspace.id;
+    let req = agents::CreateAgent {
+        name: "reporter".into(),
+        runner: RunnerConfig::Echo,
+        timeout_seconds: None,
+        enabled: None,
+        max_concurrent_runs: None,
+        concurrency: None,
+    };
+    let agent = agents::create(&app, &ws, req).await.unwrap().0;
+    Fixture {
+        app,
+        clock,
+        ws,
+        agent,
+        relay: None,
+    }
+}
+
+fn create_req(f: &Fixture, v: Value) -> CreateSchedule {
+    let mut body = json!({"name": "daily report", "agent_id": f.agent.id});
+    for (k, val) in v.as_object().unwrap() {
+        body[k] = val.clone();
+    }
+    serde_json::from_value(body).unwrap()
+}
+
+async fn schedule(f: &Fixture, v: Value) -> Schedule {
+    schedules::create(&f.app, &f.ws, create_req(f, v))
+        .await
+        .unwrap()
+}
+
+async fn stored(f: &Fixture, s: &Schedule) -> Schedule {
+    f.app
+        .repo
+        .get::<Schedule>(&s.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .record
+}
+
+/// Hands every due schedule to `tick` at the clock's now.
+async fn tick(f: &Fixture) {
+    let now = f.clock.now();
+    let (due, _) = schedules::due(&f.app, now, 100).await.unwrap();
+    for s in due {
+        schedules::tick(&f.app, s, now).await.unwrap();
+    }
+}
+
+/// The runs-queue messages waiting now, processed: the fires (their
+/// bodies are returned) and, when `run` is true, the runs' own messages
+/// (else they are left in the queue).
+async fn process_fires(f: &Fixture, run: bool) -> Vec<String> {
+    let mut bodies = Vec::new();
+    let mut seen = 0;
+    loop {
+        if let Some(relay) = &f.relay {
+            relay.drain().await.unwrap();
+        }
+        let mut held = 0;
+        let msgs = f
+            .app
+            .queue
+            .receive(QueueId::Runs, 10, Duration::from_secs(60))
+            .await
+            .unwrap();
+        if msgs.is_empty() {
+            return bodies;
+        }
+        for m in msgs {
+            let is_fire = m.body.contains("schedule_id");
+            if is_fire || run {
+                let outcome = work::process(&f.app, QueueId::Runs, &m.body, None).await;
+                assert_eq!(outcome, Outcome::Done, "{}", m.body);
+                f.app.queue.delete(QueueId::Runs, &m.receipt).await.unwrap();
+                if is_fire {
+                    bodies.push(m.body);
+                }
+            } else {
+                // A run's own message: left for later, visible again.
+                f.app
+                    .queue
+                    .change_visibility(QueueId::Runs, &m.receipt, Duration::ZERO)
+                    .await
+                    .unwrap();
+                held += 1;
+            }
+        }
+        if !run && held > 0 && bodies.len() == seen {
+            return bodies;
+        }
+        seen = bodies.len();
+    }
+}
+
+async fn runs(f: &Fixture) -> Vec<Run> {
+    f.app
+        .repo
+        .runs_of_agent(&f.agent.id, None, 100, None, |_| true)
+        .await
+        .unwrap()
+        .data
+}
+
+#[tokio::test]
+async fn the_api_checks_and_shows_a_schedule() {
+    // Friday 4 December 2026, 10:00 in Berlin.
+    let f = fixture("2026-12-04T09:00:00Z").await;
+    let s = schedule(
+        &f,
+        json!({"cron": "0 9 * * MON-FRI", "timezone": "Europe/Berlin", "payload": {"report": "daily"}}),
+    )
+    .await;
+    let view = schedules::view(&f.app, s.clone(), 5);
+    assert_eq!(view.next_fire_times.len(), 5);
+    assert_eq!(view.next_fire_times[0].utc, at("2026-12-07T08:00:00.000Z"));
+    assert_eq!(view.next_fire_times[0].local, "2026-12-07T09:00:00+01:00");
+    assert_eq!(view.overlap, hookrun_core::model::schedule::Overlap::Skip);
+    assert_eq!(s.state.next_fire_at, Some(at("2026-12-07T08:00:00.000Z")));
+
+    for (body, field) in [
+        (json!({"cron": "61 9 * * *"}), "cron"),
+        (json!({"cron": "rate(10 seconds)"}), "cron"),
+        (json!({"cron": "0 0 30 2 *"}), "cron"),
+        (
+            json!({"cron": "0 9 * * *", "timezone": "Berlin"}),
+            "timezone",
+        ),
+        (json!({"cron": "0 9 * * *", "payload": [1]}), "payload"),
+        (
+            json!({"cron": "0 9 * * *", "trigger_id": "trg_x"}),
+            "agent_id",
+        ),
+    ] {
+        let e = schedules::create(&f.app, &f.ws, create_req(&f, body.clone()))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&e, Error::Invalid { field: got, .. } if got == field),
+            "{body}: {e:?}"
+        );
+    }
+    assert!(serde_json::from_value::<CreateSchedule>(
+        json!({"name": "x", "agent_id": "agt_1", "cron": "0 9 * * *", "overlap": "sometimes"})
+    )
+    .is_err());
+
+    // Paused: no next fires shown, none due.
+    let paused = schedules::set_paused(&f.app, &f.ws, &s.id, true)
+        .await
+        .unwrap();
+    assert!(schedules::view(&f.app, paused, 5)
+        .next_fire_times
+        .is_empty());
+    f.clock.set(at("2026-12-07T08:00:30Z"));
+    assert!(schedules::due(&f.app, f.clock.now(), 10)
+        .await
+        .unwrap()
+        .0
+        .is_empty());
+    // A new expression counts from now.
+    let update: UpdateSchedule =
+        serde_json::from_value(json!({"cron": "30 18 * * *", "enabled": true})).unwrap();
+    let changed = schedules::update(&f.app, &f.ws, &s.id, update)
+        .await
+        .unwrap();
+    assert_eq!(changed.state.next_fire_at, Some(at("2026-12-07T17:30:00Z")));
+    schedules::delete(&f.app, &f.ws, &s.id).await.unwrap();
+    assert!(matches!(
+        schedules::get(&f.app, &f.ws, &s.id).await,
+        Err(Error::NotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn a_fire_makes_exactly_one_run_whatever_repeats() {
+    fires_once(fixture("2026-12-07T07:59:00Z").await).await;
+}
+
+#[tokio::test]
+#[ignore = "needs the local AWS emulator: AWS_ENDPOINT_URL (infra/test.sh)"]
+async fn on_aws_a_fire_makes_exactly_one_run_and_downtime_catches_up() {
+    fires_once(aws_fixture("2026-12-07T07:59:00Z").await).await;
+    catches_up(aws_fixture("2026-12-07T09:30:00Z").await).await;
+}
+
+async fn fires_once(f: Fixture) {
+    let s = schedule(
+        &f,
+        json!({"cron": "0 9 * * *", "timezone": "Europe/Berlin", "payload": {"report": "daily"}, "overlap": "allow"}),
+    )
+    .await;
+    tick(&f).await;
+    assert!(process_fires(&f, false).await.is_empty(), "not due yet");
+    f.clock.set(at("2026-12-07T08:00:05Z"));
+    tick(&f).await;
+    let fires = process_fires(&f, false).await;
+    assert_eq!(fires.len(), 1, "{fires:?}");
+    let made = runs(&f).await;
+    assert_eq!(made.len(), 1);
+    let run = &made[0];
+    assert_eq!(run.trigger_type, TriggerType::Schedule);
+    assert_eq!(run.control.schedule_id.as_ref(), Some(&s.id));
+    assert_eq!(run.input["report"], "daily");
+    assert_eq!(run.input["scheduled_time"], "2026-12-07T08:00:00.000Z");
+    let after = stored(&f, &s).await;
+    assert_eq!(after.state.last_run_id.as_ref(), Some(&run.id));
+    assert_eq!(
+        after.state.last_fired_at,
+        Some(at("2026-12-07T08:00:00.000Z"))
+    );
+    assert_eq!(
+        after.state.next_fire_at,
+        Some(at("2026-12-08T08:00:00.000Z"))
+    );
+
+    // The same fire again (a redelivered message, EventBridge's retry):
+    // nothing more.
+    for _ in 0..2 {
+        let outcome = schedules::fire(&f.app, &s.id, at("2026-12-07T08:00:00.000Z")).await;
+        assert_eq!(outcome, Outcome::Done);
+    }
+    tick(&f).await;
+    assert_eq!(runs(&f).await.len(), 1, "one run per scheduled time");
+    // An unknown schedule's fire is dropped.
+    let gone = hookrun_core::ids::ScheduleId::parse("sch_01jx0000000000000000000000").unwrap();
+    assert_eq!(
+        schedules::fire(&f.app, &gone, at("2026-12-07T08:00:00.000Z")).await,
+        Outcome::Done
+    );
+}
+
+#[tokio::test]
+async fn overlap_skips_or_queues_one() {
+    let f = fixture("2026-12-07T09:00:30Z").await;
+    let skip = schedule(&f, json!({"cron": "*/5 * * * *"})).await;
+    let one = schedule(&f, json!({"cron": "*/5 * * * *", "overlap": "queue_one"})).await;
+    let allow = schedule(&f, json!({"cron": "*/5 * * * *", "overlap": "allow"})).await;
+    // Three fires, five minutes apart, while no run ever starts.
+    for minute in ["05", "10", "15"] {
+        f.clock.set(at(&format!("2026-12-07T09:{minute}:01Z")));
+        tick(&f).await;
+        process_fires(&f, false).await;
+    }
+    let all = runs(&f).await;
+    let of = |s: &Schedule| {
+        all.iter()
+            .filter(|r| r.control.schedule_id.as_ref() == Some(&s.id))
+            .count()
+    };
+    assert_eq!(of(&skip), 1, "skip: the first run is still going");
+    assert_eq!(of(&one), 1, "queue_one: one waits already");
+    assert_eq!(of(&allow), 3);
+    let skipped = stored(&f, &skip).await;
+    assert_eq!(skipped.state.skipped_fires, 2);
+    assert!(skipped
+        .state
+        .last_skip_reason
+        .as_deref()
+        .unwrap()
+        .contains("still going"));
+    assert_eq!(
+        skipped.state.last_skipped_at,
+        Some(at("2026-12-07T09:15:00Z"))
+    );
+    // Queued under one key: a queue_one schedule's runs never overlap.
+    let queued = all
+        .iter()
+        .find(|r| r.control.schedule_id.as_ref() == Some(&one.id))
+        .unwrap();
+    assert_eq!(
+        queued.control.concurrency_key,
+        Some(format!("schedule:{}", one.id))
+    );
+    // Once the run ends, the next fire makes a run again. (The runs'
+    // messages, put back at this instant, are visible a moment later.)
+    f.clock.advance(chrono::Duration::seconds(1));
+    process_fires(&f, true).await;
+    let statuses: Vec<_> = runs(&f).await.iter().map(|r| r.status).collect();
+    assert!(
+        statuses.iter().all(|s| *s == RunStatus::Succeeded),
+        "{statuses:?}"
+    );
+    f.clock.set(at("2026-12-07T09:20:01Z"));
+    tick(&f).await;
+    process_fires(&f, false).await;
+    let all = runs(&f).await;
+    assert_eq!(
+        all.iter()
+            .filter(|r| r.control.schedule_id.as_ref() == Some(&skip.id))
+            .count(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn after_downtime_the_latest_missed_fire_runs_once_if_recent() {
+    catches_up(fixture("2026-12-07T09:30:00Z").await).await;
+}
+
+async fn catches_up(f: Fixture) {
+    let hourly = schedule(&f, json!({"cron": "0 * * * *", "overlap": "allow"})).await;
+    let none = schedule(
+        &f,
+        json!({"cron": "0 * * * *", "overlap": "allow", "catch_up": "none"}),
+    )
+    .await;
+    let daily = schedule(&f, json!({"cron": "0 10 * * *", "overlap": "allow"})).await;
+    // Stopped from 09:30 until 12:20: 10:00, 11:00 and 12:00 were missed.
+    f.clock.set(at("2026-12-07T12:20:00Z"));
+    tick(&f).await;
+    process_fires(&f, false).await;
+    let all = runs(&f).await;
+    let of = |s: &Schedule| -> Vec<Value> {
+        all.iter()
+            .filter(|r| r.control.schedule_id.as_ref() == Some(&s.id))
+            .map(|r| r.input["scheduled_time"].clone())
+            .collect()
+    };
+    assert_eq!(
+        of(&hourly),
+        [json!("2026-12-07T12:00:00.000Z")],
+        "the latest, once"
+    );
+    assert!(of(&none).is_empty());
+    assert!(of(&daily).is_empty(), "10:00 is more than an hour ago");
+    assert_eq!(stored(&f, &none).await.state.skipped_fires, 1);
+    assert_eq!(stored(&f, &daily).await.state.skipped_fires, 1);
+    for s in [&hourly, &none] {
+        assert_eq!(
+            stored(&f, s).await.state.next_fire_at,
+            Some(at("2026-12-07T13:00:00Z"))
+        );
+    }
+    assert_eq!(
+        stored(&f, &daily).await.state.next_fire_at,
+        Some(at("2026-12-08T10:00:00Z"))
+    );
+}
+
+#[tokio::test]
+async fn a_resumed_schedule_catches_up_on_the_fire_it_missed_while_paused() {
+    let f = fixture("2026-12-07T08:50:00Z").await;
+    let s = schedule(&f, json!({"cron": "0 9 * * *", "overlap": "allow"})).await;
+    schedules::set_paused(&f.app, &f.ws, &s.id, true)
+        .await
+        .unwrap();
+    f.clock.set(at("2026-12-07T09:20:00Z"));
+    tick(&f).await;
+    assert!(process_fires(&f, false).await.is_empty(), "paused");
+    schedules::set_paused(&f.app, &f.ws, &s.id, false)
+        .await
+        .unwrap();
+    tick(&f).await;
+    process_fires(&f, false).await;
+    let made = runs(&f).await;
+    assert_eq!(made.len(), 1);
+    assert_eq!(made[0].input["scheduled_time"], "2026-12-07T09:00:00.000Z");
+    assert_eq!(
+        stored(&f, &s).await.state.next_fire_at,
+        Some(at("2026-12-08T09:00:00Z"))
+    );
+}
+
+#[tokio::test]
+async fn the_scheduler_wakes_when_a_schedule_changes() {
+    let f = fixture("2026-12-07T09:00:30Z").await;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let loop_task = tokio::spawn(hookrun_core::scheduler::run_scheduler(
+        f.app.clone(),
+        stopped,
+    ));
+    let s = schedule(&f, json!({"cron": "*/5 * * * *"})).await;
+    // Time passes (the injected clock): a change wakes the loop, which
+    // finds the schedule due.
+    f.clock.set(at("2026-12-07T09:05:00Z"));
+    f.app.schedules_changed.notify_one();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if stored(&f, &s).await.state.next_fire_at == Some(at("2026-12-07T09:10:00Z")) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the loop did not wake"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(process_fires(&f, false).await.len(), 1);
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), loop_task)
+        .await
+        .expect("the loop stops")
+        .unwrap();
+}

@@ -64,6 +64,9 @@ pub struct App {
     /// Woken by every change to a schedule, so `hookrun serve`'s scheduler
     /// looks at its next fire again.
     pub schedules_changed: Arc<tokio::sync::Notify>,
+    /// Where fires come from besides the store (EventBridge Scheduler on
+    /// AWS); kept in step with every schedule.
+    pub fires: Arc<dyn crate::ports::FireSource>,
 }
 
 impl App {
@@ -95,6 +98,7 @@ impl App {
             replays: Arc::default(),
             cancels: Arc::default(),
             schedules_changed: Arc::default(),
+            fires: Arc::new(crate::ports::InProcess),
             settings: Arc::new(settings),
         }
     }
@@ -110,6 +114,12 @@ impl App {
 
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// Fires from an outside scheduler, kept in step with the schedules.
+    pub fn with_fires(mut self, fires: Arc<dyn crate::ports::FireSource>) -> Self {
+        self.fires = fires;
         self
     }
 

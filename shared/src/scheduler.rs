@@ -17,6 +17,8 @@ const BATCH: usize = 100;
 /// Longest sleep: the next fire is looked at again at least this often
 /// (a change made by another process is not announced here).
 const LONGEST_SLEEP: Duration = Duration::from_secs(60);
+/// Shortest sleep between two looks.
+const SHORTEST_SLEEP: Duration = Duration::from_millis(200);
 /// How long to wait after the store failed.
 const BACKOFF: Duration = Duration::from_secs(5);
 
@@ -39,10 +41,12 @@ pub async fn run_scheduler(app: App, mut shutdown: watch::Receiver<bool>) {
                 // Their next fires may be sooner than what is left.
                 continue;
             }
+            // (An index that still shows a handled fire as next gives a
+            // time passed: wait a moment for it rather than spin.)
             Ok((_, next)) => next
                 .map(|at| (at - app.clock.now()).to_std().unwrap_or_default())
                 .unwrap_or(LONGEST_SLEEP)
-                .min(LONGEST_SLEEP),
+                .clamp(SHORTEST_SLEEP, LONGEST_SLEEP),
             Err(e) => {
                 tracing::warn!(error = %e, "could not read the due schedules; trying again");
                 BACKOFF

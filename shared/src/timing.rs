@@ -32,6 +32,8 @@ enum Expression {
 #[derive(Debug, Clone)]
 pub struct When {
     expression: Expression,
+    /// The expression as given (trimmed).
+    source: String,
     tz: Tz,
     /// Where a `rate(…)` counts from (the schedule's creation, or the last
     /// change of its expression).
@@ -49,6 +51,7 @@ impl When {
         })?;
         Ok(When {
             expression: expression(cron)?,
+            source: cron.trim().to_owned(),
             tz,
             anchor,
         })
@@ -63,6 +66,31 @@ impl When {
     pub fn local(&self, t: DateTime<Utc>) -> String {
         t.with_timezone(&self.tz)
             .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+    }
+
+    /// The expression as EventBridge Scheduler takes it: `rate(…)` with
+    /// its unit, an AWS `cron(…)` as given, a five-field one as an AWS
+    /// `cron(…)` (weekdays from Sunday = 1, `?` for the unused day field).
+    /// A five-field expression restricting both day-of-month and
+    /// day-of-week (either matches, in cron) has no AWS form: the error
+    /// names `cron`.
+    pub fn eventbridge_expression(&self) -> Result<String, Error> {
+        match &self.expression {
+            Expression::Rate(every) => {
+                let minutes = every.num_minutes();
+                let (n, unit) = if minutes % (24 * 60) == 0 {
+                    (minutes / (24 * 60), "day")
+                } else if minutes % 60 == 0 {
+                    (minutes / 60, "hour")
+                } else {
+                    (minutes, "minute")
+                };
+                Ok(format!("rate({n} {unit}{})", if n == 1 { "" } else { "s" }))
+            }
+            Expression::Cron(_) if self.source.starts_with("cron(") => Ok(self.source.clone()),
+            Expression::Cron(_) => aws_form(&self.source)
+                .map_err(|why| Error::invalid("cron", format!("cron {:?} {why}", self.source))),
+        }
     }
 
     /// The first fire strictly after `t`.
@@ -177,6 +205,64 @@ fn parser(aws_weekdays: bool) -> CronParser {
         .build()
 }
 
+/// A five-field expression in EventBridge Scheduler's six-field form.
+fn aws_form(source: &str) -> Result<String, String> {
+    let expanded = match source.to_ascii_lowercase().as_str() {
+        "@yearly" | "@annually" => "0 0 1 1 *".to_owned(),
+        "@monthly" => "0 0 1 * *".to_owned(),
+        "@weekly" => "0 0 * * 0".to_owned(),
+        "@daily" | "@midnight" => "0 0 * * *".to_owned(),
+        "@hourly" => "0 * * * *".to_owned(),
+        _ => source.to_owned(),
+    };
+    let f: Vec<&str> = expanded.split_whitespace().collect();
+    let [minute, hour, dom, month, dow] = f.as_slice() else {
+        return Err("has no EventBridge Scheduler form (five fields expected)".into());
+    };
+    let any = |x: &str| x == "*" || x == "?";
+    let (dom, dow) = match (any(dom), any(dow)) {
+        (_, true) => (dom.to_string(), "?".to_owned()),
+        (true, false) => ("?".to_owned(), aws_weekdays(dow)?),
+        (false, false) => {
+            return Err(
+                "restricts both the day of the month and the day of the week, which \
+                 EventBridge Scheduler cannot express: keep one of them *"
+                    .into(),
+            )
+        }
+    };
+    Ok(format!("cron({minute} {hour} {dom} {month} {dow} *)"))
+}
+
+/// A cron day-of-week field (0–7 from Sunday) counted from Sunday = 1.
+fn aws_weekdays(field: &str) -> Result<String, String> {
+    if field.contains('/') {
+        return Err("steps in the day of the week have no EventBridge Scheduler form".into());
+    }
+    let shift = |token: &str| -> Result<String, String> {
+        // A number leads the token (`5`, `5L`, `1#2`); names pass as they are.
+        let digits: String = token.chars().take_while(char::is_ascii_digit).collect();
+        if digits.is_empty() {
+            return Ok(token.to_owned());
+        }
+        let n: u32 = digits.parse().map_err(|_| format!("weekday {token:?}"))?;
+        if n > 7 {
+            return Err(format!("weekday {n} is none of 0-7"));
+        }
+        Ok(format!("{}{}", n % 7 + 1, &token[digits.len()..]))
+    };
+    field
+        .split(',')
+        .map(|item| {
+            item.split('-')
+                .map(shift)
+                .collect::<Result<Vec<_>, _>>()
+                .map(|parts| parts.join("-"))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(|items| items.join(","))
+}
+
 /// `rate(value unit)`: at least a minute.
 fn rate(inner: &str) -> Result<Duration, String> {
     let mut parts = inner.split_whitespace();
@@ -287,6 +373,36 @@ mod tests {
             rate.latest_at_or_before(at("2026-12-07T10:07:00Z")),
             Some(at("2026-12-07T10:05:00Z"))
         );
+    }
+
+    #[test]
+    fn expressions_have_their_eventbridge_form() {
+        let form = |cron: &str| when(cron, "UTC").eventbridge_expression();
+        assert_eq!(form("0 9 * * MON-FRI").unwrap(), "cron(0 9 ? * MON-FRI *)");
+        assert_eq!(form("0 9 * * 1-5").unwrap(), "cron(0 9 ? * 2-6 *)");
+        assert_eq!(form("0 9 * * 0,7").unwrap(), "cron(0 9 ? * 1,1 *)");
+        assert_eq!(form("0 12 * * 5L").unwrap(), "cron(0 12 ? * 6L *)");
+        assert_eq!(form("0 12 * * 1#2").unwrap(), "cron(0 12 ? * 2#2 *)");
+        assert_eq!(form("*/15 8-18 L * *").unwrap(), "cron(*/15 8-18 L * ? *)");
+        assert_eq!(form("@daily").unwrap(), "cron(0 0 * * ? *)");
+        assert_eq!(form("cron(0 9 ? * 2-6 *)").unwrap(), "cron(0 9 ? * 2-6 *)");
+        assert_eq!(form("rate(1 minute)").unwrap(), "rate(1 minute)");
+        assert_eq!(form("rate(90 minutes)").unwrap(), "rate(90 minutes)");
+        assert_eq!(form("rate(120 minutes)").unwrap(), "rate(2 hours)");
+        assert_eq!(form("rate(1 day)").unwrap(), "rate(1 day)");
+        let e = form("0 9 1 * MON").unwrap_err();
+        assert!(
+            matches!(&e, Error::Invalid { field, .. } if field == "cron")
+                && e.to_string().contains("both"),
+            "{e}"
+        );
+        // The AWS form fires at the same times (checked by parsing it back).
+        for cron in ["0 9 * * 1-5", "30 6 * * 0", "0 12 * * 5L", "0 0 1 * *"] {
+            let ours = when(cron, "Europe/Berlin");
+            let aws = when(&ours.eventbridge_expression().unwrap(), "Europe/Berlin");
+            let from = at("2026-12-01T00:00:00Z");
+            assert_eq!(ours.next_n(from, 10), aws.next_n(from, 10), "{cron}");
+        }
     }
 
     #[test]

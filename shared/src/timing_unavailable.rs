@@ -27,6 +27,10 @@ impl When {
         match self._never {}
     }
 
+    pub fn eventbridge_expression(&self) -> Result<String, Error> {
+        match self._never {}
+    }
+
     pub fn next_after(&self, _t: DateTime<Utc>) -> Option<DateTime<Utc>> {
         match self._never {}
     }

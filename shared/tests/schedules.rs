@@ -473,3 +473,111 @@ async fn the_scheduler_wakes_when_a_schedule_changes() {
         .expect("the loop stops")
         .unwrap();
 }
+
+/// An outside scheduler that records what it is asked, or fails.
+#[derive(Default)]
+struct Outside {
+    fail: std::sync::atomic::AtomicBool,
+    puts: std::sync::Mutex<Vec<hookrun_core::ports::FireSpec>>,
+    removed: std::sync::Mutex<Vec<String>>,
+}
+
+#[async_trait::async_trait]
+impl hookrun_core::ports::FireSource for Outside {
+    async fn put(
+        &self,
+        spec: &hookrun_core::ports::FireSpec,
+    ) -> hookrun_core::error::StoreResult<()> {
+        if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(hookrun_core::StoreError::Backend("scheduler down".into()));
+        }
+        self.puts.lock().unwrap().push(spec.clone());
+        Ok(())
+    }
+
+    async fn remove(&self, schedule_id: &str) -> hookrun_core::error::StoreResult<()> {
+        if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(hookrun_core::StoreError::Backend("scheduler down".into()));
+        }
+        self.removed.lock().unwrap().push(schedule_id.to_owned());
+        Ok(())
+    }
+
+    fn is_external(&self) -> bool {
+        true
+    }
+}
+
+#[tokio::test]
+async fn an_outside_scheduler_is_kept_in_step_and_its_failure_changes_nothing() {
+    let mut f = fixture("2026-12-07T08:00:00Z").await;
+    let outside = Arc::new(Outside::default());
+    f.app = f.app.clone().with_fires(outside.clone());
+    let fail = |on: bool| outside.fail.store(on, std::sync::atomic::Ordering::SeqCst);
+
+    // Down: a 503, and no schedule was made.
+    fail(true);
+    let e = schedules::create(
+        &f.app,
+        &f.ws,
+        create_req(
+            &f,
+            json!({"cron": "0 9 * * 1-5", "timezone": "Europe/Berlin"}),
+        ),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(e, Error::Unavailable(_)), "{e:?}");
+    assert!(schedules::list(&f.app, &f.ws, 10, None)
+        .await
+        .unwrap()
+        .data
+        .is_empty());
+
+    // Up: made there too, in its syntax.
+    fail(false);
+    let s = schedule(
+        &f,
+        json!({"cron": "0 9 * * 1-5", "timezone": "Europe/Berlin"}),
+    )
+    .await;
+    let put = outside.puts.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(put.schedule_id, s.id.as_str());
+    assert_eq!(put.expression, "cron(0 9 ? * 2-6 *)");
+    assert_eq!(put.timezone, "Europe/Berlin");
+    assert!(put.enabled);
+
+    // A failed pause or change leaves the schedule as it was.
+    fail(true);
+    let e = schedules::set_paused(&f.app, &f.ws, &s.id, true)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Unavailable(_)), "{e:?}");
+    assert!(stored(&f, &s).await.enabled);
+    let update: UpdateSchedule = serde_json::from_value(json!({"cron": "0 10 * * *"})).unwrap();
+    assert!(schedules::update(&f.app, &f.ws, &s.id, update)
+        .await
+        .is_err());
+    assert_eq!(stored(&f, &s).await.cron, "0 9 * * 1-5");
+    let e = schedules::delete(&f.app, &f.ws, &s.id).await.unwrap_err();
+    assert!(matches!(e, Error::Unavailable(_)), "{e:?}");
+    assert!(schedules::get(&f.app, &f.ws, &s.id).await.is_ok());
+
+    // Up again: pause, a change the outside scheduler cannot express,
+    // delete.
+    fail(false);
+    schedules::set_paused(&f.app, &f.ws, &s.id, true)
+        .await
+        .unwrap();
+    assert!(!outside.puts.lock().unwrap().last().unwrap().enabled);
+    let update: UpdateSchedule = serde_json::from_value(json!({"cron": "0 9 1 * MON"})).unwrap();
+    let e = schedules::update(&f.app, &f.ws, &s.id, update)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, Error::Invalid { field, .. } if field == "cron"),
+        "{e:?}"
+    );
+    schedules::delete(&f.app, &f.ws, &s.id).await.unwrap();
+    assert_eq!(*outside.removed.lock().unwrap(), [s.id.to_string()]);
+}

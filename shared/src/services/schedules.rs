@@ -253,9 +253,37 @@ pub async fn create(
             ..Default::default()
         },
     };
-    app.repo.create(&schedule).await?;
+    // The outside scheduler first: should the store then fail, its
+    // schedule is removed again, and one left behind only sends fires
+    // of a schedule that does not exist (dropped).
+    put_outside(app, &schedule).await?;
+    if let Err(e) = app.repo.create(&schedule).await {
+        if let Err(undo) = app.fires.remove(&schedule.id).await {
+            tracing::warn!(schedule_id = %schedule.id, error = %undo, "could not remove a scheduler schedule whose creation failed; its fires are dropped");
+        }
+        return Err(e.into());
+    }
     app.schedules_changed.notify_one();
     Ok(schedule)
+}
+
+/// The schedule's outside counterpart (EventBridge Scheduler), made or
+/// changed; a failure is a `503` and leaves the store as it was.
+async fn put_outside(app: &App, s: &Schedule) -> Result<(), Error> {
+    if !app.fires.is_external() {
+        return Ok(());
+    }
+    let spec = crate::ports::FireSpec {
+        schedule_id: s.id.to_string(),
+        expression: when(s)?.eventbridge_expression()?,
+        timezone: s.timezone.clone(),
+        enabled: s.enabled,
+    };
+    app.fires.put(&spec).await.map_err(|e| {
+        Error::Unavailable(format!(
+            "the scheduler did not take the change ({e}); nothing was changed, try again"
+        ))
+    })
 }
 
 pub async fn get(app: &App, workspace_id: &WorkspaceId, id: &str) -> Result<Schedule, Error> {
@@ -281,6 +309,7 @@ pub async fn update(
     req: UpdateSchedule,
 ) -> Result<Schedule, Error> {
     let mut s = app.repo.find::<Schedule>(workspace_id, id).await?;
+    let before = s.record.clone();
     let now = app.clock.now();
     if let Some(n) = &req.name {
         s.name = validate_name(n)?;
@@ -313,7 +342,14 @@ pub async fn update(
         set_enabled(&mut s, enabled, now)?;
     }
     s.updated_at = now;
-    app.repo.save(&mut s).await?;
+    put_outside(app, &s).await?;
+    if let Err(e) = app.repo.save(&mut s).await {
+        // Put the outside scheduler back as the store still has it.
+        if let Err(undo) = put_outside(app, &before).await {
+            tracing::warn!(schedule_id = %before.id, error = %undo, "could not put a scheduler schedule back after a failed update");
+        }
+        return Err(e.into());
+    }
     app.schedules_changed.notify_one();
     Ok(s.record)
 }
@@ -350,15 +386,27 @@ pub async fn set_paused(
 
 pub async fn delete(app: &App, workspace_id: &WorkspaceId, id: &str) -> Result<(), Error> {
     let s = app.repo.find::<Schedule>(workspace_id, id).await?;
+    app.fires.remove(&s.id).await.map_err(|e| {
+        Error::Unavailable(format!(
+            "the scheduler did not remove the schedule ({e}); nothing was deleted, try again"
+        ))
+    })?;
     match app.repo.delete(&s).await {
         Ok(()) => {
             app.schedules_changed.notify_one();
             Ok(())
         }
-        Err(StoreError::ConditionFailed) => {
-            Err(Error::Conflict("the schedule changed; retry".into()))
+        Err(e) => {
+            if let Err(undo) = put_outside(app, &s).await {
+                tracing::warn!(schedule_id = %s.id, error = %undo, "could not put a scheduler schedule back after a failed delete");
+            }
+            Err(match e {
+                StoreError::ConditionFailed => {
+                    Error::Conflict("the schedule changed; retry".into())
+                }
+                e => e.into(),
+            })
         }
-        Err(e) => Err(e.into()),
     }
 }
 
@@ -378,9 +426,12 @@ pub async fn due(
     for s in page.data {
         match s.state.next_fire_at {
             Some(at) if at <= now && due.len() < limit => {
-                // Read again with its version: the index may lag.
+                // Read again with its version: the index may lag behind a
+                // tick that moved it on already.
                 if let Some(v) = app.repo.get::<Schedule>(&s.id).await? {
-                    due.push(v);
+                    if v.enabled && v.state.next_fire_at.is_some_and(|at| at <= now) {
+                        due.push(v);
+                    }
                 }
             }
             Some(at) => {

@@ -148,10 +148,14 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         stop_rx.clone(),
         drain,
     ));
-    let scheduler = tokio::spawn(hookrun_core::scheduler::run_scheduler(
-        app.clone(),
-        stop_rx.clone(),
-    ));
+    // Schedules fire from this process unless an outside scheduler sends
+    // their fires.
+    let scheduler = (!app.fires.is_external()).then(|| {
+        tokio::spawn(hookrun_core::scheduler::run_scheduler(
+            app.clone(),
+            stop_rx.clone(),
+        ))
+    });
     let relay = relay.map(|r| tokio::spawn(r.run(stop_rx.clone())));
     let purger = sqlite.map(|store| tokio::spawn(purge_loop(store, stop_rx)));
 
@@ -177,7 +181,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     crate::listener::serve(listener, router, limits, stopping).await?;
     tracing::info!("stopping: no new runs are started");
     let _ = stop_tx.send(true);
-    let _ = tokio::join!(worker, deliverer, scheduler);
+    let _ = tokio::join!(worker, deliverer);
+    if let Some(s) = scheduler {
+        let _ = s.await;
+    }
     if let Some(p) = purger {
         p.abort();
     }

@@ -581,3 +581,109 @@ async fn an_outside_scheduler_is_kept_in_step_and_its_failure_changes_nothing() 
     schedules::delete(&f.app, &f.ws, &s.id).await.unwrap();
     assert_eq!(*outside.removed.lock().unwrap(), [s.id.to_string()]);
 }
+
+#[tokio::test]
+#[ignore = "needs the local AWS emulator: AWS_ENDPOINT_URL (infra/test.sh)"]
+async fn on_aws_each_schedule_is_an_eventbridge_schedule_kept_in_step() {
+    assert!(
+        std::env::var("AWS_ENDPOINT_URL").is_ok(),
+        "AWS_ENDPOINT_URL is not set: run this test through ./infra/test.sh"
+    );
+    let sdk = hookrun_core::aws::sdk_config().await;
+    let prefix = format!(
+        "eb-{}",
+        hookrun_core::ids::RunId::generate()
+            .as_str()
+            .replace('_', "-")
+    );
+    let mut aws = hookrun_core::aws::provision::provision(&sdk, &prefix)
+        .await
+        .unwrap();
+    let scheduler = aws_sdk_scheduler::Client::new(&sdk);
+    scheduler
+        .create_schedule_group()
+        .name(&prefix)
+        .send()
+        .await
+        .unwrap();
+    aws.scheduler = Some(hookrun_core::config::SchedulerSettings {
+        group: prefix.clone(),
+        role_arn: "arn:aws:iam::123456789012:role/hookrun-scheduler".into(),
+        queue_arn: "arn:aws:sqs:us-east-1:123456789012:hookrun-runs".into(),
+    });
+    let clock = Arc::new(ManualClock::new(at("2026-12-07T08:00:00Z")));
+    let app = hookrun_core::aws::app(&sdk, &aws, Settings::default()).with_clock(clock.clone());
+    let f = fixture_on(app, clock).await;
+    let s = schedule(
+        &f,
+        json!({"cron": "0 9 * * 1-5", "timezone": "Europe/Berlin", "overlap": "allow"}),
+    )
+    .await;
+    let get = || async {
+        scheduler
+            .get_schedule()
+            .name(s.id.as_str())
+            .group_name(&prefix)
+            .send()
+            .await
+    };
+    let made = get().await.unwrap();
+    assert_eq!(made.schedule_expression(), Some("cron(0 9 ? * 2-6 *)"));
+    assert_eq!(made.schedule_expression_timezone(), Some("Europe/Berlin"));
+    assert_eq!(
+        made.state(),
+        Some(&aws_sdk_scheduler::types::ScheduleState::Enabled)
+    );
+    let target = made.target().unwrap();
+    assert_eq!(
+        target.arn(),
+        "arn:aws:sqs:us-east-1:123456789012:hookrun-runs"
+    );
+    let input: Value = serde_json::from_str(target.input().unwrap()).unwrap();
+    assert_eq!(
+        input,
+        json!({"schedule_id": s.id, "scheduled_time": "<aws.scheduler.scheduled-time>"})
+    );
+
+    schedules::set_paused(&f.app, &f.ws, &s.id, true)
+        .await
+        .unwrap();
+    assert_eq!(
+        get().await.unwrap().state(),
+        Some(&aws_sdk_scheduler::types::ScheduleState::Disabled)
+    );
+    let update: UpdateSchedule =
+        serde_json::from_value(json!({"cron": "rate(90 minutes)", "enabled": true})).unwrap();
+    schedules::update(&f.app, &f.ws, &s.id, update)
+        .await
+        .unwrap();
+    assert_eq!(
+        get().await.unwrap().schedule_expression(),
+        Some("rate(90 minutes)")
+    );
+
+    // The emulator keeps schedules but never fires them: the fire is sent
+    // here, as EventBridge Scheduler sends it.
+    let body = target
+        .input()
+        .unwrap()
+        .replace("<aws.scheduler.scheduled-time>", "2026-12-07T08:00:00Z");
+    f.app
+        .queue
+        .send(QueueId::Runs, &body, Duration::ZERO)
+        .await
+        .unwrap();
+    let fires = process_fires(&f, false).await;
+    assert_eq!(fires.len(), 1, "{fires:?}");
+    let made = runs(&f).await;
+    assert_eq!(made.len(), 1);
+    assert_eq!(made[0].input["scheduled_time"], "2026-12-07T08:00:00.000Z");
+
+    schedules::delete(&f.app, &f.ws, &s.id).await.unwrap();
+    let gone = get().await.unwrap_err();
+    assert!(
+        gone.as_service_error()
+            .is_some_and(|e| e.is_resource_not_found_exception()),
+        "{gone:?}"
+    );
+}

@@ -8,6 +8,8 @@ mod dynamo;
 mod http;
 pub mod provision;
 pub mod relay;
+#[cfg(feature = "aws-scheduler")]
+pub mod scheduler;
 mod secrets;
 mod sqs;
 #[cfg(feature = "aws-streams")]
@@ -137,6 +139,16 @@ fn build_app(
         Arc::new(secrets),
         settings,
     );
+    // Schedules fire from EventBridge Scheduler where it is configured
+    // (the api function keeps them in step).
+    #[cfg(feature = "aws-scheduler")]
+    let app = match &aws.scheduler {
+        Some(sched) => app.with_fires(Arc::new(scheduler::EventBridgeFires::new(
+            sdk,
+            sched.clone(),
+        ))),
+        None => app,
+    };
     // Run events go to API Gateway's WebSocket connections where there are
     // any (the executor; on AWS no function streams to its own clients).
     #[cfg(feature = "aws-realtime")]

@@ -43,6 +43,7 @@ pub async fn provision(sdk: &aws_config::SdkConfig, prefix: &str) -> StoreResult
         secret_cache: std::time::Duration::from_secs(5),
         master_key_secret: Some(master_key),
         websocket_callback_url: None,
+        scheduler: None,
     })
 }
 

@@ -226,6 +226,17 @@ pub struct AwsSettings {
     /// Where run events are posted to WebSocket clients (API Gateway's
     /// connection URL); None: not posted.
     pub websocket_callback_url: Option<String>,
+    /// EventBridge Scheduler, when schedules fire from there.
+    pub scheduler: Option<SchedulerSettings>,
+}
+
+/// Where EventBridge Scheduler keeps hookrun's schedules and sends their
+/// fires.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SchedulerSettings {
+    pub group: String,
+    pub role_arn: String,
+    pub queue_arn: String,
 }
 
 /// Queue URLs; a function only needs the queues it uses.
@@ -258,6 +269,26 @@ impl AwsSettings {
             secret_cache: env.duration(&vars::SECRET_CACHE_SECONDS)?,
             master_key_secret: env.text(&vars::MASTER_KEY_SECRET),
             websocket_callback_url: env.text(&vars::WEBSOCKET_CALLBACK_URL),
+            scheduler: match (
+                env.text(&vars::SCHEDULE_GROUP),
+                env.text(&vars::SCHEDULER_ROLE_ARN),
+                env.text(&vars::RUNS_QUEUE_ARN),
+            ) {
+                (None, None, None) => None,
+                (Some(group), Some(role_arn), Some(queue_arn)) => Some(SchedulerSettings {
+                    group,
+                    role_arn,
+                    queue_arn,
+                }),
+                _ => {
+                    return Err(ConfigError {
+                        name: vars::SCHEDULE_GROUP.name,
+                        reason: "set HOOKRUN_SCHEDULE_GROUP, HOOKRUN_SCHEDULER_ROLE_ARN and \
+                                 HOOKRUN_RUNS_QUEUE_ARN together, or none of them"
+                            .into(),
+                    })
+                }
+            },
         })
     }
 }

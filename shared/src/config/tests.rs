@@ -133,3 +133,20 @@ fn aws_settings_need_a_table() {
     let a = AwsSettings::from_lookup(lookup(&[("HOOKRUN_TABLE_NAME", "t")])).unwrap();
     assert_eq!(a.secret_cache, Duration::from_secs(5));
 }
+
+#[test]
+fn the_eventbridge_scheduler_settings_come_together_or_not_at_all() {
+    let a = AwsSettings::from_lookup(lookup(&[("HOOKRUN_TABLE_NAME", "t")])).unwrap();
+    assert_eq!(a.scheduler, None);
+    let all = [
+        ("HOOKRUN_TABLE_NAME", "t"),
+        ("HOOKRUN_SCHEDULE_GROUP", "hookrun-prod"),
+        ("HOOKRUN_SCHEDULER_ROLE_ARN", "arn:aws:iam::1:role/s"),
+        ("HOOKRUN_RUNS_QUEUE_ARN", "arn:aws:sqs:us-east-1:1:runs"),
+    ];
+    let a = AwsSettings::from_lookup(lookup(&all)).unwrap();
+    assert_eq!(a.scheduler.unwrap().group, "hookrun-prod");
+    let e = AwsSettings::from_lookup(lookup(&all[..2])).unwrap_err();
+    assert_eq!(e.name, "HOOKRUN_SCHEDULE_GROUP");
+    assert!(e.reason.contains("together"), "{}", e.reason);
+}

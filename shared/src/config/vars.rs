@@ -314,6 +314,24 @@ pub const MASTER_KEY_SECRET: Var = text(
     "aws",
     "name or ARN of the master-key secret that seals trigger and subscription secrets",
 );
+pub const SCHEDULE_GROUP: Var = text(
+    "HOOKRUN_SCHEDULE_GROUP",
+    "",
+    "aws",
+    "the EventBridge Scheduler schedule group each hookrun schedule is kept in (with HOOKRUN_SCHEDULER_ROLE_ARN and HOOKRUN_RUNS_QUEUE_ARN); unset, schedules fire only from hookrun serve",
+);
+pub const SCHEDULER_ROLE_ARN: Var = text(
+    "HOOKRUN_SCHEDULER_ROLE_ARN",
+    "",
+    "aws",
+    "the role EventBridge Scheduler assumes to send a fire to the runs queue",
+);
+pub const RUNS_QUEUE_ARN: Var = text(
+    "HOOKRUN_RUNS_QUEUE_ARN",
+    "",
+    "aws",
+    "the runs queue's ARN: where EventBridge Scheduler sends fires",
+);
 pub const WEBSOCKET_CALLBACK_URL: Var = text(
     "HOOKRUN_WEBSOCKET_CALLBACK_URL",
     "",
@@ -527,6 +545,9 @@ pub const ALL: &[Var] = &[
     DELIVERIES_DLQ_URL,
     MASTER_KEY_SECRET,
     WEBSOCKET_CALLBACK_URL,
+    SCHEDULE_GROUP,
+    SCHEDULER_ROLE_ARN,
+    RUNS_QUEUE_ARN,
     SECRET_CACHE_SECONDS,
     WEBHOOK_SECRET,
 ];

@@ -687,3 +687,94 @@ async fn on_aws_each_schedule_is_an_eventbridge_schedule_kept_in_step() {
         "{gone:?}"
     );
 }
+
+#[tokio::test]
+async fn schedules_survive_a_restart_and_catch_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(at("2026-12-07T08:30:00Z")));
+    let open = |clock: Arc<ManualClock>| {
+        let store = SqliteStore::open_dir(dir.path())
+            .unwrap()
+            .with_clock(clock)
+            .with_max_receives(1000);
+        App::embedded(store, Settings::default())
+    };
+    let first = fixture_on(open(clock.clone()), clock.clone()).await;
+    let s = schedule(&first, json!({"cron": "0 9 * * *", "overlap": "allow"})).await;
+    drop(first);
+    // Stopped over 09:00; started again at 09:10 with a new process.
+    clock.set(at("2026-12-07T09:10:00Z"));
+    let app = open(clock.clone());
+    let (due, _) = schedules::due(&app, clock.now(), 10).await.unwrap();
+    assert_eq!(due.len(), 1, "the stored schedule is due");
+    for d in due {
+        schedules::tick(&app, d, clock.now()).await.unwrap();
+    }
+    let msgs = app
+        .queue
+        .receive(QueueId::Runs, 10, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(msgs.len(), 1);
+    assert_eq!(
+        work::process(&app, QueueId::Runs, &msgs[0].body, None).await,
+        Outcome::Done
+    );
+    let after = app.repo.get::<Schedule>(&s.id).await.unwrap().unwrap();
+    assert_eq!(after.state.last_fired_at, Some(at("2026-12-07T09:00:00Z")));
+    assert_eq!(after.state.next_fire_at, Some(at("2026-12-08T09:00:00Z")));
+}
+
+#[tokio::test]
+async fn a_trigger_target_maps_the_payload_or_says_why_not() {
+    let f = fixture("2026-12-07T08:59:00Z").await;
+    let trigger = |mapping: Value| {
+        let req: hookrun_core::services::triggers::CreateTrigger = serde_json::from_value(json!({
+            "agent_id": f.agent.id,
+            "name": "mapped",
+            "input_mapping": mapping,
+        }))
+        .unwrap();
+        let app = f.app.clone();
+        let ws = f.ws.clone();
+        async move {
+            hookrun_core::services::triggers::create(&app, &ws, "key_test", req)
+                .await
+                .unwrap()
+                .0
+        }
+    };
+    let good = trigger(json!({"topic": "/report", "at": "/scheduled_time"})).await;
+    let bad = trigger(json!({"repo": {"pointer": "/repo", "required": true}})).await;
+    let mapped = schedule(
+        &f,
+        json!({"agent_id": null, "trigger_id": good.id, "cron": "0 9 * * *", "payload": {"report": "daily"}}),
+    )
+    .await;
+    let refused = schedule(
+        &f,
+        json!({"agent_id": null, "trigger_id": bad.id, "cron": "0 9 * * *"}),
+    )
+    .await;
+    assert_eq!(mapped.agent_id, f.agent.id, "a trigger's agent");
+    f.clock.set(at("2026-12-07T09:00:01Z"));
+    tick(&f).await;
+    process_fires(&f, false).await;
+    let made = runs(&f).await;
+    assert_eq!(made.len(), 1);
+    assert_eq!(made[0].trigger_id.as_ref(), Some(&good.id));
+    assert_eq!(made[0].input["topic"], "daily");
+    assert_eq!(made[0].input["at"], "2026-12-07T09:00:00.000Z");
+    let skipped = stored(&f, &refused).await;
+    assert_eq!(skipped.state.skipped_fires, 1);
+    assert!(
+        skipped
+            .state
+            .last_skip_reason
+            .as_deref()
+            .unwrap()
+            .contains("repo"),
+        "{:?}",
+        skipped.state.last_skip_reason
+    );
+}

@@ -545,19 +545,26 @@ async fn fire_once(app: &App, id: &ScheduleId, scheduled_time: DateTime<Utc>) ->
             }
             continue;
         }
-        let run = run_of(app, &s, scheduled_time).await?;
-        let Some(run) = run else {
-            // The trigger's event filter does not want it.
-            s.state.last_handled = Some(scheduled_time);
-            skipped(
-                &mut s.state,
-                scheduled_time,
-                "the trigger's event filter does not want the payload".into(),
-            );
-            if app.repo.try_save(&mut s).await? {
-                return Ok(());
+        let refused = match run_of(app, &s, scheduled_time).await {
+            Ok(Some(run)) => Ok(run),
+            Ok(None) => Err("the trigger's event filter does not want the payload".to_owned()),
+            // The trigger's input mapping refuses the payload: said on the
+            // schedule, where its owner looks.
+            Err(Error::Invalid { message, .. }) => {
+                Err(format!("the trigger refused the payload: {message}"))
             }
-            continue;
+            Err(e) => return Err(e),
+        };
+        let run = match refused {
+            Ok(run) => run,
+            Err(reason) => {
+                s.state.last_handled = Some(scheduled_time);
+                skipped(&mut s.state, scheduled_time, reason);
+                if app.repo.try_save(&mut s).await? {
+                    return Ok(());
+                }
+                continue;
+            }
         };
         s.state.last_handled = Some(scheduled_time);
         s.state.last_fired_at = Some(scheduled_time);

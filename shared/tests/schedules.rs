@@ -778,3 +778,44 @@ async fn a_trigger_target_maps_the_payload_or_says_why_not() {
         skipped.state.last_skip_reason
     );
 }
+
+#[tokio::test]
+async fn a_workspace_holds_at_most_a_thousand_schedules_and_runs_list_by_schedule() {
+    let f = fixture("2026-12-07T08:59:00Z").await;
+    let first = schedule(&f, json!({"cron": "0 9 * * *", "overlap": "allow"})).await;
+    for _ in 1..hookrun_core::model::schedule::MAX_SCHEDULES_PER_WORKSPACE {
+        schedule(&f, json!({"cron": "0 3 * * *", "enabled": false})).await;
+    }
+    let e = schedules::create(&f.app, &f.ws, create_req(&f, json!({"cron": "0 9 * * *"})))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, Error::Conflict(m) if m.contains("1000")),
+        "{e:?}"
+    );
+    // A fire's run is listed under its schedule (and its trigger type).
+    f.clock.set(at("2026-12-07T09:00:01Z"));
+    tick(&f).await;
+    process_fires(&f, false).await;
+    let filter = hookrun_core::services::runs::RunFilter {
+        schedule_id: Some(first.id.to_string()),
+        trigger_type: Some(TriggerType::Schedule),
+        ..Default::default()
+    };
+    let listed = hookrun_core::services::runs::list(&f.app, &f.ws, None, &filter, 10, None)
+        .await
+        .unwrap()
+        .data;
+    assert_eq!(listed.len(), 1);
+    let other = hookrun_core::services::runs::RunFilter {
+        schedule_id: Some("sch_01jx0000000000000000000000".into()),
+        ..Default::default()
+    };
+    assert!(
+        hookrun_core::services::runs::list(&f.app, &f.ws, None, &other, 10, None)
+            .await
+            .unwrap()
+            .data
+            .is_empty()
+    );
+}

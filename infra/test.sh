@@ -4,11 +4,15 @@
 #   tests, port contract suites on SQLite and on the emulator, Lambda
 #   event tests, and the end-to-end suite
 #   twice (embedded store, then AWS adapters on the emulator), the crash
-#   test, schemathesis against the OpenAPI document, each fuzz target for
+#   test, schemathesis against the OpenAPI document, the web console in
+#   Chromium (Playwright; axe-core), each fuzz target for
 #   20 s (needs the nightly toolchain), and the README's run command's
 #   build, so that command compiles nothing afterwards.
-# Usage: ./infra/test.sh   (needs cargo and python3; installs the Python
-# tools it uses into .venv from infra/requirements-test.txt)
+# Usage: ./infra/test.sh   (needs cargo, python3 and node with npm;
+# installs the Python tools it uses into .venv from
+# infra/requirements-test.txt, the Debian packages of
+# infra/apt-packages.txt when missing, and the browser tests' npm
+# packages from console/tests/package-lock.json)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export SAM_CLI_TELEMETRY=0
@@ -25,6 +29,23 @@ if [ ! -x .venv/bin/moto_server ] || ! cmp -s infra/requirements-test.txt .venv/
   ) > target/pip-install.log 2>&1 &
   tools=$!
 fi
+
+# Chromium (apt) and the browser tests' packages (npm) meanwhile too.
+mkdir -p target
+browser=""
+if ! command -v chromium > /dev/null; then
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  packages=$(grep -v '^#' infra/apt-packages.txt | xargs)
+  (
+    export DEBIAN_FRONTEND=noninteractive
+    # shellcheck disable=SC2086
+    $sudo apt-get install -y -q $packages || { $sudo apt-get update -q && $sudo apt-get install -y -q $packages; }
+  ) > target/apt-install.log 2>&1 &
+  browser=$!
+fi
+(cd console/tests && npm ci --no-audit --no-fund --loglevel=error) > target/npm-install.log 2>&1 &
+npm_install=$!
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
@@ -71,6 +92,18 @@ if ! wait "$schemathesis"; then
   exit 1
 fi
 sed -n '/SUMMARY/,$p' target/schemathesis.log
+
+echo "== the web console in Chromium: Playwright against hookrun serve, axe-core ($SECONDS s so far)"
+if [ -n "$browser" ] && ! wait "$browser"; then
+  cat target/apt-install.log
+  exit 1
+fi
+if ! wait "$npm_install"; then
+  cat target/npm-install.log
+  exit 1
+fi
+# Screenshots go to target/console-screenshots/.
+HOOKRUN_BIN=target/debug/hookrun npm --prefix console/tests test
 
 echo "== fuzz targets, briefly (long runs: see README, Fuzzing) ($SECONDS s so far)"
 if ! wait "$fuzz_build"; then

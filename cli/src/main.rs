@@ -8,6 +8,7 @@
 
 mod client;
 mod commands;
+mod console;
 mod listener;
 mod output;
 mod serve;
@@ -80,9 +81,35 @@ enum Command {
     /// Check the signatures of an outgoing webhook (a delivery) saved as a
     /// raw HTTP request; exit 0 only if one is valid and fresh.
     Verify(commands::verify::Args),
+    /// The web console's files, for a static host (`hookrun serve` serves
+    /// them itself at `/`).
+    Console {
+        #[command(subcommand)]
+        command: ConsoleCommand,
+    },
     /// Print a shell completion script, e.g.
     /// `hookrun completions bash > /etc/bash_completion.d/hookrun`.
     Completions(commands::completions::Args),
+}
+
+#[derive(Subcommand)]
+enum ConsoleCommand {
+    /// Write the console into a folder: `index.html`, `config.json` (where
+    /// it finds the API and the WebSocket channel) and `assets/{version}/`;
+    /// upload it to the stack's console bucket (README, "The web console").
+    Export {
+        /// The folder to write (made if missing).
+        #[arg(long, value_name = "DIR")]
+        out: std::path::PathBuf,
+        /// The API's base URL (the stack's `ApiUrl` output); default: the
+        /// page's own origin.
+        #[arg(long, value_name = "URL")]
+        api_url: Option<String>,
+        /// The WebSocket channel's URL (the stack's `WebSocketUrl`
+        /// output); default: `/api/v1/ws` on the page's own origin.
+        #[arg(long, value_name = "URL")]
+        ws_url: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -313,6 +340,31 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::SUCCESS
         }
         Command::Serve(args) => block_on(serve::serve(args)),
+        Command::Console {
+            command:
+                ConsoleCommand::Export {
+                    out,
+                    api_url,
+                    ws_url,
+                },
+        } => {
+            let config = console::Config { api_url, ws_url };
+            match console::export(&out, &config) {
+                Ok(files) => {
+                    println!(
+                        "wrote {} files of console version {} to {}",
+                        files.len(),
+                        console::version(),
+                        out.display()
+                    );
+                    std::process::ExitCode::SUCCESS
+                }
+                Err(e) => finish(Err(client::CliError::usage(format!(
+                    "cannot write {}: {e}",
+                    out.display()
+                )))),
+            }
+        }
         Command::Workspace {
             command: WorkspaceCommand::Create { name, backend },
         } => block_on(async move {

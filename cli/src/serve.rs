@@ -161,7 +161,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     let hub = app.live.clone();
     let trusted_proxies = app.settings.trusted_proxies.clone();
-    let router = hookrun_core::http::router(app);
+    // The console's routes have no fallback of their own: anything else
+    // is the API's (and its JSON 404).
+    let router = crate::console::routes().merge(hookrun_core::http::router(app));
     println!("listening on http://{local}");
     let limits = crate::listener::Limits {
         max_connections: serve.max_connections,

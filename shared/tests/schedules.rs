@@ -253,6 +253,44 @@ async fn the_api_checks_and_shows_a_schedule() {
 }
 
 #[tokio::test]
+async fn a_preview_shows_the_fires_a_create_would_make_and_refuses_what_it_refuses() {
+    let mut f = fixture("2026-12-04T09:00:00Z").await;
+    let fires = schedules::preview(&f.app, "0 9 * * MON-FRI", Some("Europe/Berlin"), 5).unwrap();
+    let made = schedule(
+        &f,
+        json!({"cron": "0 9 * * MON-FRI", "timezone": "Europe/Berlin"}),
+    )
+    .await;
+    assert_eq!(fires, schedules::view(&f.app, made, 5).next_fire_times);
+    assert_eq!(fires[0].local, "2026-12-07T09:00:00+01:00");
+    // No zone: UTC.
+    let utc = schedules::preview(&f.app, "@daily", None, 2).unwrap();
+    assert_eq!(utc[0].local, "2026-12-05T00:00:00+00:00");
+
+    for (cron, tz, field) in [
+        ("61 9 * * *", None, "cron"),
+        ("rate(10 seconds)", None, "cron"),
+        ("0 0 30 2 *", None, "cron"),
+        ("0 9 * * *", Some("Berlin"), "timezone"),
+    ] {
+        let e = schedules::preview(&f.app, cron, tz, 5).unwrap_err();
+        assert!(
+            matches!(&e, Error::Invalid { field: got, .. } if got == field),
+            "{cron} {tz:?}: {e:?}"
+        );
+    }
+    // Where EventBridge Scheduler fires, what it cannot express is refused
+    // as a create would refuse it (both days restricted).
+    assert!(schedules::preview(&f.app, "0 9 1 * MON", None, 5).is_ok());
+    f.app = f.app.clone().with_fires(Arc::new(Outside::default()));
+    let e = schedules::preview(&f.app, "0 9 1 * MON", None, 5).unwrap_err();
+    assert!(
+        matches!(&e, Error::Invalid { field, .. } if field == "cron"),
+        "{e:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_fire_makes_exactly_one_run_whatever_repeats() {
     fires_once(fixture("2026-12-07T07:59:00Z").await).await;
 }

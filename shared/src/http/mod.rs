@@ -104,6 +104,7 @@ macro_rules! management_routes {
         let r = $register!(r, events::run_events);
         let r = $register!(r, events::agent_events);
         let r = $register!(r, schedules::create, schedules::list);
+        let r = $register!(r, schedules::preview);
         let r = $register!(r, schedules::get, schedules::update, schedules::delete);
         let r = $register!(r, schedules::pause);
         let r = $register!(r, schedules::resume);

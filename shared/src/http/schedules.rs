@@ -60,6 +60,44 @@ pub async fn list(
     Ok(Json(listing.map(|s| schedules::view(&app, s, SHOWN_FIRES))))
 }
 
+/// The next fire times of a cron expression in a time zone, before any
+/// schedule is saved (a form's preview): the checks a create makes, so a
+/// bad expression or zone is the `400` a create would answer.
+#[utoipa::path(
+    get,
+    path = "/api/v1/schedules/preview",
+    tag = "schedules",
+    operation_id = "preview_schedule",
+    security(("admin_key" = [])),
+    params(PreviewQuery),
+    responses((status = 200, body = Preview), ManagementErrors)
+)]
+pub async fn preview(
+    State(app): State<App>,
+    _admin: Admin,
+    ApiQuery(q): ApiQuery<PreviewQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    let next_fire_times = schedules::preview(&app, &q.cron, q.timezone.as_deref(), SHOWN_FIRES)?;
+    Ok(Json(Preview { next_fire_times }))
+}
+
+/// A cron expression and its zone, to preview.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PreviewQuery {
+    /// As a schedule's `cron`: five fields, `cron(…)` or `rate(…)`.
+    cron: String,
+    /// An IANA zone (default `UTC`).
+    timezone: Option<String>,
+}
+
+/// The next fires of a previewed expression.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Preview {
+    /// The next five, in UTC and in the zone.
+    next_fire_times: Vec<schedules::FireTime>,
+}
+
 /// Read a schedule: its next five fires, its last fire and run, the fires
 /// it skipped.
 #[utoipa::path(

@@ -158,6 +158,32 @@ pub fn view(app: &App, s: Schedule, n: usize) -> ScheduleView {
     }
 }
 
+/// What a schedule of `cron` in `timezone` (default UTC) would do from
+/// now: its next `n` fires. The same checks as a create's (the expression,
+/// the zone, a first fire at all, and EventBridge's form where fires come
+/// from it), so an expression that previews is one a create takes.
+pub fn preview(
+    app: &App,
+    cron: &str,
+    timezone: Option<&str>,
+    n: usize,
+) -> Result<Vec<FireTime>, Error> {
+    let now = app.clock.now();
+    let timing = When::parse(cron, timezone.unwrap_or("UTC"), now)?;
+    fires_at_all(&timing, cron, now)?;
+    if app.fires.is_external() {
+        timing.eventbridge_expression()?;
+    }
+    Ok(timing
+        .next_n(now, n)
+        .into_iter()
+        .map(|t| FireTime {
+            utc: t,
+            local: timing.local(t),
+        })
+        .collect())
+}
+
 /// The first fire after `now`; an expression that never fires (30
 /// February) is refused naming `cron`.
 fn fires_at_all(timing: &When, cron: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, Error> {

@@ -1,0 +1,219 @@
+// The pieces every page is made of. Controls get their accessible names
+// from visible labels; errors are announced (role="alert") where they
+// happened.
+import { html, useEffect, useRef, useState, useCallback } from './lib/html.js';
+import { href } from './lib/route.js';
+import { when } from './lib/format.js';
+
+let nextId = 0;
+const useId = (prefix) => useRef(`${prefix}-${++nextId}`).current;
+
+/** Loads with `loader()` whenever `deps` change; `reload()` loads again. */
+export function useLoad(loader, deps) {
+  const [state, setState] = useState({ data: null, error: null, loading: true });
+  const alive = useRef(true);
+  useEffect(() => () => { alive.current = false; }, []);
+  const load = useCallback(() => {
+    setState((s) => ({ ...s, loading: true }));
+    return loader().then(
+      (data) => alive.current && setState({ data, error: null, loading: false }),
+      (error) => alive.current && setState({ data: null, error, loading: false }),
+    );
+  }, deps);
+  useEffect(() => { load(); }, [load]);
+  const setData = (f) => setState((s) => ({ ...s, data: typeof f === 'function' ? f(s.data) : f }));
+  return { ...state, reload: load, setData };
+}
+
+export function Page({ title, actions, children }) {
+  useEffect(() => { document.title = `${title} · hookrun`; }, [title]);
+  return html`<section class="page">
+    <div class="page-head">
+      <h1>${title}</h1>
+      ${actions && html`<div class="actions">${actions}</div>`}
+    </div>
+    ${children}
+  </section>`;
+}
+
+export function Alert({ error }) {
+  if (!error) return null;
+  const text = typeof error === 'string' ? error : error.message;
+  return html`<p class="alert" role="alert">${text}</p>`;
+}
+
+/** What a page shows while it loads, or why it could not. */
+export function Loaded({ state, children }) {
+  if (state.error) return html`<${Alert} error=${state.error} />`;
+  if (state.data === null) return html`<p class="muted" aria-busy="true">Loading…</p>`;
+  return children(state.data);
+}
+
+export function Empty({ children }) {
+  return html`<div class="empty"><p>${children}</p></div>`;
+}
+
+export function Status({ value }) {
+  return html`<span class=${`status status-${value}`}>${value}</span>`;
+}
+
+export function Time({ t }) {
+  return t ? html`<time datetime=${t}>${when(t)}</time>` : html`<span class="muted">—</span>`;
+}
+
+export function Link({ to, query, children, ...rest }) {
+  return html`<a href=${href(to, query)} ...${rest}>${children}</a>`;
+}
+
+export function CopyButton({ text, label }) {
+  const [done, setDone] = useState(false);
+  const copy = async () => {
+    try {
+      await navigator.clipboard.writeText(text);
+      setDone(true);
+      setTimeout(() => setDone(false), 1500);
+    } catch {
+      setDone(false);
+    }
+  };
+  return html`<button type="button" class="small" onClick=${copy}>${`Copy ${label}`}</button>
+    <span class="copied" aria-live="polite">${done ? 'Copied' : ''}</span>`;
+}
+
+export function Input({ label, hint, ...props }) {
+  const id = useId('f');
+  return html`<div class="field">
+    <label for=${id}>${label}</label>
+    <input id=${id} aria-describedby=${hint ? `${id}-hint` : undefined} ...${props} />
+    ${hint && html`<small id=${`${id}-hint`}>${hint}</small>`}
+  </div>`;
+}
+
+export function TextArea({ label, hint, ...props }) {
+  const id = useId('f');
+  return html`<div class="field">
+    <label for=${id}>${label}</label>
+    <textarea id=${id} aria-describedby=${hint ? `${id}-hint` : undefined} ...${props}></textarea>
+    ${hint && html`<small id=${`${id}-hint`}>${hint}</small>`}
+  </div>`;
+}
+
+/** `options`: [value, text] pairs. */
+export function Select({ label, hint, options, ...props }) {
+  const id = useId('f');
+  return html`<div class="field">
+    <label for=${id}>${label}</label>
+    <select id=${id} aria-describedby=${hint ? `${id}-hint` : undefined} ...${props}>
+      ${options.map(([v, t]) => html`<option value=${v}>${t}</option>`)}
+    </select>
+    ${hint && html`<small id=${`${id}-hint`}>${hint}</small>`}
+  </div>`;
+}
+
+export function Check({ label, hint, ...props }) {
+  const id = useId('f');
+  return html`<div class="field check">
+    <input type="checkbox" id=${id} aria-describedby=${hint ? `${id}-hint` : undefined} ...${props} />
+    <label for=${id}>${label}</label>
+    ${hint && html`<small id=${`${id}-hint`}>${hint}</small>`}
+  </div>`;
+}
+
+/** A modal dialog (the browser's own: focus kept inside, Escape closes). */
+export function Dialog({ title, onClose, children }) {
+  const ref = useRef(null);
+  const id = useId('dlg');
+  useEffect(() => {
+    const d = ref.current;
+    if (d && !d.open) d.showModal();
+    return () => d && d.open && d.close();
+  }, []);
+  return html`<dialog ref=${ref} aria-labelledby=${id} onClose=${onClose} onCancel=${onClose}>
+    <h2 id=${id}>${title}</h2>
+    ${children}
+  </dialog>`;
+}
+
+/** Secrets shown once, each with a copy button. */
+export function SecretsDialog({ title, items, note, onClose }) {
+  return html`<${Dialog} title=${title} onClose=${onClose}>
+    <p>Shown this once: copy ${items.length > 1 ? 'them' : 'it'} now. hookrun keeps no readable copy.</p>
+    ${items.filter((i) => i.value).map((i) => html`<div class="secret">
+      <${Input} label=${i.label} value=${i.value} readonly onFocus=${(e) => e.target.select()} />
+      <${CopyButton} text=${i.value} label=${i.label.toLowerCase()} />
+    </div>`)}
+    ${note}
+    <div class="actions"><button type="button" class="primary" onClick=${onClose}>Done</button></div>
+  <//>`;
+}
+
+/**
+ * A button that asks first: `question` in a dialog, then `onConfirm()`
+ * (async; its error is shown in the dialog).
+ */
+export function ConfirmButton({ label, title, question, confirmLabel, onConfirm, danger }) {
+  const [open, setOpen] = useState(false);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState(null);
+  const go = async () => {
+    setBusy(true);
+    setError(null);
+    try {
+      await onConfirm();
+      setOpen(false);
+    } catch (e) {
+      setError(e);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return html`<button type="button" class=${danger ? 'danger' : ''} onClick=${() => setOpen(true)}>${label}</button>
+    ${open && html`<${Dialog} title=${title || `${label}?`} onClose=${() => setOpen(false)}>
+      <p>${question}</p>
+      <${Alert} error=${error} />
+      <div class="actions">
+        <button type="button" onClick=${() => setOpen(false)}>Keep as it is</button>
+        <button type="button" class=${danger ? 'danger' : 'primary'} disabled=${busy} onClick=${go}>${confirmLabel || label}</button>
+      </div>
+    <//>`}`;
+}
+
+/** A button running `action()`, disabled while it runs, its error beside it. */
+export function ActionButton({ label, action, primary, ...rest }) {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState(null);
+  const run = async () => {
+    setBusy(true);
+    setError(null);
+    try {
+      await action();
+    } catch (e) {
+      setError(e);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return html`<span class="action">
+    <button type="button" class=${primary ? 'primary' : ''} disabled=${busy} onClick=${run} ...${rest}>${label}</button>
+    ${error && html`<span class="alert inline" role="alert">${error.message}</span>`}
+  </span>`;
+}
+
+/** Paging by the API's cursor, kept in the URL. */
+export function Pager({ path, query, next }) {
+  if (!next && !query.cursor) return null;
+  return html`<nav class="pager" aria-label="Pages">
+    ${query.cursor && html`<${Link} to=${path} query=${{ ...query, cursor: undefined }}>First page<//>`}
+    ${next && html`<${Link} to=${path} query=${{ ...query, cursor: next }}>Next page<//>`}
+  </nav>`;
+}
+
+export function Facts({ rows }) {
+  return html`<dl class="facts">
+    ${rows.filter(Boolean).map(([k, v]) => html`<div><dt>${k}</dt><dd>${v ?? html`<span class="muted">—</span>`}</dd></div>`)}
+  </dl>`;
+}
+
+export function Code({ value, label }) {
+  return html`<pre class="code" tabindex="0" aria-label=${label}>${value}</pre>`;
+}

@@ -2,7 +2,10 @@
 """Resolves the executor's IAM statements of template.yaml for sample
 BedrockModelIds and AgentFunctionArns (and for none) and checks the ARNs
 they grant: the Join/Split expressions that build them are easy to get
-wrong and cfn-lint cannot see what they evaluate to.
+wrong and cfn-lint cannot see what they evaluate to. Also checks the web
+console's resources (Console=true): a private bucket only its
+distribution reads, and CORS on the HTTP API for that origin only (none
+without the console).
 
 Usage: .venv/bin/python infra/template-policy-check.py (infra/test.sh runs it)
 """
@@ -67,6 +70,39 @@ def statements(template, params):
     return out
 
 
+def console_failures(template):
+    failures = []
+
+    def check(what, got, want):
+        if got != want:
+            failures.append(f"{what}: {got!r}, want {want!r}")
+
+    for on in (True, False):
+        params = {"Console": "true" if on else "false"}
+        conditions = {name: condition(c, params) for name, c in template["Conditions"].items()}
+        body = resolve(template["Resources"]["HttpApi"]["Properties"]["DefinitionBody"], params, conditions)
+        cors = body.get("x-amazon-apigateway-cors", NO_VALUE)
+        if not on:
+            check("no console: no CORS", cors, NO_VALUE)
+            check("no console: no bucket", conditions[template["Resources"]["ConsoleBucket"]["Condition"]], False)
+            continue
+        check("CORS origins", cors["allowOrigins"], ["https://<ConsoleDistribution.DomainName>"])
+        bucket = template["Resources"]["ConsoleBucket"]["Properties"]
+        check("bucket public access blocked", sorted(bucket["PublicAccessBlockConfiguration"].values()), [True] * 4)
+        policy = resolve(template["Resources"]["ConsoleBucketPolicy"]["Properties"]["PolicyDocument"], params, conditions)
+        allows = [st for st in policy["Statement"] if st["Effect"] == "Allow"]
+        check("one Allow in the console bucket policy", len(allows), 1)
+        allow = allows[0]
+        check("reader", allow["Principal"], {"Service": "cloudfront.amazonaws.com"})
+        check("action", allow["Action"], "s3:GetObject")
+        check(
+            "only the console's distribution",
+            allow["Condition"]["StringEquals"]["AWS:SourceArn"],
+            "arn:aws:cloudfront::123456789012:distribution/<ConsoleDistribution>",
+        )
+    return failures
+
+
 def main():
     template = cfn_yaml.load("template.yaml")
     failures = []
@@ -108,10 +144,12 @@ def main():
         sorted(one["InvokeListedAgentFunctions"]["Resource"]),
         sorted([functions[0], functions[0] + ":*"]),
     )
+    failures += console_failures(template)
     if failures:
-        print("executor policy:\n" + "\n".join(failures), file=sys.stderr)
+        print("template policies:\n" + "\n".join(failures), file=sys.stderr)
         sys.exit(1)
     print("executor policy: Bedrock and Lambda statements grant exactly the listed models and functions")
+    print("console: a private bucket only its distribution reads; CORS for its origin only, none without it")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 // The pieces every page is made of. Controls get their accessible names
 // from visible labels; errors are announced (role="alert") where they
 // happened.
-import { html, useEffect, useRef, useState, useCallback } from './lib/html.js';
+import { html, createContext, useCallback, useContext, useEffect, useRef, useState } from './lib/html.js';
 import { href } from './lib/route.js';
 import { when } from './lib/format.js';
 
@@ -23,6 +23,51 @@ export function useLoad(loader, deps) {
   useEffect(() => { load(); }, [load]);
   const setData = (f) => setState((s) => ({ ...s, data: typeof f === 'function' ? f(s.data) : f }));
   return { ...state, reload: load, setData };
+}
+
+/**
+ * A create-or-edit form's state: `blank()` gives a new record's values,
+ * `load()` (a promise) an existing one's; both run again when `deps`
+ * change. `onSubmit(save)` is the form's handler: it runs `save()` with
+ * the busy flag set and keeps its error for the form to show.
+ */
+export function useEditor(deps, editing, blank, load) {
+  const [form, setForm] = useState(null);
+  const [error, setError] = useState(null);
+  const [busy, setBusy] = useState(false);
+  useEffect(() => {
+    if (!editing) setForm(blank());
+    else load().then(setForm, setError);
+  }, deps);
+  const bind = (name) => ({ value: form[name], onInput: (e) => setForm({ ...form, [name]: e.target.value }) });
+  const onSubmit = (save) => async (e) => {
+    e.preventDefault();
+    setBusy(true);
+    setError(null);
+    try {
+      await save();
+    } catch (err) {
+      setError(err);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return { form, setForm, bind, error, busy, onSubmit };
+}
+
+/** A form page whose record is still loading, or could not be. */
+export function FormLoading({ title, error }) {
+  return html`<${Page} title=${title}>${error ? html`<${Alert} error=${error} />` : html`<p class="muted" aria-busy="true">Loading…</p>`}<//>`;
+}
+
+/** An error the page finds itself, about one field (shown next to it). */
+export function fieldError(field, message) {
+  return Object.assign(new Error(message), { field });
+}
+
+/** [value, label] options of a listing's records (`{id, name}`), after `first`. */
+export function choices(listing, first) {
+  return [first, ...((listing?.data) || []).map((r) => [r.id, r.name])];
 }
 
 export function Page({ title, actions, children }) {
@@ -80,43 +125,89 @@ export function CopyButton({ text, label }) {
     <span class="copied" aria-live="polite">${done ? 'Copied' : ''}</span>`;
 }
 
-export function Input({ label, hint, ...props }) {
-  const id = useId('f');
+/** The error of the form a control is in (see `Form`). */
+const FormError = createContext(null);
+
+/**
+ * The message of `error` when it is about `field` (the API's field path:
+ * `runner.url` is about `runner.url` and about `runner`); `field` may
+ * list several, separated by spaces.
+ */
+function fieldMessage(error, field) {
+  const at = error?.field;
+  if (!at || !field) return null;
+  const hit = field.split(' ').some((f) => at === f || at.startsWith(`${f}.`) || at.startsWith(`${f}[`));
+  return hit ? error.message : null;
+}
+
+/** A control's label, hint and error, wired for assistive technology. */
+function useControl(prefix, hint, field) {
+  const id = useId(prefix);
+  const error = fieldMessage(useContext(FormError), field);
+  const described = [hint && `${id}-hint`, error && `${id}-err`].filter(Boolean).join(' ') || undefined;
+  const props = { id, 'aria-describedby': described, 'aria-invalid': error ? 'true' : undefined, 'data-field': field };
+  const notes = html`${hint && html`<small id=${`${id}-hint`}>${hint}</small>`}
+    ${error && html`<small class="field-error" id=${`${id}-err`}>${error}</small>`}`;
+  return { id, props, notes };
+}
+
+export function Input({ label, hint, field, ...rest }) {
+  const c = useControl('f', hint, field);
   return html`<div class="field">
-    <label for=${id}>${label}</label>
-    <input id=${id} aria-describedby=${hint ? `${id}-hint` : undefined} ...${props} />
-    ${hint && html`<small id=${`${id}-hint`}>${hint}</small>`}
+    <label for=${c.id}>${label}</label>
+    <input ...${c.props} ...${rest} />
+    ${c.notes}
   </div>`;
 }
 
-export function TextArea({ label, hint, ...props }) {
-  const id = useId('f');
+export function TextArea({ label, hint, field, ...rest }) {
+  const c = useControl('f', hint, field);
   return html`<div class="field">
-    <label for=${id}>${label}</label>
-    <textarea id=${id} aria-describedby=${hint ? `${id}-hint` : undefined} ...${props}></textarea>
-    ${hint && html`<small id=${`${id}-hint`}>${hint}</small>`}
+    <label for=${c.id}>${label}</label>
+    <textarea ...${c.props} ...${rest}></textarea>
+    ${c.notes}
   </div>`;
 }
 
 /** `options`: [value, text] pairs. */
-export function Select({ label, hint, options, ...props }) {
-  const id = useId('f');
+export function Select({ label, hint, field, options, ...rest }) {
+  const c = useControl('f', hint, field);
   return html`<div class="field">
-    <label for=${id}>${label}</label>
-    <select id=${id} aria-describedby=${hint ? `${id}-hint` : undefined} ...${props}>
+    <label for=${c.id}>${label}</label>
+    <select ...${c.props} ...${rest}>
       ${options.map(([v, t]) => html`<option value=${v}>${t}</option>`)}
     </select>
-    ${hint && html`<small id=${`${id}-hint`}>${hint}</small>`}
+    ${c.notes}
   </div>`;
 }
 
-export function Check({ label, hint, ...props }) {
-  const id = useId('f');
+export function Check({ label, hint, field, ...rest }) {
+  const c = useControl('f', hint, field);
   return html`<div class="field check">
-    <input type="checkbox" id=${id} aria-describedby=${hint ? `${id}-hint` : undefined} ...${props} />
-    <label for=${id}>${label}</label>
-    ${hint && html`<small id=${`${id}-hint`}>${hint}</small>`}
+    <input type="checkbox" ...${c.props} ...${rest} />
+    <label for=${c.id}>${label}</label>
+    ${c.notes}
   </div>`;
+}
+
+/**
+ * A form whose `error` is shown where it belongs: next to the control of
+ * the field the API named (focused), and at the end beside the submit
+ * button, announced.
+ */
+export function Form({ error, onSubmit, children, ...rest }) {
+  const ref = useRef(null);
+  useEffect(() => {
+    const bad = error?.field && ref.current?.querySelector('[aria-invalid="true"]');
+    if (!bad) return;
+    // A field in a collapsed section: open it first.
+    const section = bad.closest('details');
+    if (section) section.open = true;
+    bad.focus();
+  }, [error]);
+  return html`<form class="form" ref=${ref} onSubmit=${onSubmit} novalidate ...${rest}>
+    <${FormError.Provider} value=${error}>${children}<//>
+  </form>`;
 }
 
 /** A modal dialog (the browser's own: focus kept inside, Escape closes). */

@@ -102,11 +102,22 @@ test('sign in; a wrong key stays on sign-in; a revoked key returns to it', async
 });
 
 test('create an agent and a trigger, press Test: the run succeeds with its log live', async () => {
-  await withPage({}, async (page) => {
+  await withPage({ expect: [400] }, async (page) => {
     await signIn(page, hookrun.base);
     await page.getByRole('link', { name: 'New agent' }).click();
     await page.getByLabel('Name').fill('streamer');
     await page.getByLabel('Runner').selectOption('http');
+    // A field the API refuses is marked, explained and focused.
+    await page.getByLabel('Agent URL').fill('ftp://example.com/agent');
+    await page.getByRole('button', { name: 'Create agent' }).click();
+    const url = page.getByLabel('Agent URL');
+    await page.locator('[aria-invalid="true"]').waitFor();
+    assert.equal(await url.getAttribute('aria-invalid'), 'true');
+    assert.ok(await url.evaluate((el) => el === document.activeElement), 'the refused field has focus');
+    const described = await url.getAttribute('aria-describedby');
+    const note = await page.locator(`#${described.split(' ').pop()}`).textContent();
+    assert.match(note, /url/i, 'the message is next to the field');
+    await screenshot(page, 'agent-form-field-error');
     await page.getByLabel('Agent URL').fill(`${fakes.url}/agent/stream`);
     await accessible(page, 'agent form');
     await page.getByRole('button', { name: 'Create agent' }).click();
@@ -151,6 +162,65 @@ test('create an agent and a trigger, press Test: the run succeeds with its log l
     // The invocation is listed without a reload.
     await page.getByRole('table', { name: 'Invocations' }).getByText('test', { exact: true }).waitFor();
   });
+});
+
+test('a run page\'s log resumes after its connection drops: every line once, in order', async () => {
+  const agent = await agentVia(`${fakes.url}/agent/stream`, 'resumer');
+  const trigger = await api('POST', '/api/v1/webhook-triggers', { agent_id: agent.id, name: 'r' });
+  await withPage({}, async (page) => {
+    // The page's WebSocket goes through the test, which cuts the first
+    // connection after the first log line.
+    const sockets = [];
+    await page.routeWebSocket(/\/api\/v1\/ws$/, (ws) => {
+      const server = ws.connectToServer();
+      sockets.push(ws);
+      ws.onMessage((m) => server.send(m));
+      server.onMessage((m) => ws.send(m));
+    });
+    await signIn(page, hookrun.base);
+    const answer = await api('POST', `/api/v1/webhook-triggers/${trigger.id}/test`, {});
+    await page.goto(`${hookrun.base}/#/runs/${answer.run_id}`);
+    const log = page.getByRole('log', { name: 'Run log' });
+    await log.getByText('step 1 of 4').waitFor();
+    await sockets[0].close({ code: 1011, reason: 'cut by the test' });
+    await page.locator('.facts .status', { hasText: 'succeeded' }).waitFor({ timeout: 20000 });
+    await log.getByText('run succeeded').waitFor();
+    assert.ok(sockets.length >= 2, 'the page reconnected');
+    const lines = await log.getByRole('listitem').allTextContents();
+    const steps = lines.filter((l) => l.includes('step '));
+    assert.deepEqual(steps.map((l) => l.replace(/^info\s*/, '')), ['step 1 of 4', 'step 2 of 4', 'step 3 of 4', 'step 4 of 4']);
+    assert.equal(new Set(lines).size, lines.length, 'no line twice');
+    await screenshot(page, 'run-log-resumed');
+  });
+});
+
+test('an edit changes what it shows and keeps the write-only values it does not', async () => {
+  const agent = await api('POST', '/api/v1/agents', {
+    name: 'keeper', runner: { type: 'http', url: `${fakes.url}/agent/stream`, headers: { Authorization: 'Bearer kept-secret-9876' } },
+  });
+  await withPage({ expect: [400] }, async (page) => {
+    await signIn(page, hookrun.base);
+    await page.goto(`${hookrun.base}/#/agents/${agent.id}`);
+    await page.getByRole('link', { name: 'Edit agent' }).click();
+    await page.getByLabel('Name').waitFor();
+    assert.equal(await page.getByLabel('Agent URL').inputValue(), `${fakes.url}/agent/stream`);
+    assert.equal(await page.getByLabel('Headers').inputValue(), '', 'a write-only value is never shown');
+    await page.getByText('Limits and concurrency').click();
+    await page.getByLabel('Timeout (seconds)').fill('0');
+    await page.getByText('Limits and concurrency').click();
+    await page.getByRole('button', { name: 'Save agent' }).click();
+    // The refused field was in a collapsed section: it is opened and focused.
+    const timeout = page.getByLabel('Timeout (seconds)');
+    await page.locator('[aria-invalid="true"]').waitFor();
+    assert.ok(await timeout.evaluate((el) => el === document.activeElement));
+    await timeout.fill('60');
+    await page.getByRole('button', { name: 'Save agent' }).click();
+    await page.getByRole('heading', { name: 'keeper', level: 1 }).waitFor();
+    await page.getByText('60 s').waitFor();
+  });
+  const saved = await api('GET', `/api/v1/agents/${agent.id}`);
+  assert.equal(saved.timeout_seconds, 60);
+  assert.deepEqual(saved.runner.headers.Authorization, { set: true, hint: '9876' });
 });
 
 test('a slow run is cancelled from its page', async () => {
@@ -308,9 +378,13 @@ test('keyboard navigation reaches every action', async () => {
   const { data: [schedule] } = await api('GET', '/api/v1/schedules');
   const { data: triggers } = await api('GET', '/api/v1/webhook-triggers');
   const { data: subs } = await api('GET', '/api/v1/subscriptions');
+  const { data: [delivery] } = await api('GET', `/api/v1/subscriptions/${subs[0].id}/deliveries`);
+  const { data: [run] } = await api('GET', '/api/v1/runs');
   await withPage({}, async (page) => {
     await signIn(page, hookrun.base);
-    for (const p of [`/triggers/${triggers[0].id}`, `/schedules/${schedule.id}`, `/subscriptions/${subs[0].id}`, '/runs']) {
+    const pages = [`/agents/${triggers[0].agent_id}`, `/triggers/${triggers[0].id}`, `/runs/${run.id}`, '/runs',
+      `/subscriptions/${subs[0].id}`, `/deliveries/${delivery.id}`, `/schedules/${schedule.id}`, '/schedules/new'];
+    for (const p of pages) {
       await page.goto(`${hookrun.base}/#${p}`);
       await page.getByRole('heading', { level: 1 }).waitFor();
       await page.waitForLoadState('networkidle');
@@ -319,8 +393,9 @@ test('keyboard navigation reaches every action', async () => {
         .map((el) => `${el.tagName} ${el.id || el.getAttribute('href') || el.textContent.trim()}`));
       const reached = new Set();
       await page.locator('body').focus();
-      // Twice round: focus may start anywhere on the page.
-      for (let i = 0; i < wanted.length * 2 + 10; i += 1) {
+      // Round the page until every control was reached (focus may start
+      // anywhere; a date field has several stops of its own).
+      for (let i = 0; i < 400 && wanted.some((w) => !reached.has(w)); i += 1) {
         await page.keyboard.press('Tab');
         reached.add(await page.evaluate(() => {
           const el = document.activeElement;
@@ -329,6 +404,7 @@ test('keyboard navigation reaches every action', async () => {
       }
       const missed = wanted.filter((w) => !reached.has(w));
       assert.deepEqual(missed, [], `${p}: every control is reached with Tab`);
+      if (p.startsWith('/triggers/')) await screenshot(page, 'keyboard-focus');
     }
     // An action by keyboard alone: Enter on the focused Pause button.
     await page.goto(`${hookrun.base}/#/schedules/${schedule.id}`);

@@ -27,7 +27,7 @@ export async function startHookrun() {
       HOOKRUN_OUTBOUND_ALLOW_HTTP: 'true',
       HOOKRUN_OUTBOUND_ALLOW_CIDRS: '127.0.0.1/32',
       HOOKRUN_PUBLIC_URL: '',
-      RUST_LOG: process.env.RUST_LOG || 'warn',
+      HOOKRUN_LOG: process.env.HOOKRUN_LOG || 'warn',
     },
     stdio: ['ignore', 'pipe', 'inherit'],
   });

@@ -117,21 +117,35 @@ async fn agent_crud_and_versioning() {
 #[tokio::test]
 async fn agent_bad_input_is_400_and_creates_nothing() {
     let h = Hookrun::start();
+    // Each bad body, and the field the answer names (`error.field`, for
+    // forms to mark) where a field's value is at fault.
     let bad = [
-        json!({}),
-        json!({"name": ""}),
-        json!({"name": "x".repeat(201)}),
-        json!({"name": "a", "timeout_seconds": 0}),
-        json!({"name": "a", "timeout_seconds": 841}),
-        json!({"name": "a", "runner": {"type": "http"}}),
-        json!({"name": "a", "runner": {"type": "http", "url": "not a url"}}),
-        json!({"name": "a", "runner": {"type": "http", "url": "ftp://host/x"}}),
-        json!({"name": "a", "runner": {"type": "shell"}}),
-        json!({"name": "a", "colour": "blue"}),
-        json!({"name": 5}),
-        json!([1, 2]),
+        (json!({}), None),
+        (json!({"name": ""}), Some("name")),
+        (json!({"name": "x".repeat(201)}), Some("name")),
+        (
+            json!({"name": "a", "timeout_seconds": 0}),
+            Some("timeout_seconds"),
+        ),
+        (
+            json!({"name": "a", "timeout_seconds": 841}),
+            Some("timeout_seconds"),
+        ),
+        (json!({"name": "a", "runner": {"type": "http"}}), None),
+        (
+            json!({"name": "a", "runner": {"type": "http", "url": "not a url"}}),
+            Some("runner.url"),
+        ),
+        (
+            json!({"name": "a", "runner": {"type": "http", "url": "ftp://host/x"}}),
+            Some("runner.url"),
+        ),
+        (json!({"name": "a", "runner": {"type": "shell"}}), None),
+        (json!({"name": "a", "colour": "blue"}), None),
+        (json!({"name": 5}), None),
+        (json!([1, 2]), None),
     ];
-    for body in bad {
+    for (body, field) in bad {
         let (s, v) = h
             .admin(Method::POST, "/api/v1/agents", Some(body.clone()))
             .await;
@@ -141,6 +155,7 @@ async fn agent_bad_input_is_400_and_creates_nothing() {
             "{body} -> {v}"
         );
         assert!(!v["error"]["message"].as_str().unwrap().is_empty());
+        assert_eq!(v["error"]["field"].as_str(), field, "{body} -> {v}");
     }
     let resp = h
         .http

@@ -4,10 +4,12 @@ import { config } from './config.js';
 import { adminKey, signOut } from './session.js';
 
 export class ApiError extends Error {
-  constructor(status, code, message) {
+  /** `field`: the request field at fault, when the API names one. */
+  constructor(status, code, message, field = null) {
     super(message);
     this.status = status;
     this.code = code;
+    this.field = field;
   }
 }
 
@@ -46,6 +48,7 @@ export async function api(method, path, body, { key = adminKey(), quiet401 = fal
       resp.status,
       json?.error?.code ?? 'error',
       json?.error?.message ?? `hookrun answered ${resp.status}`,
+      json?.error?.field ?? null,
     );
     // Only the key in use now is forgotten: an answer to a request made
     // with an older key (one that was just replaced) changes nothing.

@@ -4,6 +4,7 @@ import { navigate, useRoute } from '../lib/route.js';
 import {
   Alert, Check, Code, ConfirmButton, CopyButton, Empty, Facts, Input, Link,
   Loaded, Page, Pager, SecretsDialog, Select, TextArea, Time, useLoad,
+  Form, FormLoading, choices, fieldError, useEditor,
 } from '../ui.js';
 
 export const RUNNERS = [
@@ -69,7 +70,7 @@ function runnerBody(f) {
         out.headers = {};
         for (const line of f.headers.split('\n').map((l) => l.trim()).filter(Boolean)) {
           const at = line.indexOf(':');
-          if (at < 1) throw new Error(`Headers: "${line}" is not "Name: value"`);
+          if (at < 1) throw fieldError('runner.headers', `Headers: "${line}" is not "Name: value"`);
           out.headers[line.slice(0, at).trim()] = line.slice(at + 1).trim();
         }
       }
@@ -95,31 +96,31 @@ function runnerBody(f) {
 function RunnerFields({ f, set }) {
   const bind = (name) => ({ value: f[name], onInput: (e) => set({ ...f, [name]: e.target.value }) });
   const prompts = html`
-    <${TextArea} label="System prompt" rows="3" ...${bind('system')} hint="MiniJinja; may use input, message and trigger." />
-    <${TextArea} label="Prompt" rows="3" ...${bind('prompt')} hint="Default: the run's message." />
+    <${TextArea} label="System prompt" field="runner.system" rows="3" ...${bind('system')} hint="MiniJinja; may use input, message and trigger." />
+    <${TextArea} label="Prompt" field="runner.prompt" rows="3" ...${bind('prompt')} hint="Default: the run's message." />
     <div class="row">
-      <${Input} label="Max tokens" type="number" min="1" ...${bind('max_tokens')} />
-      <${Input} label="Temperature" type="number" step="0.1" min="0" max="2" ...${bind('temperature')} />
+      <${Input} label="Max tokens" field="runner.max_tokens" type="number" min="1" ...${bind('max_tokens')} />
+      <${Input} label="Temperature" field="runner.temperature" type="number" step="0.1" min="0" max="2" ...${bind('temperature')} />
     </div>`;
   switch (f.type) {
     case 'http':
-      return html`<${Input} label="Agent URL" type="url" required ...${bind('url')} hint="hookrun POSTs each run here as JSON, signed (Standard Webhooks)." />
-        <${TextArea} label="Headers" rows="2" ...${bind('headers')}
+      return html`<${Input} label="Agent URL" field="runner.url" type="url" required ...${bind('url')} hint="hookrun POSTs each run here as JSON, signed (Standard Webhooks)." />
+        <${TextArea} label="Headers" field="runner.headers" rows="2" ...${bind('headers')}
           hint=${f.headerNames.length
             ? `Stored: ${f.headerNames.join(', ')} (values are write-only). Leave empty to keep them; one "Name: value" per line replaces them.`
             : 'One "Name: value" per line, e.g. Authorization: Bearer …; values are write-only.'} />`;
     case 'openai':
-      return html`<${Input} label="Model" required ...${bind('model')} hint="e.g. gpt-4o-mini" />
-        <${Input} label="Base URL" type="url" ...${bind('base_url')} hint="Default https://api.openai.com/v1; any compatible server." />
-        <${Input} label="API key" type="password" autocomplete="off" ...${bind('api_key')}
+      return html`<${Input} label="Model" field="runner.model" required ...${bind('model')} hint="e.g. gpt-4o-mini" />
+        <${Input} label="Base URL" field="runner.base_url" type="url" ...${bind('base_url')} hint="Default https://api.openai.com/v1; any compatible server." />
+        <${Input} label="API key" field="runner.api_key" type="password" autocomplete="off" ...${bind('api_key')}
           hint=${f.has_api_key ? 'A key is stored (write-only). Leave empty to keep it.' : 'Write-only: never shown again.'} />
         ${prompts}`;
     case 'bedrock':
-      return html`<${Input} label="Model id" required ...${bind('model_id')} hint="e.g. anthropic.claude-3-haiku-20240307-v1:0" />
-        <${Input} label="Region" ...${bind('region')} hint="Default: the process's region." />
+      return html`<${Input} label="Model id" field="runner.model_id" required ...${bind('model_id')} hint="e.g. anthropic.claude-3-haiku-20240307-v1:0" />
+        <${Input} label="Region" field="runner.region" ...${bind('region')} hint="Default: the process's region." />
         ${prompts}`;
     case 'lambda':
-      return html`<${Input} label="Function" required ...${bind('function')} hint="Name or ARN; the executor may invoke only the stack's AgentFunctionArns." />
+      return html`<${Input} label="Function" field="runner.function" required ...${bind('function')} hint="Name or ARN; the executor may invoke only the stack's AgentFunctionArns." />
         <${Check} label="Stream its answer (InvokeWithResponseStream)" checked=${f.stream} onChange=${(e) => set({ ...f, stream: e.target.checked })} />`;
     default:
       return html`<p class="muted">The echo runner needs nothing else: each run's output is its message.</p>`;
@@ -128,53 +129,39 @@ function RunnerFields({ f, set }) {
 
 export function AgentForm({ id }) {
   const editing = Boolean(id);
-  const [form, setForm] = useState(null);
-  const [error, setError] = useState(null);
-  const [busy, setBusy] = useState(false);
-  const [created, setCreated] = useState(null);
-  useEffect(() => {
-    if (!editing) {
-      setForm({ name: '', enabled: true, timeout_seconds: '', max_concurrent_runs: '', concurrency_key: '', on_conflict: 'queue', runner: runnerForm() });
-      return;
-    }
-    get(`/api/v1/agents/${id}`).then((a) => setForm({
+  const { form, setForm, bind, error, busy, onSubmit } = useEditor(
+    [id],
+    editing,
+    () => ({ name: '', enabled: true, timeout_seconds: '', max_concurrent_runs: '', concurrency_key: '', on_conflict: 'queue', runner: runnerForm() }),
+    () => get(`/api/v1/agents/${id}`).then((a) => ({
       name: a.name, enabled: a.enabled, timeout_seconds: a.timeout_seconds ?? '',
       max_concurrent_runs: a.max_concurrent_runs ?? '', concurrency_key: a.concurrency?.key ?? '',
       on_conflict: a.concurrency?.on_conflict ?? 'queue', runner: runnerForm(a.runner),
-    }), setError);
-  }, [id]);
-  if (!form) return html`<${Page} title=${editing ? 'Edit agent' : 'New agent'}>${error ? html`<${Alert} error=${error} />` : html`<p class="muted">Loading…</p>`}<//>`;
-  const bind = (name) => ({ value: form[name], onInput: (e) => setForm({ ...form, [name]: e.target.value }) });
-  const submit = async (e) => {
-    e.preventDefault();
-    setBusy(true);
-    setError(null);
-    try {
-      const body = {
-        name: form.name,
-        enabled: form.enabled,
-        runner: runnerBody(form.runner),
-        timeout_seconds: num(form.timeout_seconds),
-        max_concurrent_runs: num(form.max_concurrent_runs) ?? (editing ? null : undefined),
-        concurrency: form.concurrency_key.trim()
-          ? { key: form.concurrency_key.trim(), on_conflict: form.on_conflict }
-          : (editing ? null : undefined),
-      };
-      if (editing) {
-        await patch(`/api/v1/agents/${id}`, body);
-        navigate(`/agents/${id}`);
-      } else {
-        setCreated(await post('/api/v1/agents', body));
-      }
-    } catch (err) {
-      setError(err);
-    } finally {
-      setBusy(false);
+    })),
+  );
+  const [created, setCreated] = useState(null);
+  if (!form) return html`<${FormLoading} title=${editing ? 'Edit agent' : 'New agent'} error=${error} />`;
+  const submit = onSubmit(async () => {
+    const body = {
+      name: form.name,
+      enabled: form.enabled,
+      runner: runnerBody(form.runner),
+      timeout_seconds: num(form.timeout_seconds),
+      max_concurrent_runs: num(form.max_concurrent_runs) ?? (editing ? null : undefined),
+      concurrency: form.concurrency_key.trim()
+        ? { key: form.concurrency_key.trim(), on_conflict: form.on_conflict }
+        : (editing ? null : undefined),
+    };
+    if (editing) {
+      await patch(`/api/v1/agents/${id}`, body);
+      navigate(`/agents/${id}`);
+    } else {
+      setCreated(await post('/api/v1/agents', body));
     }
-  };
+  });
   return html`<${Page} title=${editing ? `Edit ${form.name}` : 'New agent'}>
-    <form class="form" onSubmit=${submit} novalidate>
-      <${Input} label="Name" required ...${bind('name')} />
+    <${Form} error=${error} onSubmit=${submit}>
+      <${Input} label="Name" field="name" required ...${bind('name')} />
       <${Select} label="Runner" options=${RUNNERS} value=${form.runner.type}
         onChange=${(e) => setForm({ ...form, runner: { ...form.runner, type: e.target.value } })} />
       <fieldset><legend>${form.runner.type} runner</legend>
@@ -182,11 +169,11 @@ export function AgentForm({ id }) {
       </fieldset>
       <details><summary>Limits and concurrency</summary>
         <div class="row">
-          <${Input} label="Timeout (seconds)" type="number" min="1" ...${bind('timeout_seconds')} hint="Default 300." />
-          <${Input} label="Max concurrent runs" type="number" min="1" ...${bind('max_concurrent_runs')} hint="Empty: the workspace's limit only." />
+          <${Input} label="Timeout (seconds)" field="timeout_seconds" type="number" min="1" ...${bind('timeout_seconds')} hint="Default 300." />
+          <${Input} label="Max concurrent runs" field="max_concurrent_runs" type="number" min="1" ...${bind('max_concurrent_runs')} hint="Empty: the workspace's limit only." />
         </div>
         <div class="row">
-          <${Input} label="Concurrency key" ...${bind('concurrency_key')} hint="Runs with the same value never overlap: /json/pointer, header:Name or {{ template }}." />
+          <${Input} label="Concurrency key" field="concurrency" ...${bind('concurrency_key')} hint="Runs with the same value never overlap: /json/pointer, header:Name or {{ template }}." />
           <${Select} label="When a run of the key is going" options=${[['queue', 'queue: wait its turn'], ['skip', 'skip the new call'], ['replace', 'replace: cancel the older run']]} ...${bind('on_conflict')} />
         </div>
       </details>
@@ -196,7 +183,7 @@ export function AgentForm({ id }) {
         <button type="submit" class="primary" disabled=${busy}>${editing ? 'Save agent' : 'Create agent'}</button>
         <${Link} to=${editing ? `/agents/${id}` : '/agents'} class="button">Cancel<//>
       </div>
-    </form>
+    <//>
     ${created && html`<${CreatedAgentDialog} agent=${created} onClose=${() => navigate(`/agents/${created.id}`)} />`}
   <//>`;
 }

@@ -6,6 +6,7 @@ import { duration, json, toRfc3339 } from '../lib/format.js';
 import {
   ActionButton, Alert, Code, ConfirmButton, Empty, Facts, Input, Link, Loaded, Page, Pager,
   Select, Status, Time, useLoad,
+  Form, choices, fieldError,
 } from '../ui.js';
 
 const STATUSES = [['', 'any status'], ['queued', 'queued'], ['running', 'running'], ['succeeded', 'succeeded'], ['failed', 'failed'], ['cancelled', 'cancelled'], ['failed,cancelled', 'failed or cancelled']];
@@ -35,13 +36,13 @@ function LinkState({ link, detail }) {
   return html`<span class=${`link link-${link}`} role="status">${text}</span>`;
 }
 
-export function LogView({ lines, link, detail }) {
+export function LogView({ lines, link, detail, heading = 'h3' }) {
   const box = useRef(null);
   useEffect(() => {
     const b = box.current;
     if (b) b.scrollTop = b.scrollHeight;
   }, [lines.length]);
-  return html`<div class="log-head"><h3>Log</h3><${LinkState} link=${link} detail=${detail} /></div>
+  return html`<div class="log-head"><${heading}>Log<//><${LinkState} link=${link} detail=${detail} /></div>
     <div class="log" ref=${box} role="log" aria-label="Run log" tabindex="0">
       ${lines.length === 0 ? html`<p class="muted">No log lines yet.</p>` : html`<ol>
         ${lines.map((l) => html`<li key=${l.seq} class=${`lvl-${l.level}`}><span class="lvl">${l.level}</span> <span class="txt">${l.line}</span></li>`)}
@@ -101,7 +102,7 @@ export function Runs() {
     return () => { stop(); clearTimeout(pending.current); };
   }, [key]);
   const set = (name) => (e) => navigate('/runs', { ...query, [name]: e.target.value, cursor: undefined });
-  const agentOptions = [['', 'all agents'], ...((agents.data?.data) || []).map((a) => [a.id, a.name])];
+  const agentOptions = choices(agents.data, ['', 'all agents']);
   const names = Object.fromEntries(((agents.data?.data) || []).map((a) => [a.id, a.name]));
   return html`<${Page} title="Runs" actions=${html`<${LinkState} link=${link} /><${Link} to="/runs/replay" query=${{ agent_id: query.agent_id }} class="button">Replay failed runs<//>`}>
     <form class="filters" onSubmit=${(e) => e.preventDefault()} aria-label="Filter runs">
@@ -152,7 +153,7 @@ export function RunPage({ id }) {
         r.retries?.length > 0 && ['Retries', html`${r.retries.map((x) => html`<${Link} to=${`/runs/${x}`} class="mono">${x}<//> `)}`],
       ]} />
       ${r.error && html`<h2>Error</h2><p class="alert">${r.error}</p>`}
-      <${LogView} lines=${ev.lines} link=${ev.link} detail=${ev.linkDetail} />
+      <${LogView} heading="h2" lines=${ev.lines} link=${ev.link} detail=${ev.linkDetail} />
       <h2>Output</h2>
       ${r.output === undefined || r.output === null ? html`<p class="muted">${FINISHED.includes(status) ? 'None.' : 'Not yet: the run has not finished.'}</p>` : html`<${Code} label="Output" value=${json(r.output)} />`}
       <h2>Input</h2>
@@ -179,24 +180,24 @@ export function Replay() {
     e.preventDefault();
     setError(null);
     setDone(null);
-    if (!form.agent_id) { setError('Choose the agent whose runs to replay.'); return; }
+    if (!form.agent_id) { setError(fieldError('agent_id', 'Choose the agent whose runs to replay.')); return; }
     try { setCount(await post('/api/v1/runs/replay', body(true))); } catch (err) { setError(err); }
   };
-  const agentOptions = [['', 'choose an agent'], ...((agents.data?.data) || []).map((a) => [a.id, a.name])];
+  const agentOptions = choices(agents.data, ['', 'choose an agent']);
   return html`<${Page} title="Replay runs">
     <p>Each matching finished run is retried once: a new run with the same input, through the agent as it is now. Count them first.</p>
-    <form class="form" onSubmit=${dry} novalidate>
+    <${Form} error=${error} onSubmit=${dry}>
       <div class="row">
-        <${Select} label="Agent" options=${agentOptions} value=${form.agent_id} onChange=${change('agent_id')} />
+        <${Select} label="Agent" field="agent_id" options=${agentOptions} value=${form.agent_id} onChange=${change('agent_id')} />
         <${Select} label="Status" options=${STATUSES.filter(([v]) => FINISHED.includes(v) || v === 'failed,cancelled')} value=${form.status} onChange=${change('status')} />
       </div>
       <div class="row">
-        <${Input} label="Created after" type="datetime-local" value=${form.since} onChange=${change('since')} />
-        <${Input} label="Created before" type="datetime-local" value=${form.until} onChange=${change('until')} />
+        <${Input} label="Created after" field="created_after" type="datetime-local" value=${form.since} onChange=${change('since')} />
+        <${Input} label="Created before" field="created_before" type="datetime-local" value=${form.until} onChange=${change('until')} />
       </div>
       <${Alert} error=${error} />
       <div class="actions"><button type="submit">Count runs</button></div>
-    </form>
+    <//>
     ${count && html`<div role="status" class="panel">
       <p><strong>${count.count}${count.truncated ? '+' : ''}</strong> ${count.count === 1 ? 'run matches' : 'runs match'}${count.truncated ? ' (the first 1,000 are replayed per call)' : ''}.</p>
       ${count.count > 0 && html`<${ConfirmButton} label=${`Replay ${count.count} runs`} question=${`Retry ${count.count} runs of this agent? Each becomes a new run.`}

@@ -5,6 +5,7 @@ import { duration, json } from '../lib/format.js';
 import {
   ActionButton, Alert, Check, Code, ConfirmButton, Empty, Facts, Input, Link, Loaded, Page,
   Pager, Select, Status, TextArea, Time, useLoad,
+  Form, FormLoading, choices, fieldError, useEditor,
 } from '../ui.js';
 
 const OVERLAP = [['skip', 'skip the fire while a run is going'], ['queue_one', 'queue one run behind it'], ['allow', 'allow overlapping runs']];
@@ -58,71 +59,57 @@ export function ScheduleForm({ id }) {
   const editing = Boolean(id);
   const { query } = useRoute();
   const agents = useLoad(() => get('/api/v1/agents', { limit: 100 }), []);
-  const [form, setForm] = useState(null);
-  const [error, setError] = useState(null);
-  const [busy, setBusy] = useState(false);
-  useEffect(() => {
-    if (!editing) {
-      setForm({ name: '', agent_id: query.agent_id ?? '', trigger_id: '', cron: '0 9 * * 1-5', timezone: browserZone(), payload: '{}', overlap: 'skip', catch_up: 'latest', enabled: true });
-      return;
-    }
-    get(`/api/v1/schedules/${id}`).then((s) => setForm({
+  const { form, setForm, bind, error, busy, onSubmit } = useEditor(
+    [id],
+    editing,
+    () => ({ name: '', agent_id: query.agent_id ?? '', trigger_id: '', cron: '0 9 * * 1-5', timezone: browserZone(), payload: '{}', overlap: 'skip', catch_up: 'latest', enabled: true }),
+    () => get(`/api/v1/schedules/${id}`).then((s) => ({
       name: s.name, agent_id: s.agent_id, trigger_id: s.trigger_id ?? '', cron: s.cron, timezone: s.timezone,
       payload: JSON.stringify(s.payload, null, 2), overlap: s.overlap, catch_up: s.catch_up, enabled: s.enabled,
-    }), setError);
-  }, [id]);
+    })),
+  );
   const triggers = useLoad(() => (form?.agent_id ? get('/api/v1/webhook-triggers', { agent_id: form.agent_id, limit: 100 }) : Promise.resolve({ data: [] })), [form?.agent_id]);
   const preview = usePreview(form?.cron ?? '', form?.timezone ?? 'UTC');
-  if (!form) return html`<${Page} title=${editing ? 'Edit schedule' : 'New schedule'}>${error ? html`<${Alert} error=${error} />` : html`<p class="muted">Loading…</p>`}<//>`;
-  const bind = (name) => ({ value: form[name], onInput: (e) => setForm({ ...form, [name]: e.target.value }) });
-  const submit = async (e) => {
-    e.preventDefault();
-    setBusy(true);
-    setError(null);
+  if (!form) return html`<${FormLoading} title=${editing ? 'Edit schedule' : 'New schedule'} error=${error} />`;
+  const submit = onSubmit(async () => {
+    let payload;
     try {
-      let payload;
-      try {
-        payload = form.payload.trim() ? JSON.parse(form.payload) : {};
-      } catch (err) {
-        throw new Error(`Payload: not JSON (${err.message})`);
-      }
-      const body = { name: form.name, cron: form.cron, timezone: form.timezone, payload, overlap: form.overlap, catch_up: form.catch_up, enabled: form.enabled };
-      if (editing) {
-        await patch(`/api/v1/schedules/${id}`, body);
-        navigate(`/schedules/${id}`);
-      } else {
-        if (form.trigger_id) body.trigger_id = form.trigger_id;
-        else body.agent_id = form.agent_id || undefined;
-        const s = await post('/api/v1/schedules', body);
-        navigate(`/schedules/${s.id}`);
-      }
+      payload = form.payload.trim() ? JSON.parse(form.payload) : {};
     } catch (err) {
-      setError(err);
-    } finally {
-      setBusy(false);
+      throw fieldError('payload', `Payload: not JSON (${err.message})`);
     }
-  };
-  const agentOptions = [['', 'choose an agent'], ...((agents.data?.data) || []).map((a) => [a.id, a.name])];
-  const triggerOptions = [['', 'none: the payload goes to the agent as it is'], ...((triggers.data?.data) || []).map((t) => [t.id, t.name])];
+    const body = { name: form.name, cron: form.cron, timezone: form.timezone, payload, overlap: form.overlap, catch_up: form.catch_up, enabled: form.enabled };
+    if (editing) {
+      await patch(`/api/v1/schedules/${id}`, body);
+      navigate(`/schedules/${id}`);
+    } else {
+      if (form.trigger_id) body.trigger_id = form.trigger_id;
+      else body.agent_id = form.agent_id || undefined;
+      const s = await post('/api/v1/schedules', body);
+      navigate(`/schedules/${s.id}`);
+    }
+  });
+  const agentOptions = choices(agents.data, ['', 'choose an agent']);
+  const triggerOptions = choices(triggers.data, ['', 'none: the payload goes to the agent as it is']);
   return html`<${Page} title=${editing ? `Edit ${form.name}` : 'New schedule'}>
-    <form class="form" onSubmit=${submit} novalidate>
-      <${Input} label="Name" required ...${bind('name')} />
+    <${Form} error=${error} onSubmit=${submit}>
+      <${Input} label="Name" field="name" required ...${bind('name')} />
       ${editing
         ? html`<p>Runs <${Link} to=${`/agents/${form.agent_id}`} class="mono">${form.agent_id}<//>${form.trigger_id ? html` through trigger <span class="mono">${form.trigger_id}</span>` : ''}.</p>`
         : html`<div class="row">
-          <${Select} label="Agent" options=${agentOptions} value=${form.agent_id} onChange=${(e) => setForm({ ...form, agent_id: e.target.value, trigger_id: '' })} />
-          <${Select} label="Through trigger" options=${triggerOptions} ...${bind('trigger_id')} hint="Its input mapping and event filter apply." />
+          <${Select} label="Agent" field="agent_id" options=${agentOptions} value=${form.agent_id} onChange=${(e) => setForm({ ...form, agent_id: e.target.value, trigger_id: '' })} />
+          <${Select} label="Through trigger" field="trigger_id" options=${triggerOptions} ...${bind('trigger_id')} hint="Its input mapping and event filter apply." />
         </div>`}
       <div class="row">
-        <${Input} label="Cron" required class="mono" ...${bind('cron')} hint="Five fields (0 9 * * 1-5), @daily, cron(…) or rate(15 minutes)." />
-        <${Input} label="Time zone" list="tz-list" ...${bind('timezone')} hint="IANA name; daylight saving follows it." />
+        <${Input} label="Cron" field="cron" required class="mono" ...${bind('cron')} hint="Five fields (0 9 * * 1-5), @daily, cron(…) or rate(15 minutes)." />
+        <${Input} label="Time zone" field="timezone" list="tz-list" ...${bind('timezone')} hint="IANA name; daylight saving follows it." />
         <datalist id="tz-list">${zones().map((z) => html`<option value=${z}></option>`)}</datalist>
       </div>
       <section class="panel" aria-labelledby="preview-title">
         <h2 id="preview-title">Next fire times</h2>
         ${preview.error ? html`<${Alert} error=${preview.error} />` : html`<${FireTimes} times=${preview.times} empty="Enter a cron expression to see when it fires." />`}
       </section>
-      <${TextArea} label="Payload" rows="4" class="mono" ...${bind('payload')} hint="A JSON object; each run gets it with scheduled_time added." />
+      <${TextArea} label="Payload" field="payload" rows="4" class="mono" ...${bind('payload')} hint="A JSON object; each run gets it with scheduled_time added." />
       <div class="row">
         <${Select} label="While a run is going" options=${OVERLAP} ...${bind('overlap')} />
         <${Select} label="Missed fires" options=${CATCH_UP} ...${bind('catch_up')} />
@@ -133,7 +120,7 @@ export function ScheduleForm({ id }) {
         <button type="submit" class="primary" disabled=${busy}>${editing ? 'Save schedule' : 'Create schedule'}</button>
         <${Link} to=${editing ? `/schedules/${id}` : '/schedules'} class="button">Cancel<//>
       </div>
-    </form>
+    <//>
   <//>`;
 }
 

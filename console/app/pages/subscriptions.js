@@ -5,6 +5,7 @@ import { duration, json } from '../lib/format.js';
 import {
   ActionButton, Alert, Check, Code, ConfirmButton, Empty, Facts, Input, Link, Loaded, Page,
   Pager, SecretsDialog, Select, Status, Time, useLoad,
+  Form, FormLoading, choices, useEditor,
 } from '../ui.js';
 
 const EVENTS = ['run.succeeded', 'run.failed', 'run.started', 'run.cancelled'];
@@ -31,53 +32,39 @@ export function Subscriptions() {
 export function SubscriptionForm({ id }) {
   const editing = Boolean(id);
   const agents = useLoad(() => get('/api/v1/agents', { limit: 100 }), []);
-  const [form, setForm] = useState(null);
-  const [error, setError] = useState(null);
-  const [busy, setBusy] = useState(false);
-  const [created, setCreated] = useState(null);
-  useEffect(() => {
-    if (!editing) {
-      setForm({ name: '', url: '', events: ['run.succeeded', 'run.failed'], agent_id: '', environment: 'production', enabled: true });
-      return;
-    }
-    get(`/api/v1/subscriptions/${id}`).then((s) => setForm({
+  const { form, setForm, bind, error, busy, onSubmit } = useEditor(
+    [id],
+    editing,
+    () => ({ name: '', url: '', events: ['run.succeeded', 'run.failed'], agent_id: '', environment: 'production', enabled: true }),
+    () => get(`/api/v1/subscriptions/${id}`).then((s) => ({
       name: s.name, url: s.url, events: s.events, agent_id: s.agent_id ?? '', environment: s.environment, enabled: s.enabled,
-    }), setError);
-  }, [id]);
-  if (!form) return html`<${Page} title=${editing ? 'Edit subscription' : 'New subscription'}>${error ? html`<${Alert} error=${error} />` : html`<p class="muted">Loading…</p>`}<//>`;
-  const bind = (name) => ({ value: form[name], onInput: (e) => setForm({ ...form, [name]: e.target.value }) });
+    })),
+  );
+  const [created, setCreated] = useState(null);
+  if (!form) return html`<${FormLoading} title=${editing ? 'Edit subscription' : 'New subscription'} error=${error} />`;
   const toggle = (ev) => (e) => setForm({ ...form, events: e.target.checked ? [...form.events, ev] : form.events.filter((x) => x !== ev) });
-  const submit = async (e) => {
-    e.preventDefault();
-    setBusy(true);
-    setError(null);
-    try {
-      const body = {
-        name: form.name, url: form.url, events: form.events, environment: form.environment, enabled: form.enabled,
-        agent_id: form.agent_id || (editing ? null : undefined),
-      };
-      if (editing) {
-        await patch(`/api/v1/subscriptions/${id}`, body);
-        navigate(`/subscriptions/${id}`);
-      } else {
-        setCreated(await post('/api/v1/subscriptions', body));
-      }
-    } catch (err) {
-      setError(err);
-    } finally {
-      setBusy(false);
+  const submit = onSubmit(async () => {
+    const body = {
+      name: form.name, url: form.url, events: form.events, environment: form.environment, enabled: form.enabled,
+      agent_id: form.agent_id || (editing ? null : undefined),
+    };
+    if (editing) {
+      await patch(`/api/v1/subscriptions/${id}`, body);
+      navigate(`/subscriptions/${id}`);
+    } else {
+      setCreated(await post('/api/v1/subscriptions', body));
     }
-  };
-  const agentOptions = [['', 'every agent'], ...((agents.data?.data) || []).map((a) => [a.id, a.name])];
+  });
+  const agentOptions = choices(agents.data, ['', 'every agent']);
   return html`<${Page} title=${editing ? `Edit ${form.name}` : 'New subscription'}>
-    <form class="form" onSubmit=${submit} novalidate>
-      <${Input} label="Name" required ...${bind('name')} />
-      <${Input} label="URL" type="url" required ...${bind('url')} hint="https:// (plain http and private addresses only when the server allows them)." />
+    <${Form} error=${error} onSubmit=${submit}>
+      <${Input} label="Name" field="name" required ...${bind('name')} />
+      <${Input} label="URL" field="url" type="url" required ...${bind('url')} hint="https:// (plain http and private addresses only when the server allows them)." />
       <fieldset><legend>Events</legend>
         ${EVENTS.map((ev) => html`<${Check} label=${ev} checked=${form.events.includes(ev)} onChange=${toggle(ev)} />`)}
       </fieldset>
       <div class="row">
-        <${Select} label="Agent" options=${agentOptions} ...${bind('agent_id')} />
+        <${Select} label="Agent" field="agent_id" options=${agentOptions} ...${bind('agent_id')} />
         <${Select} label="Environment" options=${[['production', 'production'], ['staging', 'staging']]} ...${bind('environment')} />
       </div>
       <${Check} label="Enabled" checked=${form.enabled} onChange=${(e) => setForm({ ...form, enabled: e.target.checked })} />
@@ -86,7 +73,7 @@ export function SubscriptionForm({ id }) {
         <button type="submit" class="primary" disabled=${busy}>${editing ? 'Save subscription' : 'Create subscription'}</button>
         <${Link} to=${editing ? `/subscriptions/${id}` : '/subscriptions'} class="button">Cancel<//>
       </div>
-    </form>
+    <//>
     ${created && html`<${SecretsDialog} title=${`Subscription ${created.name} created`} onClose=${() => navigate(`/subscriptions/${created.id}`)}
       items=${[{ label: 'Signing secret', value: created.secret }]}
       note=${html`<p class="small">Check each delivery's signature with it (hookrun verify, or any Standard Webhooks library).</p>`} />`}

@@ -6,6 +6,7 @@ import { lines } from '../lib/format.js';
 import {
   ActionButton, Alert, Check, ConfirmButton, CopyButton, Empty, Facts, Input, Link,
   Loaded, Page, Pager, SecretsDialog, Select, TextArea, Time, useLoad, Status,
+  Form, FormLoading, choices, fieldError, useEditor,
 } from '../ui.js';
 import { LiveRun } from './runs.js';
 
@@ -23,31 +24,26 @@ export function absolute(url) {
   return url && url.startsWith('/') ? (config.apiUrl || location.origin) + url : url;
 }
 
-function parseJson(textValue, field) {
+function parseJson(textValue, field, label) {
   if (!textValue.trim()) return undefined;
   try {
     return JSON.parse(textValue);
   } catch (e) {
-    throw new Error(`${field}: not JSON (${e.message})`);
+    throw fieldError(field, `${label}: not JSON (${e.message})`);
   }
 }
 
 export function TriggerForm({ id, agentId }) {
   const editing = Boolean(id);
-  const [form, setForm] = useState(null);
-  const [error, setError] = useState(null);
-  const [busy, setBusy] = useState(false);
-  const [created, setCreated] = useState(null);
-  useEffect(() => {
-    if (!editing) {
-      setForm({
+  const { form, setForm, bind, error, busy, onSubmit } = useEditor(
+    [id, agentId],
+    editing,
+    () => ({
         agent_id: agentId, name: '', description: '', scheme: 'hmac', secret: '', event_types: '',
         input_mapping: '', rate_limit_per_minute: '', ips: '', origins: '', is_active: true,
         environment: 'production', respond_when: 'queued',
-      });
-      return;
-    }
-    get(`/api/v1/webhook-triggers/${id}`).then((t) => setForm({
+      }),
+    () => get(`/api/v1/webhook-triggers/${id}`).then((t) => ({
       agent_id: t.agent_id, name: t.name, description: t.description ?? '',
       scheme: t.has_secret ? (t.signature?.scheme ?? 'hmac') : '', secret: '',
       event_types: (t.event_types || []).join(', '),
@@ -55,63 +51,54 @@ export function TriggerForm({ id, agentId }) {
       rate_limit_per_minute: t.rate_limit_per_minute ?? '',
       ips: (t.allowed_sources?.ips || []).join('\n'), origins: (t.allowed_sources?.origins || []).join('\n'),
       is_active: t.is_active, environment: t.environment, respond_when: t.respond_when, had_secret: t.has_secret,
-    }), setError);
-  }, [id, agentId]);
-  if (!form) return html`<${Page} title=${editing ? 'Edit trigger' : 'New trigger'}>${error ? html`<${Alert} error=${error} />` : html`<p class="muted">Loading…</p>`}<//>`;
-  const bind = (name) => ({ value: form[name], onInput: (e) => setForm({ ...form, [name]: e.target.value }) });
-  const submit = async (e) => {
-    e.preventDefault();
-    setBusy(true);
-    setError(null);
-    try {
-      const body = {
-        name: form.name,
-        description: form.description || (editing ? null : undefined),
-        event_types: lines(form.event_types),
-        input_mapping: parseJson(form.input_mapping, 'Input mapping') ?? (editing ? null : undefined),
-        rate_limit_per_minute: form.rate_limit_per_minute === '' ? (editing ? null : undefined) : Number(form.rate_limit_per_minute),
-        allowed_sources: { ips: lines(form.ips), origins: lines(form.origins) },
-        is_active: form.is_active,
-        environment: form.environment,
-        respond_when: form.respond_when,
-      };
-      if (form.scheme) body.signature = { scheme: form.scheme };
-      if (editing) {
-        await patch(`/api/v1/webhook-triggers/${id}`, body);
-        navigate(`/triggers/${id}`);
-      } else {
-        body.agent_id = form.agent_id;
-        if (form.scheme) {
-          if (form.secret.trim()) body.secret = form.secret.trim();
-          else body.generate_secret = true;
-        }
-        setCreated(await post('/api/v1/webhook-triggers', body));
+    })),
+  );
+  const [created, setCreated] = useState(null);
+  if (!form) return html`<${FormLoading} title=${editing ? 'Edit trigger' : 'New trigger'} error=${error} />`;
+  const submit = onSubmit(async () => {
+    const body = {
+      name: form.name,
+      description: form.description || (editing ? null : undefined),
+      event_types: lines(form.event_types),
+      input_mapping: parseJson(form.input_mapping, 'input_mapping', 'Input mapping') ?? (editing ? null : undefined),
+      rate_limit_per_minute: form.rate_limit_per_minute === '' ? (editing ? null : undefined) : Number(form.rate_limit_per_minute),
+      allowed_sources: { ips: lines(form.ips), origins: lines(form.origins) },
+      is_active: form.is_active,
+      environment: form.environment,
+      respond_when: form.respond_when,
+    };
+    if (form.scheme) body.signature = { scheme: form.scheme };
+    if (editing) {
+      await patch(`/api/v1/webhook-triggers/${id}`, body);
+      navigate(`/triggers/${id}`);
+    } else {
+      body.agent_id = form.agent_id;
+      if (form.scheme) {
+        if (form.secret.trim()) body.secret = form.secret.trim();
+        else body.generate_secret = true;
       }
-    } catch (err) {
-      setError(err);
-    } finally {
-      setBusy(false);
+      setCreated(await post('/api/v1/webhook-triggers', body));
     }
-  };
+  });
   return html`<${Page} title=${editing ? `Edit ${form.name}` : 'New trigger'}>
-    <form class="form" onSubmit=${submit} novalidate>
-      <${Input} label="Name" required ...${bind('name')} />
-      <${Input} label="Description" ...${bind('description')} />
-      <${Select} label="Signature scheme" options=${SCHEMES} ...${bind('scheme')} disabled=${editing && !form.had_secret}
+    <${Form} error=${error} onSubmit=${submit}>
+      <${Input} label="Name" field="name" required ...${bind('name')} />
+      <${Input} label="Description" field="description" ...${bind('description')} />
+      <${Select} label="Signature scheme" field="signature" options=${SCHEMES} ...${bind('scheme')} disabled=${editing && !form.had_secret}
         hint=${editing && !form.had_secret ? 'To require a signature, regenerate the secret on the trigger page.' : 'How callers sign their calls.'} />
-      ${!editing && form.scheme && html`<${Input} label="Secret" type="password" autocomplete="off" ...${bind('secret')}
+      ${!editing && form.scheme && html`<${Input} label="Secret" field="secret" type="password" autocomplete="off" ...${bind('secret')}
         hint="The provider's signing secret (Stripe, Slack); empty: hookrun makes one and shows it once." />`}
-      <${TextArea} label="Event types" rows="2" ...${bind('event_types')} hint="Only these events start runs (e.g. pull_request.opened), comma or line separated; empty: all." />
-      <${TextArea} label="Input mapping" rows="4" class="mono" ...${bind('input_mapping')}
+      <${TextArea} label="Event types" field="event_types" rows="2" ...${bind('event_types')} hint="Only these events start runs (e.g. pull_request.opened), comma or line separated; empty: all." />
+      <${TextArea} label="Input mapping" field="input_mapping" rows="4" class="mono" ...${bind('input_mapping')}
         hint='JSON: input field to a JSON pointer, e.g. {"title": "/pull_request/title"}; empty: the payload as it came.' />
       <div class="row">
-        <${Input} label="Rate limit per minute" type="number" min="1" ...${bind('rate_limit_per_minute')} hint="Empty: the default per-trigger limit." />
+        <${Input} label="Rate limit per minute" field="rate_limit_per_minute" type="number" min="1" ...${bind('rate_limit_per_minute')} hint="Empty: the default per-trigger limit." />
         <${Select} label="Environment" options=${[['production', 'production'], ['staging', 'staging']]} ...${bind('environment')} />
         <${Select} label="Token route answers" options=${[['queued', 'when queued (202)'], ['started', 'when started']]} ...${bind('respond_when')} />
       </div>
       <div class="row">
-        <${TextArea} label="Allowed source IPs" rows="2" ...${bind('ips')} hint="Addresses or CIDR ranges, one per line; empty: any." />
-        <${TextArea} label="Allowed origins" rows="2" ...${bind('origins')} hint="Hosts a browser call may come from; empty: any." />
+        <${TextArea} label="Allowed source IPs" field="allowed_sources.ips" rows="2" ...${bind('ips')} hint="Addresses or CIDR ranges, one per line; empty: any." />
+        <${TextArea} label="Allowed origins" field="allowed_sources.origins" rows="2" ...${bind('origins')} hint="Hosts a browser call may come from; empty: any." />
       </div>
       <${Check} label="Active (takes calls)" checked=${form.is_active} onChange=${(e) => setForm({ ...form, is_active: e.target.checked })} />
       <${Alert} error=${error} />
@@ -119,7 +106,7 @@ export function TriggerForm({ id, agentId }) {
         <button type="submit" class="primary" disabled=${busy}>${editing ? 'Save trigger' : 'Create trigger'}</button>
         <${Link} to=${editing ? `/triggers/${id}` : `/agents/${agentId}`} class="button">Cancel<//>
       </div>
-    </form>
+    <//>
     ${created && html`<${SecretsDialog} title=${`Trigger ${created.name} created`} onClose=${() => navigate(`/triggers/${created.id}`)}
       items=${[
         { label: 'Token URL', value: absolute(created.urls?.token_url) },
@@ -143,7 +130,7 @@ function TestPanel({ trigger, onTested }) {
     try {
       body = payload.trim() ? JSON.parse(payload) : undefined;
     } catch (err) {
-      setError(`The payload is not JSON: ${err.message}`);
+      setError(fieldError('body', `The payload is not JSON: ${err.message}`));
       return;
     }
     setBusy(true);
@@ -158,12 +145,12 @@ function TestPanel({ trigger, onTested }) {
   };
   return html`<section aria-labelledby="test-title">
     <h2 id="test-title">Test</h2>
-    <form class="form" onSubmit=${send}>
-      <${TextArea} label="Test payload" rows="5" class="mono" value=${payload} onInput=${(e) => setPayload(e.target.value)}
+    <${Form} error=${error} onSubmit=${send}>
+      <${TextArea} label="Test payload" field="body" rows="5" class="mono" value=${payload} onInput=${(e) => setPayload(e.target.value)}
         hint="Sent through the trigger's pipeline (event filter, input mapping) as a TEST run; no signature needed." />
       <${Alert} error=${error} />
       <div class="actions"><button type="submit" class="primary" disabled=${busy}>Test</button></div>
-    </form>
+    <//>
     ${answer && html`<div class="test-answer" role="status">
       ${answer.run_id
         ? html`<p>Answer: <strong>${answer.status}</strong>, run <${Link} to=${`/runs/${answer.run_id}`} class="mono">${answer.run_id}<//>.</p>

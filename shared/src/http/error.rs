@@ -27,6 +27,11 @@ pub struct ErrorDetail {
     pub code: &'static str,
     /// For people: what was wrong, naming the field or header.
     pub message: String,
+    /// For programs: the request field at fault (`cron`, `runner.url`,
+    /// …) when one is; a form shows the message next to it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "cron")]
+    pub field: Option<String>,
 }
 
 /// Everything a route can answer with besides success: a service error, or
@@ -141,6 +146,14 @@ impl ApiError {
         code_of(self.status())
     }
 
+    /// The request field at fault, when the error names one.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            ApiError::Service(Error::Invalid { field, .. }) => Some(field),
+            _ => None,
+        }
+    }
+
     /// "No route here", as the router's fallback answers it.
     pub fn no_route() -> Self {
         ApiError::Service(Error::NotFound(Entity::Route))
@@ -170,6 +183,7 @@ impl IntoResponse for ApiError {
             error: ErrorDetail {
                 code: code_of(status),
                 message: self.message(),
+                field: self.field().map(str::to_owned),
             },
         };
         let mut resp = (status, Json(body)).into_response();

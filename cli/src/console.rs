@@ -42,7 +42,7 @@ const ASSETS_PLACEHOLDER: &str = "%ASSETS%";
 /// covers `ws:`/`wss:` of the same host); on AWS, CloudFront sends its
 /// own policy naming the stack's API and WebSocket hosts (template.yaml).
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
-     style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; \
+     style-src 'self'; img-src 'self'; connect-src 'self'; base-uri 'none'; \
      form-action 'none'; frame-ancestors 'none'";
 
 /// The hash of every file (name and content), as the assets' path segment.

@@ -25,12 +25,12 @@ export function Agents() {
       ? html`<${Empty}>No agents yet. <${Link} to="/agents/new">Create an agent<//> to get a webhook URL that starts its runs.<//>`
       : html`<div class="table-wrap"><table>
           <caption class="sr-only">Agents</caption>
-          <thead><tr><th scope="col">Name</th><th scope="col">Runner</th><th scope="col">State</th><th scope="col">Created</th></tr></thead>
+          <thead><tr><th scope="col">Name</th><th scope="col">Runner</th><th scope="col">State</th><th scope="col" class="opt">Created</th></tr></thead>
           <tbody>${page.data.map((a) => html`<tr>
             <td><${Link} to=${`/agents/${a.id}`}>${a.name}<//><div class="muted small mono">${a.id}</div></td>
             <td>${a.runner.type}</td>
             <td>${a.enabled ? 'enabled' : 'disabled'}</td>
-            <td><${Time} t=${a.created_at} /></td>
+            <td class="opt"><${Time} t=${a.created_at} /></td>
           </tr>`)}</tbody>
         </table></div>
         <${Pager} path="/agents" query=${query} next=${page.next_cursor} />`}<//>

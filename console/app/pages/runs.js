@@ -116,13 +116,13 @@ export function Runs() {
     <${Loaded} state=${state}>${(page) => page.data.length === 0
       ? html`<${Empty}>${Object.values(filter).some(Boolean) ? 'No runs match these filters.' : 'No runs yet. Open a trigger and press Test, or call an agent\'s webhook URL.'}<//>`
       : html`<div class="table-wrap"><table><caption class="sr-only">Runs</caption>
-        <thead><tr><th scope="col">Run</th><th scope="col" class="opt">Agent</th><th scope="col">Status</th><th scope="col" class="opt">Started by</th><th scope="col">Created</th><th scope="col" class="opt">Duration</th></tr></thead>
+        <thead><tr><th scope="col">Run</th><th scope="col" class="opt">Agent</th><th scope="col">Status</th><th scope="col" class="opt">Started by</th><th scope="col" class="opt">Created</th><th scope="col" class="opt">Duration</th></tr></thead>
         <tbody>${page.data.map((r) => html`<tr key=${r.id}>
-          <td><${Link} to=${`/runs/${r.id}`} class="mono">${r.id}<//></td>
+          <td><${Link} to=${`/runs/${r.id}`} class="mono">${r.id}<//><div class="small muted phone-only">${names[r.agent_id] ?? ''} · <${Time} t=${r.created_at} /></div></td>
           <td class="opt">${names[r.agent_id] ?? html`<span class="mono">${r.agent_id}</span>`}</td>
           <td><${Status} value=${r.status} />${r.error ? html`<div class="small alert-text clip">${r.error}</div>` : ''}</td>
           <td class="opt">${r.trigger_type}</td>
-          <td><${Time} t=${r.created_at} /></td>
+          <td class="opt"><${Time} t=${r.created_at} /></td>
           <td class="opt">${duration(r.duration_ms)}</td></tr>`)}</tbody></table></div>
         <${Pager} path="/runs" query=${query} next=${page.next_cursor} />`}<//>
   <//>`;

@@ -25,13 +25,13 @@ export function Schedules() {
     <${Loaded} state=${state}>${(page) => page.data.length === 0 && !query.cursor
       ? html`<${Empty}>No schedules. <${Link} to="/schedules/new">Create a schedule<//> to run an agent on a cron, in your time zone.<//>`
       : html`<div class="table-wrap"><table><caption class="sr-only">Schedules</caption>
-        <thead><tr><th scope="col">Name</th><th scope="col">Cron</th><th scope="col">State</th><th scope="col">Next fire</th><th scope="col">Last fire</th></tr></thead>
+        <thead><tr><th scope="col">Name</th><th scope="col" class="opt">Cron</th><th scope="col">State</th><th scope="col">Next fire</th><th scope="col" class="opt">Last fire</th></tr></thead>
         <tbody>${page.data.map((s) => html`<tr>
           <td><${Link} to=${`/schedules/${s.id}`}>${s.name}<//></td>
-          <td><code>${s.cron}</code> <span class="small muted">${s.timezone}</span></td>
+          <td class="opt"><code>${s.cron}</code> <span class="small muted">${s.timezone}</span></td>
           <td>${s.enabled ? 'active' : 'paused'}</td>
           <td>${s.next_fire_times[0] ? html`<time datetime=${s.next_fire_times[0].utc}>${s.next_fire_times[0].local.replace('T', ' ')}</time>` : '—'}</td>
-          <td><${Time} t=${s.last_fired_at} /></td></tr>`)}</tbody></table></div>
+          <td class="opt"><${Time} t=${s.last_fired_at} /></td></tr>`)}</tbody></table></div>
         <${Pager} path="/schedules" query=${query} next=${page.next_cursor} />`}<//>
   <//>`;
 }

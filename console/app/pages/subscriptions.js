@@ -18,11 +18,11 @@ export function Subscriptions() {
     <${Loaded} state=${state}>${(page) => page.data.length === 0 && !query.cursor
       ? html`<${Empty}>No subscriptions. <${Link} to="/subscriptions/new">Subscribe a URL<//> to hear when runs succeed or fail.<//>`
       : html`<div class="table-wrap"><table><caption class="sr-only">Subscriptions</caption>
-        <thead><tr><th scope="col">Name</th><th scope="col">URL</th><th scope="col">Events</th><th scope="col">State</th></tr></thead>
+        <thead><tr><th scope="col">Name</th><th scope="col" class="opt">URL</th><th scope="col" class="opt">Events</th><th scope="col">State</th></tr></thead>
         <tbody>${page.data.map((s) => html`<tr>
           <td><${Link} to=${`/subscriptions/${s.id}`}>${s.name}<//></td>
-          <td><code class="break">${s.url}</code></td>
-          <td>${s.events.join(', ')}</td>
+          <td class="opt"><code class="break">${s.url}</code></td>
+          <td class="opt">${s.events.join(', ')}</td>
           <td>${s.enabled ? (s.failing_since ? html`<span class="alert-text">failing since <${Time} t=${s.failing_since} /></span>` : 'enabled') : html`disabled${s.disabled_reason ? html`<div class="small muted">${s.disabled_reason}</div>` : ''}`}</td>
         </tr>`)}</tbody></table></div>
         <${Pager} path="/subscriptions" query=${query} next=${page.next_cursor} />`}<//>
@@ -109,14 +109,14 @@ export function SubscriptionPage({ id }) {
     <${Loaded} state=${deliveries}>${(page) => page.data.length === 0
       ? html`<${Empty}>No deliveries yet: one is made for each ${s.events.join(' or ')} event of ${s.agent_id ? 'its agent' : 'any agent'}.<//>`
       : html`<div class="table-wrap"><table><caption class="sr-only">Deliveries</caption>
-        <thead><tr><th scope="col">Delivery</th><th scope="col">Event</th><th scope="col">Status</th><th scope="col">Attempts</th><th scope="col">Last answer</th><th scope="col">Created</th></tr></thead>
+        <thead><tr><th scope="col">Delivery</th><th scope="col">Event</th><th scope="col">Status</th><th scope="col" class="opt">Attempts</th><th scope="col" class="opt">Last answer</th><th scope="col" class="opt">Created</th></tr></thead>
         <tbody>${page.data.map((d) => html`<tr>
           <td><${Link} to=${`/deliveries/${d.id}`} class="mono">${d.id}<//></td>
           <td>${d.event}<div class="small"><${Link} to=${`/runs/${d.run_id}`} class="mono">${d.run_id}<//></div></td>
           <td><${Status} value=${d.status} /></td>
-          <td>${d.attempts}</td>
-          <td>${d.last_status_code ?? '—'}${d.last_error ? html`<div class="small alert-text clip">${d.last_error}</div>` : ''}</td>
-          <td><${Time} t=${d.created_at} /></td></tr>`)}</tbody></table></div>
+          <td class="opt">${d.attempts}</td>
+          <td class="opt">${d.last_status_code ?? '—'}${d.last_error ? html`<div class="small alert-text clip">${d.last_error}</div>` : ''}</td>
+          <td class="opt"><${Time} t=${d.created_at} /></td></tr>`)}</tbody></table></div>
         <${Pager} path=${`/subscriptions/${id}`} query=${query} next=${page.next_cursor} />`}<//>
     ${shown && html`<${SecretsDialog} title="New signing secret" items=${[{ label: 'Signing secret', value: shown }]} onClose=${() => setShown(null)} />`}
   <//>`}<//>`;

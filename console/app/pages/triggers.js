@@ -173,14 +173,14 @@ function Invocations({ id, version }) {
       ${page.data.length === 0
         ? html`<${Empty}>No calls yet. Press Test above, or call one of the URLs.<//>`
         : html`<div class="table-wrap"><table><caption class="sr-only">Invocations</caption>
-          <thead><tr><th scope="col">Time</th><th scope="col">Result</th><th scope="col">Status</th><th scope="col">Run</th><th scope="col">Source</th><th scope="col">Payload</th></tr></thead>
+          <thead><tr><th scope="col">Time</th><th scope="col">Result</th><th scope="col" class="opt">Status</th><th scope="col" class="opt">Run</th><th scope="col" class="opt">Source</th><th scope="col" class="opt">Payload</th></tr></thead>
           <tbody>${page.data.map((i) => html`<tr>
             <td><${Time} t=${i.timestamp} />${i.test ? html` <span class="tag">test</span>` : ''}</td>
             <td>${i.result}${i.error ? html`<div class="small alert-text">${i.error}</div>` : ''}${i.note ? html`<div class="small muted">${i.note}</div>` : ''}</td>
-            <td>${i.status}</td>
-            <td>${i.run_id ? html`<${Link} to=${`/runs/${i.run_id}`} class="mono">${i.run_id}<//>` : '—'}</td>
-            <td class="mono">${i.source_ip ?? '—'}</td>
-            <td><code class="excerpt">${i.payload_excerpt ?? ''}</code></td></tr>`)}</tbody></table></div>
+            <td class="opt">${i.status}</td>
+            <td class="opt">${i.run_id ? html`<${Link} to=${`/runs/${i.run_id}`} class="mono">${i.run_id}<//>` : '—'}</td>
+            <td class="mono opt">${i.source_ip ?? '—'}</td>
+            <td class="opt"><code class="excerpt">${i.payload_excerpt ?? ''}</code></td></tr>`)}</tbody></table></div>
           <${Pager} path=${`/triggers/${id}`} query=${query} next=${page.next_cursor} />`}`}<//>
   </section>`;
 }

@@ -4,8 +4,10 @@
 #   tests, port contract suites on SQLite and on the emulator, Lambda
 #   event tests, and the end-to-end suite
 #   twice (embedded store, then AWS adapters on the emulator), the crash
-#   test, schemathesis against the OpenAPI document, the web console in
-#   Chromium (Playwright; axe-core), each fuzz target for
+#   test, schemathesis against the OpenAPI document, the provider
+#   fixtures of `hookrun trigger` against the providers' own signature
+#   libraries, the web console in Chromium (Playwright; axe-core), each
+#   fuzz target for
 #   20 s (needs the nightly toolchain), and the README's run command's
 #   build, so that command compiles nothing afterwards.
 # Usage: ./infra/test.sh   (needs cargo, python3 and node with npm;
@@ -92,6 +94,9 @@ if ! wait "$schemathesis"; then
   exit 1
 fi
 sed -n '/SUMMARY/,$p' target/schemathesis.log
+
+echo "== hookrun trigger's fixtures, checked with Stripe's, Slack's and Standard Webhooks' own libraries"
+.venv/bin/python infra/fixtures-check.py target/debug/hookrun
 
 echo "== the web console in Chromium: Playwright against hookrun serve, axe-core ($SECONDS s so far)"
 if [ -n "$browser" ] && ! wait "$browser"; then

@@ -9,6 +9,7 @@
 mod client;
 mod commands;
 mod console;
+mod fixtures;
 mod listener;
 mod output;
 mod serve;

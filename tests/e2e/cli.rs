@@ -36,7 +36,7 @@ impl Out {
 }
 
 /// The client pointed at `url` with `key`, nothing inherited.
-fn client(url: &str, key: Option<&str>) -> Command {
+pub(crate) fn client(url: &str, key: Option<&str>) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookrun"));
     cmd.env_remove("HOOKRUN_URL")
         .env_remove("HOOKRUN_API_KEY")
@@ -50,7 +50,7 @@ fn client(url: &str, key: Option<&str>) -> Command {
     cmd
 }
 
-fn run(mut cmd: Command, args: &[&str]) -> Out {
+pub(crate) fn run(mut cmd: Command, args: &[&str]) -> Out {
     let out = cmd.args(args).output().expect("hookrun runs");
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(

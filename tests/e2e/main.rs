@@ -12,6 +12,7 @@ mod control;
 mod execution;
 mod limits;
 mod live;
+mod local_loop;
 mod management;
 mod outgoing;
 mod restart;

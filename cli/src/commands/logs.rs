@@ -75,6 +75,15 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     }
 }
 
+/// Prints a run's log lines until it ends, as `logs --follow --run` does
+/// (`hookrun trigger --follow`): Ok when it succeeded, a negative error
+/// when it failed or was cancelled.
+pub async fn follow(ctx: &Ctx, agent_id: &str, run_id: &str) -> Result<()> {
+    let segs = under(&["api", "v1", "agents"], &[agent_id, "logs"]);
+    let q = vec![("run_id", run_id.to_owned()), ("limit", "100".to_owned())];
+    follow_run(ctx, &segs, q, run_id).await
+}
+
 /// A log line: as JSON Lines with `--json` (one API record per line), else
 /// `time run [stream/level] message`.
 fn print_line(ctx: &Ctx, l: &Value) {

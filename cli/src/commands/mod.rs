@@ -1,5 +1,6 @@
 //! The client commands: one module per resource of the management API,
-//! plus `logs`, `verify` and `completions`. Each command builds a request
+//! plus `logs`, `trigger` (fixtures sent to a trigger), `verify` and
+//! `completions`. Each command builds a request
 //! from its flags, sends it through [`Client`], and shows the answer with
 //! [`Output`].
 
@@ -11,6 +12,7 @@ pub mod logs;
 pub mod runs;
 pub mod schedules;
 pub mod subscriptions;
+pub mod trigger;
 pub mod triggers;
 pub mod verify;
 
@@ -62,7 +64,15 @@ pub enum Remote {
         #[command(subcommand)]
         command: keys::Command,
     },
+    /// Send a realistic provider call (a fixture: a GitHub pull request, a
+    /// Stripe invoice, a Slack command, …) to a trigger or an agent,
+    /// signed as it expects; --follow prints the run's log.
+    #[command(after_long_help = TRIGGER_ENV.as_str())]
+    Trigger(trigger::Args),
 }
+
+static TRIGGER_ENV: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| hookrun_core::config::vars::help_text(&["cli"]));
 
 impl Remote {
     /// Whether the command has a `--url` of its own (a resource's URL), so
@@ -85,6 +95,13 @@ pub struct Ctx {
 }
 
 pub async fn run(cmd: Remote, conn: &Connection, out: Output) -> Result<()> {
+    // Listing the fixtures needs no service, so no key either.
+    if let Remote::Trigger(args) = &cmd {
+        if args.list_fixtures {
+            trigger::list_fixtures();
+            return Ok(());
+        }
+    }
     let ctx = Ctx {
         client: Client::new(conn)?,
         out,
@@ -98,6 +115,7 @@ pub async fn run(cmd: Remote, conn: &Connection, out: Output) -> Result<()> {
         Remote::Deliveries { command } => deliveries::run(&ctx, command).await,
         Remote::Logs(args) => logs::run(&ctx, args).await,
         Remote::Keys { command } => keys::run(&ctx, command).await,
+        Remote::Trigger(args) => trigger::run(&ctx, args).await,
     }
 }
 

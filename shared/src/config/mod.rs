@@ -382,5 +382,10 @@ pub fn webhook_secret_from_env() -> Option<String> {
     Env(|k| std::env::var(k).ok()).text(&vars::WEBHOOK_SECRET)
 }
 
+/// The secret `hookrun trigger` signs with, when set.
+pub fn trigger_secret_from_env() -> Option<String> {
+    Env(|k| std::env::var(k).ok()).text(&vars::TRIGGER_SECRET)
+}
+
 #[cfg(test)]
 mod tests;

@@ -492,6 +492,13 @@ pub const WEBHOOK_SECRET: Var = Var {
     scope: "cli",
     help: "hookrun sign: the agent's webhook secret (--secret)",
 };
+pub const TRIGGER_SECRET: Var = Var {
+    name: "HOOKRUN_TRIGGER_SECRET",
+    default: "",
+    kind: Kind::Secret,
+    scope: "cli",
+    help: "hookrun trigger: the secret to sign with, the trigger's signing secret or the agent's webhook secret (--secret)",
+};
 
 /// Every variable, in the order `--help` and the README list them.
 pub const ALL: &[Var] = &[
@@ -550,6 +557,7 @@ pub const ALL: &[Var] = &[
     RUNS_QUEUE_ARN,
     SECRET_CACHE_SECONDS,
     WEBHOOK_SECRET,
+    TRIGGER_SECRET,
 ];
 
 impl Var {

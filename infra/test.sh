@@ -35,9 +35,11 @@ fi
 # Chromium (apt) and the browser tests' packages (npm) meanwhile too.
 mkdir -p target
 browser=""
-if ! command -v chromium > /dev/null; then
+if [ -z "${CHROMIUM_PATH:-}" ] && ! command -v chromium > /dev/null; then
+  # Never a password prompt: a background job waiting on one would stop
+  # the script without a word (sudo -n fails instead, and says why).
   sudo=""
-  [ "$(id -u)" = 0 ] || sudo="sudo"
+  [ "$(id -u)" = 0 ] || sudo="sudo -n"
   packages=$(grep -v '^#' infra/apt-packages.txt | xargs)
   (
     export DEBIAN_FRONTEND=noninteractive
@@ -101,6 +103,7 @@ echo "== hookrun trigger's fixtures, checked with Stripe's, Slack's and Standard
 echo "== the web console in Chromium: Playwright against hookrun serve, axe-core ($SECONDS s so far)"
 if [ -n "$browser" ] && ! wait "$browser"; then
   cat target/apt-install.log
+  echo "could not install chromium (infra/apt-packages.txt): install it, or set CHROMIUM_PATH to a Chromium" >&2
   exit 1
 fi
 if ! wait "$npm_install"; then

@@ -1,6 +1,6 @@
 // The hookrun console: sign in with an admin key, then every page of the
 // management API and the live channel. Plain ES modules, no build step.
-import { html, render, useEffect, useState } from './lib/html.js';
+import { html, render, useEffect, useRef, useState } from './lib/html.js';
 import { loadConfig } from './lib/config.js';
 import { adminKey, signOut } from './lib/session.js';
 import { current, navigate, useRoute } from './lib/route.js';
@@ -79,7 +79,18 @@ function App() {
     window.addEventListener('hookrun:signed-out', out);
     return () => window.removeEventListener('hookrun:signed-out', out);
   }, []);
-  useEffect(() => { window.scrollTo(0, 0); }, [route.path]);
+  // A new page starts at the top with focus on its heading, so a screen
+  // reader announces it (not on the first load).
+  const first = useRef(true);
+  useEffect(() => {
+    window.scrollTo(0, 0);
+    if (first.current) {
+      first.current = false;
+      return undefined;
+    }
+    const t = setTimeout(() => document.querySelector('main h1')?.focus(), 0);
+    return () => clearTimeout(t);
+  }, [route.path]);
 
   let redirect = null;
   if (signedIn && route.path === '/sign-in') redirect = route.query.next || '/agents';

@@ -11,13 +11,16 @@ const useId = (prefix) => useRef(`${prefix}-${++nextId}`).current;
 /** Loads with `loader()` whenever `deps` change; `reload()` loads again. */
 export function useLoad(loader, deps) {
   const [state, setState] = useState({ data: null, error: null, loading: true });
-  const alive = useRef(true);
-  useEffect(() => () => { alive.current = false; }, []);
+  // Only the latest request's answer is shown: an older one that comes
+  // late (a filter changed meanwhile) is dropped.
+  const latest = useRef(0);
+  useEffect(() => () => { latest.current = -1; }, []);
   const load = useCallback(() => {
+    const mine = ++latest.current;
     setState((s) => ({ ...s, loading: true }));
     return loader().then(
-      (data) => alive.current && setState({ data, error: null, loading: false }),
-      (error) => alive.current && setState({ data: null, error, loading: false }),
+      (data) => mine === latest.current && setState({ data, error: null, loading: false }),
+      (error) => mine === latest.current && setState({ data: null, error, loading: false }),
     );
   }, deps);
   useEffect(() => { load(); }, [load]);
@@ -74,7 +77,7 @@ export function Page({ title, actions, children }) {
   useEffect(() => { document.title = `${title} · hookrun`; }, [title]);
   return html`<section class="page">
     <div class="page-head">
-      <h1>${title}</h1>
+      <h1 tabindex="-1">${title}</h1>
       ${actions && html`<div class="actions">${actions}</div>`}
     </div>
     ${children}
@@ -111,18 +114,20 @@ export function Link({ to, query, children, ...rest }) {
 }
 
 export function CopyButton({ text, label }) {
-  const [done, setDone] = useState(false);
+  const [note, setNote] = useState('');
   const copy = async () => {
     try {
+      // Absent where the page is not a secure context (plain http on
+      // another host than localhost).
       await navigator.clipboard.writeText(text);
-      setDone(true);
-      setTimeout(() => setDone(false), 1500);
+      setNote('Copied');
+      setTimeout(() => setNote(''), 1500);
     } catch {
-      setDone(false);
+      setNote('Could not copy here: select the text and copy it yourself');
     }
   };
   return html`<button type="button" class="small" onClick=${copy}>${`Copy ${label}`}</button>
-    <span class="copied" aria-live="polite">${done ? 'Copied' : ''}</span>`;
+    <span class=${note === 'Copied' ? 'copied' : 'copied failed'} aria-live="polite">${note}</span>`;
 }
 
 /** The error of the form a control is in (see `Form`). */
@@ -219,7 +224,8 @@ export function Dialog({ title, onClose, children }) {
     if (d && !d.open) d.showModal();
     return () => d && d.open && d.close();
   }, []);
-  return html`<dialog ref=${ref} aria-labelledby=${id} onClose=${onClose} onCancel=${onClose}>
+  // Escape fires `cancel`, then `close`: only `close` is heard.
+  return html`<dialog ref=${ref} aria-labelledby=${id} onClose=${onClose}>
     <h2 id=${id}>${title}</h2>
     ${children}
   </dialog>`;

@@ -221,6 +221,25 @@ test('an edit changes what it shows and keeps the write-only values it does not'
   const saved = await api('GET', `/api/v1/agents/${agent.id}`);
   assert.equal(saved.timeout_seconds, 60);
   assert.deepEqual(saved.runner.headers.Authorization, { set: true, hint: '9876' });
+
+  // A trigger's signature settings made through the API survive an edit
+  // of something else in the console.
+  const trigger = await api('POST', '/api/v1/webhook-triggers', {
+    agent_id: agent.id, name: 'grafana', secret: 'grafana-secret-0123456789',
+    signature: { scheme: 'hmac', header: 'X-Grafana-Alerting-Signature', encoding: 'base64' },
+  });
+  await withPage({}, async (page) => {
+    await signIn(page, hookrun.base);
+    await page.goto(`${hookrun.base}/#/triggers/${trigger.id}/edit`);
+    await page.getByLabel('Name', { exact: true }).fill('grafana alerts');
+    await page.getByText('Kept while the scheme stays hmac').waitFor();
+    assert.equal(await page.getByRole('option', { name: /^none/ }).count(), 0, 'a signed trigger offers no "none"');
+    await page.getByRole('button', { name: 'Save trigger' }).click();
+    await page.getByRole('heading', { name: 'grafana alerts', level: 1 }).waitFor();
+  });
+  const edited = await api('GET', `/api/v1/webhook-triggers/${trigger.id}`);
+  assert.equal(edited.signature.header, 'X-Grafana-Alerting-Signature');
+  assert.equal(edited.signature.encoding, 'base64');
 });
 
 test('a slow run is cancelled from its page', async () => {

@@ -56,7 +56,7 @@ fn every_operation_is_described_secured_and_answers_json_errors() {
     // 5 trigger routes, 48 management routes, /healthz and /openapi.json.
     assert_eq!(
         ops.len(),
-        56,
+        60,
         "{:?}",
         ops.iter().map(|o| (&o.0, &o.1)).collect::<Vec<_>>()
     );

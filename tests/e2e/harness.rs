@@ -97,7 +97,14 @@ impl Hookrun {
             .append(true)
             .open(data_dir.join("hookrun.log"))
             .unwrap();
-        let mut cmd = hookrun_command(data_dir, &["serve", "--addr", "127.0.0.1:0"]);
+        // A test that restarts the server in place gives it a fixed
+        // address (HOOKRUN_ADDR); otherwise any free port.
+        let addr = env
+            .iter()
+            .find(|(k, _)| k == "HOOKRUN_ADDR")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| "127.0.0.1:0".to_owned());
+        let mut cmd = hookrun_command(data_dir, &["serve", "--addr", &addr]);
         cmd.env("HOOKRUN_BOOTSTRAP_ADMIN_KEY", ADMIN_KEY)
             .env("HOOKRUN_INTERNAL_TOKEN", INTERNAL_TOKEN)
             .env_remove("HOOKRUN_PUBLIC_URL")

@@ -3,6 +3,8 @@
 //! (accepted) and with a wrong secret (refused), to an agent's own route,
 //! and follows the run's log; on both backends.
 
+use std::time::Duration;
+
 use serde_json::{json, Value};
 
 use crate::cli::{client, run};
@@ -197,4 +199,186 @@ async fn a_fixture_reaches_an_agent_route_with_overrides_and_its_log_is_followed
         assert_eq!(out.code, code, "{args:?}: {}", out.stderr);
         assert!(out.stderr.contains(says), "{args:?}: {}", out.stderr);
     }
+}
+
+/// A running `hookrun listen` and what it printed so far.
+struct Listener {
+    child: std::process::Child,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    _config: tempfile::TempDir,
+}
+
+impl Listener {
+    fn start(h: &Hookrun, args: &[&str]) -> Listener {
+        use std::io::BufRead;
+        let config = tempfile::tempdir().unwrap();
+        let mut cmd = client(&h.base, Some(ADMIN_KEY));
+        cmd.env("XDG_CONFIG_HOME", config.path())
+            .arg("listen")
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit());
+        let mut child = cmd.spawn().expect("hookrun listen starts");
+        let out = child.stdout.take().unwrap();
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Listener {
+            child,
+            lines,
+            _config: config,
+        }
+    }
+
+    /// The first line printed so far that contains `text`, waiting for it.
+    async fn line(&self, text: &str, within: std::time::Duration) -> String {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            if let Some(l) = self.lines.lock().unwrap().iter().find(|l| l.contains(text)) {
+                return l.clone();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "listen printed no {text:?}: {:?}",
+                self.lines.lock().unwrap()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Both signatures of a forwarded delivery verify with the listen secret.
+fn assert_signed(r: &crate::harness::Received, secret: &str) {
+    let id = r.header("webhook-id");
+    let ts: i64 = r.header("webhook-timestamp").parse().unwrap();
+    assert_eq!(
+        r.header("webhook-signature"),
+        hookrun_core::signature::standard_webhooks(id, ts, &r.body, &[secret.to_owned()]),
+        "Standard Webhooks signature"
+    );
+    let crewship = format!(
+        "sha256={}",
+        hex::encode(hookrun_core::signature::hmac_sha256(
+            secret.as_bytes(),
+            format!("{}.{}", r.header("x-crewship-timestamp"), r.body).as_bytes()
+        ))
+    );
+    assert_eq!(
+        r.header("x-crewship-signature"),
+        crewship,
+        "X-Crewship signature"
+    );
+}
+
+#[tokio::test]
+async fn listen_forwards_signed_deliveries_retries_a_failure_and_survives_a_restart() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut h = Hookrun::start_with(&[
+        ("HOOKRUN_ADDR", &addr),
+        ("HOOKRUN_DELIVERY_RETRY_SCHEDULE", "1,1,1,1,1,1,1"),
+    ]);
+    let (agent, agent_secret) = h
+        .create_agent(json!({"name": "listened", "runner": {"type": "echo"}}))
+        .await;
+    let receiver = crate::harness::Receiver::start();
+    receiver.answer(&[500, 200]);
+    let listen = Listener::start(
+        &h,
+        &["--forward-to", &receiver.url(), "--events", "run.succeeded"],
+    );
+    let secret_line = listen
+        .line("listen secret: ", Duration::from_secs(10))
+        .await;
+    let secret = secret_line.trim_start_matches("listen secret: ").to_owned();
+    assert!(secret.starts_with("whsec_"), "{secret_line}");
+    listen
+        .line("listening: run.succeeded", Duration::from_secs(10))
+        .await;
+
+    // A run's run.succeeded: forwarded, refused (500), retried, taken.
+    let first = h.trigger(&agent, &agent_secret, json!({"n": 1})).await;
+    let got = receiver.wait_for(2, Duration::from_secs(30)).await;
+    assert_eq!(
+        got[0].header("webhook-id"),
+        got[1].header("webhook-id"),
+        "the same delivery again"
+    );
+    for r in &got {
+        assert_signed(r, &secret);
+        assert_eq!(r.json()["event"], "run.succeeded");
+        assert_eq!(r.json()["data"]["run_id"], first.as_str());
+    }
+    listen.line("→ 500", Duration::from_secs(5)).await;
+    listen.line("→ 200", Duration::from_secs(5)).await;
+    // The delivery log shows both attempts, marked as a listen session's.
+    let (_, subs) = h.get("/api/v1/subscriptions").await;
+    let session = subs["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"].as_str().unwrap().starts_with("sub_listen_"))
+        .expect("the session is a subscription")
+        .clone();
+    let (_, log) = h
+        .get(&format!(
+            "/api/v1/subscriptions/{}/deliveries",
+            session["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(log["data"][0]["listen"], true);
+    assert_eq!(log["data"][0]["status"], "succeeded");
+    assert_eq!(log["data"][0]["attempts"], 2);
+
+    // The server is killed (SIGKILL: no drain) and started again in the
+    // middle: listen reconnects and resumes; nothing is lost or repeated.
+    h.kill();
+    h.respawn();
+    let second = h.trigger(&agent, &agent_secret, json!({"n": 2})).await;
+    let got = receiver.wait_for(3, Duration::from_secs(60)).await;
+    assert_eq!(got[2].json()["data"]["run_id"], second.as_str());
+    assert_signed(&got[2], &secret);
+    listen.line("reconnected", Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(receiver.got().len(), 3, "nothing forwarded twice");
+
+    // Ctrl-C ends it and closes the session.
+    let _ = std::process::Command::new("kill")
+        .args(["-INT", &listen.child.id().to_string()])
+        .status();
+    listen.line("stopping", Duration::from_secs(10)).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut listen = listen;
+    loop {
+        if let Some(status) = listen.child.try_wait().unwrap() {
+            assert!(status.success(), "listen exited with {status}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "listen did not stop");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (_, subs) = h.get("/api/v1/subscriptions").await;
+    assert!(
+        !subs["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["id"].as_str().unwrap().starts_with("sub_listen_")),
+        "the session was closed: {subs}"
+    );
 }

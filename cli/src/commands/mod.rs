@@ -8,6 +8,7 @@ pub mod agents;
 pub mod completions;
 pub mod deliveries;
 pub mod keys;
+pub mod listen;
 pub mod logs;
 pub mod runs;
 pub mod schedules;
@@ -69,6 +70,10 @@ pub enum Remote {
     /// signed as it expects; --follow prints the run's log.
     #[command(after_long_help = TRIGGER_ENV.as_str())]
     Trigger(trigger::Args),
+    /// Receive hookrun's outgoing webhooks on this machine: each delivery a
+    /// subscription would get, POSTed to --forward-to with its exact body
+    /// and signed headers; until Ctrl-C.
+    Listen(listen::Args),
 }
 
 static TRIGGER_ENV: std::sync::LazyLock<String> =
@@ -116,6 +121,7 @@ pub async fn run(cmd: Remote, conn: &Connection, out: Output) -> Result<()> {
         Remote::Logs(args) => logs::run(&ctx, args).await,
         Remote::Keys { command } => keys::run(&ctx, command).await,
         Remote::Trigger(args) => trigger::run(&ctx, args).await,
+        Remote::Listen(args) => listen::run(&ctx, &conn.server, args).await,
     }
 }
 

@@ -59,6 +59,21 @@ export async function api(method, path, body, { key = adminKey(), quiet401 = fal
 }
 
 export const get = (path, query) => api('GET', path + queryString(query));
+
+/**
+ * Every record of a listing (pages of 100, at most `max` records): for the
+ * choices of a form, where a record past the first page must be there too.
+ */
+export async function all(path, query = {}, max = 1000) {
+  const data = [];
+  let cursor;
+  do {
+    const page = await get(path, { ...query, limit: 100, cursor });
+    data.push(...page.data);
+    cursor = page.next_cursor;
+  } while (cursor && data.length < max);
+  return { data };
+}
 export const post = (path, body = {}) => api('POST', path, body);
 export const patch = (path, body) => api('PATCH', path, body);
 export const del = (path) => api('DELETE', path);

@@ -12,6 +12,8 @@ export async function loadConfig() {
     // No config: the page's own origin.
   }
   config.apiUrl = (conf.api_url || '').replace(/\/+$/, '');
-  const wsScheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-  config.wsUrl = conf.ws_url || `${wsScheme}//${location.host}/api/v1/ws`;
+  // Without a ws_url: the channel of the API's host (hookrun serve's).
+  const base = new URL(config.apiUrl || location.origin);
+  const wsScheme = base.protocol === 'https:' ? 'wss:' : 'ws:';
+  config.wsUrl = conf.ws_url || `${wsScheme}//${base.host}/api/v1/ws`;
 }

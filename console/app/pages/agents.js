@@ -1,5 +1,5 @@
 import { html, useEffect, useState } from '../lib/html.js';
-import { get, post, patch, del } from '../lib/api.js';
+import { all, get, post, patch, del } from '../lib/api.js';
 import { navigate, useRoute } from '../lib/route.js';
 import {
   Alert, Check, Code, ConfirmButton, CopyButton, Empty, Facts, Input, Link,
@@ -221,7 +221,7 @@ function CreatedAgentDialog({ agent, onClose }) {
 export function AgentPage({ id }) {
   const agent = useLoad(() => get(`/api/v1/agents/${id}`), [id]);
   const hooks = useLoad(() => get(`/api/v1/agents/${id}/webhook`), [id]);
-  const triggers = useLoad(() => get('/api/v1/webhook-triggers', { agent_id: id, limit: 100 }), [id]);
+  const triggers = useLoad(() => all('/api/v1/webhook-triggers', { agent_id: id }), [id]);
   const [shown, setShown] = useState(null);
   return html`<${Loaded} state=${agent}>${(a) => html`<${Page} title=${a.name}
     actions=${html`

@@ -1,5 +1,5 @@
 import { html, useEffect, useRef, useState } from '../lib/html.js';
-import { get, post } from '../lib/api.js';
+import { all, get, post } from '../lib/api.js';
 import { follow } from '../lib/live.js';
 import { navigate, useRoute } from '../lib/route.js';
 import { duration, json, toRfc3339 } from '../lib/format.js';
@@ -13,11 +13,14 @@ const STATUSES = [['', 'any status'], ['queued', 'queued'], ['running', 'running
 const TRIGGER_TYPES = [['', 'any way'], ['WEBHOOK', 'webhook'], ['TOKEN', 'token'], ['SCHEDULE', 'schedule'], ['API', 'API'], ['TEST', 'test']];
 const FINISHED = ['succeeded', 'failed', 'cancelled'];
 
-/** A run's events as they come: its status and log lines, live. */
-export function useRunEvents(runId, onTerminal) {
+/**
+ * A run's events as they come: its status and log lines, live;
+ * `onRunEvent(event)` hears each `run.*` event too.
+ */
+export function useRunEvents(runId, onRunEvent) {
   const [state, setState] = useState({ status: null, lines: [], link: 'connecting' });
-  const ended = useRef(onTerminal);
-  ended.current = onTerminal;
+  const ended = useRef(onRunEvent);
+  ended.current = onRunEvent;
   useEffect(() => {
     setState({ status: null, lines: [], link: 'connecting' });
     return follow({ run_id: runId }, (ev) => {
@@ -25,7 +28,7 @@ export function useRunEvents(runId, onTerminal) {
         if (ev.type === 'agent.log') return { ...s, lines: [...s.lines, { seq: ev.seq, time: ev.time, ...ev.data }] };
         return { ...s, status: ev.data?.status ?? s.status, summary: ev.data };
       });
-      if (['run.succeeded', 'run.failed', 'run.cancelled'].includes(ev.type) && ended.current) ended.current(ev);
+      if (ev.type.startsWith('run.') && ended.current) ended.current(ev);
     }, (link, detail) => setState((s) => ({ ...s, link, linkDetail: detail })));
   }, [runId]);
   return state;
@@ -69,7 +72,7 @@ function matches(summary, query) {
 
 export function Runs() {
   const { query } = useRoute();
-  const agents = useLoad(() => get('/api/v1/agents', { limit: 100 }), []);
+  const agents = useLoad(() => all('/api/v1/agents'), []);
   const filter = {
     agent_id: query.agent_id, status: query.status, trigger_type: query.trigger_type,
     trigger_id: query.trigger_id, schedule_id: query.schedule_id,
@@ -130,7 +133,12 @@ export function Runs() {
 
 export function RunPage({ id }) {
   const state = useLoad(() => get(`/api/v1/runs/${id}`), [id]);
-  const ev = useRunEvents(id, () => state.reload());
+  // Each run event updates what the page shows at once; the end reloads
+  // the run for its output.
+  const ev = useRunEvents(id, (e) => {
+    state.setData((r) => r && { ...r, ...e.data });
+    if (['run.succeeded', 'run.failed', 'run.cancelled'].includes(e.type)) state.reload();
+  });
   return html`<${Loaded} state=${state}>${(r) => {
     const status = r.status;
     return html`<${Page} title=${`Run ${r.id}`}
@@ -164,9 +172,25 @@ export function RunPage({ id }) {
   }}<//>`;
 }
 
+/**
+ * Replays every matching run: a call retries at most 1,000, and its
+ * `next_cursor` goes on from there (at most 50 calls here).
+ */
+async function replayAll(request) {
+  const retries = [];
+  let cursor;
+  for (let calls = 0; calls < 50; calls += 1) {
+    const answer = await post('/api/v1/runs/replay', { ...request, cursor });
+    retries.push(...answer.retries);
+    cursor = answer.next_cursor;
+    if (!cursor) break;
+  }
+  return { retries, more: Boolean(cursor) };
+}
+
 export function Replay() {
   const { query } = useRoute();
-  const agents = useLoad(() => get('/api/v1/agents', { limit: 100 }), []);
+  const agents = useLoad(() => all('/api/v1/agents'), []);
   const [form, setForm] = useState({ agent_id: query.agent_id ?? '', status: 'failed', since: '', until: '' });
   const [count, setCount] = useState(null);
   const [done, setDone] = useState(null);
@@ -201,9 +225,9 @@ export function Replay() {
     ${count && html`<div role="status" class="panel">
       <p><strong>${count.count}${count.truncated ? '+' : ''}</strong> ${count.count === 1 ? 'run matches' : 'runs match'}${count.truncated ? ' (the first 1,000 are replayed per call)' : ''}.</p>
       ${count.count > 0 && html`<${ConfirmButton} label=${`Replay ${count.count} runs`} question=${`Retry ${count.count} runs of this agent? Each becomes a new run.`}
-        onConfirm=${async () => setDone(await post('/api/v1/runs/replay', body(false)))} />`}
+        onConfirm=${async () => setDone(await replayAll(body(false)))} />`}
     </div>`}
-    ${done && html`<div role="status" class="panel"><p>${done.retries.filter((r) => r.created).length} retries made.</p>
+    ${done && html`<div role="status" class="panel"><p>${done.retries.filter((r) => r.created).length} retries made.${done.more ? ' More match: count again to go on.' : ''}</p>
       <ul>${done.retries.slice(0, 20).map((r) => html`<li><${Link} to=${`/runs/${r.run_id}`} class="mono">${r.run_id}<//> retries <span class="mono">${r.retry_of}</span></li>`)}</ul>
       <${Link} to="/runs" query=${{ agent_id: form.agent_id }}>See the agent's runs<//></div>`}
   <//>`;

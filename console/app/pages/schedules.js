@@ -1,5 +1,5 @@
 import { html, useEffect, useState } from '../lib/html.js';
-import { get, post, patch, del } from '../lib/api.js';
+import { all, get, post, patch, del } from '../lib/api.js';
 import { navigate, useRoute } from '../lib/route.js';
 import { duration, json } from '../lib/format.js';
 import {
@@ -58,7 +58,7 @@ function usePreview(cron, timezone) {
 export function ScheduleForm({ id }) {
   const editing = Boolean(id);
   const { query } = useRoute();
-  const agents = useLoad(() => get('/api/v1/agents', { limit: 100 }), []);
+  const agents = useLoad(() => all('/api/v1/agents'), []);
   const { form, setForm, bind, error, busy, onSubmit } = useEditor(
     [id],
     editing,
@@ -68,7 +68,7 @@ export function ScheduleForm({ id }) {
       payload: JSON.stringify(s.payload, null, 2), overlap: s.overlap, catch_up: s.catch_up, enabled: s.enabled,
     })),
   );
-  const triggers = useLoad(() => (form?.agent_id ? get('/api/v1/webhook-triggers', { agent_id: form.agent_id, limit: 100 }) : Promise.resolve({ data: [] })), [form?.agent_id]);
+  const triggers = useLoad(() => (form?.agent_id ? all('/api/v1/webhook-triggers', { agent_id: form.agent_id }) : Promise.resolve({ data: [] })), [form?.agent_id]);
   const preview = usePreview(form?.cron ?? '', form?.timezone ?? 'UTC');
   if (!form) return html`<${FormLoading} title=${editing ? 'Edit schedule' : 'New schedule'} error=${error} />`;
   const submit = onSubmit(async () => {

@@ -1,5 +1,5 @@
 import { html, useEffect, useState } from '../lib/html.js';
-import { get, post, patch, del } from '../lib/api.js';
+import { all, get, post, patch, del } from '../lib/api.js';
 import { navigate, useRoute } from '../lib/route.js';
 import { duration, json } from '../lib/format.js';
 import {
@@ -31,7 +31,7 @@ export function Subscriptions() {
 
 export function SubscriptionForm({ id }) {
   const editing = Boolean(id);
-  const agents = useLoad(() => get('/api/v1/agents', { limit: 100 }), []);
+  const agents = useLoad(() => all('/api/v1/agents'), []);
   const { form, setForm, bind, error, busy, onSubmit } = useEditor(
     [id],
     editing,

@@ -33,6 +33,13 @@ function parseJson(textValue, field, label) {
   }
 }
 
+/** What the scheme field says: the settings it keeps while unchanged. */
+function signatureHint(sig) {
+  const own = sig && ['header', 'prefix', 'encoding', 'tolerance'].filter((k) => sig[k] !== null && sig[k] !== undefined);
+  if (!own || own.length === 0) return 'How callers sign their calls.';
+  return `Kept while the scheme stays ${sig.scheme}: ${own.map((k) => `${k} ${sig[k]}`).join(', ')}.`;
+}
+
 export function TriggerForm({ id, agentId }) {
   const editing = Boolean(id);
   const { form, setForm, bind, error, busy, onSubmit } = useEditor(
@@ -51,6 +58,7 @@ export function TriggerForm({ id, agentId }) {
       rate_limit_per_minute: t.rate_limit_per_minute ?? '',
       ips: (t.allowed_sources?.ips || []).join('\n'), origins: (t.allowed_sources?.origins || []).join('\n'),
       is_active: t.is_active, environment: t.environment, respond_when: t.respond_when, had_secret: t.has_secret,
+      signature: t.has_secret ? t.signature : null,
     })),
   );
   const [created, setCreated] = useState(null);
@@ -67,7 +75,9 @@ export function TriggerForm({ id, agentId }) {
       environment: form.environment,
       respond_when: form.respond_when,
     };
-    if (form.scheme) body.signature = { scheme: form.scheme };
+    // Only a new scheme is sent: the trigger's own header, prefix,
+    // encoding and tolerance (set through the API) stay as they are.
+    if (form.scheme && form.scheme !== form.signature?.scheme) body.signature = { scheme: form.scheme };
     if (editing) {
       await patch(`/api/v1/webhook-triggers/${id}`, body);
       navigate(`/triggers/${id}`);
@@ -84,8 +94,11 @@ export function TriggerForm({ id, agentId }) {
     <${Form} error=${error} onSubmit=${submit}>
       <${Input} label="Name" field="name" required ...${bind('name')} />
       <${Input} label="Description" field="description" ...${bind('description')} />
-      <${Select} label="Signature scheme" field="signature" options=${SCHEMES} ...${bind('scheme')} disabled=${editing && !form.had_secret}
-        hint=${editing && !form.had_secret ? 'To require a signature, regenerate the secret on the trigger page.' : 'How callers sign their calls.'} />
+      <${Select} label="Signature scheme" field="signature" ...${bind('scheme')} disabled=${editing && !form.had_secret}
+        options=${editing && form.had_secret ? SCHEMES.filter(([v]) => v) : SCHEMES}
+        hint=${editing && !form.had_secret
+          ? 'To require a signature, regenerate the secret on the trigger page.'
+          : signatureHint(form.signature)} />
       ${!editing && form.scheme && html`<${Input} label="Secret" field="secret" type="password" autocomplete="off" ...${bind('secret')}
         hint="The provider's signing secret (Stripe, Slack); empty: hookrun makes one and shows it once." />`}
       <${TextArea} label="Event types" field="event_types" rows="2" ...${bind('event_types')} hint="Only these events start runs (e.g. pull_request.opened), comma or line separated; empty: all." />

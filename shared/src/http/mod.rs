@@ -10,6 +10,7 @@ mod events;
 pub mod extract;
 mod ingress;
 mod internal;
+mod listen;
 pub mod openapi;
 mod runs;
 mod schedules;
@@ -119,6 +120,10 @@ macro_rules! management_routes {
         let r = $register!(r, subscriptions::deliveries);
         let r = $register!(r, subscriptions::delivery);
         let r = $register!(r, subscriptions::redeliver);
+        let r = $register!(r, listen::open);
+        let r = $register!(r, listen::deliveries);
+        let r = $register!(r, listen::report);
+        let r = $register!(r, listen::close);
         let r = $register!(r, triggers::create, triggers::list);
         let r = $register!(r, triggers::get, triggers::update, triggers::delete);
         let r = $register!(r, triggers::regenerate_token);

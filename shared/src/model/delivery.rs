@@ -37,11 +37,25 @@ pub struct Delivery {
     #[serde(with = "crate::clock::ts::option", default)]
     pub completed_at: Option<DateTime<Utc>>,
     pub expires_at: Option<i64>,
+    /// Made for a `hookrun listen` session: the listening client makes its
+    /// attempts (`services::listen`), not the delivery worker.
+    #[serde(default)]
+    pub listen: bool,
 }
 
 impl Delivery {
     pub fn list_partition(subscription_id: &str) -> String {
         format!("SUB#{subscription_id}#DLVS")
+    }
+
+    /// The second index's partition of a listen session's pending
+    /// deliveries, sorted by when each is due (`due_key`).
+    pub fn due_partition(subscription_id: &str) -> String {
+        format!("LISTEN#{subscription_id}#DUE")
+    }
+
+    pub fn due_key(at: DateTime<Utc>, id: &str) -> String {
+        format!("{:013}#{id}", at.timestamp_millis().max(0))
     }
 }
 
@@ -67,6 +81,17 @@ impl Record for Delivery {
 
     fn expires_at(&self) -> Option<i64> {
         self.expires_at
+    }
+    /// A listen session's pending delivery is in its session's due index
+    /// until it is settled.
+    fn gsi2(&self) -> Option<Key> {
+        let at = self
+            .next_attempt_at
+            .filter(|_| self.listen && self.status == DeliveryStatus::Pending)?;
+        Some((
+            Self::due_partition(&self.subscription_id),
+            Self::due_key(at, &self.id),
+        ))
     }
 }
 

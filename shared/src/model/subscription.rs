@@ -13,6 +13,16 @@ pub const EVENTS: [&str; 4] = [
     "run.cancelled",
 ];
 
+/// A `hookrun listen` session (`services::listen`): its deliveries are
+/// fetched and forwarded by the listening client instead of sent by
+/// hookrun, and it hears of no run after it expires (a few minutes after
+/// its client was last heard of; each fetch moves it on).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ListenSession {
+    #[serde(with = "crate::clock::ts")]
+    pub expires_at: DateTime<Utc>,
+}
+
 /// An outgoing webhook: where to send which run events. Its signing secret
 /// is stored sealed under the master key and shown only at creation and
 /// rotation.
@@ -39,18 +49,32 @@ pub struct Subscription {
     pub created_at: DateTime<Utc>,
     #[serde(with = "crate::clock::ts")]
     pub updated_at: DateTime<Utc>,
+    /// Set on a listen session's subscription; `url` is then `listen:`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen: Option<ListenSession>,
 }
+
+/// How long a listen session's subscription item outlives its expiry
+/// before the store's TTL removes it (its deliveries keep their own).
+const LISTEN_ITEM_GRACE_SECS: i64 = 86_400;
 
 impl Subscription {
     pub fn list_partition(workspace_id: &str) -> String {
         format!("WS#{workspace_id}#SUBS")
     }
 
-    pub fn wants(&self, event: &str, environment: Environment, agent_id: &AgentId) -> bool {
+    pub fn wants(
+        &self,
+        event: &str,
+        environment: Environment,
+        agent_id: &AgentId,
+        now: DateTime<Utc>,
+    ) -> bool {
         self.enabled
             && self.events.iter().any(|e| e == event)
             && self.environment == environment
             && self.agent_id.as_ref().is_none_or(|a| a == agent_id)
+            && self.listen.as_ref().is_none_or(|l| l.expires_at > now)
     }
 }
 
@@ -67,6 +91,11 @@ impl Record for Subscription {
 
     fn gsi1(&self) -> Option<Key> {
         Some((Self::list_partition(&self.workspace_id), self.id.clone()))
+    }
+    fn expires_at(&self) -> Option<i64> {
+        self.listen
+            .as_ref()
+            .map(|l| l.expires_at.timestamp() + LISTEN_ITEM_GRACE_SECS)
     }
 }
 

@@ -63,7 +63,7 @@ pub async fn emit(app: &App, event: &str, run: &Run) -> Result<usize, Error> {
     let mut matched = 0;
     for sub in subscriptions
         .iter()
-        .filter(|s| s.wants(event, run.environment, &run.agent_id))
+        .filter(|s| s.wants(event, run.environment, &run.agent_id, now))
     {
         matched += 1;
         deliver(app, sub, event, run, &body).await?;
@@ -126,17 +126,22 @@ async fn deliver(
         updated_at: now,
         completed_at: None,
         expires_at: Some(app.retention_expiry()),
+        listen: sub.listen.is_some(),
     };
     // The delivery and its first message are written together: emitted
     // before, it exists with its message already sent, and nothing is sent
     // again.
-    let message = Message::Delivery {
-        delivery_id: delivery.id.clone(),
-        manual: false,
-    }
-    .outbox(Duration::ZERO);
-    app.repo
-        .create_with_messages(&delivery, vec![message])
-        .await?;
+    // A listen session's deliveries wait for its client (`services::listen`),
+    // so the delivery worker gets no message for them.
+    let messages = if delivery.listen {
+        Vec::new()
+    } else {
+        vec![Message::Delivery {
+            delivery_id: delivery.id.clone(),
+            manual: false,
+        }
+        .outbox(Duration::ZERO)]
+    };
+    app.repo.create_with_messages(&delivery, messages).await?;
     Ok(())
 }

@@ -9,6 +9,7 @@ pub mod delivery;
 pub mod events;
 pub mod executor;
 pub mod ingress;
+pub mod listen;
 pub mod ratelimit;
 pub mod replay;
 pub mod runs;

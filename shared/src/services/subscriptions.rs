@@ -118,7 +118,7 @@ fn validate_name(name: &str) -> Result<String, Error> {
     Ok(name.to_owned())
 }
 
-fn validate_events(events: &[String]) -> Result<Vec<String>, Error> {
+pub(crate) fn validate_events(events: &[String]) -> Result<Vec<String>, Error> {
     if events.is_empty() {
         return Err(Error::invalid(
             "events",
@@ -150,7 +150,7 @@ async fn validate_url(app: &App, url: &str) -> Result<String, Error> {
 }
 
 /// The agent a subscription may be narrowed to: one of this workspace's.
-async fn validate_agent(
+pub(crate) async fn validate_agent(
     app: &App,
     workspace_id: &WorkspaceId,
     agent_id: Option<&str>,
@@ -197,6 +197,7 @@ pub async fn create(
         previous_secret_valid_until: None,
         created_at: now,
         updated_at: now,
+        listen: None,
     };
     app.repo.create(&sub).await?;
     app.forget_cached();

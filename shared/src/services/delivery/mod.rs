@@ -193,6 +193,19 @@ async fn attempt_delivery(app: &App, delivery_id: &str, manual: bool) -> Result<
             return Ok(Outcome::Done);
         }
     };
+    if sub.listen.is_some() {
+        // A listen session's client makes the attempts: a manual
+        // redelivery makes the delivery due again for it; otherwise there
+        // is nothing to do here.
+        if manual {
+            d.status = DeliveryStatus::Pending;
+            d.next_attempt_at = Some(now);
+            d.completed_at = None;
+            d.updated_at = now;
+            app.repo.try_save(&mut d).await?;
+        }
+        return Ok(Outcome::Done);
+    }
     let keys = secrets(app, &sub).await?;
 
     // Claim the attempt with a conditional write: of two messages for one
@@ -210,6 +223,23 @@ async fn attempt_delivery(app: &App, delivery_id: &str, manual: bool) -> Result<
     }
 
     let r = attempt(app, &sub, &d, &keys).await;
+    settle(app, d, sub, r, manual, now).await
+}
+
+/// Records an attempt made at `now` and settles the delivery by it: done,
+/// failed, or pending until its next attempt (by the subscription's retry
+/// schedule). The worker's own attempts and a listen session's (made by
+/// its client, `services::listen`) go through here alike; a listen
+/// session's next attempt needs no queue message, its client fetches it
+/// when due.
+async fn settle(
+    app: &App,
+    mut d: Versioned<Delivery>,
+    sub: Versioned<Subscription>,
+    r: AttemptResult,
+    manual: bool,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Outcome, Error> {
     let log = DeliveryAttempt {
         delivery_id: d.id.clone(),
         attempt: d.attempts,
@@ -262,6 +292,7 @@ async fn attempt_delivery(app: &App, delivery_id: &str, manual: bool) -> Result<
     // The outcome and the next attempt's message are written together, so
     // a crash between them cannot leave a pending delivery without one.
     let retry: Vec<_> = retry_in
+        .filter(|_| !d.listen)
         .map(|w| {
             Message::Delivery {
                 delivery_id: d.id.clone(),
@@ -287,6 +318,46 @@ async fn attempt_delivery(app: &App, delivery_id: &str, manual: bool) -> Result<
     }
     note_outcome(app, sub, r.success(), gone).await?;
     Ok(Outcome::Done)
+}
+
+/// Settles a listen session's delivery by the attempt its client made and
+/// reports (`services::listen`): the same bookkeeping as the worker's own
+/// attempts, retry schedule included.
+pub(crate) async fn settle_reported(
+    app: &App,
+    mut d: Versioned<Delivery>,
+    sub: Versioned<Subscription>,
+    status: Option<u16>,
+    error: Option<String>,
+    answer: Option<&str>,
+    duration: Duration,
+) -> Result<(), Error> {
+    let mut r = AttemptResult {
+        status,
+        error,
+        excerpt: answer.map(|a| excerpt(a.as_bytes())),
+        duration,
+        ..Default::default()
+    };
+    if !r.success() && r.error.is_none() {
+        r.error = Some(match status {
+            Some(s) => format!("HTTP {s}"),
+            None => "no answer".to_owned(),
+        });
+    }
+    let now = app.clock.now();
+    d.attempts += 1;
+    d.updated_at = now;
+    settle(app, d, sub, r, false, now).await.map(|_| ())
+}
+
+/// The subscription's signing secrets valid now, current first (a listen
+/// session's client gets its deliveries signed with them).
+pub(crate) async fn subscription_secrets(
+    app: &App,
+    sub: &Subscription,
+) -> Result<Vec<String>, Error> {
+    secrets(app, sub).await
 }
 
 /// The automatic chain's outcome lost to a manual redelivery: while the

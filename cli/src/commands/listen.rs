@@ -1,0 +1,385 @@
+//! `hookrun listen --forward-to URL`: hookrun's outgoing webhooks on this
+//! machine, without a public URL. Each `--forward-to` opens a listen
+//! session (`services::listen`: a short-lived subscription), fetches its
+//! deliveries as they come due (long polls of the management API),
+//! POSTs each to the local URL with the exact body and headers a
+//! subscription's receiver gets, and reports what the local server
+//! answered: a 2xx settles the delivery, anything else makes it due again
+//! by the subscription's retry schedule.
+//!
+//! What survives: the session is the same for this machine and URL, so a
+//! restart of `listen`, of the server, a dropped network or a laptop
+//! that slept resume its pending deliveries in order; a delivery this
+//! process already forwarded is reported again, not forwarded twice.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use super::Ctx;
+use crate::client::{CliError, Result};
+
+/// How long one fetch waits for a delivery (the API's most).
+const WAIT_SECS: u64 = 20;
+/// Longest wait between reconnection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// How long a local receiver may take to answer.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// A URL on this machine to POST each delivery to; repeatable.
+    #[arg(long = "forward-to", value_name = "URL", required = true)]
+    forward_to: Vec<String>,
+    /// The run events to forward, comma-separated (default: all). Given
+    /// once, for every --forward-to; given once per --forward-to, each for
+    /// the one in the same place.
+    #[arg(long = "events", value_name = "EVENTS")]
+    events: Vec<String>,
+    /// Only this agent's runs.
+    #[arg(long = "agent", value_name = "AGENT_ID")]
+    agent_id: Option<String>,
+    /// Also print what the local server answered.
+    #[arg(long)]
+    print_body: bool,
+}
+
+/// One `--forward-to` and the events it wants.
+#[derive(Debug, Clone)]
+struct Target {
+    url: String,
+    events: Option<Vec<String>>,
+}
+
+fn targets(args: &Args) -> Result<Vec<Target>> {
+    if args.events.len() > 1 && args.events.len() != args.forward_to.len() {
+        return Err(CliError::usage(
+            "give --events once (for every --forward-to) or once per --forward-to, in the same order",
+        ));
+    }
+    args.forward_to
+        .iter()
+        .enumerate()
+        .map(|(i, url)| {
+            let parsed = reqwest::Url::parse(url)
+                .map_err(|e| CliError::usage(format!("--forward-to {url:?}: {e}")))?;
+            if !matches!(parsed.scheme(), "http" | "https") {
+                return Err(CliError::usage(format!(
+                    "--forward-to {url:?}: expected an http:// or https:// URL"
+                )));
+            }
+            let events = args
+                .events
+                .get(if args.events.len() == 1 { 0 } else { i })
+                .map(|e| {
+                    e.split(',')
+                        .map(|s| s.trim().to_owned())
+                        .filter(|s| !s.is_empty())
+                        .collect()
+                });
+            Ok(Target {
+                url: url.clone(),
+                events,
+            })
+        })
+        .collect()
+}
+
+/// Where `listen` keeps this machine's id and its listen secret:
+/// `$XDG_CONFIG_HOME/hookrun` or `~/.config/hookrun`.
+fn config_dir() -> Result<PathBuf> {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+        .ok_or_else(|| {
+            CliError::usage("set HOME or XDG_CONFIG_HOME: listen keeps its secret there")
+        })?;
+    Ok(base.join("hookrun"))
+}
+
+/// The value in `file`, or `make()`'s, written there first (owner-only).
+fn kept(file: &PathBuf, make: impl FnOnce() -> String) -> Result<String> {
+    if let Ok(v) = std::fs::read_to_string(file) {
+        let v = v.trim().to_owned();
+        if !v.is_empty() {
+            return Ok(v);
+        }
+    }
+    let v = make();
+    let io = |e: std::io::Error| CliError::usage(format!("cannot write {}: {e}", file.display()));
+    if let Some(dir) = file.parent() {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    std::fs::write(file, format!("{v}\n")).map_err(io)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600));
+    }
+    Ok(v)
+}
+
+/// This machine's id, and its listen secret for this server: the same
+/// every time, so the local handler's configuration stays as it is.
+fn identity(server: &str) -> Result<(String, String, PathBuf)> {
+    let dir = config_dir()?;
+    let machine = kept(&dir.join("machine-id"), || {
+        hookrun_core::ids::random_hex(24)
+    })?;
+    let server_key = &hookrun_core::ids::sha256_hex(server.trim_end_matches('/'))[..16];
+    let file = dir.join("listen").join(format!("{server_key}.secret"));
+    let secret = kept(&file, hookrun_core::ids::signing_secret)?;
+    Ok((machine, secret, file))
+}
+
+fn now() -> String {
+    chrono::Local::now().format("%H:%M:%S").to_string()
+}
+
+/// What one forward came to.
+struct Forwarded {
+    status: Option<u16>,
+    error: Option<String>,
+    answer: String,
+    duration: Duration,
+}
+
+async fn forward(http: &reqwest::Client, url: &str, d: &Value) -> Forwarded {
+    let started = Instant::now();
+    let mut req = http.post(url);
+    if let Some(headers) = d.get("headers").and_then(Value::as_object) {
+        for (k, v) in headers {
+            if let Some(v) = v.as_str() {
+                req = req.header(k.as_str(), v);
+            }
+        }
+    }
+    let body = d
+        .get("body")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    match req.body(body).send().await {
+        Ok(resp) => {
+            let status = resp.status().as_u16();
+            let answer = resp.text().await.unwrap_or_default();
+            Forwarded {
+                status: Some(status),
+                error: None,
+                answer,
+                duration: started.elapsed(),
+            }
+        }
+        Err(e) => {
+            let mut root: &dyn std::error::Error = &e;
+            while let Some(s) = root.source() {
+                root = s;
+            }
+            Forwarded {
+                status: None,
+                error: Some(root.to_string()),
+                answer: String::new(),
+                duration: started.elapsed(),
+            }
+        }
+    }
+}
+
+/// One session's loop, until the process is stopped.
+async fn listen_one(
+    ctx: &Ctx,
+    target: &Target,
+    agent_id: Option<&str>,
+    machine: &str,
+    secret: &str,
+    print_body: bool,
+    open_sessions: &Mutex<Vec<String>>,
+) -> Result<()> {
+    let http = reqwest::Client::builder()
+        .timeout(FORWARD_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| CliError::usage(format!("cannot set up the HTTP client: {e}")))?;
+    let open_body = json!({
+        "machine_id": machine,
+        "label": target.url,
+        "events": target.events,
+        "agent_id": agent_id,
+        "secret": secret,
+    });
+    // What this process forwarded and has still to report (a report lost
+    // to a dropped connection is made again, the forward is not).
+    let mut unreported: HashMap<String, Forwarded> = HashMap::new();
+    let mut session: Option<String> = None;
+    let mut backoff = Duration::from_secs(1);
+    let mut down_since: Option<Instant> = None;
+    loop {
+        let step: Result<()> = async {
+            let id = match &session {
+                Some(id) => id.clone(),
+                None => {
+                    let s = ctx
+                        .client
+                        .post(&["api", "v1", "listen"], Some(&open_body))
+                        .await?;
+                    let id = s.json["id"].as_str().unwrap_or_default().to_owned();
+                    let events = s.json["events"]
+                        .as_array()
+                        .map(|e| {
+                            e.iter()
+                                .filter_map(Value::as_str)
+                                .collect::<Vec<_>>()
+                                .join(",")
+                        })
+                        .unwrap_or_default();
+                    println!(
+                        "{} listening: {events} → {} (session {id})",
+                        now(),
+                        target.url
+                    );
+                    let mut open = open_sessions.lock().expect("not poisoned");
+                    if !open.contains(&id) {
+                        open.push(id.clone());
+                    }
+                    session = Some(id.clone());
+                    id
+                }
+            };
+            // Reports first: what was forwarded before the drop.
+            let pending: Vec<String> = unreported.keys().cloned().collect();
+            for delivery_id in pending {
+                report(ctx, &id, &delivery_id, &unreported[&delivery_id]).await?;
+                unreported.remove(&delivery_id);
+            }
+            let due = ctx
+                .client
+                .get(
+                    &["api", "v1", "listen", &id, "deliveries"],
+                    &[("wait", WAIT_SECS.to_string())],
+                )
+                .await?;
+            if let Some(since) = down_since.take() {
+                println!(
+                    "{} reconnected after {}s: resuming where it stopped",
+                    now(),
+                    since.elapsed().as_secs()
+                );
+                backoff = Duration::from_secs(1);
+            }
+            for d in due.json["data"].as_array().cloned().unwrap_or_default() {
+                let delivery_id = d["id"].as_str().unwrap_or_default().to_owned();
+                let f = forward(&http, &target.url, &d).await;
+                let outcome = match (f.status, &f.error) {
+                    (Some(s), _) => s.to_string(),
+                    (None, Some(e)) => format!("no answer ({e})"),
+                    (None, None) => "no answer".to_owned(),
+                };
+                println!(
+                    "{} {} {} attempt {} → {} in {} ms",
+                    now(),
+                    d["event"].as_str().unwrap_or("?"),
+                    d["run_id"].as_str().unwrap_or("?"),
+                    d["attempt"],
+                    outcome,
+                    f.duration.as_millis()
+                );
+                if print_body && !f.answer.is_empty() {
+                    println!("{}", f.answer.trim_end());
+                }
+                if !f.status.is_some_and(|s| (200..300).contains(&s)) {
+                    println!("    retried by the subscription's schedule while listen runs");
+                }
+                unreported.insert(delivery_id.clone(), f);
+                report(ctx, &id, &delivery_id, &unreported[&delivery_id]).await?;
+                unreported.remove(&delivery_id);
+            }
+            Ok(())
+        }
+        .await;
+        match step {
+            Ok(()) => {}
+            // The session ended (expired while the client was away, or was
+            // closed): open it again; its pending deliveries are kept.
+            Err(CliError::Api { status: 404, .. }) if session.is_some() => {
+                println!("{} the session ended while away: opening it again", now());
+                session = None;
+            }
+            Err(e @ (CliError::Unreachable { .. } | CliError::Api { .. }))
+                if e.exit_code() == crate::client::exit::UNAVAILABLE =>
+            {
+                if down_since.is_none() {
+                    down_since = Some(Instant::now());
+                    println!("{} lost the connection ({e}); reconnecting…", now());
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+async fn report(ctx: &Ctx, session: &str, delivery_id: &str, f: &Forwarded) -> Result<()> {
+    let answer: String = f.answer.chars().take(4096).collect();
+    let body = json!({
+        "status_code": f.status,
+        "error": f.error,
+        "duration_ms": f.duration.as_millis() as u64,
+        "response": if answer.is_empty() { None } else { Some(answer) },
+    });
+    ctx.client
+        .post(
+            &[
+                "api",
+                "v1",
+                "listen",
+                session,
+                "deliveries",
+                delivery_id,
+                "attempts",
+            ],
+            Some(&body),
+        )
+        .await?;
+    Ok(())
+}
+
+pub async fn run(ctx: &Ctx, server: &str, args: Args) -> Result<()> {
+    let targets = targets(&args)?;
+    let (machine, secret, file) = identity(server)?;
+    println!("listen secret: {secret}");
+    println!(
+        "  (kept in {}: the same every time on this machine; verify deliveries with it)",
+        file.display()
+    );
+    let open_sessions = Mutex::new(Vec::new());
+    let loops = targets.iter().map(|t| {
+        listen_one(
+            ctx,
+            t,
+            args.agent_id.as_deref(),
+            &machine,
+            &secret,
+            args.print_body,
+            &open_sessions,
+        )
+    });
+    let all = futures_util::future::try_join_all(loops);
+    tokio::select! {
+        r = all => r.map(|_| ()),
+        _ = tokio::signal::ctrl_c() => {
+            // Ended at once rather than left to expire: runs from now on
+            // are not delivered to them.
+            println!("{} stopping: closing the sessions", now());
+            let ids = open_sessions.lock().expect("not poisoned").clone();
+            for id in ids {
+                let _ = ctx.client.delete(&["api", "v1", "listen", &id]).await;
+            }
+            Ok(())
+        }
+    }
+}

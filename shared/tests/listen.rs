@@ -1,0 +1,277 @@
+//! `hookrun listen` sessions with an injected clock: a session gets the
+//! deliveries a subscription would (same body, headers signed with its
+//! secret), its client's reports settle them by the retry schedule, the
+//! same machine and label resume the same session, and an expired or
+//! closed session hears of nothing. No sleeping but a short long-poll.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use hookrun_core::clock::{Clock, ManualClock};
+use hookrun_core::error::Error;
+use hookrun_core::ids::WorkspaceId;
+use hookrun_core::model::{Agent, DeliveryStatus, RunStatus, RunnerConfig, TriggerType};
+use hookrun_core::services::listen::{self, ListenAttempt, OpenListen};
+use hookrun_core::services::{admin, agents, events, ingress, subscriptions};
+use hookrun_core::sqlite::SqliteStore;
+use hookrun_core::{App, Settings};
+use serde_json::json;
+
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+struct Fixture {
+    app: App,
+    clock: Arc<ManualClock>,
+    ws: WorkspaceId,
+    agent: Agent,
+}
+
+async fn fixture() -> Fixture {
+    let start = chrono::DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).unwrap();
+    let clock = Arc::new(ManualClock::new(start));
+    let store = SqliteStore::in_memory().unwrap().with_clock(clock.clone());
+    // Ordinary subscriptions beside the sessions point at loopback.
+    let settings = Settings {
+        outbound: hookrun_core::outbound::OutboundPolicy {
+            allow_http: true,
+            allow: hookrun_core::outbound::parse_allowlist("127.0.0.1/32").unwrap(),
+            proxy: None,
+        },
+        ..Settings::default()
+    };
+    let app = App::embedded(store, settings).with_jitter(Arc::new(|| 0.5));
+    let ws = admin::bootstrap(&app, None).await.unwrap().workspace.id;
+    let req = agents::CreateAgent {
+        name: "a".into(),
+        runner: RunnerConfig::Echo,
+        timeout_seconds: None,
+        enabled: None,
+        max_concurrent_runs: None,
+        concurrency: None,
+    };
+    let (agent, _) = agents::create(&app, &ws, req).await.unwrap();
+    Fixture {
+        app,
+        clock,
+        ws,
+        agent,
+    }
+}
+
+fn open_req(label: &str) -> OpenListen {
+    serde_json::from_value(json!({
+        "machine_id": "laptop-1",
+        "label": label,
+        "events": ["run.succeeded", "run.failed"],
+        "secret": SECRET,
+    }))
+    .unwrap()
+}
+
+/// A finished run's event; returns how many subscriptions heard of it.
+async fn finish_run(f: &Fixture, status: RunStatus) -> (String, usize) {
+    let mut run = ingress::new_run(
+        &f.app,
+        &f.agent,
+        TriggerType::Webhook,
+        json!({"n": 1}),
+        None,
+    );
+    run.status = status;
+    let event = if status == RunStatus::Succeeded {
+        "run.succeeded"
+    } else {
+        "run.failed"
+    };
+    let n = events::emit(&f.app, event, &run).await.unwrap();
+    (run.id.to_string(), n)
+}
+
+fn report(status: Option<u16>) -> ListenAttempt {
+    serde_json::from_value(json!({"status_code": status, "duration_ms": 12, "response": "ok"}))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_session_gets_a_subscriptions_deliveries_signed_with_its_secret() {
+    let f = fixture().await;
+    let s = listen::open(&f.app, &f.ws, open_req("http://localhost:3000/hooks"))
+        .await
+        .unwrap();
+    assert!(s.id.starts_with("sub_listen_"));
+    let (run_id, heard) = finish_run(&f, RunStatus::Succeeded).await;
+    assert_eq!(heard, 1);
+    let due = listen::due(&f.app, &f.ws, &s.id, Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(due.len(), 1);
+    let d = &due[0];
+    assert_eq!(d.run_id.to_string(), run_id);
+    assert_eq!(d.attempt, 1);
+    // The body a subscription gets, and headers signed with the session's
+    // secret, checked the way a receiver checks them.
+    let body: serde_json::Value = serde_json::from_str(&d.body).unwrap();
+    assert_eq!(body["event"], "run.succeeded");
+    assert_eq!(d.headers["webhook-id"], d.id);
+    let ts: i64 = d.headers["webhook-timestamp"].parse().unwrap();
+    let want = hookrun_core::signature::standard_webhooks(&d.id, ts, &d.body, &[SECRET.into()]);
+    assert_eq!(d.headers["webhook-signature"], want);
+    assert!(d.headers.contains_key("x-crewship-signature"));
+    // The delivery log shows it, marked as a listen session's.
+    let log = subscriptions::deliveries(&f.app, &f.ws, &s.id, 10, None)
+        .await
+        .unwrap();
+    assert!(log.data[0].listen);
+
+    // A 2xx settles it: it is not given again.
+    let settled = listen::report(&f.app, &f.ws, &s.id, &d.id, report(Some(200)))
+        .await
+        .unwrap();
+    assert_eq!(settled.status, DeliveryStatus::Succeeded);
+    assert!(listen::due(&f.app, &f.ws, &s.id, Duration::ZERO)
+        .await
+        .unwrap()
+        .is_empty());
+    // Reported again (a client that lost the answer): it stands.
+    let again = listen::report(&f.app, &f.ws, &s.id, &d.id, report(Some(500)))
+        .await
+        .unwrap();
+    assert_eq!(again.status, DeliveryStatus::Succeeded);
+    assert_eq!(again.attempts, 1);
+}
+
+#[tokio::test]
+async fn a_failed_forward_comes_back_by_the_retry_schedule() {
+    let f = fixture().await;
+    let s = listen::open(&f.app, &f.ws, open_req("local"))
+        .await
+        .unwrap();
+    finish_run(&f, RunStatus::Failed).await;
+    let d = listen::due(&f.app, &f.ws, &s.id, Duration::ZERO)
+        .await
+        .unwrap()
+        .remove(0);
+    let after = listen::report(&f.app, &f.ws, &s.id, &d.id, report(Some(500)))
+        .await
+        .unwrap();
+    assert_eq!(after.status, DeliveryStatus::Pending);
+    assert_eq!(after.last_status_code, Some(500));
+    let next = after.next_attempt_at.unwrap();
+    assert!(next > f.clock.now());
+    // Not due before its time; due after, as attempt 2.
+    assert!(listen::due(&f.app, &f.ws, &s.id, Duration::ZERO)
+        .await
+        .unwrap()
+        .is_empty());
+    f.clock.set(next);
+    let again = listen::due(&f.app, &f.ws, &s.id, Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].id, d.id);
+    assert_eq!(again[0].attempt, 2);
+    // No answer at all counts as a failure too.
+    let refused = listen::report(
+        &f.app,
+        &f.ws,
+        &s.id,
+        &d.id,
+        serde_json::from_value(json!({"error": "connection refused", "duration_ms": 1})).unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(refused.last_error.as_deref(), Some("connection refused"));
+    assert_eq!(refused.attempts, 2);
+}
+
+#[tokio::test]
+async fn the_same_machine_and_label_resume_one_session_and_expiry_or_close_ends_it() {
+    let f = fixture().await;
+    let a = listen::open(&f.app, &f.ws, open_req("one")).await.unwrap();
+    let b = listen::open(&f.app, &f.ws, open_req("one")).await.unwrap();
+    let other = listen::open(&f.app, &f.ws, open_req("two")).await.unwrap();
+    assert_eq!(a.id, b.id, "the same machine and label: the same session");
+    assert_ne!(a.id, other.id);
+    // A run while the session lives: kept for it across a reopen.
+    finish_run(&f, RunStatus::Succeeded).await;
+    listen::open(&f.app, &f.ws, open_req("one")).await.unwrap();
+    assert_eq!(
+        listen::due(&f.app, &f.ws, &a.id, Duration::ZERO)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // Its client gone past the session's time: runs after that are not
+    // delivered to it.
+    f.clock
+        .set(f.clock.now() + chrono::Duration::from_std(listen::SESSION_TTL).unwrap());
+    let (_, heard) = finish_run(&f, RunStatus::Succeeded).await;
+    assert_eq!(heard, 0, "expired sessions hear of nothing");
+
+    // Closing a session gives up what it had still to forward.
+    let pending = f.app.repo.deliveries_of(&other.id, 10, None).await.unwrap();
+    assert_eq!(pending.data[0].status, DeliveryStatus::Pending);
+    listen::close(&f.app, &f.ws, &other.id).await.unwrap();
+    let closed = f.app.repo.deliveries_of(&other.id, 10, None).await.unwrap();
+    assert_eq!(closed.data[0].status, DeliveryStatus::Failed);
+    assert_eq!(
+        closed.data[0].last_error.as_deref(),
+        Some("the listen session was closed")
+    );
+    assert!(matches!(
+        listen::due(&f.app, &f.ws, &other.id, Duration::ZERO).await,
+        Err(Error::NotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn bad_sessions_are_refused_naming_the_field_and_a_fetch_waits() {
+    let f = fixture().await;
+    for (patch, field) in [
+        (json!({"machine_id": ""}), "machine_id"),
+        (json!({"machine_id": "a/b"}), "machine_id"),
+        (json!({"label": ""}), "label"),
+        (json!({"secret": "plain"}), "secret"),
+        (json!({"secret": "whsec_c2hvcnQ="}), "secret"),
+        (json!({"events": ["run.exploded"]}), "events"),
+        (json!({"agent_id": "agt_nope"}), "agent_id"),
+    ] {
+        let mut v = json!({"machine_id": "m", "label": "l", "secret": SECRET});
+        for (k, val) in patch.as_object().unwrap() {
+            v[k] = val.clone();
+        }
+        let e = listen::open(&f.app, &f.ws, serde_json::from_value(v.clone()).unwrap())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&e, Error::Invalid { field: got, .. } if got == field),
+            "{v}: {e:?}"
+        );
+    }
+    // An ordinary subscription is not a session.
+    let (sub, _) = subscriptions::create(
+        &f.app,
+        &f.ws,
+        serde_json::from_value(
+            json!({"name": "s", "url": "http://127.0.0.1:9/h", "events": ["run.failed"]}),
+        )
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(
+        listen::due(&f.app, &f.ws, &sub.id, Duration::ZERO).await,
+        Err(Error::NotFound(_))
+    ));
+    // Nothing due: the fetch waits as long as asked, then answers empty.
+    let s = listen::open(&f.app, &f.ws, open_req("w")).await.unwrap();
+    let started = std::time::Instant::now();
+    assert!(listen::due(&f.app, &f.ws, &s.id, Duration::from_secs(1))
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(started.elapsed() >= Duration::from_millis(900));
+}

@@ -275,3 +275,23 @@ async fn bad_sessions_are_refused_naming_the_field_and_a_fetch_waits() {
         .is_empty());
     assert!(started.elapsed() >= Duration::from_millis(900));
 }
+
+#[tokio::test]
+async fn a_waiting_fetch_ends_at_once_when_the_server_stops() {
+    let f = fixture().await;
+    let s = listen::open(&f.app, &f.ws, open_req("stop")).await.unwrap();
+    let app = f.app.clone();
+    let ws = f.ws.clone();
+    let started = std::time::Instant::now();
+    let waiting =
+        tokio::spawn(async move { listen::due(&app, &ws, &s.id, Duration::from_secs(20)).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    f.app.live.close();
+    let got = tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .expect("the fetch ended")
+        .unwrap()
+        .unwrap();
+    assert!(got.is_empty());
+    assert!(started.elapsed() < Duration::from_secs(5));
+}

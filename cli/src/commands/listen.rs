@@ -252,8 +252,7 @@ async fn listen_one(
             // Reports first: what was forwarded before the drop.
             let pending: Vec<String> = unreported.keys().cloned().collect();
             for delivery_id in pending {
-                report(ctx, &id, &delivery_id, &unreported[&delivery_id]).await?;
-                unreported.remove(&delivery_id);
+                settle(ctx, &id, &delivery_id, &mut unreported).await?;
             }
             let due = ctx
                 .client
@@ -294,8 +293,7 @@ async fn listen_one(
                     println!("    retried by the subscription's schedule while listen runs");
                 }
                 unreported.insert(delivery_id.clone(), f);
-                report(ctx, &id, &delivery_id, &unreported[&delivery_id]).await?;
-                unreported.remove(&delivery_id);
+                settle(ctx, &id, &delivery_id, &mut unreported).await?;
             }
             Ok(())
         }
@@ -320,6 +318,32 @@ async fn listen_one(
             }
             Err(e) => return Err(e),
         }
+    }
+}
+
+/// Reports a forwarded delivery and forgets it once reported. A `404`
+/// (the delivery expired, or the session ended) forgets it too, so it is
+/// never reported forever; the error goes on, and an ended session is
+/// opened again.
+async fn settle(
+    ctx: &Ctx,
+    session: &str,
+    delivery_id: &str,
+    unreported: &mut HashMap<String, Forwarded>,
+) -> Result<()> {
+    let Some(f) = unreported.get(delivery_id) else {
+        return Ok(());
+    };
+    match report(ctx, session, delivery_id, f).await {
+        Ok(()) => {
+            unreported.remove(delivery_id);
+            Ok(())
+        }
+        Err(e @ CliError::Api { status: 404, .. }) => {
+            unreported.remove(delivery_id);
+            Err(e)
+        }
+        Err(e) => Err(e),
     }
 }
 
@@ -381,5 +405,60 @@ pub async fn run(ctx: &Ctx, server: &str, args: Args) -> Result<()> {
             }
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(forward: &[&str], events: &[&str]) -> Args {
+        Args {
+            forward_to: forward.iter().map(|s| (*s).to_owned()).collect(),
+            events: events.iter().map(|s| (*s).to_owned()).collect(),
+            agent_id: None,
+            print_body: false,
+        }
+    }
+
+    #[test]
+    fn events_go_with_their_forward_to() {
+        let one = targets(&args(&["http://a/1", "http://b/2"], &["run.failed"])).unwrap();
+        assert_eq!(one[0].events, Some(vec!["run.failed".to_owned()]));
+        assert_eq!(one[1].events, Some(vec!["run.failed".to_owned()]));
+        let each = targets(&args(
+            &["http://a/1", "http://b/2"],
+            &["run.failed", "run.succeeded, run.cancelled"],
+        ))
+        .unwrap();
+        assert_eq!(each[0].events, Some(vec!["run.failed".to_owned()]));
+        assert_eq!(
+            each[1].events,
+            Some(vec!["run.succeeded".to_owned(), "run.cancelled".to_owned()])
+        );
+        assert_eq!(
+            targets(&args(&["http://a/1"], &[])).unwrap()[0].events,
+            None
+        );
+    }
+
+    #[test]
+    fn bad_forward_tos_and_unmatched_events_are_usage_errors() {
+        for a in [
+            args(&["http://a/1", "http://b/2", "http://c/3"], &["x", "y"]),
+            args(&["not a url"], &[]),
+            args(&["ftp://host/x"], &[]),
+        ] {
+            assert!(matches!(targets(&a), Err(CliError::Usage(_))), "{a:?}");
+        }
+    }
+
+    #[test]
+    fn the_machine_and_its_secret_stay_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("x/secret");
+        let first = kept(&file, || "one".to_owned()).unwrap();
+        let again = kept(&file, || "two".to_owned()).unwrap();
+        assert_eq!((first.as_str(), again.as_str()), ("one", "one"));
     }
 }

@@ -286,7 +286,12 @@ pub async fn due(
                 })
                 .collect());
         }
-        tokio::time::sleep(POLL).await;
+        tokio::select! {
+            _ = tokio::time::sleep(POLL) => {}
+            // The server is stopping: a waiting fetch answers at once (with
+            // nothing), so it does not hold the stop up.
+            _ = app.live.closed() => return Ok(Vec::new()),
+        }
     }
 }
 

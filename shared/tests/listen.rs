@@ -211,6 +211,24 @@ async fn the_same_machine_and_label_resume_one_session_and_expiry_or_close_ends_
     let (_, heard) = finish_run(&f, RunStatus::Succeeded).await;
     assert_eq!(heard, 0, "expired sessions hear of nothing");
 
+    // The subscriptions API may not change a session (its client keeps it).
+    let change: subscriptions::UpdateSubscription =
+        serde_json::from_value(json!({"name": "mine now"})).unwrap();
+    assert!(matches!(
+        subscriptions::update(&f.app, &f.ws, &other.id, change).await,
+        Err(Error::Conflict(_))
+    ));
+    assert!(matches!(
+        subscriptions::rotate_secret(
+            &f.app,
+            &f.ws,
+            &other.id,
+            serde_json::from_value(json!({})).unwrap()
+        )
+        .await,
+        Err(Error::Conflict(_))
+    ));
+
     // Closing a session gives up what it had still to forward.
     let pending = f.app.repo.deliveries_of(&other.id, 10, None).await.unwrap();
     assert_eq!(pending.data[0].status, DeliveryStatus::Pending);

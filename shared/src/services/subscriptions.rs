@@ -224,6 +224,18 @@ pub async fn list(
     Ok(app.repo.page(query).await?)
 }
 
+/// A `hookrun listen` session is kept by its client (`services::listen`):
+/// a change or a new secret here would leave the client forwarding
+/// deliveries it can no longer check. Deleting it ends it.
+fn refuse_listen_session(sub: &Subscription) -> Result<(), Error> {
+    if sub.listen.is_some() {
+        return Err(Error::Conflict(
+            "a listen session is kept by its hookrun listen client: stop or restart that instead (deleting it ends it)".into(),
+        ));
+    }
+    Ok(())
+}
+
 pub async fn update(
     app: &App,
     workspace_id: &WorkspaceId,
@@ -231,6 +243,7 @@ pub async fn update(
     req: UpdateSubscription,
 ) -> Result<Subscription, Error> {
     let mut sub = app.repo.find::<Subscription>(workspace_id, id).await?;
+    refuse_listen_session(&sub)?;
     if let Some(n) = &req.name {
         sub.name = validate_name(n)?;
     }
@@ -290,6 +303,7 @@ pub async fn rotate_secret(
         ));
     }
     let mut sub = app.repo.find::<Subscription>(workspace_id, id).await?;
+    refuse_listen_session(&sub)?;
     let secret = crate::ids::signing_secret();
     let now = app.clock.now();
     let old = std::mem::replace(

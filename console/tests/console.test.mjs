@@ -242,6 +242,76 @@ test('an edit changes what it shows and keeps the write-only values it does not'
   assert.equal(edited.signature.encoding, 'base64');
 });
 
+test('secrets are rotated and regenerated after a confirmation, a trigger disabled, a model agent and a schedule edited', async () => {
+  const agent = await api('POST', '/api/v1/agents', { name: 'rotator', runner: { type: 'echo' } });
+  const trigger = await api('POST', '/api/v1/webhook-triggers', { agent_id: agent.id, name: 'rot', generate_secret: true });
+  const sub = await api('POST', '/api/v1/subscriptions', { name: 'rot-sub', url: `${fakes.url}/receiver`, events: ['run.failed'] });
+  const sched = await api('POST', '/api/v1/schedules', { name: 'nightly', agent_id: agent.id, cron: '0 2 * * *' });
+  await withPage({}, async (page) => {
+    await signIn(page, hookrun.base);
+    // Agent: rotate the webhook secret (asked first, then shown once).
+    await page.goto(`${hookrun.base}/#/agents/${agent.id}`);
+    await page.getByRole('button', { name: 'Rotate webhook secret' }).click();
+    const ask = page.getByRole('dialog', { name: 'Rotate webhook secret?' });
+    await ask.getByRole('button', { name: 'Keep as it is' }).click();
+    await ask.waitFor({ state: 'detached' });
+    await page.getByRole('button', { name: 'Rotate webhook secret' }).click();
+    await page.getByRole('dialog', { name: 'Rotate webhook secret?' }).getByRole('button', { name: 'Rotate webhook secret' }).click();
+    const shown = page.getByRole('dialog', { name: 'New webhook secret' });
+    assert.match(await shown.getByLabel('Webhook secret').inputValue(), /^whk_/);
+    await shown.getByRole('button', { name: 'Done' }).click();
+
+    // Trigger: regenerate the token after a confirmation; disable, enable.
+    await page.goto(`${hookrun.base}/#/triggers/${trigger.id}`);
+    await page.getByRole('button', { name: 'Regenerate token' }).click();
+    await page.getByRole('dialog', { name: 'Regenerate token?' }).getByRole('button', { name: 'Regenerate token' }).click();
+    const token = page.getByRole('dialog', { name: 'New token' });
+    const newToken = await token.getByLabel('Token', { exact: true }).inputValue();
+    assert.match(newToken, /^wht_/);
+    assert.ok((await token.getByLabel('Token URL').inputValue()).endsWith(newToken));
+    await token.getByRole('button', { name: 'Done' }).click();
+    await page.getByRole('button', { name: 'Disable trigger' }).click();
+    await page.getByRole('button', { name: 'Enable trigger' }).waitFor();
+    assert.equal((await api('GET', `/api/v1/webhook-triggers/${trigger.id}`)).is_active, false);
+    await page.getByRole('button', { name: 'Enable trigger' }).click();
+    await page.getByRole('button', { name: 'Disable trigger' }).waitFor();
+
+    // Subscription: rotate its secret.
+    await page.goto(`${hookrun.base}/#/subscriptions/${sub.id}`);
+    await page.getByRole('button', { name: 'Rotate secret' }).click();
+    await page.getByRole('dialog', { name: 'Rotate secret?' }).getByRole('button', { name: 'Rotate secret' }).click();
+    const subSecret = page.getByRole('dialog', { name: 'New signing secret' });
+    assert.match(await subSecret.getByLabel('Signing secret').inputValue(), /^whsec_/);
+    await subSecret.getByRole('button', { name: 'Done' }).click();
+    await page.getByText('Previous secret signs until').waitFor();
+
+    // A model runner's own fields; its key is write-only.
+    await page.goto(`${hookrun.base}/#/agents/new`);
+    await page.getByLabel('Name').fill('model');
+    await page.getByLabel('Runner').selectOption('openai');
+    await page.getByLabel('Model', { exact: true }).fill('gpt-4o-mini');
+    await page.getByLabel('API key').fill('sk-test-abcd1234');
+    await page.getByLabel('Prompt', { exact: true }).fill('Summarise {{ input }}');
+    await page.getByRole('button', { name: 'Create agent' }).click();
+    await page.getByRole('dialog', { name: 'Agent model created' }).getByRole('button', { name: 'Done' }).click();
+    await page.getByText('openai · gpt-4o-mini · key …1234').waitFor();
+
+    // Schedule: edit its cron and zone; the page shows the new times.
+    await page.goto(`${hookrun.base}/#/schedules/${sched.id}/edit`);
+    await page.getByLabel('Cron').fill('15 6 * * *');
+    await page.getByLabel('Time zone').fill('America/New_York');
+    await page.getByRole('region', { name: 'Next fire times' }).getByRole('listitem').first().waitFor();
+    await page.getByRole('button', { name: 'Save schedule' }).click();
+    await page.getByRole('heading', { name: 'nightly', level: 1 }).waitFor();
+    assert.match(await page.locator('ol.fires li').first().textContent(), /06:15:00-0[45]:00/);
+  });
+  const agents = await api('GET', '/api/v1/agents?limit=100');
+  const model = agents.data.find((a) => a.name === 'model');
+  assert.equal(model.runner.has_api_key, true);
+  assert.equal(model.runner.api_key_hint, '1234');
+  assert.equal((await api('GET', `/api/v1/schedules/${sched.id}`)).timezone, 'America/New_York');
+});
+
 test('a slow run is cancelled from its page', async () => {
   const agent = await agentVia(`${fakes.url}/agent/slow`, 'slowpoke');
   const trigger = await api('POST', '/api/v1/webhook-triggers', { agent_id: agent.id, name: 'slow' });

@@ -117,6 +117,48 @@ impl Client {
         Ok(url)
     }
 
+    /// The real-time channel's URL: `ws_url` when given (on AWS, the
+    /// stack's WebSocket API), else `/api/v1/ws` under the base, as
+    /// `hookrun serve` has it.
+    pub fn websocket_url(&self, ws_url: Option<&str>) -> Result<Url> {
+        if let Some(raw) = ws_url.map(str::trim).filter(|u| !u.is_empty()) {
+            let url =
+                Url::parse(raw).map_err(|e| CliError::usage(format!("--ws-url {raw:?}: {e}")))?;
+            if !matches!(url.scheme(), "ws" | "wss") {
+                return Err(CliError::usage(format!(
+                    "--ws-url {raw:?}: expected a ws:// or wss:// URL"
+                )));
+            }
+            return Ok(url);
+        }
+        let mut url = self.url(&["api", "v1", "ws"], &[])?;
+        let scheme = if url.scheme() == "https" { "wss" } else { "ws" };
+        url.set_scheme(scheme)
+            .map_err(|()| CliError::usage(format!("cannot make a WebSocket URL of {url}")))?;
+        Ok(url)
+    }
+
+    /// The opening request of a WebSocket to `url`, carrying the admin
+    /// key in `Authorization` (checked before the upgrade) and offering
+    /// the channel's subprotocol.
+    pub fn websocket_request(
+        &self,
+        url: &Url,
+    ) -> Result<tokio_tungstenite::tungstenite::handshake::client::Request> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut req = url
+            .as_str()
+            .into_client_request()
+            .map_err(|e| CliError::usage(format!("{url}: {e}")))?;
+        let headers = req.headers_mut();
+        headers.insert(AUTHORIZATION, self.auth.clone());
+        headers.insert(
+            reqwest::header::SEC_WEBSOCKET_PROTOCOL,
+            HeaderValue::from_static(hookrun_core::live::protocol::PROTOCOL),
+        );
+        Ok(req)
+    }
+
     pub async fn get(&self, segments: &[&str], query: &[(&str, String)]) -> Result<Answer> {
         self.send(Method::GET, self.url(segments, query)?, None)
             .await

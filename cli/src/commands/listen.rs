@@ -12,18 +12,25 @@
 //! that slept resume its pending deliveries in order; a delivery this
 //! process already forwarded is reported again, not forwarded twice.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use super::Ctx;
 use crate::client::{CliError, Result};
 
-/// How long one fetch waits for a delivery (the API's most).
-const WAIT_SECS: u64 = 20;
+/// How often the client says `listen` again: the session lives on, and
+/// what is due but was not pushed is given (at most this late).
+const RELISTEN_EVERY: Duration = Duration::from_secs(30);
+/// How long the channel may take to accept the connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a delivery's attempt is remembered as taken.
+const SEEN_FOR: Duration = Duration::from_secs(3600);
 /// Longest wait between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// How long a local receiver may take to answer.
@@ -45,6 +52,11 @@ pub struct Args {
     /// Also print what the local server answered.
     #[arg(long)]
     print_body: bool,
+    /// The real-time channel to receive deliveries on (default: /api/v1/ws
+    /// under --server, as `hookrun serve` has it; on AWS, the stack's
+    /// WebSocketUrl output). Also HOOKRUN_WS_URL.
+    #[arg(long, value_name = "URL")]
+    ws_url: Option<String>,
 }
 
 /// One `--forward-to` and the events it wants.
@@ -148,7 +160,12 @@ struct Forwarded {
     duration: Duration,
 }
 
-async fn forward(http: &reqwest::Client, url: &str, d: &Value) -> Forwarded {
+async fn forward(http: reqwest::Client, url: String, d: Value) -> (Value, Forwarded) {
+    let f = forward_once(&http, &url, &d).await;
+    (d, f)
+}
+
+async fn forward_once(http: &reqwest::Client, url: &str, d: &Value) -> Forwarded {
     let started = Instant::now();
     let mut req = http.post(url);
     if let Some(headers) = d.get("headers").and_then(Value::as_object) {
@@ -189,9 +206,58 @@ async fn forward(http: &reqwest::Client, url: &str, d: &Value) -> Forwarded {
     }
 }
 
+/// Why a connection to the channel ended.
+enum Dropped {
+    /// The session is gone (expired while away, or closed): open it again.
+    SessionEnded,
+    /// The connection went away: reconnect after a while.
+    Lost(String),
+    /// Retrying would not help (a revoked key, a refused request).
+    Fatal(CliError),
+}
+
+impl From<CliError> for Dropped {
+    fn from(e: CliError) -> Self {
+        match e {
+            CliError::Api { status: 404, .. } => Dropped::SessionEnded,
+            e if e.exit_code() == crate::client::exit::UNAVAILABLE => Dropped::Lost(e.to_string()),
+            e => Dropped::Fatal(e),
+        }
+    }
+}
+
+/// A failed WebSocket handshake: an HTTP refusal other than a 5xx or a
+/// 429 (a revoked key: 401) is final; anything else is retried.
+fn handshake_failed(url: &reqwest::Url, e: tokio_tungstenite::tungstenite::Error) -> Dropped {
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    if let WsError::Http(resp) = &e {
+        let status = resp.status().as_u16();
+        let body: Value = resp
+            .body()
+            .as_deref()
+            .and_then(|b| serde_json::from_slice(b).ok())
+            .unwrap_or(Value::Null);
+        let err = CliError::Api {
+            status,
+            code: body["error"]["code"]
+                .as_str()
+                .unwrap_or("refused")
+                .to_owned(),
+            message: body["error"]["message"]
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| format!("{url} refused the WebSocket")),
+        };
+        return Dropped::from(err);
+    }
+    Dropped::Lost(format!("{url}: {e}"))
+}
+
 /// One session's loop, until the process is stopped.
+#[allow(clippy::too_many_arguments)]
 async fn listen_one(
     ctx: &Ctx,
+    ws_url: &reqwest::Url,
     target: &Target,
     agent_id: Option<&str>,
     machine: &str,
@@ -211,36 +277,20 @@ async fn listen_one(
         "agent_id": agent_id,
         "secret": secret,
     });
-    // What this process forwarded and has still to report (a report lost
-    // to a dropped connection is made again, the forward is not).
-    let mut unreported: HashMap<String, Forwarded> = HashMap::new();
+    let mut state = Session {
+        unreported: HashMap::new(),
+        seen: HashMap::new(),
+        print_body,
+    };
     let mut session: Option<String> = None;
     let mut backoff = Duration::from_secs(1);
     let mut down_since: Option<Instant> = None;
     loop {
-        let step: Result<()> = async {
+        let step: std::result::Result<(), Dropped> = async {
             let id = match &session {
                 Some(id) => id.clone(),
                 None => {
-                    let s = ctx
-                        .client
-                        .post(&["api", "v1", "listen"], Some(&open_body))
-                        .await?;
-                    let id = s.json["id"].as_str().unwrap_or_default().to_owned();
-                    let events = s.json["events"]
-                        .as_array()
-                        .map(|e| {
-                            e.iter()
-                                .filter_map(Value::as_str)
-                                .collect::<Vec<_>>()
-                                .join(",")
-                        })
-                        .unwrap_or_default();
-                    println!(
-                        "{} listening: {events} → {} (session {id})",
-                        now(),
-                        target.url
-                    );
+                    let id = open(ctx, &open_body, &target.url).await?;
                     let mut open = open_sessions.lock().expect("not poisoned");
                     if !open.contains(&id) {
                         open.push(id.clone());
@@ -250,73 +300,198 @@ async fn listen_one(
                 }
             };
             // Reports first: what was forwarded before the drop.
-            let pending: Vec<String> = unreported.keys().cloned().collect();
+            let pending: Vec<String> = state.unreported.keys().cloned().collect();
             for delivery_id in pending {
-                settle(ctx, &id, &delivery_id, &mut unreported).await?;
+                settle(ctx, &id, &delivery_id, &mut state.unreported).await?;
             }
-            let due = ctx
-                .client
-                .get(
-                    &["api", "v1", "listen", &id, "deliveries"],
-                    &[("wait", WAIT_SECS.to_string())],
-                )
-                .await?;
-            if let Some(since) = down_since.take() {
-                println!(
-                    "{} reconnected after {}s: resuming where it stopped",
-                    now(),
-                    since.elapsed().as_secs()
-                );
-                backoff = Duration::from_secs(1);
-            }
-            for d in due.json["data"].as_array().cloned().unwrap_or_default() {
-                let delivery_id = d["id"].as_str().unwrap_or_default().to_owned();
-                let f = forward(&http, &target.url, &d).await;
-                let outcome = match (f.status, &f.error) {
-                    (Some(s), _) => s.to_string(),
-                    (None, Some(e)) => format!("no answer ({e})"),
-                    (None, None) => "no answer".to_owned(),
+            let request = ctx.client.websocket_request(ws_url)?;
+            let (mut socket, _) = tokio::time::timeout(
+                CONNECT_TIMEOUT,
+                tokio_tungstenite::connect_async(request),
+            )
+            .await
+            .map_err(|_| Dropped::Lost(format!("{ws_url}: no answer in time")))?
+            .map_err(|e| handshake_failed(ws_url, e))?;
+            let listen = WsMessage::text(json!({"type": "listen", "session_id": id}).to_string());
+            socket
+                .send(listen.clone())
+                .await
+                .map_err(|e| Dropped::Lost(e.to_string()))?;
+            let mut relisten = tokio::time::interval(RELISTEN_EVERY);
+            relisten.tick().await;
+            let mut queue: VecDeque<Value> = VecDeque::new();
+            let mut current: Option<Forwarding> = None;
+            loop {
+                if current.is_none() {
+                    if let Some(d) = queue.pop_front() {
+                        current = Some(Box::pin(forward(http.clone(), target.url.clone(), d)));
+                    }
+                }
+                let forwarding = async {
+                    match current.as_mut() {
+                        Some(f) => f.await,
+                        None => std::future::pending().await,
+                    }
                 };
-                println!(
-                    "{} {} {} attempt {} → {} in {} ms",
-                    now(),
-                    d["event"].as_str().unwrap_or("?"),
-                    d["run_id"].as_str().unwrap_or("?"),
-                    d["attempt"],
-                    outcome,
-                    f.duration.as_millis()
-                );
-                if print_body && !f.answer.is_empty() {
-                    println!("{}", f.answer.trim_end());
+                tokio::select! {
+                    incoming = socket.next() => {
+                        let text = match incoming {
+                            Some(Ok(WsMessage::Text(t))) => t,
+                            Some(Ok(WsMessage::Close(frame))) => {
+                                let why = frame.map(|f| f.reason.to_string()).unwrap_or_default();
+                                return Err(Dropped::Lost(format!("the server closed the connection ({why})")));
+                            }
+                            Some(Ok(_)) => continue,
+                            Some(Err(e)) => return Err(Dropped::Lost(e.to_string())),
+                            None => return Err(Dropped::Lost("the connection ended".into())),
+                        };
+                        let msg: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+                        match msg["type"].as_str() {
+                            Some("listening") => {
+                                if let Some(since) = down_since.take() {
+                                    println!(
+                                        "{} reconnected after {}s: resuming where it stopped",
+                                        now(),
+                                        since.elapsed().as_secs()
+                                    );
+                                    backoff = Duration::from_secs(1);
+                                }
+                            }
+                            Some("delivery") if msg["session_id"] == id.as_str() => {
+                                let d = msg["delivery"].clone();
+                                if state.is_new(&d, &queue) {
+                                    queue.push_back(d);
+                                }
+                            }
+                            Some("error") if msg["code"] == "not_found" => {
+                                return Err(Dropped::SessionEnded);
+                            }
+                            Some("error") => {
+                                let message = msg["message"].as_str().unwrap_or("?");
+                                return Err(Dropped::Lost(format!("the channel refused: {message}")));
+                            }
+                            _ => {}
+                        }
+                    }
+                    (d, f) = forwarding => {
+                        current = None;
+                        state.print(&d, &f);
+                        let delivery_id = d["id"].as_str().unwrap_or_default().to_owned();
+                        state.unreported.insert(delivery_id.clone(), f);
+                        settle(ctx, &id, &delivery_id, &mut state.unreported).await?;
+                    }
+                    _ = relisten.tick() => {
+                        // Keeps the session alive, and gives again what is
+                        // due but was not pushed (a client that was away).
+                        state.forget_old();
+                        socket
+                            .send(listen.clone())
+                            .await
+                            .map_err(|e| Dropped::Lost(e.to_string()))?;
+                    }
                 }
-                if !f.status.is_some_and(|s| (200..300).contains(&s)) {
-                    println!("    retried by the subscription's schedule while listen runs");
-                }
-                unreported.insert(delivery_id.clone(), f);
-                settle(ctx, &id, &delivery_id, &mut unreported).await?;
             }
-            Ok(())
         }
         .await;
         match step {
             Ok(()) => {}
-            // The session ended (expired while the client was away, or was
-            // closed): open it again; its pending deliveries are kept.
-            Err(CliError::Api { status: 404, .. }) if session.is_some() => {
+            Err(Dropped::SessionEnded) => {
                 println!("{} the session ended while away: opening it again", now());
                 session = None;
             }
-            Err(e @ (CliError::Unreachable { .. } | CliError::Api { .. }))
-                if e.exit_code() == crate::client::exit::UNAVAILABLE =>
-            {
+            Err(Dropped::Fatal(e)) => return Err(e),
+            Err(Dropped::Lost(why)) => {
                 if down_since.is_none() {
                     down_since = Some(Instant::now());
-                    println!("{} lost the connection ({e}); reconnecting…", now());
+                    println!("{} lost the connection ({why}); reconnecting…", now());
                 }
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
-            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// A forward under way: the delivery and what came of it.
+type Forwarding = std::pin::Pin<Box<dyn std::future::Future<Output = (Value, Forwarded)> + Send>>;
+
+/// Opens (or renews) the session of this machine and URL; its id.
+async fn open(ctx: &Ctx, body: &Value, url: &str) -> std::result::Result<String, Dropped> {
+    // A 404 here is no session to open again (an unknown agent): final.
+    let s = ctx
+        .client
+        .post(&["api", "v1", "listen"], Some(body))
+        .await
+        .map_err(|e| match e {
+            e @ CliError::Api { status: 404, .. } => Dropped::Fatal(e),
+            e => Dropped::from(e),
+        })?;
+    let id = s.json["id"].as_str().unwrap_or_default().to_owned();
+    let events = s.json["events"]
+        .as_array()
+        .map(|e| {
+            e.iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    println!("{} listening: {events} → {url} (session {id})", now());
+    Ok(id)
+}
+
+/// What one session's client remembers across reconnections.
+struct Session {
+    /// Forwarded and not yet reported (a report lost to a dropped
+    /// connection is made again; the forward is not).
+    unreported: HashMap<String, Forwarded>,
+    /// Each delivery's latest attempt taken, and when: the same attempt
+    /// given again (pushed and then given by a `listen`, or given again
+    /// while it was being forwarded) is not forwarded twice.
+    seen: HashMap<String, (u64, Instant)>,
+    print_body: bool,
+}
+
+impl Session {
+    fn is_new(&mut self, d: &Value, queue: &VecDeque<Value>) -> bool {
+        let (Some(id), Some(attempt)) = (d["id"].as_str(), d["attempt"].as_u64()) else {
+            return false;
+        };
+        if self.seen.get(id).is_some_and(|(a, _)| *a >= attempt)
+            || queue.iter().any(|q| q["id"] == id)
+        {
+            return false;
+        }
+        self.seen.insert(id.to_owned(), (attempt, Instant::now()));
+        true
+    }
+
+    /// Forgets attempts taken long ago (a delivery settles within its
+    /// retry schedule; the same attempt is not given again that late).
+    fn forget_old(&mut self) {
+        self.seen.retain(|_, (_, at)| at.elapsed() < SEEN_FOR);
+    }
+
+    fn print(&self, d: &Value, f: &Forwarded) {
+        let outcome = match (f.status, &f.error) {
+            (Some(s), _) => s.to_string(),
+            (None, Some(e)) => format!("no answer ({e})"),
+            (None, None) => "no answer".to_owned(),
+        };
+        println!(
+            "{} {} {} attempt {} → {} in {} ms",
+            now(),
+            d["event"].as_str().unwrap_or("?"),
+            d["run_id"].as_str().unwrap_or("?"),
+            d["attempt"],
+            outcome,
+            f.duration.as_millis()
+        );
+        if self.print_body && !f.answer.is_empty() {
+            println!("{}", f.answer.trim_end());
+        }
+        if !f.status.is_some_and(|s| (200..300).contains(&s)) {
+            println!("    retried by the subscription's schedule while listen runs");
         }
     }
 }
@@ -374,6 +549,11 @@ async fn report(ctx: &Ctx, session: &str, delivery_id: &str, f: &Forwarded) -> R
 
 pub async fn run(ctx: &Ctx, server: &str, args: Args) -> Result<()> {
     let targets = targets(&args)?;
+    let ws_url = args
+        .ws_url
+        .clone()
+        .or_else(hookrun_core::config::ws_url_from_env);
+    let ws_url = ctx.client.websocket_url(ws_url.as_deref())?;
     let (machine, secret, file) = identity(server)?;
     println!("listen secret: {secret}");
     println!(
@@ -384,6 +564,7 @@ pub async fn run(ctx: &Ctx, server: &str, args: Args) -> Result<()> {
     let loops = targets.iter().map(|t| {
         listen_one(
             ctx,
+            &ws_url,
             t,
             args.agent_id.as_deref(),
             &machine,
@@ -418,6 +599,7 @@ mod tests {
             events: events.iter().map(|s| (*s).to_owned()).collect(),
             agent_id: None,
             print_body: false,
+            ws_url: None,
         }
     }
 

@@ -20,11 +20,11 @@ use crate::error::Error;
 use crate::http::ApiError;
 use crate::ids::WorkspaceId;
 use crate::live::protocol::{self, ClientMessage, Refused, PROTOCOL};
-use crate::live::{replay, Fanout, Filter, LiveEvent};
+use crate::live::{replay, Fanout, Filter, ListenPush, LiveEvent};
 use crate::model::connection::CONNECTION_TTL_SECONDS;
 use crate::model::Connection;
 use crate::repo::{Repo, Versioned};
-use crate::services::admin;
+use crate::services::{admin, listen};
 
 /// How long the executor keeps a workspace's connection list: a new
 /// subscription hears events from at most this much later (its replay
@@ -166,6 +166,30 @@ impl Fanout for ApiGatewayFanout {
         });
         futures_util::future::join_all(sends).await;
     }
+
+    /// The workspace's connections listening to the session, read now
+    /// (not from the cache: a client that just said `listen` is found).
+    async fn listen(&self, push: &ListenPush) {
+        let all: Vec<Connection> = match self
+            .repo
+            .all(Repo::gsi_query(
+                Connection::list_partition(&push.workspace_id),
+                false,
+            ))
+            .await
+        {
+            Ok(all) => all,
+            Err(e) => {
+                tracing::warn!(workspace_id = %push.workspace_id, error = %e, "could not read the workspace's WebSocket connections");
+                return;
+            }
+        };
+        let sends = all
+            .iter()
+            .filter(|c| c.listen_session.as_deref() == Some(push.session_id.as_str()))
+            .map(|c| self.post(&c.connection_id, push.text.clone()));
+        futures_util::future::join_all(sends).await;
+    }
 }
 
 /// One event of the WebSocket API, as the `realtime` function hands it on.
@@ -243,6 +267,7 @@ async fn connect(app: &App, req: WsRequest) -> WsResponse {
         subscribed: false,
         agent_id: None,
         run_id: None,
+        listen_session: None,
         connected_at: app.clock.now(),
         expires_at: app.clock.now().timestamp() + CONNECTION_TTL_SECONDS,
     };
@@ -338,6 +363,35 @@ async fn message(app: &App, fanout: &ApiGatewayFanout, req: WsRequest) {
             conn.subscribed = false;
             if save(app, fanout, &mut conn).await {
                 fanout.post_json(id, protocol::unsubscribed()).await;
+            }
+        }
+        (ClientMessage::Listen { session_id }, Some(ws)) => {
+            // Marked on the connection before what is due is read, so a
+            // delivery pushed in between finds it.
+            if conn.listen_session.as_deref() != Some(session_id.as_str()) {
+                conn.listen_session = Some(session_id.clone());
+                if !save(app, fanout, &mut conn).await {
+                    return;
+                }
+            }
+            match listen::resume(app, &ws, &session_id).await {
+                Ok((session, due)) => {
+                    if fanout.post_json(id, protocol::listening(&session)).await != Posted::Sent {
+                        return;
+                    }
+                    for d in &due {
+                        if fanout
+                            .post_json(id, protocol::delivery(&session.id, d))
+                            .await
+                            != Posted::Sent
+                        {
+                            return;
+                        }
+                    }
+                }
+                Err(e) => {
+                    fanout.post_json(id, describe(e)).await;
+                }
             }
         }
         (

@@ -382,6 +382,11 @@ pub fn webhook_secret_from_env() -> Option<String> {
     Env(|k| std::env::var(k).ok()).text(&vars::WEBHOOK_SECRET)
 }
 
+/// The real-time channel's URL `hookrun listen` connects to, when set.
+pub fn ws_url_from_env() -> Option<String> {
+    Env(|k| std::env::var(k).ok()).text(&vars::WS_URL)
+}
+
 /// The secret `hookrun trigger` signs with, when set.
 pub fn trigger_secret_from_env() -> Option<String> {
     Env(|k| std::env::var(k).ok()).text(&vars::TRIGGER_SECRET)

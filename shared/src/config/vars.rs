@@ -499,6 +499,13 @@ pub const TRIGGER_SECRET: Var = Var {
     scope: "cli",
     help: "hookrun trigger: the secret to sign with, the trigger's signing secret or the agent's webhook secret (--secret)",
 };
+pub const WS_URL: Var = Var {
+    name: "HOOKRUN_WS_URL",
+    default: "",
+    kind: Kind::Text,
+    scope: "cli",
+    help: "hookrun listen: the real-time channel's URL (--ws-url); on AWS the stack's WebSocketUrl output, by default /api/v1/ws under --server",
+};
 
 /// Every variable, in the order `--help` and the README list them.
 pub const ALL: &[Var] = &[
@@ -558,6 +565,7 @@ pub const ALL: &[Var] = &[
     SECRET_CACHE_SECONDS,
     WEBHOOK_SECRET,
     TRIGGER_SECRET,
+    WS_URL,
 ];
 
 impl Var {

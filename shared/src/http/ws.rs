@@ -20,8 +20,8 @@ use crate::app::App;
 use crate::error::Error;
 use crate::ids::WorkspaceId;
 use crate::live::protocol::{self, ClientMessage, Refused, PROTOCOL};
-use crate::live::{Ended, Follower, StreamSlot};
-use crate::services::admin;
+use crate::live::{Ended, Follower, ListenPush, StreamSlot};
+use crate::services::{admin, listen};
 
 /// Where the channel is served.
 pub const PATH: &str = "/api/v1/ws";
@@ -124,6 +124,7 @@ pub async fn upgrade(
                 ip,
                 follower: None,
                 starting: None,
+                listening: None,
             }
             .run(workspace, slot)
             .await
@@ -161,6 +162,14 @@ struct Connection {
     /// A subscription being set up (its replay read): a newer subscribe
     /// or an unsubscribe drops it, and the work it had left with it.
     starting: Option<Starting>,
+    /// The `hookrun listen` session whose deliveries this connection
+    /// forwards, and the pushes it gets.
+    listening: Option<Listening>,
+}
+
+struct Listening {
+    session_id: String,
+    pushes: tokio::sync::broadcast::Receiver<std::sync::Arc<ListenPush>>,
 }
 
 type Starting =
@@ -268,6 +277,22 @@ impl Connection {
                     None => std::future::pending().await,
                 }
             };
+            let listening = &mut self.listening;
+            let ws = &workspace;
+            let next_push = async {
+                match listening {
+                    Some(l) => loop {
+                        match l.pushes.recv().await {
+                            Ok(p) if p.session_id == l.session_id && p.workspace_id == *ws => {
+                                break Ok(p)
+                            }
+                            Ok(_) => continue,
+                            Err(e) => break Err(e),
+                        }
+                    },
+                    None => std::future::pending().await,
+                }
+            };
             let starting = &mut self.starting;
             let started = async {
                 match starting {
@@ -315,6 +340,21 @@ impl Connection {
                         return Close(close::TOO_SLOW, "too_slow".into());
                     }
                 }
+                push = next_push => match push {
+                    Ok(p) => {
+                        if !self.send_text(p.text.clone()).await {
+                            return Close(close::TOO_SLOW, "too_slow".into());
+                        }
+                    }
+                    // What it missed stays due: it gets it again when it
+                    // reconnects and says `listen`.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        return self.refuse("too_slow", "fell behind the listen session's deliveries: reconnect", close::TOO_SLOW).await;
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                        return Close(close::GOING_AWAY, "going_away".into());
+                    }
+                },
                 event = next_event => match event {
                     Ok(e) => {
                         if !self.send_text(e.to_json()).await {
@@ -358,6 +398,33 @@ impl Connection {
                 self.follower = None;
                 self.starting = None;
                 self.send_json(protocol::unsubscribed()).await;
+            }
+            ClientMessage::Listen { session_id } => {
+                // Pushes are heard from before what is due is read, so
+                // none made in between is lost; one given by both is the
+                // same delivery and attempt, which the client forwards
+                // once.
+                let pushes = self.app.live.subscribe_listen();
+                match listen::resume(&self.app, workspace, &session_id).await {
+                    Ok((session, due)) => {
+                        self.listening = Some(Listening {
+                            session_id: session.id.clone(),
+                            pushes,
+                        });
+                        if !self.send_json(protocol::listening(&session)).await {
+                            return Err(Close(close::TOO_SLOW, "too_slow".into()));
+                        }
+                        for d in &due {
+                            if !self.send_json(protocol::delivery(&session.id, d)).await {
+                                return Err(Close(close::TOO_SLOW, "too_slow".into()));
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        let (code, message) = describe(e);
+                        self.send_error(code, &message).await;
+                    }
+                }
             }
             ClientMessage::Subscribe {
                 channel,

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use tokio::sync::{broadcast, Notify};
 
 use super::LiveEvent;
+use crate::ids::WorkspaceId;
 
 /// Events one subscriber may fall behind by before it is dropped (it
 /// reconnects with the last id it saw and reads the rest back).
@@ -19,6 +20,18 @@ pub const SUBSCRIBER_BUFFER: usize = 1024;
 #[async_trait::async_trait]
 pub trait Fanout: Send + Sync {
     async fn send(&self, events: &[LiveEvent]);
+    /// A listen session's delivery, to the connections listening to it.
+    async fn listen(&self, push: &ListenPush);
+}
+
+/// A `hookrun listen` session's delivery, as the channel carries it to
+/// the connections listening to that session (`services::listen`).
+#[derive(Debug, Clone)]
+pub struct ListenPush {
+    pub workspace_id: WorkspaceId,
+    pub session_id: String,
+    /// The channel's `delivery` message, ready to send.
+    pub text: String,
 }
 
 /// The process's event hub. Publishing never waits for a subscriber: each
@@ -27,6 +40,7 @@ pub trait Fanout: Send + Sync {
 #[derive(Clone)]
 pub struct Hub {
     tx: broadcast::Sender<Arc<LiveEvent>>,
+    listen_tx: broadcast::Sender<Arc<ListenPush>>,
     /// Whether this process streams to its own clients (`hookrun serve`):
     /// only then do the SSE routes keep a stream open for live events.
     local: bool,
@@ -38,6 +52,7 @@ impl Default for Hub {
     fn default() -> Self {
         Hub {
             tx: broadcast::channel(SUBSCRIBER_BUFFER).0,
+            listen_tx: broadcast::channel(SUBSCRIBER_BUFFER).0,
             local: false,
             fanout: None,
             closing: Arc::default(),
@@ -77,6 +92,23 @@ impl Hub {
                 let _ = self.tx.send(Arc::new(e));
             }
         }
+    }
+
+    /// Pushes a listen session's delivery to whoever listens to it. Like
+    /// events, best effort: a session with nobody listening now gets it
+    /// when its client next says `listen` (it stays due until reported).
+    pub async fn push_listen(&self, push: ListenPush) {
+        if let Some(fanout) = &self.fanout {
+            fanout.listen(&push).await;
+        }
+        if self.listen_tx.receiver_count() > 0 {
+            let _ = self.listen_tx.send(Arc::new(push));
+        }
+    }
+
+    /// Every listen delivery pushed from now on (filter them yourself).
+    pub fn subscribe_listen(&self) -> broadcast::Receiver<Arc<ListenPush>> {
+        self.listen_tx.subscribe()
     }
 
     /// Every event published from now on (filter them yourself).

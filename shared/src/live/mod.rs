@@ -19,4 +19,4 @@ pub use event::{
     event_id, parse_event_id, EventData, EventKind, Filter, LiveEvent, LogData, RunSummary,
 };
 pub use follow::{Ended, Follower};
-pub use hub::{Fanout, Hub, SUBSCRIBER_BUFFER};
+pub use hub::{Fanout, Hub, ListenPush, SUBSCRIBER_BUFFER};

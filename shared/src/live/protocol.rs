@@ -8,6 +8,7 @@ use super::{parse_event_id, Filter};
 use crate::app::App;
 use crate::error::Error;
 use crate::ids::{RunId, WorkspaceId};
+use crate::services::listen::{ListenDelivery, ListenView};
 use crate::services::{agents, runs};
 
 /// The subprotocol a client offers (and the server selects).
@@ -30,6 +31,13 @@ pub enum ClientMessage {
         last_event_id: Option<String>,
     },
     Unsubscribe,
+    /// Forward this `hookrun listen` session's deliveries over this
+    /// connection: what is due now is given at once, the rest as it comes
+    /// due. Said again every so often, it keeps the session alive and
+    /// gives what is due again (a delivery stays due until reported).
+    Listen {
+        session_id: String,
+    },
     Ping,
 }
 
@@ -114,4 +122,14 @@ pub fn pong() -> Value {
 
 pub fn unsubscribed() -> Value {
     json!({"type": "unsubscribed"})
+}
+
+/// The answer to `listen`: the session, as the API shows it.
+pub fn listening(session: &ListenView) -> Value {
+    json!({"type": "listening", "session": session})
+}
+
+/// A listen session's delivery to forward.
+pub fn delivery(session_id: &str, delivery: &ListenDelivery) -> Value {
+    json!({"type": "delivery", "session_id": session_id, "delivery": delivery})
 }

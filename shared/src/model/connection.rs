@@ -29,6 +29,10 @@ pub struct Connection {
     pub subscribed: bool,
     pub agent_id: Option<AgentId>,
     pub run_id: Option<RunId>,
+    /// The `hookrun listen` session whose deliveries it forwards (its
+    /// `listen` message): the delivery function pushes them to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen_session: Option<String>,
     #[serde(with = "crate::clock::ts")]
     pub connected_at: DateTime<Utc>,
     pub expires_at: i64,

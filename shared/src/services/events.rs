@@ -131,17 +131,13 @@ async fn deliver(
     // The delivery and its first message are written together: emitted
     // before, it exists with its message already sent, and nothing is sent
     // again.
-    // A listen session's deliveries wait for its client (`services::listen`),
-    // so the delivery worker gets no message for them.
-    let messages = if delivery.listen {
-        Vec::new()
-    } else {
-        vec![Message::Delivery {
-            delivery_id: delivery.id.clone(),
-            manual: false,
-        }
-        .outbox(Duration::ZERO)]
-    };
+    // A listen session's is no different: its message's turn pushes it to
+    // the session's client (`services::listen::push`).
+    let messages = vec![Message::Delivery {
+        delivery_id: delivery.id.clone(),
+        manual: false,
+    }
+    .outbox(Duration::ZERO)];
     app.repo.create_with_messages(&delivery, messages).await?;
     Ok(())
 }

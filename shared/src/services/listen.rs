@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::app::App;
 use crate::error::{Entity, Error};
 use crate::ids::{self, AgentId, RunId, WorkspaceId};
+use crate::live::ListenPush;
 use crate::model::subscription::ListenSession;
 use crate::model::{Delivery, DeliveryStatus, Environment, Subscription};
 use crate::ports::{Index, Query};
@@ -55,7 +56,7 @@ pub struct OpenListen {
 }
 
 /// A session as the API shows it (never its secret).
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ListenView {
     pub id: String,
     pub events: Vec<String>,
@@ -67,7 +68,7 @@ pub struct ListenView {
 }
 
 /// A delivery to forward: exactly what a subscription's receiver gets.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ListenDelivery {
     pub id: String,
     pub event: String,
@@ -223,16 +224,9 @@ async fn session(
     Ok(s)
 }
 
-/// The session's deliveries due now, oldest first (at most [`PAGE`]),
-/// waiting up to `wait` for one; the fetch tells hookrun the client is
-/// there, so the session lives on.
-pub async fn due(
-    app: &App,
-    workspace_id: &WorkspaceId,
-    id: &str,
-    wait: Duration,
-) -> Result<Vec<ListenDelivery>, Error> {
-    let mut sub = session(app, workspace_id, id).await?;
+/// Moves the session's end on: its client was heard of now (at most one
+/// write a minute for a client heard of all the time).
+async fn renew(app: &App, sub: &mut crate::repo::Versioned<Subscription>) -> Result<(), Error> {
     let now = app.clock.now();
     let ttl = chrono::Duration::from_std(SESSION_TTL).unwrap_or_default();
     let renew = chrono::Duration::from_std(RENEW_AFTER).unwrap_or_default();
@@ -247,43 +241,86 @@ pub async fn due(
         });
         sub.record.updated_at = now;
         // Lost to a concurrent renewal: that one did the same.
-        app.repo.try_save(&mut sub).await?;
+        app.repo.try_save(sub).await?;
         if was_expired {
             app.forget_cached();
         }
     }
-    let secrets = delivery::subscription_secrets(app, &sub).await?;
-    let started = std::time::Instant::now();
+    Ok(())
+}
+
+/// A delivery as its client forwards it, headers signed now.
+fn to_forward(d: Delivery, secrets: &[String], now: DateTime<Utc>) -> ListenDelivery {
+    let ts = now.timestamp();
+    ListenDelivery {
+        headers: delivery::signature_headers(&d.id, &d.event, ts, &d.body, secrets)
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+        attempt: d.attempts + 1,
+        id: d.id,
+        event: d.event,
+        run_id: d.run_id,
+        body: d.body,
+    }
+}
+
+/// Up to `max` of the session's deliveries due now, oldest first (the due
+/// index is sorted by when each is due, so the first not yet due ends it).
+async fn due_now(app: &App, id: &str, max: usize) -> Result<Vec<Delivery>, Error> {
+    let now = app.clock.now();
+    let mut ready = Vec::new();
+    let mut cursor = None;
     loop {
-        let now = app.clock.now();
         let page = app
             .repo
             .page::<Delivery>(
-                Query::partition(Index::Gsi2, Delivery::due_partition(id)).limit(PAGE),
+                Query::partition(Index::Gsi2, Delivery::due_partition(id))
+                    .limit(PAGE)
+                    .after(cursor),
             )
             .await?;
-        let ready: Vec<Delivery> = page
-            .data
-            .into_iter()
-            .filter(|d| {
-                d.status == DeliveryStatus::Pending && d.next_attempt_at.is_some_and(|at| at <= now)
-            })
-            .collect();
+        let mut later = false;
+        for d in page.data {
+            if d.status != DeliveryStatus::Pending {
+                continue;
+            }
+            if d.next_attempt_at.is_some_and(|at| at <= now) {
+                ready.push(d);
+            } else {
+                later = true;
+                break;
+            }
+        }
+        match page.next_cursor {
+            Some(c) if !later && ready.len() < max => cursor = Some(c),
+            _ => break,
+        }
+    }
+    ready.truncate(max);
+    Ok(ready)
+}
+
+/// The session's deliveries due now, oldest first (at most [`PAGE`]),
+/// waiting up to `wait` for one; the fetch tells hookrun the client is
+/// there, so the session lives on.
+pub async fn due(
+    app: &App,
+    workspace_id: &WorkspaceId,
+    id: &str,
+    wait: Duration,
+) -> Result<Vec<ListenDelivery>, Error> {
+    let mut sub = session(app, workspace_id, id).await?;
+    renew(app, &mut sub).await?;
+    let secrets = delivery::subscription_secrets(app, &sub).await?;
+    let started = std::time::Instant::now();
+    loop {
+        let ready = due_now(app, id, PAGE).await?;
         if !ready.is_empty() || started.elapsed() >= wait.min(MAX_WAIT) {
-            let ts = now.timestamp();
+            let now = app.clock.now();
             return Ok(ready
                 .into_iter()
-                .map(|d| ListenDelivery {
-                    headers: delivery::signature_headers(&d.id, &d.event, ts, &d.body, &secrets)
-                        .into_iter()
-                        .map(|(k, v)| (k.to_string(), v))
-                        .collect(),
-                    attempt: d.attempts + 1,
-                    id: d.id,
-                    event: d.event,
-                    run_id: d.run_id,
-                    body: d.body,
-                })
+                .map(|d| to_forward(d, &secrets, now))
                 .collect());
         }
         tokio::select! {
@@ -293,6 +330,49 @@ pub async fn due(
             _ = app.live.closed() => return Ok(Vec::new()),
         }
     }
+}
+
+/// Deliveries one `listen` message on the channel is given at most (the
+/// rest come with its next one: a client says `listen` again every
+/// half minute).
+pub const RESUME_MAX: usize = 10 * PAGE;
+
+/// A client listening on the real-time channel (its `listen` message,
+/// first and then every so often): the session lives on, and what is due
+/// now is given, oldest first; what comes due later is pushed
+/// ([`push`]). A client that was away gets here what it missed.
+pub async fn resume(
+    app: &App,
+    workspace_id: &WorkspaceId,
+    id: &str,
+) -> Result<(ListenView, Vec<ListenDelivery>), Error> {
+    let mut sub = session(app, workspace_id, id).await?;
+    renew(app, &mut sub).await?;
+    let secrets = delivery::subscription_secrets(app, &sub).await?;
+    let now = app.clock.now();
+    let due = due_now(app, id, RESUME_MAX)
+        .await?
+        .into_iter()
+        .map(|d| to_forward(d, &secrets, now))
+        .collect();
+    Ok((view(&sub), due))
+}
+
+/// A listen session's delivery come due (the delivery worker's turn for
+/// it): pushed over the real-time channel to the connections listening to
+/// the session. It stays pending until its client reports it, so a client
+/// not there now gets it when it says `listen` again.
+pub(crate) async fn push(app: &App, sub: &Subscription, d: Delivery) -> Result<(), Error> {
+    let secrets = delivery::subscription_secrets(app, sub).await?;
+    let forward = to_forward(d, &secrets, app.clock.now());
+    app.live
+        .push_listen(ListenPush {
+            workspace_id: sub.workspace_id.clone(),
+            session_id: sub.id.clone(),
+            text: crate::live::protocol::delivery(&sub.id, &forward).to_string(),
+        })
+        .await;
+    Ok(())
 }
 
 /// Records what became of a forwarded delivery and settles it as the

@@ -194,16 +194,20 @@ async fn attempt_delivery(app: &App, delivery_id: &str, manual: bool) -> Result<
         }
     };
     if sub.listen.is_some() {
-        // A listen session's client makes the attempts: a manual
-        // redelivery makes the delivery due again for it; otherwise there
-        // is nothing to do here.
+        // A listen session's client makes the attempts: the delivery, due
+        // now, is pushed to it over the real-time channel and stays
+        // pending until it reports. A manual redelivery makes it due again
+        // first.
         if manual {
             d.status = DeliveryStatus::Pending;
             d.next_attempt_at = Some(now);
             d.completed_at = None;
             d.updated_at = now;
-            app.repo.try_save(&mut d).await?;
+            if !app.repo.try_save(&mut d).await? {
+                return Ok(Outcome::Done);
+            }
         }
+        super::listen::push(app, &sub, d.record).await?;
         return Ok(Outcome::Done);
     }
     let keys = secrets(app, &sub).await?;
@@ -230,8 +234,8 @@ async fn attempt_delivery(app: &App, delivery_id: &str, manual: bool) -> Result<
 /// failed, or pending until its next attempt (by the subscription's retry
 /// schedule). The worker's own attempts and a listen session's (made by
 /// its client, `services::listen`) go through here alike; a listen
-/// session's next attempt needs no queue message, its client fetches it
-/// when due.
+/// session's next attempt is a queue message too, whose turn pushes the
+/// delivery to its client again.
 async fn settle(
     app: &App,
     mut d: Versioned<Delivery>,
@@ -292,7 +296,6 @@ async fn settle(
     // The outcome and the next attempt's message are written together, so
     // a crash between them cannot leave a pending delivery without one.
     let retry: Vec<_> = retry_in
-        .filter(|_| !d.listen)
         .map(|w| {
             Message::Delivery {
                 delivery_id: d.id.clone(),

@@ -313,3 +313,133 @@ async fn a_waiting_fetch_ends_at_once_when_the_server_stops() {
     assert!(got.is_empty());
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+/// The first deliveries-queue message waiting, as a consumer takes it.
+async fn next_message(f: &Fixture) -> Option<String> {
+    f.app
+        .queue
+        .receive(
+            hookrun_core::ports::QueueId::Deliveries,
+            1,
+            Duration::from_secs(1),
+        )
+        .await
+        .unwrap()
+        .pop()
+        .map(|m| m.body)
+}
+
+async fn process(f: &Fixture, body: &str) {
+    let done =
+        hookrun_core::work::process(&f.app, hookrun_core::ports::QueueId::Deliveries, body, None)
+            .await;
+    assert_eq!(done, hookrun_core::work::Outcome::Done);
+}
+
+/// The `delivery` message a push carries, checked as its client checks it.
+fn pushed(push: &hookrun_core::live::ListenPush, session: &str, attempt: u64) -> serde_json::Value {
+    assert_eq!(push.session_id, session);
+    let m: serde_json::Value = serde_json::from_str(&push.text).unwrap();
+    assert_eq!(m["type"], "delivery");
+    assert_eq!(m["session_id"], session);
+    let d = &m["delivery"];
+    assert_eq!(d["attempt"], attempt);
+    let (id, body) = (d["id"].as_str().unwrap(), d["body"].as_str().unwrap());
+    let ts: i64 = d["headers"]["webhook-timestamp"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        d["headers"]["webhook-signature"],
+        hookrun_core::signature::standard_webhooks(id, ts, body, &[SECRET.into()])
+    );
+    d.clone()
+}
+
+#[tokio::test]
+async fn the_delivery_worker_pushes_due_deliveries_to_the_session_and_again_by_the_schedule() {
+    let f = fixture().await;
+    let s = listen::open(&f.app, &f.ws, open_req("pushed"))
+        .await
+        .unwrap();
+    let mut pushes = f.app.live.subscribe_listen();
+    let (run_id, _) = finish_run(&f, RunStatus::Succeeded).await;
+
+    // The delivery's queue message, as any subscription's: its turn pushes
+    // it, signed, and it stays pending until its client reports.
+    let first = next_message(&f).await.expect("a queue message");
+    process(&f, &first).await;
+    let d = pushed(&pushes.try_recv().unwrap(), &s.id, 1);
+    assert_eq!(d["run_id"], run_id.as_str());
+    let id = d["id"].as_str().unwrap().to_owned();
+    let log = subscriptions::deliveries(&f.app, &f.ws, &s.id, 10, None)
+        .await
+        .unwrap();
+    assert_eq!(log.data[0].status, DeliveryStatus::Pending);
+    assert_eq!(log.data[0].attempts, 0, "the client makes the attempts");
+
+    // A failed forward: the retry is a queue message of its own, whose
+    // turn before the delivery is due pushes nothing, and after pushes
+    // attempt 2.
+    let after = listen::report(&f.app, &f.ws, &s.id, &id, report(Some(503)))
+        .await
+        .unwrap();
+    let next = after.next_attempt_at.unwrap();
+    process(
+        &f,
+        &hookrun_core::work::Message::Delivery {
+            delivery_id: id.clone(),
+            manual: false,
+        }
+        .encode(),
+    )
+    .await;
+    assert!(pushes.try_recv().is_err(), "not due yet: nothing pushed");
+    f.clock.set(next);
+    process(
+        &f,
+        &hookrun_core::work::Message::Delivery {
+            delivery_id: id.clone(),
+            manual: false,
+        }
+        .encode(),
+    )
+    .await;
+    pushed(&pushes.try_recv().unwrap(), &s.id, 2);
+
+    // A client that says `listen` (one that was away) is given what is
+    // due now, the same delivery and attempt, and keeps the session alive.
+    f.clock.advance(chrono::Duration::seconds(200));
+    let (view, due) = listen::resume(&f.app, &f.ws, &s.id).await.unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!((due[0].id.as_str(), due[0].attempt), (id.as_str(), 2));
+    assert!(view.expires_at > f.clock.now() + chrono::Duration::seconds(250));
+
+    // Reported taken: neither given nor pushed again.
+    listen::report(&f.app, &f.ws, &s.id, &id, report(Some(204)))
+        .await
+        .unwrap();
+    assert!(listen::resume(&f.app, &f.ws, &s.id)
+        .await
+        .unwrap()
+        .1
+        .is_empty());
+    process(
+        &f,
+        &hookrun_core::work::Message::Delivery {
+            delivery_id: id.clone(),
+            manual: false,
+        }
+        .encode(),
+    )
+    .await;
+    assert!(pushes.try_recv().is_err());
+
+    // Another workspace cannot listen to the session.
+    let other = WorkspaceId::generate();
+    assert!(matches!(
+        listen::resume(&f.app, &other, &s.id).await,
+        Err(Error::NotFound(_))
+    ));
+}

@@ -15,9 +15,9 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use hookrun_core::aws::provision;
 use hookrun_core::aws::websocket::{handle, ApiGatewayFanout, WsRequest};
-use hookrun_core::model::{Connection, RunnerConfig, TriggerType};
+use hookrun_core::model::{Connection, RunStatus, RunnerConfig, TriggerType};
 use hookrun_core::ports::QueueId;
-use hookrun_core::services::{admin, agents, ingress, runs};
+use hookrun_core::services::{admin, agents, events, ingress, listen, runs, subscriptions};
 use hookrun_core::{work, App, Settings};
 use serde_json::{json, Value};
 
@@ -437,4 +437,153 @@ async fn events_reach_subscribed_connections_of_their_workspace_only() {
     bye.route_key = "$disconnect".into();
     assert_eq!(handle(&app, &fanout, bye).await.status, 200);
     assert!(connection(&app, "c3").await.is_none());
+}
+
+/// A `hookrun listen` client on API Gateway's channel: its `listen`
+/// message is answered with what is due, and the delivery function's turn
+/// for a later delivery posts it to the listening connection only.
+#[tokio::test]
+#[ignore = "needs the local AWS emulator: run ./infra/test.sh"]
+async fn a_listen_session_gets_what_is_due_then_pushes_on_its_connection() {
+    assert!(
+        std::env::var("AWS_ENDPOINT_URL").is_ok(),
+        "AWS_ENDPOINT_URL is not set: run this test through ./infra/test.sh"
+    );
+    const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let sdk = hookrun_core::aws::sdk_config().await;
+    let prefix = format!("wl-{}", ulid::Ulid::new().to_string().to_lowercase());
+    let mut aws = provision::provision(&sdk, &prefix).await.unwrap();
+    let (fake, url) = Fake::start().await;
+    // The delivery function's app: its hub posts to the connections.
+    aws.websocket_callback_url = Some(url.clone());
+    let app = hookrun_core::aws::app(&sdk, &aws, Settings::default());
+    let fanout = ApiGatewayFanout::new(&sdk, &url, app.repo.clone());
+    let ws = admin::bootstrap(&app, Some(ADMIN))
+        .await
+        .unwrap()
+        .workspace
+        .id;
+    let agent = agents::create(
+        &app,
+        &ws,
+        agents::CreateAgent {
+            name: "echo".into(),
+            runner: RunnerConfig::Echo,
+            timeout_seconds: Some(60),
+            enabled: None,
+            max_concurrent_runs: None,
+            concurrency: None,
+        },
+    )
+    .await
+    .unwrap()
+    .0;
+    let open: listen::OpenListen = serde_json::from_value(json!({
+        "machine_id": "laptop", "label": "http://localhost:3000/hooks", "secret": SECRET,
+    }))
+    .unwrap();
+    let session = listen::open(&app, &ws, open).await.unwrap();
+    let finish = |n: u32| {
+        let mut run = ingress::new_run(&app, &agent, TriggerType::Webhook, json!({"n": n}), None);
+        run.status = RunStatus::Succeeded;
+        run
+    };
+    // A run finished while no client listened: its delivery waits, due.
+    let early = finish(1);
+    events::emit(&app, "run.succeeded", &early).await.unwrap();
+
+    let bearer = format!("hookrun.v1, hookrun.bearer.{ADMIN}");
+    for id in ["L1", "S1"] {
+        handle(&app, &fanout, connect(id, Some(&bearer))).await;
+    }
+    let channel = format!("workspace:{ws}");
+    handle(
+        &app,
+        &fanout,
+        message("S1", json!({"type": "subscribe", "channel": channel})),
+    )
+    .await;
+    handle(
+        &app,
+        &fanout,
+        message("L1", json!({"type": "listen", "session_id": session.id})),
+    )
+    .await;
+    let got = fake.got("L1");
+    assert_eq!(got[0]["type"], "listening", "{got:?}");
+    assert_eq!(got[0]["session"]["id"], session.id.as_str());
+    assert_eq!(got[1]["type"], "delivery");
+    assert_eq!(got[1]["session_id"], session.id.as_str());
+    let d = &got[1]["delivery"];
+    assert_eq!(
+        (d["run_id"].as_str(), d["attempt"].as_u64()),
+        (Some(early.id.as_str()), Some(1))
+    );
+    let ts: i64 = d["headers"]["webhook-timestamp"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        d["headers"]["webhook-signature"],
+        hookrun_core::signature::standard_webhooks(
+            d["id"].as_str().unwrap(),
+            ts,
+            d["body"].as_str().unwrap(),
+            &[SECRET.into()]
+        )
+    );
+    assert_eq!(
+        connection(&app, "L1")
+            .await
+            .unwrap()
+            .listen_session
+            .as_deref(),
+        Some(session.id.as_str())
+    );
+
+    // A later run: the delivery function's turn posts it to L1, not to
+    // the connection that only follows events.
+    let later = finish(2);
+    events::emit(&app, "run.succeeded", &later).await.unwrap();
+    let log = subscriptions::deliveries(&app, &ws, &session.id, 10, None)
+        .await
+        .unwrap();
+    let id = log
+        .data
+        .iter()
+        .find(|d| d.run_id == later.id)
+        .expect("the later run's delivery")
+        .id
+        .clone();
+    let body = work::Message::Delivery {
+        delivery_id: id.clone(),
+        manual: false,
+    }
+    .encode();
+    assert_eq!(
+        work::process(&app, QueueId::Deliveries, &body, None).await,
+        work::Outcome::Done
+    );
+    let got = fake.got("L1");
+    assert_eq!(got.len(), 3, "{got:?}");
+    assert_eq!(got[2]["delivery"]["id"], id.as_str());
+    assert_eq!(got[2]["delivery"]["run_id"], later.id.as_str());
+    assert!(
+        fake.got("S1").iter().all(|m| m["type"] != "delivery"),
+        "{:?}",
+        fake.got("S1")
+    );
+
+    // A session that is not there (closed, another workspace's): said so.
+    handle(
+        &app,
+        &fanout,
+        message(
+            "L1",
+            json!({"type": "listen", "session_id": "sub_listen_nope"}),
+        ),
+    )
+    .await;
+    assert_eq!(fake.got("L1").last().unwrap()["code"], "not_found");
 }

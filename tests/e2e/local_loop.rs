@@ -382,3 +382,93 @@ async fn listen_forwards_signed_deliveries_retries_a_failure_and_survives_a_rest
         "the session was closed: {subs}"
     );
 }
+
+/// The channel's side of a listen session, as any client speaks it: a
+/// `listen` message is answered `listening`, a run's delivery is pushed as
+/// it comes due, and a session of another workspace or a malformed
+/// message gets an error while the connection stays.
+#[tokio::test]
+async fn the_channel_pushes_a_listen_sessions_deliveries_to_its_connection() {
+    use crate::live::{next_json, send, ws_connect};
+    const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let h = Hookrun::start();
+    let (agent, agent_secret) = h
+        .create_agent(json!({"name": "listened", "runner": {"type": "echo"}}))
+        .await;
+    let (status, session) = h
+        .admin(
+            reqwest::Method::POST,
+            "/api/v1/listen",
+            Some(json!({
+                "machine_id": "laptop", "label": "http://localhost:3000/hooks",
+                "events": ["run.succeeded"], "secret": SECRET,
+            })),
+        )
+        .await;
+    assert_eq!(status, 201, "{session}");
+    let session_id = session["id"].as_str().unwrap();
+
+    let mut ws = ws_connect(&h, ADMIN_KEY).await;
+    send(&mut ws, json!({"type": "listen"})).await;
+    let bad = next_json(&mut ws).await;
+    assert_eq!(
+        (bad["type"].as_str(), bad["code"].as_str()),
+        (Some("error"), Some("invalid_message")),
+        "{bad}"
+    );
+    send(&mut ws, json!({"type": "listen", "session_id": session_id})).await;
+    let listening = next_json(&mut ws).await;
+    assert_eq!(listening["type"], "listening", "{listening}");
+    assert_eq!(listening["session"]["id"], session_id);
+
+    let run_id = h.trigger(&agent, &agent_secret, json!({"n": 1})).await;
+    let pushed = next_json(&mut ws).await;
+    assert_eq!(pushed["type"], "delivery", "{pushed}");
+    assert_eq!(pushed["session_id"], session_id);
+    let d = &pushed["delivery"];
+    assert_eq!(d["event"], "run.succeeded");
+    assert_eq!(
+        (d["run_id"].as_str(), d["attempt"].as_u64()),
+        (Some(run_id.as_str()), Some(1))
+    );
+    let body: Value = serde_json::from_str(d["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["data"]["run_id"], run_id.as_str());
+    let ts: i64 = d["headers"]["webhook-timestamp"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        d["headers"]["webhook-signature"],
+        hookrun_core::signature::standard_webhooks(
+            d["id"].as_str().unwrap(),
+            ts,
+            d["body"].as_str().unwrap(),
+            &[SECRET.to_owned()]
+        )
+    );
+    // Not reported: said `listen` again, it is given again (due until
+    // reported), the same delivery and attempt.
+    send(&mut ws, json!({"type": "listen", "session_id": session_id})).await;
+    assert_eq!(next_json(&mut ws).await["type"], "listening");
+    let again = next_json(&mut ws).await;
+    assert_eq!(again["delivery"]["id"], d["id"]);
+    assert_eq!(again["delivery"]["attempt"], 1);
+
+    // Another workspace's key cannot listen to the session.
+    let (_, other_key) = h.create_workspace("other");
+    let mut other = ws_connect(&h, &other_key).await;
+    send(
+        &mut other,
+        json!({"type": "listen", "session_id": session_id}),
+    )
+    .await;
+    let refused = next_json(&mut other).await;
+    assert_eq!(refused["code"], "not_found", "{refused}");
+    send(&mut other, json!({"type": "ping"})).await;
+    assert_eq!(
+        next_json(&mut other).await["type"],
+        "pong",
+        "the connection stays"
+    );
+}

@@ -337,6 +337,32 @@ mod tests {
     }
 
     #[test]
+    fn the_channel_is_under_the_server_unless_named() {
+        let c = client("https://h:1/base/").unwrap_or_else(|e| panic!("{e}"));
+        let u = c.websocket_url(None).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(u.as_str(), "wss://h:1/base/api/v1/ws");
+        let plain = client("http://127.0.0.1:8080").unwrap_or_else(|e| panic!("{e}"));
+        let u = plain
+            .websocket_url(Some(" "))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(u.as_str(), "ws://127.0.0.1:8080/api/v1/ws");
+        let named = "wss://abc.execute-api.eu-west-1.amazonaws.com/prod";
+        let u = c
+            .websocket_url(Some(named))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(u.as_str(), named);
+        for bad in ["https://h/ws", "not a url"] {
+            let e = c.websocket_url(Some(bad)).err().map(|e| e.exit_code());
+            assert_eq!(e, Some(exit::USAGE), "{bad}");
+        }
+        // The key goes in a header, never in the URL.
+        let req = c.websocket_request(&u).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(req.headers()["authorization"], "Bearer k");
+        assert_eq!(req.headers()["sec-websocket-protocol"], "hookrun.v1");
+        assert_eq!(req.uri().to_string(), named);
+    }
+
+    #[test]
     fn bad_connection_settings_are_usage_errors() {
         for url in ["not a url", "ftp://h/", "mailto:x@y"] {
             let e = client(url).err().map(|e| e.exit_code());

@@ -1,16 +1,18 @@
 //! `hookrun listen --forward-to URL`: hookrun's outgoing webhooks on this
 //! machine, without a public URL. Each `--forward-to` opens a listen
-//! session (`services::listen`: a short-lived subscription), fetches its
-//! deliveries as they come due (long polls of the management API),
-//! POSTs each to the local URL with the exact body and headers a
-//! subscription's receiver gets, and reports what the local server
-//! answered: a 2xx settles the delivery, anything else makes it due again
-//! by the subscription's retry schedule.
+//! session (`services::listen`: a short-lived subscription), receives its
+//! deliveries over the real-time channel (a WebSocket: `hookrun serve`'s,
+//! or API Gateway's on AWS), POSTs each to the local URL with the exact
+//! body and headers a subscription's receiver gets, and reports what the
+//! local server answered: a 2xx settles the delivery, anything else makes
+//! it due again by the subscription's retry schedule, when it is pushed
+//! again.
 //!
 //! What survives: the session is the same for this machine and URL, so a
 //! restart of `listen`, of the server, a dropped network or a laptop
-//! that slept resume its pending deliveries in order; a delivery this
-//! process already forwarded is reported again, not forwarded twice.
+//! that slept resume its pending deliveries in order (the `listen`
+//! message gives what is due); a delivery this process already forwarded
+//! is reported again, not forwarded twice.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
@@ -27,6 +29,10 @@ use crate::client::{CliError, Result};
 /// How often the client says `listen` again: the session lives on, and
 /// what is due but was not pushed is given (at most this late).
 const RELISTEN_EVERY: Duration = Duration::from_secs(30);
+/// A connection that brought nothing for this long is dead (a laptop that
+/// slept, a network that went away without a word): serve pings every
+/// 20 s, and every `listen` is answered.
+const SILENT_FOR: Duration = Duration::from_secs(75);
 /// How long the channel may take to accept the connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a delivery's attempt is remembered as taken.
@@ -321,6 +327,7 @@ async fn listen_one(
             relisten.tick().await;
             let mut queue: VecDeque<Value> = VecDeque::new();
             let mut current: Option<Forwarding> = None;
+            let mut last_heard = Instant::now();
             loop {
                 if current.is_none() {
                     if let Some(d) = queue.pop_front() {
@@ -335,6 +342,7 @@ async fn listen_one(
                 };
                 tokio::select! {
                     incoming = socket.next() => {
+                        last_heard = Instant::now();
                         let text = match incoming {
                             Some(Ok(WsMessage::Text(t))) => t,
                             Some(Ok(WsMessage::Close(frame))) => {
@@ -381,6 +389,12 @@ async fn listen_one(
                         settle(ctx, &id, &delivery_id, &mut state.unreported).await?;
                     }
                     _ = relisten.tick() => {
+                        if last_heard.elapsed() > SILENT_FOR {
+                            return Err(Dropped::Lost(format!(
+                                "nothing from the server for {}s",
+                                last_heard.elapsed().as_secs()
+                            )));
+                        }
                         // Keeps the session alive, and gives again what is
                         // due but was not pushed (a client that was away).
                         state.forget_old();

@@ -14,9 +14,10 @@ pub const EVENTS: [&str; 4] = [
 ];
 
 /// A `hookrun listen` session (`services::listen`): its deliveries are
-/// fetched and forwarded by the listening client instead of sent by
-/// hookrun, and it hears of no run after it expires (a few minutes after
-/// its client was last heard of; each fetch moves it on).
+/// pushed to the listening client over the real-time channel and
+/// forwarded by it instead of sent by hookrun, and it hears of no run
+/// after it expires (a few minutes after its client was last heard of;
+/// each `listen` moves it on).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ListenSession {
     #[serde(with = "crate::clock::ts")]

@@ -1,6 +1,7 @@
 //! `hookrun listen` sessions (docs/ARCHITECTURE.md, "Listen sessions"): a
-//! short-lived subscription whose deliveries the listening client fetches,
-//! forwards to a URL on its machine and reports on, instead of hookrun
+//! short-lived subscription whose deliveries are pushed to the listening
+//! client over the real-time channel (or fetched by it), which forwards
+//! them to a URL on its machine and reports on them, instead of hookrun
 //! POSTing them. The deliveries are made, signed, logged and retried as
 //! any subscription's (the same body, headers and retry schedule); only
 //! the attempt is the client's. A session hears of no run once it has

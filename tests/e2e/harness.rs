@@ -398,6 +398,7 @@ impl FakeAgent {
             .route("/hang", post(hang))
             .route("/slow", post(slow))
             .route("/big", post(big))
+            .route("/mirror", post(mirror))
             .route("/work", post(work))
             .route("/stream", post(stream))
             .route("/v1/chat/completions", post(chat))
@@ -458,6 +459,13 @@ async fn hang(calls: Calls, Json(body): Json<Value>) -> &'static str {
     record(&calls, "/hang", &body);
     tokio::time::sleep(Duration::from_secs(120)).await;
     "too late"
+}
+
+/// Answers with the whole run request it got (so a big payload makes a
+/// big output).
+async fn mirror(calls: Calls, Json(body): Json<Value>) -> Json<Value> {
+    record(&calls, "/mirror", &body);
+    Json(json!({ "mirror": body }))
 }
 
 async fn big(calls: Calls, Json(body): Json<Value>) -> Json<Value> {

@@ -296,6 +296,12 @@ async fn listen_forwards_signed_deliveries_retries_a_failure_and_survives_a_rest
     let (agent, agent_secret) = h
         .create_agent(json!({"name": "listened", "runner": {"type": "echo"}}))
         .await;
+    let fake = crate::harness::FakeAgent::start().await;
+    let (mirror, mirror_secret) = h
+        .create_agent(
+            json!({"name": "mirror", "runner": {"type": "http", "url": fake.url("/mirror")}}),
+        )
+        .await;
     let receiver = crate::harness::Receiver::start();
     receiver.answer(&[500, 200]);
     let listen = Listener::start(
@@ -354,8 +360,18 @@ async fn listen_forwards_signed_deliveries_retries_a_failure_and_survives_a_rest
     assert_eq!(got[2].json()["data"]["run_id"], second.as_str());
     assert_signed(&got[2], &secret);
     listen.line("reconnected", Duration::from_secs(10)).await;
+    // One too big for a channel message: its body is read from the
+    // delivery log and forwarded whole, under the pushed signature.
+    let big = "y".repeat(150 * 1024);
+    let third = h
+        .trigger(&mirror, &mirror_secret, json!({"big": big}))
+        .await;
+    let got = receiver.wait_for(4, Duration::from_secs(30)).await;
+    assert_eq!(got[3].json()["data"]["run_id"], third.as_str());
+    assert!(got[3].body.contains(&big));
+    assert_signed(&got[3], &secret);
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(receiver.got().len(), 3, "nothing forwarded twice");
+    assert_eq!(receiver.got().len(), 4, "nothing forwarded twice");
 
     // Ctrl-C ends it and closes the session.
     let _ = std::process::Command::new("kill")
@@ -454,6 +470,50 @@ async fn the_channel_pushes_a_listen_sessions_deliveries_to_its_connection() {
     let again = next_json(&mut ws).await;
     assert_eq!(again["delivery"]["id"], d["id"]);
     assert_eq!(again["delivery"]["attempt"], 1);
+
+    // A delivery too big for a channel message (API Gateway's are at most
+    // 128 KB) comes without its body, which the delivery log has; the
+    // headers are signed over it.
+    let fake = crate::harness::FakeAgent::start().await;
+    let (mirror, mirror_secret) = h
+        .create_agent(
+            json!({"name": "mirror", "runner": {"type": "http", "url": fake.url("/mirror")}}),
+        )
+        .await;
+    let big = "x".repeat(150 * 1024);
+    let big_run = h
+        .trigger(&mirror, &mirror_secret, json!({"big": big}))
+        .await;
+    let pushed = loop {
+        let m = next_json(&mut ws).await;
+        if m["delivery"]["run_id"] == big_run.as_str() {
+            break m;
+        }
+    };
+    let d = &pushed["delivery"];
+    assert_eq!(
+        (d["body"].clone(), d["body_omitted"].clone()),
+        (Value::Null, json!(true))
+    );
+    let (_, detail) = h
+        .get(&format!("/api/v1/deliveries/{}", d["id"].as_str().unwrap()))
+        .await;
+    let body = detail["body"].as_str().unwrap();
+    assert!(body.contains(&big));
+    let ts: i64 = d["headers"]["webhook-timestamp"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        d["headers"]["webhook-signature"],
+        hookrun_core::signature::standard_webhooks(
+            d["id"].as_str().unwrap(),
+            ts,
+            body,
+            &[SECRET.to_owned()]
+        )
+    );
 
     // Another workspace's key cannot listen to the session.
     let (_, other_key) = h.create_workspace("other");

@@ -327,10 +327,16 @@ async fn listen_one(
             relisten.tick().await;
             let mut queue: VecDeque<Value> = VecDeque::new();
             let mut current: Option<Forwarding> = None;
+            let mut current_id: Option<String> = None;
             let mut last_heard = Instant::now();
+            // Ends with why the connection ended; a forward under way is
+            // finished first, so it is reported on reconnection, never
+            // made twice.
+            let end: Dropped = async {
             loop {
                 if current.is_none() {
                     if let Some(d) = queue.pop_front() {
+                        current_id = d["id"].as_str().map(str::to_owned);
                         current = Some(Box::pin(forward(http.clone(), target.url.clone(), d)));
                     }
                 }
@@ -347,11 +353,11 @@ async fn listen_one(
                             Some(Ok(WsMessage::Text(t))) => t,
                             Some(Ok(WsMessage::Close(frame))) => {
                                 let why = frame.map(|f| f.reason.to_string()).unwrap_or_default();
-                                return Err(Dropped::Lost(format!("the server closed the connection ({why})")));
+                                return Dropped::Lost(format!("the server closed the connection ({why})"));
                             }
                             Some(Ok(_)) => continue,
-                            Some(Err(e)) => return Err(Dropped::Lost(e.to_string())),
-                            None => return Err(Dropped::Lost("the connection ended".into())),
+                            Some(Err(e)) => return Dropped::Lost(e.to_string()),
+                            None => return Dropped::Lost("the connection ended".into()),
                         };
                         let msg: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
                         match msg["type"].as_str() {
@@ -366,45 +372,64 @@ async fn listen_one(
                                 }
                             }
                             Some("delivery") if msg["session_id"] == id.as_str() => {
-                                let d = msg["delivery"].clone();
-                                if state.is_new(&d, &queue) {
+                                let mut d = msg["delivery"].clone();
+                                if state.is_new(&d, &queue, current_id.as_deref()) {
+                                    if d["body_omitted"] == true {
+                                        match body_of(ctx, &d).await {
+                                            Ok(body) => d["body"] = body,
+                                            Err(e) => return e,
+                                        }
+                                    }
                                     queue.push_back(d);
                                 }
                             }
                             Some("error") if msg["code"] == "not_found" => {
-                                return Err(Dropped::SessionEnded);
+                                return Dropped::SessionEnded;
                             }
                             Some("error") => {
                                 let message = msg["message"].as_str().unwrap_or("?");
-                                return Err(Dropped::Lost(format!("the channel refused: {message}")));
+                                return Dropped::Lost(format!("the channel refused: {message}"));
                             }
                             _ => {}
                         }
                     }
                     (d, f) = forwarding => {
                         current = None;
+                        current_id = None;
+                        state.forwarded(&d);
                         state.print(&d, &f);
                         let delivery_id = d["id"].as_str().unwrap_or_default().to_owned();
                         state.unreported.insert(delivery_id.clone(), f);
-                        settle(ctx, &id, &delivery_id, &mut state.unreported).await?;
+                        if let Err(e) = settle(ctx, &id, &delivery_id, &mut state.unreported).await {
+                            return e.into();
+                        }
                     }
                     _ = relisten.tick() => {
                         if last_heard.elapsed() > SILENT_FOR {
-                            return Err(Dropped::Lost(format!(
+                            return Dropped::Lost(format!(
                                 "nothing from the server for {}s",
                                 last_heard.elapsed().as_secs()
-                            )));
+                            ));
                         }
                         // Keeps the session alive, and gives again what is
                         // due but was not pushed (a client that was away).
                         state.forget_old();
-                        socket
-                            .send(listen.clone())
-                            .await
-                            .map_err(|e| Dropped::Lost(e.to_string()))?;
+                        if let Err(e) = socket.send(listen.clone()).await {
+                            return Dropped::Lost(e.to_string());
+                        }
                     }
                 }
             }
+            }
+            .await;
+            if let Some(forwarding) = current.take() {
+                let (d, f) = forwarding.await;
+                state.forwarded(&d);
+                state.print(&d, &f);
+                let delivery_id = d["id"].as_str().unwrap_or_default().to_owned();
+                state.unreported.insert(delivery_id, f);
+            }
+            Err(end)
         }
         .await;
         match step {
@@ -423,6 +448,22 @@ async fn listen_one(
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         }
+    }
+}
+
+/// The body of a delivery too big for the channel's message, read from
+/// the delivery log (the message's headers are signed over it).
+async fn body_of(ctx: &Ctx, d: &Value) -> std::result::Result<Value, Dropped> {
+    let id = d["id"].as_str().unwrap_or_default();
+    let detail = ctx
+        .client
+        .get(&["api", "v1", "deliveries", id], &[])
+        .await?;
+    match &detail.json["body"] {
+        Value::String(_) => Ok(detail.json["body"].clone()),
+        _ => Err(Dropped::Lost(format!(
+            "delivery {id} came without its body"
+        ))),
     }
 }
 
@@ -459,25 +500,31 @@ struct Session {
     /// Forwarded and not yet reported (a report lost to a dropped
     /// connection is made again; the forward is not).
     unreported: HashMap<String, Forwarded>,
-    /// Each delivery's latest attempt taken, and when: the same attempt
-    /// given again (pushed and then given by a `listen`, or given again
-    /// while it was being forwarded) is not forwarded twice.
+    /// Each delivery's latest attempt forwarded, and when: the same
+    /// attempt given again (pushed and then given by a `listen` before its
+    /// report landed) is not forwarded twice. What was given but not yet
+    /// forwarded when a connection dropped is not here, so the next
+    /// connection forwards it.
     seen: HashMap<String, (u64, Instant)>,
     print_body: bool,
 }
 
 impl Session {
-    fn is_new(&mut self, d: &Value, queue: &VecDeque<Value>) -> bool {
+    /// Whether a delivery given is one to forward: not an attempt already
+    /// forwarded, waiting its turn, or being forwarded now.
+    fn is_new(&self, d: &Value, queue: &VecDeque<Value>, current: Option<&str>) -> bool {
         let (Some(id), Some(attempt)) = (d["id"].as_str(), d["attempt"].as_u64()) else {
             return false;
         };
-        if self.seen.get(id).is_some_and(|(a, _)| *a >= attempt)
-            || queue.iter().any(|q| q["id"] == id)
-        {
-            return false;
+        !(self.seen.get(id).is_some_and(|(a, _)| *a >= attempt)
+            || current == Some(id)
+            || queue.iter().any(|q| q["id"] == id))
+    }
+
+    fn forwarded(&mut self, d: &Value) {
+        if let (Some(id), Some(attempt)) = (d["id"].as_str(), d["attempt"].as_u64()) {
+            self.seen.insert(id.to_owned(), (attempt, Instant::now()));
         }
-        self.seen.insert(id.to_owned(), (attempt, Instant::now()));
-        true
     }
 
     /// Forgets attempts taken long ago (a delivery settles within its

@@ -15,8 +15,9 @@ use crate::model::Delivery;
 use crate::services::listen::{self, ListenAttempt, ListenDelivery, ListenView, OpenListen};
 
 /// Open a listen session, or renew this machine's for the same label:
-/// a short-lived subscription whose deliveries its client fetches and
-/// forwards (`hookrun listen`).
+/// a short-lived subscription whose deliveries its client receives over
+/// the real-time channel (a `listen` message) and forwards (`hookrun
+/// listen`).
 #[utoipa::path(
     post,
     path = "/api/v1/listen",
@@ -59,7 +60,8 @@ pub struct DueDeliveries {
 
 /// The session's deliveries due now, oldest first, each with the exact
 /// headers and body a subscription's receiver gets; waits up to `wait`
-/// seconds for one. Fetching keeps the session alive.
+/// seconds for one. Fetching keeps the session alive. For a client that
+/// cannot hold a WebSocket (the channel's `listen` pushes them).
 #[utoipa::path(
     get,
     path = "/api/v1/listen/{id}/deliveries",

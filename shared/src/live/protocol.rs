@@ -129,7 +129,50 @@ pub fn listening(session: &ListenView) -> Value {
     json!({"type": "listening", "session": session})
 }
 
-/// A listen session's delivery to forward.
+/// The largest `delivery` message the channel sends: API Gateway's
+/// WebSocket messages are at most 128 KB.
+pub const MAX_DELIVERY_MESSAGE: usize = 100 * 1024;
+
+/// A listen session's delivery to forward. One whose message would be
+/// over [`MAX_DELIVERY_MESSAGE`] goes without its body (`"body": null,
+/// "body_omitted": true`): its client reads the body from `GET
+/// /api/v1/deliveries/{id}`, and the headers, signed over it, are here.
 pub fn delivery(session_id: &str, delivery: &ListenDelivery) -> Value {
-    json!({"type": "delivery", "session_id": session_id, "delivery": delivery})
+    let message = json!({"type": "delivery", "session_id": session_id, "delivery": delivery});
+    if message.to_string().len() <= MAX_DELIVERY_MESSAGE {
+        return message;
+    }
+    let mut without = message;
+    without["delivery"]["body"] = Value::Null;
+    without["delivery"]["body_omitted"] = Value::Bool(true);
+    without
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delivery_of(body_len: usize) -> ListenDelivery {
+        ListenDelivery {
+            id: "dlv_1".into(),
+            event: "run.succeeded".into(),
+            run_id: crate::ids::RunId::generate(),
+            attempt: 1,
+            headers: [("webhook-id".to_owned(), "dlv_1".to_owned())].into(),
+            body: "\"".repeat(body_len),
+        }
+    }
+
+    #[test]
+    fn a_delivery_too_big_for_a_message_goes_without_its_body() {
+        let small = delivery("sub_listen_a", &delivery_of(1000));
+        assert_eq!(small["delivery"]["body"].as_str().map(str::len), Some(1000));
+        assert!(small["delivery"].get("body_omitted").is_none());
+        // Quotes double when escaped: 60 KiB of them is over the limit.
+        let big = delivery("sub_listen_a", &delivery_of(60 * 1024));
+        assert!(big["delivery"]["body"].is_null());
+        assert_eq!(big["delivery"]["body_omitted"], true);
+        assert_eq!(big["delivery"]["headers"]["webhook-id"], "dlv_1");
+        assert!(big.to_string().len() <= MAX_DELIVERY_MESSAGE);
+    }
 }

@@ -336,6 +336,15 @@ async fn process(f: &Fixture, body: &str) {
     assert_eq!(done, hookrun_core::work::Outcome::Done);
 }
 
+/// The deliveries-queue message of a delivery's turn.
+fn turn_of(delivery_id: &str) -> String {
+    hookrun_core::work::Message::Delivery {
+        delivery_id: delivery_id.to_owned(),
+        manual: false,
+    }
+    .encode()
+}
+
 /// The `delivery` message a push carries, checked as its client checks it.
 fn pushed(push: &hookrun_core::live::ListenPush, session: &str, attempt: u64) -> serde_json::Value {
     assert_eq!(push.session_id, session);
@@ -386,26 +395,10 @@ async fn the_delivery_worker_pushes_due_deliveries_to_the_session_and_again_by_t
         .await
         .unwrap();
     let next = after.next_attempt_at.unwrap();
-    process(
-        &f,
-        &hookrun_core::work::Message::Delivery {
-            delivery_id: id.clone(),
-            manual: false,
-        }
-        .encode(),
-    )
-    .await;
+    process(&f, &turn_of(&id)).await;
     assert!(pushes.try_recv().is_err(), "not due yet: nothing pushed");
     f.clock.set(next);
-    process(
-        &f,
-        &hookrun_core::work::Message::Delivery {
-            delivery_id: id.clone(),
-            manual: false,
-        }
-        .encode(),
-    )
-    .await;
+    process(&f, &turn_of(&id)).await;
     pushed(&pushes.try_recv().unwrap(), &s.id, 2);
 
     // A client that says `listen` (one that was away) is given what is
@@ -425,15 +418,7 @@ async fn the_delivery_worker_pushes_due_deliveries_to_the_session_and_again_by_t
         .unwrap()
         .1
         .is_empty());
-    process(
-        &f,
-        &hookrun_core::work::Message::Delivery {
-            delivery_id: id.clone(),
-            manual: false,
-        }
-        .encode(),
-    )
-    .await;
+    process(&f, &turn_of(&id)).await;
     assert!(pushes.try_recv().is_err());
 
     // Another workspace cannot listen to the session.

@@ -399,6 +399,24 @@ async fn listen_forwards_signed_deliveries_retries_a_failure_and_survives_a_rest
     );
 }
 
+/// A pushed delivery's Standard Webhooks signature verifies over `body`.
+fn assert_pushed_signed(d: &Value, body: &str, secret: &str) {
+    let ts: i64 = d["headers"]["webhook-timestamp"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        d["headers"]["webhook-signature"],
+        hookrun_core::signature::standard_webhooks(
+            d["id"].as_str().unwrap(),
+            ts,
+            body,
+            &[secret.to_owned()]
+        )
+    );
+}
+
 /// The channel's side of a listen session, as any client speaks it: a
 /// `listen` message is answered `listening`, a run's delivery is pushed as
 /// it comes due, and a session of another workspace or a malformed
@@ -449,20 +467,7 @@ async fn the_channel_pushes_a_listen_sessions_deliveries_to_its_connection() {
     );
     let body: Value = serde_json::from_str(d["body"].as_str().unwrap()).unwrap();
     assert_eq!(body["data"]["run_id"], run_id.as_str());
-    let ts: i64 = d["headers"]["webhook-timestamp"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert_eq!(
-        d["headers"]["webhook-signature"],
-        hookrun_core::signature::standard_webhooks(
-            d["id"].as_str().unwrap(),
-            ts,
-            d["body"].as_str().unwrap(),
-            &[SECRET.to_owned()]
-        )
-    );
+    assert_pushed_signed(d, d["body"].as_str().unwrap(), SECRET);
     // Not reported: said `listen` again, it is given again (due until
     // reported), the same delivery and attempt.
     send(&mut ws, json!({"type": "listen", "session_id": session_id})).await;
@@ -500,20 +505,7 @@ async fn the_channel_pushes_a_listen_sessions_deliveries_to_its_connection() {
         .await;
     let body = detail["body"].as_str().unwrap();
     assert!(body.contains(&big));
-    let ts: i64 = d["headers"]["webhook-timestamp"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert_eq!(
-        d["headers"]["webhook-signature"],
-        hookrun_core::signature::standard_webhooks(
-            d["id"].as_str().unwrap(),
-            ts,
-            body,
-            &[SECRET.to_owned()]
-        )
-    );
+    assert_pushed_signed(d, body, SECRET);
 
     // Another workspace's key cannot listen to the session.
     let (_, other_key) = h.create_workspace("other");

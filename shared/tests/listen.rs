@@ -404,27 +404,70 @@ async fn the_delivery_worker_pushes_due_deliveries_to_the_session_and_again_by_t
     // A client that says `listen` (one that was away) is given what is
     // due now, the same delivery and attempt, and keeps the session alive.
     f.clock.advance(chrono::Duration::seconds(200));
-    let (view, due) = listen::resume(&f.app, &f.ws, &s.id).await.unwrap();
+    let resumed = listen::resume(&f.app, &f.ws, &s.id, true).await.unwrap();
+    let due = resumed.due.unwrap();
     assert_eq!(due.len(), 1);
+    assert!(!resumed.more);
     assert_eq!((due[0].id.as_str(), due[0].attempt), (id.as_str(), 2));
-    assert!(view.expires_at > f.clock.now() + chrono::Duration::seconds(250));
+    assert!(resumed.session.expires_at > f.clock.now() + chrono::Duration::seconds(250));
+    // A keep-alive gives nothing, and keeps the session too.
+    f.clock.advance(chrono::Duration::seconds(200));
+    let kept = listen::resume(&f.app, &f.ws, &s.id, false).await.unwrap();
+    assert!(kept.due.is_none());
+    assert!(kept.session.expires_at > f.clock.now() + chrono::Duration::seconds(250));
 
     // Reported taken: neither given nor pushed again.
     listen::report(&f.app, &f.ws, &s.id, &id, report(Some(204)))
         .await
         .unwrap();
-    assert!(listen::resume(&f.app, &f.ws, &s.id)
-        .await
-        .unwrap()
-        .1
-        .is_empty());
+    assert_eq!(
+        listen::resume(&f.app, &f.ws, &s.id, true)
+            .await
+            .unwrap()
+            .due
+            .map(|d| d.len()),
+        Some(0)
+    );
     process(&f, &turn_of(&id)).await;
     assert!(pushes.try_recv().is_err());
 
     // Another workspace cannot listen to the session.
     let other = WorkspaceId::generate();
     assert!(matches!(
-        listen::resume(&f.app, &other, &s.id).await,
+        listen::resume(&f.app, &other, &s.id, true).await,
         Err(Error::NotFound(_))
     ));
+}
+
+#[tokio::test]
+async fn a_backlog_is_given_a_page_at_a_time_oldest_first() {
+    let f = fixture().await;
+    let s = listen::open(&f.app, &f.ws, open_req("backlog"))
+        .await
+        .unwrap();
+    let mut runs = Vec::new();
+    for _ in 0..(listen::PAGE + 3) {
+        runs.push(finish_run(&f, RunStatus::Succeeded).await.0);
+        f.clock.advance(chrono::Duration::milliseconds(5));
+    }
+    let first = listen::resume(&f.app, &f.ws, &s.id, true).await.unwrap();
+    let page = first.due.unwrap();
+    assert!(first.more);
+    assert_eq!(page.len(), listen::PAGE);
+    let given: Vec<String> = page.iter().map(|d| d.run_id.to_string()).collect();
+    assert_eq!(given, runs[..listen::PAGE], "oldest first");
+    for d in &page {
+        listen::report(&f.app, &f.ws, &s.id, &d.id, report(Some(200)))
+            .await
+            .unwrap();
+    }
+    let rest = listen::resume(&f.app, &f.ws, &s.id, true).await.unwrap();
+    assert!(!rest.more);
+    let given: Vec<String> = rest
+        .due
+        .unwrap()
+        .iter()
+        .map(|d| d.run_id.to_string())
+        .collect();
+    assert_eq!(given, runs[listen::PAGE..]);
 }

@@ -205,15 +205,23 @@ async fn a_fixture_reaches_an_agent_route_with_overrides_and_its_log_is_followed
 struct Listener {
     child: std::process::Child,
     lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-    _config: tempfile::TempDir,
+    _config: Option<tempfile::TempDir>,
 }
 
 impl Listener {
     fn start(h: &Hookrun, args: &[&str]) -> Listener {
-        use std::io::BufRead;
         let config = tempfile::tempdir().unwrap();
+        let mut l = Self::start_in(h, args, config.path());
+        l._config = Some(config);
+        l
+    }
+
+    /// With this config directory (the same machine id, so the same
+    /// session, as a `listen` that ran there before).
+    fn start_in(h: &Hookrun, args: &[&str], config: &std::path::Path) -> Listener {
+        use std::io::BufRead;
         let mut cmd = client(&h.base, Some(ADMIN_KEY));
-        cmd.env("XDG_CONFIG_HOME", config.path())
+        cmd.env("XDG_CONFIG_HOME", config)
             .arg("listen")
             .args(args)
             .stdout(std::process::Stdio::piped())
@@ -230,7 +238,7 @@ impl Listener {
         Listener {
             child,
             lines,
-            _config: config,
+            _config: None,
         }
     }
 
@@ -454,6 +462,10 @@ async fn the_channel_pushes_a_listen_sessions_deliveries_to_its_connection() {
     let listening = next_json(&mut ws).await;
     assert_eq!(listening["type"], "listening", "{listening}");
     assert_eq!(listening["session"]["id"], session_id);
+    assert_eq!(
+        (listening["due"].clone(), listening["more"].clone()),
+        (json!([]), json!(false))
+    );
 
     let run_id = h.trigger(&agent, &agent_secret, json!({"n": 1})).await;
     let pushed = next_json(&mut ws).await;
@@ -471,10 +483,19 @@ async fn the_channel_pushes_a_listen_sessions_deliveries_to_its_connection() {
     // Not reported: said `listen` again, it is given again (due until
     // reported), the same delivery and attempt.
     send(&mut ws, json!({"type": "listen", "session_id": session_id})).await;
-    assert_eq!(next_json(&mut ws).await["type"], "listening");
     let again = next_json(&mut ws).await;
-    assert_eq!(again["delivery"]["id"], d["id"]);
-    assert_eq!(again["delivery"]["attempt"], 1);
+    assert_eq!(again["type"], "listening");
+    assert_eq!(again["due"][0]["id"], d["id"]);
+    assert_eq!(again["due"][0]["attempt"], 1);
+    // A keep-alive (`due: false`) gives nothing.
+    send(
+        &mut ws,
+        json!({"type": "listen", "session_id": session_id, "due": false}),
+    )
+    .await;
+    let kept = next_json(&mut ws).await;
+    assert_eq!(kept["type"], "listening");
+    assert!(kept.get("due").is_none(), "{kept}");
 
     // A delivery too big for a channel message (API Gateway's are at most
     // 128 KB) comes without its body, which the delivery log has; the
@@ -523,4 +544,95 @@ async fn the_channel_pushes_a_listen_sessions_deliveries_to_its_connection() {
         "pong",
         "the connection stays"
     );
+}
+
+/// `listen` pointed at no channel (on AWS, --ws-url left out) stops at
+/// once saying what to give, rather than retrying for ever.
+#[tokio::test]
+async fn listen_without_a_channel_says_what_to_give() {
+    let h = Hookrun::start();
+    let config = tempfile::tempdir().unwrap();
+    let ws = format!("{}/api/v1/no-channel", h.base.replacen("http", "ws", 1));
+    for (ws_url, code, says) in [
+        (ws.as_str(), 2, "--ws-url"),
+        (
+            "https://example.com/ws",
+            2,
+            "expected a ws:// or wss:// URL",
+        ),
+    ] {
+        let mut cmd = client(&h.base, Some(ADMIN_KEY));
+        cmd.env("XDG_CONFIG_HOME", config.path());
+        let out = run(
+            cmd,
+            &[
+                "listen",
+                "--forward-to",
+                "http://127.0.0.1:9/hooks",
+                "--ws-url",
+                ws_url,
+            ],
+        );
+        assert_eq!(out.code, code, "{ws_url}: {}", out.stderr);
+        assert!(out.stderr.contains(says), "{ws_url}: {}", out.stderr);
+    }
+    // The session it had opened was closed on the way out.
+    let (_, subs) = h.get("/api/v1/subscriptions").await;
+    assert_eq!(subs["data"], json!([]), "{subs}");
+}
+
+/// A backlog that built up while `listen` was away (a laptop back from a
+/// weekend) is forwarded whole, oldest first, each once: a page at a
+/// time, before what came due since.
+#[tokio::test]
+async fn a_backlog_is_forwarded_oldest_first_when_listen_comes_back() {
+    let h = Hookrun::start_with(&[
+        ("HOOKRUN_RATE_LIMIT_PER_IP", "1000"),
+        ("HOOKRUN_RATE_LIMIT_PER_TRIGGER", "1000"),
+        ("HOOKRUN_RATE_LIMIT_PER_WORKSPACE", "1000"),
+    ]);
+    let (agent, agent_secret) = h
+        .create_agent(json!({"name": "busy", "runner": {"type": "echo"}}))
+        .await;
+    let receiver = crate::harness::Receiver::start();
+    let args = ["--forward-to", &receiver.url(), "--events", "run.succeeded"];
+    let config = tempfile::tempdir().unwrap();
+    let first = Listener::start_in(&h, &args, config.path());
+    first.line("listening: ", Duration::from_secs(10)).await;
+    // Gone without a word (SIGKILL): the session stays, and fills up.
+    drop(first);
+    let mut runs = Vec::new();
+    for n in 0..30 {
+        runs.push(h.trigger(&agent, &agent_secret, json!({"n": n})).await);
+    }
+    for r in &runs {
+        h.wait_finished(r, Duration::from_secs(30)).await;
+    }
+    assert!(receiver.got().is_empty());
+    let back = Listener::start_in(&h, &args, config.path());
+    // Well within the 30 s tick: each page is asked for as the last is
+    // forwarded.
+    let got = receiver.wait_for(30, Duration::from_secs(20)).await;
+    // Once more, live, after the backlog.
+    let live = h.trigger(&agent, &agent_secret, json!({"n": "live"})).await;
+    let got_all = receiver.wait_for(31, Duration::from_secs(30)).await;
+    assert_eq!(got_all[30].json()["data"]["run_id"], live.as_str());
+    let times: Vec<String> = got
+        .iter()
+        // The event's time: when its delivery was made, and came due.
+        .map(|r| r.json()["timestamp"].as_str().unwrap().to_owned())
+        .collect();
+    let mut sorted = times.clone();
+    sorted.sort();
+    assert_eq!(times, sorted, "oldest first");
+    let mut ids: Vec<String> = got
+        .iter()
+        .map(|r| r.header("webhook-id").to_owned())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 30, "each once");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(receiver.got().len(), 31, "nothing forwarded twice");
+    drop(back);
 }

@@ -56,7 +56,9 @@ pub struct Answer {
     pub json: Value,
 }
 
-/// The client. Not `Debug`: it holds the key.
+/// The client. Not `Debug`: it holds the key. A clone shares the
+/// connection pool.
+#[derive(Clone)]
 pub struct Client {
     http: reqwest::Client,
     base: Url,

@@ -166,9 +166,22 @@ struct Forwarded {
     duration: Duration,
 }
 
-async fn forward(http: reqwest::Client, url: String, d: Value) -> (Value, Forwarded) {
+/// Forwards a delivery, first reading its body when the channel left it
+/// out.
+async fn forward(
+    client: crate::client::Client,
+    http: reqwest::Client,
+    url: String,
+    mut d: Value,
+) -> (Value, std::result::Result<Forwarded, String>) {
+    if d["body_omitted"] == true {
+        match body_of(&client, &d).await {
+            Ok(body) => d["body"] = Value::String(body),
+            Err(why) => return (d, Err(why)),
+        }
+    }
     let f = forward_once(&http, &url, &d).await;
-    (d, f)
+    (d, Ok(f))
 }
 
 async fn forward_once(http: &reqwest::Client, url: &str, d: &Value) -> Forwarded {
@@ -238,6 +251,12 @@ fn handshake_failed(url: &reqwest::Url, e: tokio_tungstenite::tungstenite::Error
     use tokio_tungstenite::tungstenite::Error as WsError;
     if let WsError::Http(resp) = &e {
         let status = resp.status().as_u16();
+        if status == 404 {
+            return Dropped::Fatal(CliError::usage(format!(
+                "no real-time channel at {url} (404): against a stack on AWS, give its \
+                 WebSocketUrl output with --ws-url (or HOOKRUN_WS_URL)"
+            )));
+        }
         let body: Value = resp
             .body()
             .as_deref()
@@ -289,6 +308,9 @@ async fn listen_one(
         print_body,
     };
     let mut session: Option<String> = None;
+    // Whether the session answered `listen` since it was opened: one that
+    // ends again before it did is opened again after a wait, not at once.
+    let mut listened = false;
     let mut backoff = Duration::from_secs(1);
     let mut down_since: Option<Instant> = None;
     loop {
@@ -318,112 +340,131 @@ async fn listen_one(
             .await
             .map_err(|_| Dropped::Lost(format!("{ws_url}: no answer in time")))?
             .map_err(|e| handshake_failed(ws_url, e))?;
-            let listen = WsMessage::text(json!({"type": "listen", "session_id": id}).to_string());
-            socket
-                .send(listen.clone())
-                .await
-                .map_err(|e| Dropped::Lost(e.to_string()))?;
+            let listen = |due: bool| {
+                WsMessage::text(json!({"type": "listen", "session_id": id, "due": due}).to_string())
+            };
+            if let Err(e) = socket.send(listen(true)).await {
+                return Err(Dropped::Lost(e.to_string()));
+            }
             let mut relisten = tokio::time::interval(RELISTEN_EVERY);
             relisten.tick().await;
             let mut queue: VecDeque<Value> = VecDeque::new();
             let mut current: Option<Forwarding> = None;
             let mut current_id: Option<String> = None;
             let mut last_heard = Instant::now();
+            // A catch-up under way (`listening` said `more`): pushes are
+            // left to it, so what was due is forwarded in order before
+            // what came due since; the next page is asked for once the
+            // queue is drained.
+            let mut catching_up = false;
+            let mut asked = true;
             // Ends with why the connection ended; a forward under way is
             // finished first, so it is reported on reconnection, never
             // made twice.
             let end: Dropped = async {
-            loop {
-                if current.is_none() {
-                    if let Some(d) = queue.pop_front() {
-                        current_id = d["id"].as_str().map(str::to_owned);
-                        current = Some(Box::pin(forward(http.clone(), target.url.clone(), d)));
-                    }
-                }
-                let forwarding = async {
-                    match current.as_mut() {
-                        Some(f) => f.await,
-                        None => std::future::pending().await,
-                    }
-                };
-                tokio::select! {
-                    incoming = socket.next() => {
-                        last_heard = Instant::now();
-                        let text = match incoming {
-                            Some(Ok(WsMessage::Text(t))) => t,
-                            Some(Ok(WsMessage::Close(frame))) => {
-                                let why = frame.map(|f| f.reason.to_string()).unwrap_or_default();
-                                return Dropped::Lost(format!("the server closed the connection ({why})"));
+                loop {
+                    if current.is_none() {
+                        if let Some(d) = queue.pop_front() {
+                            current_id = d["id"].as_str().map(str::to_owned);
+                            current = Some(Box::pin(forward(
+                                ctx.client.clone(),
+                                http.clone(),
+                                target.url.clone(),
+                                d,
+                            )));
+                        } else if catching_up && !asked {
+                            if let Err(e) = socket.send(listen(true)).await {
+                                return Dropped::Lost(e.to_string());
                             }
-                            Some(Ok(_)) => continue,
-                            Some(Err(e)) => return Dropped::Lost(e.to_string()),
-                            None => return Dropped::Lost("the connection ended".into()),
-                        };
-                        let msg: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-                        match msg["type"].as_str() {
-                            Some("listening") => {
-                                if let Some(since) = down_since.take() {
-                                    println!(
-                                        "{} reconnected after {}s: resuming where it stopped",
-                                        now(),
-                                        since.elapsed().as_secs()
-                                    );
-                                    backoff = Duration::from_secs(1);
+                            asked = true;
+                        }
+                    }
+                    let forwarding = async {
+                        match current.as_mut() {
+                            Some(f) => f.await,
+                            None => std::future::pending().await,
+                        }
+                    };
+                    tokio::select! {
+                        incoming = socket.next() => {
+                            last_heard = Instant::now();
+                            let text = match incoming {
+                                Some(Ok(WsMessage::Text(t))) => t,
+                                Some(Ok(WsMessage::Close(frame))) => {
+                                    let why = frame.map(|f| f.reason.to_string()).unwrap_or_default();
+                                    return Dropped::Lost(format!("the server closed the connection ({why})"));
                                 }
-                            }
-                            Some("delivery") if msg["session_id"] == id.as_str() => {
-                                let mut d = msg["delivery"].clone();
-                                if state.is_new(&d, &queue, current_id.as_deref()) {
-                                    if d["body_omitted"] == true {
-                                        match body_of(ctx, &d).await {
-                                            Ok(body) => d["body"] = body,
-                                            Err(e) => return e,
-                                        }
+                                Some(Ok(_)) => continue,
+                                Some(Err(e)) => return Dropped::Lost(e.to_string()),
+                                None => return Dropped::Lost("the connection ended".into()),
+                            };
+                            let msg: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+                            match msg["type"].as_str() {
+                                Some("listening") if msg["session"]["id"] == id.as_str() => {
+                                    if let Some(since) = down_since.take() {
+                                        println!(
+                                            "{} reconnected after {}s: resuming where it stopped",
+                                            now(),
+                                            since.elapsed().as_secs()
+                                        );
                                     }
-                                    queue.push_back(d);
+                                    backoff = Duration::from_secs(1);
+                                    listened = true;
+                                    if let Some(due) = msg["due"].as_array() {
+                                        for d in due {
+                                            state.take(d, &mut queue, current_id.as_deref());
+                                        }
+                                        asked = false;
+                                        catching_up = msg["more"] == true;
+                                    }
                                 }
+                                // During a catch-up a push is left to it.
+                                Some("delivery") if msg["session_id"] == id.as_str() && !catching_up => {
+                                    state.take(&msg["delivery"], &mut queue, current_id.as_deref());
+                                }
+                                Some("error") => return channel_error(&msg, ws_url),
+                                _ => {}
                             }
-                            Some("error") if msg["code"] == "not_found" => {
-                                return Dropped::SessionEnded;
+                        }
+                        (d, f) = forwarding => {
+                            current = None;
+                            current_id = None;
+                            let f = match f {
+                                Ok(f) => f,
+                                // Not forwarded: it is given again once back.
+                                Err(why) => return Dropped::Lost(why),
+                            };
+                            state.forwarded(&d);
+                            state.print(&d, &f);
+                            let delivery_id = d["id"].as_str().unwrap_or_default().to_owned();
+                            state.unreported.insert(delivery_id.clone(), f);
+                            if let Err(e) = settle(ctx, &id, &delivery_id, &mut state.unreported).await {
+                                return e.into();
                             }
-                            Some("error") => {
-                                let message = msg["message"].as_str().unwrap_or("?");
-                                return Dropped::Lost(format!("the channel refused: {message}"));
+                        }
+                        _ = relisten.tick() => {
+                            if last_heard.elapsed() > SILENT_FOR {
+                                return Dropped::Lost(format!(
+                                    "nothing from the server for {}s",
+                                    last_heard.elapsed().as_secs()
+                                ));
                             }
-                            _ => {}
-                        }
-                    }
-                    (d, f) = forwarding => {
-                        current = None;
-                        current_id = None;
-                        state.forwarded(&d);
-                        state.print(&d, &f);
-                        let delivery_id = d["id"].as_str().unwrap_or_default().to_owned();
-                        state.unreported.insert(delivery_id.clone(), f);
-                        if let Err(e) = settle(ctx, &id, &delivery_id, &mut state.unreported).await {
-                            return e.into();
-                        }
-                    }
-                    _ = relisten.tick() => {
-                        if last_heard.elapsed() > SILENT_FOR {
-                            return Dropped::Lost(format!(
-                                "nothing from the server for {}s",
-                                last_heard.elapsed().as_secs()
-                            ));
-                        }
-                        // Keeps the session alive, and gives again what is
-                        // due but was not pushed (a client that was away).
-                        state.forget_old();
-                        if let Err(e) = socket.send(listen.clone()).await {
-                            return Dropped::Lost(e.to_string());
+                            // Keeps the session alive; when idle, also gives
+                            // again what is due but no push reached (a
+                            // client that was away).
+                            state.forget_old();
+                            let idle = current.is_none() && queue.is_empty();
+                            if let Err(e) = socket.send(listen(idle && !catching_up)).await {
+                                return Dropped::Lost(e.to_string());
+                            }
                         }
                     }
                 }
-            }
             }
             .await;
             if let Some(forwarding) = current.take() {
                 let (d, f) = forwarding.await;
+                let Ok(f) = f else { return Err(end) };
                 state.forwarded(&d);
                 state.print(&d, &f);
                 let delivery_id = d["id"].as_str().unwrap_or_default().to_owned();
@@ -436,6 +477,11 @@ async fn listen_one(
             Ok(()) => {}
             Err(Dropped::SessionEnded) => {
                 println!("{} the session ended while away: opening it again", now());
+                if !listened {
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+                listened = false;
                 session = None;
             }
             Err(Dropped::Fatal(e)) => return Err(e),
@@ -451,24 +497,52 @@ async fn listen_one(
     }
 }
 
-/// The body of a delivery too big for the channel's message, read from
-/// the delivery log (the message's headers are signed over it).
-async fn body_of(ctx: &Ctx, d: &Value) -> std::result::Result<Value, Dropped> {
-    let id = d["id"].as_str().unwrap_or_default();
-    let detail = ctx
-        .client
-        .get(&["api", "v1", "deliveries", id], &[])
-        .await?;
-    match &detail.json["body"] {
-        Value::String(_) => Ok(detail.json["body"].clone()),
-        _ => Err(Dropped::Lost(format!(
-            "delivery {id} came without its body"
-        ))),
+/// An `error` message of the channel: the session gone opens it again; a
+/// refusal that retrying cannot change ends `listen`; anything else
+/// reconnects.
+fn channel_error(msg: &Value, url: &reqwest::Url) -> Dropped {
+    let code = msg["code"].as_str().unwrap_or("?");
+    let message = msg["message"].as_str().unwrap_or("?");
+    let refused = |status: u16, hint: &str| {
+        Dropped::Fatal(CliError::Api {
+            status,
+            code: code.to_owned(),
+            message: format!("{message}{hint}"),
+        })
+    };
+    match code {
+        "not_found" => Dropped::SessionEnded,
+        "invalid_message" => refused(
+            400,
+            &format!(
+                " (the channel at {url} does not take listen: a server older than this client?)"
+            ),
+        ),
+        "unauthorized" => refused(401, ""),
+        "forbidden" => refused(403, ""),
+        _ => Dropped::Lost(format!("the channel said {code}: {message}")),
     }
 }
 
-/// A forward under way: the delivery and what came of it.
-type Forwarding = std::pin::Pin<Box<dyn std::future::Future<Output = (Value, Forwarded)> + Send>>;
+/// The body of a delivery too big for the channel's message, read from
+/// the delivery log (the message's headers are signed over it).
+async fn body_of(client: &crate::client::Client, d: &Value) -> std::result::Result<String, String> {
+    let id = d["id"].as_str().unwrap_or_default();
+    let detail = client
+        .get(&["api", "v1", "deliveries", id], &[])
+        .await
+        .map_err(|e| format!("could not read delivery {id}'s body: {e}"))?;
+    detail.json["body"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| format!("delivery {id} came without its body"))
+}
+
+/// A forward under way: the delivery and what came of it (an error when
+/// it could not be made: its body could not be read).
+type Forwarding = std::pin::Pin<
+    Box<dyn std::future::Future<Output = (Value, std::result::Result<Forwarded, String>)> + Send>,
+>;
 
 /// Opens (or renews) the session of this machine and URL; its id.
 async fn open(ctx: &Ctx, body: &Value, url: &str) -> std::result::Result<String, Dropped> {
@@ -510,15 +584,20 @@ struct Session {
 }
 
 impl Session {
-    /// Whether a delivery given is one to forward: not an attempt already
-    /// forwarded, waiting its turn, or being forwarded now.
-    fn is_new(&self, d: &Value, queue: &VecDeque<Value>, current: Option<&str>) -> bool {
+    /// Queues a delivery given, unless it is an attempt already
+    /// forwarded or being forwarded now; one already waiting its turn
+    /// takes the fresh headers (a signature's time stays recent).
+    fn take(&self, d: &Value, queue: &mut VecDeque<Value>, current: Option<&str>) {
         let (Some(id), Some(attempt)) = (d["id"].as_str(), d["attempt"].as_u64()) else {
-            return false;
+            return;
         };
-        !(self.seen.get(id).is_some_and(|(a, _)| *a >= attempt)
-            || current == Some(id)
-            || queue.iter().any(|q| q["id"] == id))
+        if self.seen.get(id).is_some_and(|(a, _)| *a >= attempt) || current == Some(id) {
+            return;
+        }
+        match queue.iter_mut().find(|q| q["id"] == id) {
+            Some(waiting) => waiting["headers"] = d["headers"].clone(),
+            None => queue.push_back(d.clone()),
+        }
     }
 
     fn forwarded(&mut self, d: &Value) {
@@ -635,19 +714,20 @@ pub async fn run(ctx: &Ctx, server: &str, args: Args) -> Result<()> {
         )
     });
     let all = futures_util::future::try_join_all(loops);
-    tokio::select! {
+    let result = tokio::select! {
         r = all => r.map(|_| ()),
         _ = tokio::signal::ctrl_c() => {
-            // Ended at once rather than left to expire: runs from now on
-            // are not delivered to them.
             println!("{} stopping: closing the sessions", now());
-            let ids = open_sessions.lock().expect("not poisoned").clone();
-            for id in ids {
-                let _ = ctx.client.delete(&["api", "v1", "listen", &id]).await;
-            }
             Ok(())
         }
+    };
+    // Ended at once rather than left to expire (on Ctrl-C, or a refusal
+    // that ended `listen`): runs from now on are not delivered to them.
+    let ids = open_sessions.lock().expect("not poisoned").clone();
+    for id in ids {
+        let _ = ctx.client.delete(&["api", "v1", "listen", &id]).await;
     }
+    result
 }
 
 #[cfg(test)]

@@ -365,7 +365,7 @@ async fn message(app: &App, fanout: &ApiGatewayFanout, req: WsRequest) {
                 fanout.post_json(id, protocol::unsubscribed()).await;
             }
         }
-        (ClientMessage::Listen { session_id }, Some(ws)) => {
+        (ClientMessage::Listen { session_id, due }, Some(ws)) => {
             // Marked on the connection before what is due is read, so a
             // delivery pushed in between finds it.
             if conn.listen_session.as_deref() != Some(session_id.as_str()) {
@@ -374,25 +374,11 @@ async fn message(app: &App, fanout: &ApiGatewayFanout, req: WsRequest) {
                     return;
                 }
             }
-            match listen::resume(app, &ws, &session_id).await {
-                Ok((session, due)) => {
-                    if fanout.post_json(id, protocol::listening(&session)).await != Posted::Sent {
-                        return;
-                    }
-                    for d in &due {
-                        if fanout
-                            .post_json(id, protocol::delivery(&session.id, d))
-                            .await
-                            != Posted::Sent
-                        {
-                            return;
-                        }
-                    }
-                }
-                Err(e) => {
-                    fanout.post_json(id, describe(e)).await;
-                }
-            }
+            let answer = match listen::resume(app, &ws, &session_id, due).await {
+                Ok(resumed) => protocol::listening(&resumed),
+                Err(e) => describe(e),
+            };
+            fanout.post_json(id, answer).await;
         }
         (
             ClientMessage::Subscribe {

@@ -399,25 +399,23 @@ impl Connection {
                 self.starting = None;
                 self.send_json(protocol::unsubscribed()).await;
             }
-            ClientMessage::Listen { session_id } => {
+            ClientMessage::Listen { session_id, due } => {
                 // Pushes are heard from before what is due is read, so
                 // none made in between is lost; one given by both is the
                 // same delivery and attempt, which the client forwards
-                // once.
-                let pushes = self.app.live.subscribe_listen();
-                match listen::resume(&self.app, workspace, &session_id).await {
-                    Ok((session, due)) => {
+                // once. The same session said again keeps its pushes.
+                let pushes = match self.listening.take() {
+                    Some(l) if l.session_id == session_id => l.pushes,
+                    _ => self.app.live.subscribe_listen(),
+                };
+                match listen::resume(&self.app, workspace, &session_id, due).await {
+                    Ok(resumed) => {
                         self.listening = Some(Listening {
-                            session_id: session.id.clone(),
+                            session_id: resumed.session.id.clone(),
                             pushes,
                         });
-                        if !self.send_json(protocol::listening(&session)).await {
+                        if !self.send_json(protocol::listening(&resumed)).await {
                             return Err(Close(close::TOO_SLOW, "too_slow".into()));
-                        }
-                        for d in &due {
-                            if !self.send_json(protocol::delivery(&session.id, d)).await {
-                                return Err(Close(close::TOO_SLOW, "too_slow".into()));
-                            }
                         }
                     }
                     Err(e) => {

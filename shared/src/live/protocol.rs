@@ -8,7 +8,7 @@ use super::{parse_event_id, Filter};
 use crate::app::App;
 use crate::error::Error;
 use crate::ids::{RunId, WorkspaceId};
-use crate::services::listen::{ListenDelivery, ListenView};
+use crate::services::listen::{ListenDelivery, Resumed};
 use crate::services::{agents, runs};
 
 /// The subprotocol a client offers (and the server selects).
@@ -32,11 +32,14 @@ pub enum ClientMessage {
     },
     Unsubscribe,
     /// Forward this `hookrun listen` session's deliveries over this
-    /// connection: what is due now is given at once, the rest as it comes
-    /// due. Said again every so often, it keeps the session alive and
-    /// gives what is due again (a delivery stays due until reported).
+    /// connection: the `listening` answer gives what is due now (a page;
+    /// `more` says to ask again), the rest is pushed as it comes due. Said
+    /// again every so often, it keeps the session alive; with `due: false`
+    /// it gives nothing (a keep-alive while the client is busy).
     Listen {
         session_id: String,
+        #[serde(default = "yes")]
+        due: bool,
     },
     Ping,
 }
@@ -124,9 +127,32 @@ pub fn unsubscribed() -> Value {
     json!({"type": "unsubscribed"})
 }
 
-/// The answer to `listen`: the session, as the API shows it.
-pub fn listening(session: &ListenView) -> Value {
-    json!({"type": "listening", "session": session})
+fn yes() -> bool {
+    true
+}
+
+/// The answer to `listen`: the session, as the API shows it, and, when
+/// asked for, the deliveries due now, oldest first, in one message of at
+/// most [`MAX_DELIVERY_MESSAGE`] (at least one is given; a body too big is
+/// left out as in [`delivery`]). `more`: others are due, ask again.
+pub fn listening(resumed: &Resumed) -> Value {
+    let Some(given) = &resumed.due else {
+        return json!({"type": "listening", "session": resumed.session});
+    };
+    let mut due = Vec::new();
+    let mut size = 0;
+    let mut more = resumed.more;
+    for d in given {
+        let value = delivery_value(d);
+        let len = value.to_string().len();
+        if !due.is_empty() && size + len > MAX_DELIVERY_MESSAGE {
+            more = true;
+            break;
+        }
+        size += len;
+        due.push(value);
+    }
+    json!({"type": "listening", "session": resumed.session, "due": due, "more": more})
 }
 
 /// The largest `delivery` message the channel sends: API Gateway's
@@ -138,14 +164,19 @@ pub const MAX_DELIVERY_MESSAGE: usize = 100 * 1024;
 /// "body_omitted": true`): its client reads the body from `GET
 /// /api/v1/deliveries/{id}`, and the headers, signed over it, are here.
 pub fn delivery(session_id: &str, delivery: &ListenDelivery) -> Value {
-    let message = json!({"type": "delivery", "session_id": session_id, "delivery": delivery});
-    if message.to_string().len() <= MAX_DELIVERY_MESSAGE {
-        return message;
+    json!({"type": "delivery", "session_id": session_id, "delivery": delivery_value(delivery)})
+}
+
+/// A delivery as the channel carries it: whole, or without its body when
+/// that would make a message over [`MAX_DELIVERY_MESSAGE`] (with room
+/// for the message around it).
+fn delivery_value(delivery: &ListenDelivery) -> Value {
+    let mut value = serde_json::to_value(delivery).expect("serialises");
+    if value.to_string().len() > MAX_DELIVERY_MESSAGE - 1024 {
+        value["body"] = Value::Null;
+        value["body_omitted"] = Value::Bool(true);
     }
-    let mut without = message;
-    without["delivery"]["body"] = Value::Null;
-    without["delivery"]["body_omitted"] = Value::Bool(true);
-    without
+    value
 }
 
 #[cfg(test)]
@@ -174,5 +205,41 @@ mod tests {
         assert_eq!(big["delivery"]["body_omitted"], true);
         assert_eq!(big["delivery"]["headers"]["webhook-id"], "dlv_1");
         assert!(big.to_string().len() <= MAX_DELIVERY_MESSAGE);
+    }
+
+    fn resumed(sizes: &[usize], more: bool) -> Resumed {
+        Resumed {
+            session: crate::services::listen::ListenView {
+                id: "sub_listen_a".into(),
+                events: vec![],
+                agent_id: None,
+                environment: Default::default(),
+                expires_at: chrono::Utc::now(),
+            },
+            due: Some(sizes.iter().map(|n| delivery_of(*n)).collect()),
+            more,
+        }
+    }
+
+    #[test]
+    fn listening_gives_what_fits_one_message_and_says_there_is_more() {
+        let all = listening(&resumed(&[100, 200], false));
+        assert_eq!(all["due"].as_array().map(Vec::len), Some(2));
+        assert_eq!(all["more"], false);
+        // 30 KiB bodies (60 escaped): one fits, the next would not.
+        let cut = listening(&resumed(&[30 * 1024, 30 * 1024, 10], false));
+        assert_eq!(cut["due"].as_array().map(Vec::len), Some(1));
+        assert_eq!(cut["more"], true);
+        assert!(cut.to_string().len() <= MAX_DELIVERY_MESSAGE + 1024);
+        // Each one is given: one too big alone goes without its body.
+        let alone = listening(&resumed(&[200 * 1024], false));
+        assert_eq!(alone["due"][0]["body_omitted"], true);
+        // The service's own `more` stands.
+        assert_eq!(listening(&resumed(&[10], true))["more"], true);
+        // A keep-alive's answer carries neither.
+        let mut keep = resumed(&[], false);
+        keep.due = None;
+        let k = listening(&keep);
+        assert!(k.get("due").is_none() && k.get("more").is_none());
     }
 }

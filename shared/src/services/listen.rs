@@ -25,12 +25,13 @@ use crate::services::{delivery, sealing, subscriptions};
 
 /// How long a session lives after its client was last heard of.
 pub const SESSION_TTL: Duration = Duration::from_secs(300);
-/// A fetch moves the session's end on only once this much of it has
-/// passed, so a client polling all the time writes once a minute.
+/// A `listen` (or a fetch) moves the session's end on only once this much
+/// of it has passed, so a client heard of all the time writes once a
+/// minute.
 const RENEW_AFTER: Duration = Duration::from_secs(60);
 /// The longest a fetch waits for a delivery (under API Gateway's 30 s).
 pub const MAX_WAIT: Duration = Duration::from_secs(20);
-/// Deliveries one fetch gives at most, oldest due first.
+/// Deliveries one fetch (or one `listen`) gives at most, oldest due first.
 pub const PAGE: usize = 25;
 /// How often a waiting fetch looks again.
 const POLL: Duration = Duration::from_millis(500);
@@ -333,30 +334,51 @@ pub async fn due(
     }
 }
 
-/// Deliveries one `listen` message on the channel is given at most (the
-/// rest come with its next one: a client says `listen` again every
-/// half minute).
-pub const RESUME_MAX: usize = 10 * PAGE;
+/// What a `listen` message on the channel is answered with: the session,
+/// and (when asked for) the deliveries due now, oldest first, at most
+/// [`PAGE`], with whether more are due.
+pub struct Resumed {
+    pub session: ListenView,
+    /// None when not asked for (a keep-alive).
+    pub due: Option<Vec<ListenDelivery>>,
+    pub more: bool,
+}
 
 /// A client listening on the real-time channel (its `listen` message,
-/// first and then every so often): the session lives on, and what is due
-/// now is given, oldest first; what comes due later is pushed
-/// ([`push`]). A client that was away gets here what it missed.
+/// first and then every so often): the session lives on, and, with
+/// `give_due`, what is due now is given, oldest first, a page at a time;
+/// what comes due later is pushed ([`push`]). A client that was away gets
+/// here what it missed.
 pub async fn resume(
     app: &App,
     workspace_id: &WorkspaceId,
     id: &str,
-) -> Result<(ListenView, Vec<ListenDelivery>), Error> {
+    give_due: bool,
+) -> Result<Resumed, Error> {
     let mut sub = session(app, workspace_id, id).await?;
     renew(app, &mut sub).await?;
+    let session = view(&sub);
+    if !give_due {
+        return Ok(Resumed {
+            session,
+            due: None,
+            more: false,
+        });
+    }
     let secrets = delivery::subscription_secrets(app, &sub).await?;
     let now = app.clock.now();
-    let due = due_now(app, id, RESUME_MAX)
-        .await?
-        .into_iter()
-        .map(|d| to_forward(d, &secrets, now))
-        .collect();
-    Ok((view(&sub), due))
+    let mut due = due_now(app, id, PAGE + 1).await?;
+    let more = due.len() > PAGE;
+    due.truncate(PAGE);
+    Ok(Resumed {
+        session,
+        due: Some(
+            due.into_iter()
+                .map(|d| to_forward(d, &secrets, now))
+                .collect(),
+        ),
+        more,
+    })
 }
 
 /// A listen session's delivery come due (the delivery worker's turn for
@@ -378,7 +400,7 @@ pub(crate) async fn push(app: &App, sub: &Subscription, d: Delivery) -> Result<(
 
 /// Records what became of a forwarded delivery and settles it as the
 /// delivery worker settles its own attempts (a failure waits for its
-/// next attempt by the retry schedule, then is fetched again).
+/// next attempt by the retry schedule, then is pushed again).
 pub async fn report(
     app: &App,
     workspace_id: &WorkspaceId,

@@ -451,12 +451,14 @@ async fn listen_one(
                             }
                             // Keeps the session alive; when idle, also gives
                             // again what is due but no push reached (a
-                            // client that was away).
+                            // client that was away), or a page of a
+                            // catch-up whose answer never came.
                             state.forget_old();
                             let idle = current.is_none() && queue.is_empty();
-                            if let Err(e) = socket.send(listen(idle && !catching_up)).await {
+                            if let Err(e) = socket.send(listen(idle)).await {
                                 return Dropped::Lost(e.to_string());
                             }
+                            asked |= idle;
                         }
                     }
                 }
@@ -773,6 +775,52 @@ mod tests {
             args(&["ftp://host/x"], &[]),
         ] {
             assert!(matches!(targets(&a), Err(CliError::Usage(_))), "{a:?}");
+        }
+    }
+
+    #[test]
+    fn a_delivery_given_again_is_forwarded_once_and_a_waiting_one_takes_fresh_headers() {
+        let mut state = Session {
+            unreported: HashMap::new(),
+            seen: HashMap::new(),
+            print_body: false,
+        };
+        let d = |id: &str, attempt: u64, ts: &str| json!({"id": id, "attempt": attempt, "headers": {"webhook-timestamp": ts}});
+        let mut queue = VecDeque::new();
+        state.take(&d("a", 1, "1"), &mut queue, None);
+        state.take(&d("b", 1, "1"), &mut queue, None);
+        // Given again while waiting: not queued twice, fresh headers.
+        state.take(&d("a", 1, "9"), &mut queue, None);
+        assert_eq!(queue.len(), 2);
+        assert_eq!(queue[0]["headers"]["webhook-timestamp"], "9");
+        // Being forwarded now, or forwarded already: left out.
+        state.take(&d("c", 1, "1"), &mut queue, Some("c"));
+        state.forwarded(&d("e", 1, "1"));
+        state.take(&d("e", 1, "2"), &mut queue, None);
+        assert_eq!(queue.len(), 2);
+        // Its next attempt is new.
+        state.take(&d("e", 2, "3"), &mut queue, None);
+        assert_eq!(queue.len(), 3);
+        // Malformed: ignored.
+        state.take(&json!({"id": "x"}), &mut queue, None);
+        assert_eq!(queue.len(), 3);
+    }
+
+    #[test]
+    fn the_channels_refusals_end_listen_and_the_rest_reconnect() {
+        let url = reqwest::Url::parse("ws://h/api/v1/ws").unwrap();
+        let err = |code: &str| {
+            channel_error(
+                &json!({"type": "error", "code": code, "message": "m"}),
+                &url,
+            )
+        };
+        assert!(matches!(err("not_found"), Dropped::SessionEnded));
+        for code in ["invalid_message", "unauthorized", "forbidden"] {
+            assert!(matches!(err(code), Dropped::Fatal(_)), "{code}");
+        }
+        for code in ["too_slow", "too_many_streams", "unavailable"] {
+            assert!(matches!(err(code), Dropped::Lost(_)), "{code}");
         }
     }
 

@@ -132,6 +132,18 @@ fn message(id: &str, body: Value) -> WsRequest {
     }
 }
 
+async fn echo_agent(app: &App, ws: &hookrun_core::ids::WorkspaceId) -> hookrun_core::model::Agent {
+    let req = agents::CreateAgent {
+        name: "echo".into(),
+        runner: RunnerConfig::Echo,
+        timeout_seconds: Some(60),
+        enabled: None,
+        max_concurrent_runs: None,
+        concurrency: None,
+    };
+    agents::create(app, ws, req).await.unwrap().0
+}
+
 async fn connection(app: &App, id: &str) -> Option<Connection> {
     app.repo
         .get::<Connection>(&Connection::id_for(id))
@@ -268,21 +280,7 @@ async fn events_reach_subscribed_connections_of_their_workspace_only() {
     fake.gone.lock().unwrap().insert("gone".into());
 
     // A run, executed: its events reach c1, in order.
-    let agent = agents::create(
-        &app,
-        &ws,
-        agents::CreateAgent {
-            name: "echo".into(),
-            runner: RunnerConfig::Echo,
-            timeout_seconds: Some(60),
-            enabled: None,
-            max_concurrent_runs: None,
-            concurrency: None,
-        },
-    )
-    .await
-    .unwrap()
-    .0;
+    let agent = echo_agent(&app, &ws).await;
     let run = ingress::new_run(
         &app,
         &agent,
@@ -463,21 +461,7 @@ async fn a_listen_session_gets_what_is_due_then_pushes_on_its_connection() {
         .unwrap()
         .workspace
         .id;
-    let agent = agents::create(
-        &app,
-        &ws,
-        agents::CreateAgent {
-            name: "echo".into(),
-            runner: RunnerConfig::Echo,
-            timeout_seconds: Some(60),
-            enabled: None,
-            max_concurrent_runs: None,
-            concurrency: None,
-        },
-    )
-    .await
-    .unwrap()
-    .0;
+    let agent = echo_agent(&app, &ws).await;
     let open: listen::OpenListen = serde_json::from_value(json!({
         "machine_id": "laptop", "label": "http://localhost:3000/hooks", "secret": SECRET,
     }))

@@ -636,3 +636,88 @@ async fn a_backlog_is_forwarded_oldest_first_when_listen_comes_back() {
     assert_eq!(receiver.got().len(), 31, "nothing forwarded twice");
     drop(back);
 }
+
+/// `--agent` keeps other agents' runs out, `--print-body` prints what the
+/// local server answered, and a local URL nobody listens on is shown as
+/// no answer and kept for its retry (the delivery stays pending).
+#[tokio::test]
+async fn listen_filters_by_agent_prints_answers_and_shows_a_refused_forward() {
+    let h = Hookrun::start();
+    let (mine, mine_secret) = h
+        .create_agent(json!({"name": "mine", "runner": {"type": "echo"}}))
+        .await;
+    let (other, other_secret) = h
+        .create_agent(json!({"name": "other", "runner": {"type": "echo"}}))
+        .await;
+    let receiver = crate::harness::Receiver::start();
+    let nobody = format!(
+        "http://{}/hooks",
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+    );
+    let listen = Listener::start(
+        &h,
+        &[
+            "--forward-to",
+            &receiver.url(),
+            "--forward-to",
+            &nobody,
+            "--events",
+            "run.succeeded",
+            "--agent",
+            &mine,
+            "--print-body",
+        ],
+    );
+    listen
+        .line(&format!("→ {nobody}"), Duration::from_secs(10))
+        .await;
+    listen
+        .line(&format!("→ {}", receiver.url()), Duration::from_secs(10))
+        .await;
+
+    let skipped = h.trigger(&other, &other_secret, json!({"n": 0})).await;
+    h.wait_finished(&skipped, Duration::from_secs(30)).await;
+    let run = h.trigger(&mine, &mine_secret, json!({"n": 1})).await;
+    let got = receiver.wait_for(1, Duration::from_secs(30)).await;
+    assert_eq!(got[0].json()["data"]["run_id"], run.as_str());
+    // The local answer, printed after its line.
+    listen.line("answer 200", Duration::from_secs(10)).await;
+    // The URL nobody listens on: shown, and left pending for its retry.
+    let refused = listen.line("no answer", Duration::from_secs(10)).await;
+    assert!(refused.contains(run.as_str()), "{refused}");
+    let (_, subs) = h.get("/api/v1/subscriptions").await;
+    let sessions: Vec<&Value> = subs["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["id"].as_str().unwrap().starts_with("sub_listen_"))
+        .collect();
+    assert_eq!(sessions.len(), 2, "one session per --forward-to");
+    for s in sessions {
+        assert_eq!(s["agent_id"], mine.as_str());
+        let (_, log) = h
+            .get(&format!(
+                "/api/v1/subscriptions/{}/deliveries",
+                s["id"].as_str().unwrap()
+            ))
+            .await;
+        let data = log["data"].as_array().unwrap();
+        assert_eq!(data.len(), 1, "only the agent's run: {log}");
+        assert_eq!(data[0]["run_id"], run.as_str());
+        let want = if s["name"].as_str().unwrap().contains(&nobody) {
+            "pending"
+        } else {
+            "succeeded"
+        };
+        assert_eq!(data[0]["status"], want, "{s}");
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        receiver.got().len(),
+        1,
+        "the other agent's run is not forwarded"
+    );
+}

@@ -9,15 +9,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 base="${1:?usage: bench-binary-size.sh BASE}"
 out="$PWD/target/bench-binary-size"
-rm -rf "$out"
-mkdir -p "$out"
-git worktree add --quiet --detach "$out/base-src" "$base"
-trap 'git worktree remove --force "$out/base-src"' EXIT
-export CARGO_TARGET_DIR="$PWD/target"
+. infra/bench-sides.sh
+bench_sides "$out" "$base"
 for side in before after; do
-  src="$PWD"
-  [ "$side" = before ] && src="$out/base-src"
-  echo "== $side: $(git -C "$src" rev-parse --short HEAD)"
+  src=$(side_src "$side")
   (cd "$src" && cargo build --release --locked -p hookrun)
   cp "$CARGO_TARGET_DIR/release/hookrun" "$out/hookrun-$side"
 done

@@ -17,16 +17,11 @@ base="${1:?usage: bench-executor.sh BASE [RUNS]}"
 runs="${2:-200}"
 [ -x .venv/bin/cargo-lambda ] && PATH="$PWD/.venv/bin:$PATH"
 out="$PWD/target/bench-executor"
-rm -rf "$out"
-mkdir -p "$out"
-git worktree add --quiet --detach "$out/base-src" "$base"
-trap 'git worktree remove --force "$out/base-src"' EXIT
-export CARGO_TARGET_DIR="$PWD/target"
+. infra/bench-sides.sh
+bench_sides "$out" "$base"
 
 for side in before after; do
-  src="$PWD"
-  [ "$side" = before ] && src="$out/base-src"
-  echo "== $side: $(git -C "$src" rev-parse --short HEAD)"
+  src=$(side_src "$side")
   (
     cd "$src"
     cargo build --release --locked -p hookrun-executor

@@ -365,6 +365,15 @@ impl Hookrun {
 
 impl Drop for Hookrun {
     fn drop(&mut self) {
+        // A failed test shows what the server logged last.
+        if std::thread::panicking() {
+            let log = read_log(&self.data_dir);
+            let lines: Vec<&str> = log.lines().collect();
+            eprintln!(
+                "hookrun's log (last lines):\n{}",
+                lines[lines.len().saturating_sub(150)..].join("\n")
+            );
+        }
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();

@@ -261,8 +261,39 @@ impl Listener {
 
 impl Drop for Listener {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "hookrun listen printed:\n{}",
+                self.lines.lock().unwrap().join("\n")
+            );
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// The run ended as succeeded: a run that failed would send no
+/// `run.succeeded`, and a missing delivery would be misread.
+async fn assert_succeeded(h: &Hookrun, run_id: &str) {
+    let run = h.wait_finished(run_id, Duration::from_secs(60)).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+}
+
+/// Waits until the session's (only) delivery has this status.
+async fn wait_delivery_status(h: &Hookrun, session: &str, want: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, log) = h
+            .get(&format!("/api/v1/subscriptions/{session}/deliveries"))
+            .await;
+        if log["data"][0]["status"] == want {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the delivery is not {want}: {log}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -327,6 +358,7 @@ async fn listen_forwards_signed_deliveries_retries_a_failure_and_survives_a_rest
 
     // A run's run.succeeded: forwarded, refused (500), retried, taken.
     let first = h.trigger(&agent, &agent_secret, json!({"n": 1})).await;
+    assert_succeeded(&h, &first).await;
     let got = receiver.wait_for(2, Duration::from_secs(30)).await;
     assert_eq!(
         got[0].header("webhook-id"),
@@ -349,6 +381,7 @@ async fn listen_forwards_signed_deliveries_retries_a_failure_and_survives_a_rest
         .find(|s| s["id"].as_str().unwrap().starts_with("sub_listen_"))
         .expect("the session is a subscription")
         .clone();
+    wait_delivery_status(&h, session["id"].as_str().unwrap(), "succeeded").await;
     let (_, log) = h
         .get(&format!(
             "/api/v1/subscriptions/{}/deliveries",
@@ -364,6 +397,7 @@ async fn listen_forwards_signed_deliveries_retries_a_failure_and_survives_a_rest
     h.kill();
     h.respawn();
     let second = h.trigger(&agent, &agent_secret, json!({"n": 2})).await;
+    assert_succeeded(&h, &second).await;
     let got = receiver.wait_for(3, Duration::from_secs(60)).await;
     assert_eq!(got[2].json()["data"]["run_id"], second.as_str());
     assert_signed(&got[2], &secret);
@@ -374,6 +408,7 @@ async fn listen_forwards_signed_deliveries_retries_a_failure_and_survives_a_rest
     let third = h
         .trigger(&mirror, &mirror_secret, json!({"big": big}))
         .await;
+    assert_succeeded(&h, &third).await;
     let got = receiver.wait_for(4, Duration::from_secs(30)).await;
     assert_eq!(got[3].json()["data"]["run_id"], third.as_str());
     assert!(got[3].body.contains(&big));
@@ -617,14 +652,46 @@ async fn a_backlog_is_forwarded_oldest_first_when_listen_comes_back() {
     let live = h.trigger(&agent, &agent_secret, json!({"n": "live"})).await;
     let got_all = receiver.wait_for(31, Duration::from_secs(30)).await;
     assert_eq!(got_all[30].json()["data"]["run_id"], live.as_str());
-    let times: Vec<String> = got
+    // Oldest first: in the order the deliveries came due, as the
+    // delivery log has them (made, then id). Not by the event's own
+    // time: two runs ending together may make their deliveries in the
+    // other order.
+    let (_, subs) = h.get("/api/v1/subscriptions").await;
+    let session = subs["data"]
+        .as_array()
+        .unwrap()
         .iter()
-        // The event's time: when its delivery was made, and came due.
-        .map(|r| r.json()["timestamp"].as_str().unwrap().to_owned())
+        .find(|s| s["id"].as_str().unwrap().starts_with("sub_listen_"))
+        .expect("the session is a subscription")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, log) = h
+        .get(&format!(
+            "/api/v1/subscriptions/{session}/deliveries?limit=100"
+        ))
+        .await;
+    let made: std::collections::HashMap<String, String> = log["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["id"].as_str().unwrap().to_owned(),
+                d["created_at"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
-    let mut sorted = times.clone();
+    let order: Vec<(String, String)> = got[..30]
+        .iter()
+        .map(|r| {
+            let id = r.header("webhook-id").to_owned();
+            (made[&id].clone(), id)
+        })
+        .collect();
+    let mut sorted = order.clone();
     sorted.sort();
-    assert_eq!(times, sorted, "oldest first");
+    assert_eq!(order, sorted, "oldest first");
     let mut ids: Vec<String> = got
         .iter()
         .map(|r| r.header("webhook-id").to_owned())
@@ -707,12 +774,12 @@ async fn listen_filters_by_agent_prints_answers_and_shows_a_refused_forward() {
         let data = log["data"].as_array().unwrap();
         assert_eq!(data.len(), 1, "only the agent's run: {log}");
         assert_eq!(data[0]["run_id"], run.as_str());
-        let want = if s["name"].as_str().unwrap().contains(&nobody) {
-            "pending"
+        if s["name"].as_str().unwrap().contains(&nobody) {
+            assert_eq!(data[0]["status"], "pending", "{s}");
         } else {
-            "succeeded"
-        };
-        assert_eq!(data[0]["status"], want, "{s}");
+            // Reported just after its line is printed.
+            wait_delivery_status(&h, s["id"].as_str().unwrap(), "succeeded").await;
+        }
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(

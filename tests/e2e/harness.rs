@@ -56,6 +56,11 @@ pub fn backend_args(data_dir: &Path) -> Vec<String> {
     }
 }
 
+/// Whether this run of the suite is on the AWS backend.
+pub fn on_aws() -> bool {
+    std::env::var("HOOKRUN_E2E_BACKEND").as_deref() == Ok("aws")
+}
+
 /// `hookrun ARGS` on the store of `data_dir`.
 pub fn hookrun_command(data_dir: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookrun"));
@@ -218,7 +223,7 @@ impl Hookrun {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
-            if std::env::var("HOOKRUN_E2E_BACKEND").as_deref() == Ok("aws") {
+            if on_aws() {
                 std::thread::sleep(hookrun_core::worker::LONG_POLL + Duration::from_secs(1));
             }
         }

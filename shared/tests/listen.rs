@@ -18,6 +18,9 @@ use hookrun_core::sqlite::SqliteStore;
 use hookrun_core::{App, Settings};
 use serde_json::json;
 
+#[path = "support/signed.rs"]
+mod signed;
+
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 struct Fixture {
@@ -353,16 +356,7 @@ fn pushed(push: &hookrun_core::live::ListenPush, session: &str, attempt: u64) ->
     assert_eq!(m["session_id"], session);
     let d = &m["delivery"];
     assert_eq!(d["attempt"], attempt);
-    let (id, body) = (d["id"].as_str().unwrap(), d["body"].as_str().unwrap());
-    let ts: i64 = d["headers"]["webhook-timestamp"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert_eq!(
-        d["headers"]["webhook-signature"],
-        hookrun_core::signature::standard_webhooks(id, ts, body, &[SECRET.into()])
-    );
+    signed::assert_standard_signed(d, SECRET);
     d.clone()
 }
 

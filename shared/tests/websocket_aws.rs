@@ -21,6 +21,9 @@ use hookrun_core::services::{admin, agents, events, ingress, listen, runs, subsc
 use hookrun_core::{work, App, Settings};
 use serde_json::{json, Value};
 
+#[path = "support/signed.rs"]
+mod signed;
+
 const ADMIN: &str = "websocket-aws-admin-key-0123456789-abcdef";
 
 #[derive(Clone, Default)]
@@ -502,20 +505,7 @@ async fn a_listen_session_gets_what_is_due_then_pushes_on_its_connection() {
         (d["run_id"].as_str(), d["attempt"].as_u64()),
         (Some(early.id.as_str()), Some(1))
     );
-    let ts: i64 = d["headers"]["webhook-timestamp"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert_eq!(
-        d["headers"]["webhook-signature"],
-        hookrun_core::signature::standard_webhooks(
-            d["id"].as_str().unwrap(),
-            ts,
-            d["body"].as_str().unwrap(),
-            &[SECRET.into()]
-        )
-    );
+    signed::assert_standard_signed(d, SECRET);
     assert_eq!(
         connection(&app, "L1")
             .await

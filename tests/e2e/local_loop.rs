@@ -279,6 +279,18 @@ async fn assert_succeeded(h: &Hookrun, run_id: &str) {
     assert_eq!(run["status"], "succeeded", "{run}");
 }
 
+/// The listen sessions among the workspace's subscriptions.
+async fn listen_sessions(h: &Hookrun) -> Vec<Value> {
+    let (_, subs) = h.get("/api/v1/subscriptions").await;
+    subs["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["id"].as_str().unwrap().starts_with("sub_listen_"))
+        .cloned()
+        .collect()
+}
+
 /// Waits until the session's (only) delivery has this status.
 async fn wait_delivery_status(h: &Hookrun, session: &str, want: &str) {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -373,14 +385,11 @@ async fn listen_forwards_signed_deliveries_retries_a_failure_and_survives_a_rest
     listen.line("→ 500", Duration::from_secs(5)).await;
     listen.line("→ 200", Duration::from_secs(5)).await;
     // The delivery log shows both attempts, marked as a listen session's.
-    let (_, subs) = h.get("/api/v1/subscriptions").await;
-    let session = subs["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["id"].as_str().unwrap().starts_with("sub_listen_"))
-        .expect("the session is a subscription")
-        .clone();
+    let session = listen_sessions(&h)
+        .await
+        .into_iter()
+        .next()
+        .expect("the session is a subscription");
     wait_delivery_status(&h, session["id"].as_str().unwrap(), "succeeded").await;
     let (_, log) = h
         .get(&format!(
@@ -431,15 +440,8 @@ async fn listen_forwards_signed_deliveries_retries_a_failure_and_survives_a_rest
         assert!(std::time::Instant::now() < deadline, "listen did not stop");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let (_, subs) = h.get("/api/v1/subscriptions").await;
-    assert!(
-        !subs["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|s| s["id"].as_str().unwrap().starts_with("sub_listen_")),
-        "the session was closed: {subs}"
-    );
+    let left = listen_sessions(&h).await;
+    assert!(left.is_empty(), "the session was closed: {left:?}");
 }
 
 /// A pushed delivery's Standard Webhooks signature verifies over `body`.
@@ -656,12 +658,10 @@ async fn a_backlog_is_forwarded_oldest_first_when_listen_comes_back() {
     // delivery log has them (made, then id). Not by the event's own
     // time: two runs ending together may make their deliveries in the
     // other order.
-    let (_, subs) = h.get("/api/v1/subscriptions").await;
-    let session = subs["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["id"].as_str().unwrap().starts_with("sub_listen_"))
+    let session = listen_sessions(&h)
+        .await
+        .into_iter()
+        .next()
         .expect("the session is a subscription")["id"]
         .as_str()
         .unwrap()
@@ -755,13 +755,7 @@ async fn listen_filters_by_agent_prints_answers_and_shows_a_refused_forward() {
     // The URL nobody listens on: shown, and left pending for its retry.
     let refused = listen.line("no answer", Duration::from_secs(10)).await;
     assert!(refused.contains(run.as_str()), "{refused}");
-    let (_, subs) = h.get("/api/v1/subscriptions").await;
-    let sessions: Vec<&Value> = subs["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|s| s["id"].as_str().unwrap().starts_with("sub_listen_"))
-        .collect();
+    let sessions = listen_sessions(&h).await;
     assert_eq!(sessions.len(), 2, "one session per --forward-to");
     for s in sessions {
         assert_eq!(s["agent_id"], mine.as_str());

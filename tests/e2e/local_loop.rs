@@ -161,6 +161,53 @@ async fn a_fixture_reaches_an_agent_route_with_overrides_and_its_log_is_followed
         "a dry run sends nothing"
     );
 
+    // The secret from HOOKRUN_TRIGGER_SECRET, and from a file with @.
+    let mut from_env = client(&h.base, Some(ADMIN_KEY));
+    from_env.env("HOOKRUN_TRIGGER_SECRET", &secret);
+    let out = run(from_env, &["trigger", &agent, "--fixture", "generic"]).ok();
+    assert!(
+        out.stdout.starts_with("accepted: run run_"),
+        "{}",
+        out.stdout
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("secret");
+    std::fs::write(&file, format!("{secret}\n")).unwrap();
+    let at_file = format!("@{}", file.display());
+    let out = run(
+        client(&h.base, Some(ADMIN_KEY)),
+        &[
+            "trigger",
+            &agent,
+            "--fixture",
+            "generic",
+            "--secret",
+            &at_file,
+        ],
+    )
+    .ok();
+    assert!(
+        out.stdout.starts_with("accepted: run run_"),
+        "{}",
+        out.stdout
+    );
+    let missing = format!("@{}", dir.path().join("nope").display());
+    let out = run(
+        client(&h.base, Some(ADMIN_KEY)),
+        &[
+            "trigger",
+            &agent,
+            "--fixture",
+            "generic",
+            "--secret",
+            &missing,
+        ],
+    );
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("nope"), "{}", out.stderr);
+    let (_, runs) = h.get(&format!("/api/v1/agents/{agent}/runs")).await;
+    assert_eq!(runs["data"].as_array().unwrap().len(), 3);
+
     // A signed target without a secret, an unknown fixture, a bad --set.
     for (args, code, says) in [
         (

@@ -430,7 +430,16 @@ async fn listen_forwards_signed_deliveries_retries_a_failure_and_survives_a_rest
         assert_eq!(r.json()["data"]["run_id"], first.as_str());
     }
     listen.line("→ 500", Duration::from_secs(5)).await;
-    listen.line("→ 200", Duration::from_secs(5)).await;
+    // One line per delivery: time, event, run id, local status, duration.
+    let line = listen.line("→ 200", Duration::from_secs(5)).await;
+    let words: Vec<&str> = line.split_whitespace().collect();
+    assert!(
+        chrono::NaiveTime::parse_from_str(words[0], "%H:%M:%S").is_ok(),
+        "{line}"
+    );
+    assert_eq!(&words[1..3], ["run.succeeded", first.as_str()], "{line}");
+    assert!(line.contains("attempt 2 → 200 in "), "{line}");
+    assert!(line.ends_with(" ms"), "{line}");
     // The delivery log shows both attempts, marked as a listen session's.
     let session = listen_sessions(&h)
         .await

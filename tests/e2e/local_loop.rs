@@ -208,6 +208,36 @@ async fn a_fixture_reaches_an_agent_route_with_overrides_and_its_log_is_followed
     let (_, runs) = h.get(&format!("/api/v1/agents/{agent}/runs")).await;
     assert_eq!(runs["data"].as_array().unwrap().len(), 3);
 
+    // --follow exits as `logs --follow` does: 1 for a run that failed.
+    let fake = crate::harness::FakeAgent::start().await;
+    let (failing, failing_secret) = h
+        .create_agent(
+            json!({"name": "failing", "runner": {"type": "http", "url": fake.url("/fail")}}),
+        )
+        .await;
+    let out = run(
+        client(&h.base, Some(ADMIN_KEY)),
+        &[
+            "trigger",
+            &failing,
+            "--fixture",
+            "generic",
+            "--secret",
+            &failing_secret,
+            "--follow",
+        ],
+    );
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    let failed_run = out
+        .stdout
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("accepted: run "))
+        .unwrap_or_else(|| panic!("{}", out.stdout))
+        .to_owned();
+    let (_, r) = h.get(&format!("/api/v1/runs/{failed_run}")).await;
+    assert_eq!(r["status"], "failed", "{r}");
+
     // A signed target without a secret, an unknown fixture, a bad --set.
     for (args, code, says) in [
         (
